@@ -1,0 +1,93 @@
+/* kernels.c — run-time kernel selection (see kernels.h). Compiled without ISA flags. */
+#include "tensor/kernels.h"
+
+#include "core/cpu.h"
+#include "core/log.h"
+#include "tensor/ref/kernels_ref.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ks_kernels ref_set, avx2_set, avx512_set, neon_set;
+static int have_avx2, have_avx512, have_neon;
+static const ks_kernels *selected;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void build_sets(void) {
+    ks_kernels_ref_fill(&ref_set);
+    ref_set.isa = "ref";
+#if !defined(KS_REF_ONLY)
+    const ks_cpu_features *f = ks_cpu_detect();
+#if defined(KS_HAVE_X86_KERNELS)
+    if (f->avx2 && f->fma && f->f16c) {
+        avx2_set = ref_set;
+        avx2_set.isa = "avx2";
+        ks_kernels_register_avx2(&avx2_set);
+        have_avx2 = 1;
+    }
+    if (have_avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni &&
+        f->avx512bf16) {
+        avx512_set = avx2_set;
+        avx512_set.isa = "avx512";
+        ks_kernels_register_avx512(&avx512_set);
+        have_avx512 = 1;
+    }
+#elif defined(KS_HAVE_ARM_KERNELS)
+    if (f->neon) {
+        neon_set = ref_set;
+        neon_set.isa = "neon";
+        ks_kernels_register_neon(&neon_set);
+        have_neon = 1;
+    }
+#else
+    (void)f;
+#endif
+#endif
+    const ks_kernels *best = &ref_set;
+    if (have_avx2) best = &avx2_set;
+    if (have_avx512) best = &avx512_set;
+    if (have_neon) best = &neon_set;
+
+    const char *force = getenv("KS_KERNELS");
+    if (force && *force) {
+        const ks_kernels *k = ks_kernels_for_isa(force);
+        if (k) {
+            best = k;
+        } else {
+            KS_LOGW("KS_KERNELS=%s is not available on this CPU or build; using ref", force);
+            best = &ref_set;
+        }
+    }
+    selected = best;
+}
+
+static void ensure_built(void);
+
+const ks_kernels *ks_kernels_get(void) {
+    ensure_built();
+    return selected;
+}
+
+const ks_kernels *ks_kernels_ref(void) {
+    ensure_built();
+    return &ref_set;
+}
+
+/* build_sets() calls ks_kernels_for_isa() for KS_KERNELS, so the lookup must not
+ * recurse into pthread_once: it reads the sets directly. */
+static const ks_kernels *lookup(const char *isa) {
+    if (!strcmp(isa, "ref")) return &ref_set;
+    if (!strcmp(isa, "avx2") && have_avx2) return &avx2_set;
+    if (!strcmp(isa, "avx512") && have_avx512) return &avx512_set;
+    if (!strcmp(isa, "neon") && have_neon) return &neon_set;
+    return NULL;
+}
+
+const ks_kernels *ks_kernels_for_isa(const char *isa) {
+    if (ref_set.isa == NULL)
+        ensure_built();
+    return lookup(isa);
+}
+
+static void ensure_built(void) { pthread_once(&once, build_sets); }

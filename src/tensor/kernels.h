@@ -1,0 +1,40 @@
+/* kernels.h — the compute kernel table and its run-time selection.
+ *
+ * One table per ISA (ref = portable scalar C, always built; avx2 = AVX2+FMA+F16C;
+ * avx512 = AVX-512 F/BW/VL/DQ + VNNI + BF16; neon). ks_kernels_get() picks the best the
+ * CPU and OS support, once; KS_KERNELS=ref|avx2|avx512|neon in the environment forces a
+ * set (an unavailable one falls back to ref with a warning). An ISA table fills in only
+ * the kernels it implements; the rest are taken from ref.
+ *
+ * Kernels are pure functions over their arguments: no allocation, no threads, no
+ * globals, no feature branches. */
+#ifndef KS_KERNELS_H
+#define KS_KERNELS_H
+
+#include "tensor/fp16.h"
+#include <stdint.h>
+
+typedef struct ks_kernels {
+    const char *isa;
+    /* y[i] = x[i] converted, n elements */
+    void (*fp16_to_fp32_row)(const ks_fp16 *x, float *y, int64_t n);
+    void (*fp32_to_fp16_row)(const float *x, ks_fp16 *y, int64_t n);
+    void (*bf16_to_fp32_row)(const ks_bf16 *x, float *y, int64_t n);
+    /* sum_i x[i] * y[i], n elements */
+    float (*dot_f32)(const float *x, const float *y, int64_t n);
+} ks_kernels;
+
+/* The selected set (first call selects; thread-safe afterwards). */
+const ks_kernels *ks_kernels_get(void);
+/* The scalar reference set. */
+const ks_kernels *ks_kernels_ref(void);
+/* A named set completed with ref entries, or NULL if not built or the CPU lacks it. */
+const ks_kernels *ks_kernels_for_isa(const char *isa);
+
+/* Per-ISA registration: each fills the entries it implements. Only called when the CPU
+ * supports the ISA. */
+void ks_kernels_register_avx2(ks_kernels *k);
+void ks_kernels_register_avx512(ks_kernels *k);
+void ks_kernels_register_neon(ks_kernels *k);
+
+#endif

@@ -1,0 +1,10 @@
+/* kernels_ref.h — the scalar reference kernels (the specification every ISA kernel is
+ * tested against). */
+#ifndef KS_KERNELS_REF_H
+#define KS_KERNELS_REF_H
+
+#include "tensor/kernels.h"
+
+void ks_kernels_ref_fill(ks_kernels *k);
+
+#endif

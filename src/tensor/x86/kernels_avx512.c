@@ -1,0 +1,37 @@
+/* kernels_avx512.c — AVX-512 (F, BW, VL, DQ, VNNI, BF16) kernels. Compiled with those
+ * flags; only reached when the CPU and OS support them (kernels.c). */
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+
+static void bf16_to_fp32_row_avx512(const ks_bf16 *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + i)));
+        _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+    }
+    for (; i < n; i++)
+        y[i] = ks_bf16_to_fp32(x[i]);
+}
+
+static float dot_f32_avx512(const float *x, const float *y, int64_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
+    }
+    if (i + 16 <= n) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+        i += 16;
+    }
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+void ks_kernels_register_avx512(ks_kernels *k) {
+    k->bf16_to_fp32_row = bf16_to_fp32_row_avx512;
+    k->dot_f32 = dot_f32_avx512;
+}
