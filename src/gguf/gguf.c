@@ -488,9 +488,10 @@ static ks_status parse_tensors(cursor *c) {
         return s;
     }
 
-    /* Data section: starts at the next multiple of the alignment. */
+    /* Data section: starts at the next multiple of the alignment. A file without tensors
+     * may end right after its directory (no padding), as llama.cpp writes it. */
     uint64_t a = g->alignment;
-    uint64_t data = c->pos + (a - c->pos % a) % a;
+    uint64_t data = g->n_tensors ? c->pos + (a - c->pos % a) % a : c->pos;
     g->data_offset = data;
     if (g->n_tensors > 0 && data > g->size) {
         free(info_at);
@@ -505,7 +506,7 @@ static ks_status parse_tensors(cursor *c) {
     for (uint64_t i = 0; i < g->n_tensors && !s; i++) {
         ks_gguf_tensor *t = &g->tensors[i];
         char field[160];
-        snprintf(field, sizeof field, "tensor '%.*s' offset", (int)t->name.len, t->name.ptr);
+        snprintf(field, sizeof field, "tensor '%.*s' info", (int)t->name.len, t->name.ptr);
         if (t->offset % a != 0) {
             char what[96];
             snprintf(what, sizeof what, "data offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
@@ -530,7 +531,7 @@ static ks_status parse_tensors(cursor *c) {
                 const ks_gguf_tensor *t = &g->tensors[spans[i].index];
                 const ks_gguf_tensor *p = &g->tensors[spans[i - 1].index];
                 char field[160], what[160];
-                snprintf(field, sizeof field, "tensor '%.*s' offset", (int)t->name.len, t->name.ptr);
+                snprintf(field, sizeof field, "tensor '%.*s' info", (int)t->name.len, t->name.ptr);
                 snprintf(what, sizeof what, "data overlaps tensor '%.*s'", (int)p->name.len, p->name.ptr);
                 s = corrupt(c, info_at[spans[i].index], field, what);
             }
@@ -797,6 +798,17 @@ double ks_gguf_arr_get_f64(const ks_gguf_value *arr, uint64_t i) {
     }
 }
 
+/* Float to integer without undefined behaviour: NaN -> 0, out of range -> saturated. */
+static int64_t f64_to_i64(double x) {
+    if (x != x)
+        return 0;
+    if (x >= 9.2233720368547758e18)
+        return INT64_MAX;
+    if (x <= -9.2233720368547758e18)
+        return INT64_MIN;
+    return (int64_t)x;
+}
+
 int64_t ks_gguf_arr_get_i64(const ks_gguf_value *arr, uint64_t i) {
     const uint8_t *p = (const uint8_t *)arr->v.arr.raw + i * ks_gguf_type_size(arr->v.arr.elem_type);
     switch (arr->v.arr.elem_type) {
@@ -808,8 +820,8 @@ int64_t ks_gguf_arr_get_i64(const ks_gguf_value *arr, uint64_t i) {
     case KS_GGUF_INT32: { int32_t x; memcpy(&x, p, 4); return x; }
     case KS_GGUF_UINT64: { uint64_t x; memcpy(&x, p, 8); return (int64_t)x; }
     case KS_GGUF_INT64: { int64_t x; memcpy(&x, p, 8); return x; }
-    case KS_GGUF_FLOAT32: { float x; memcpy(&x, p, 4); return (int64_t)x; }
-    case KS_GGUF_FLOAT64: { double x; memcpy(&x, p, 8); return (int64_t)x; }
+    case KS_GGUF_FLOAT32: { float x; memcpy(&x, p, 4); return f64_to_i64(x); }
+    case KS_GGUF_FLOAT64: { double x; memcpy(&x, p, 8); return f64_to_i64(x); }
     default: return 0;
     }
 }
