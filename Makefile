@@ -1,0 +1,59 @@
+# Thin wrapper over CMake presets so `make`, `make run` and `make test` do what people
+# expect. The real build lives in CMakeLists.txt / CMakePresets.json.
+#
+#   make              install missing dependencies, build build/kvserve (release)
+#   make run          ... and start kvserve on MODEL (a generated demo model by default)
+#   make test         ... and run every test (C unit, kernel, fuzz replay, node, peer)
+#   make test-asan    unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (clang)
+#   make clean        remove build directories
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MODEL ?=
+DEMO_MODEL := models/demo.gguf
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build run test test-asan test-ref fuzz clean demo-model
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build -j $(JOBS)
+
+demo-model: build
+	@if [ ! -f $(DEMO_MODEL) ]; then \
+	  mkdir -p models && ./build/kvserve mkmodel --preset tiny -o $(DEMO_MODEL); fi
+
+ifeq ($(MODEL),)
+run: demo-model
+	./build/kvserve info $(DEMO_MODEL)
+else
+run: build
+	./build/kvserve info $(MODEL)
+endif
+
+test: build
+	@ctest --test-dir build --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L unit
+
+test-ref: deps
+	@cmake --preset ref >/dev/null
+	@cmake --build build-ref -j $(JOBS)
+	@ctest --test-dir build-ref --output-on-failure -j $(JOBS) -L unit
+
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@mkdir -p build-fuzz/corpus/gguf && cp -n tests/fuzz/corpus/gguf/* build-fuzz/corpus/gguf/
+	./build-fuzz/tests/fuzz/fuzz_gguf build-fuzz/corpus/gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+
+clean:
+	rm -rf build build-debug build-asan build-ref build-fuzz
