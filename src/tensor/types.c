@@ -2,26 +2,41 @@
  * reference codecs (tensor/ref/) of the types kvserve computes with. */
 #include "tensor/types.h"
 
+#include "tensor/ref/quants_ref.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Block geometry from the GGUF format definition (elements per block, bytes per block). */
+/* Block geometry from the GGUF format definition (elements per block, bytes per block),
+ * and the reference codecs of the types kvserve computes with (tensor/ref/quants_ref.h). */
 static const ks_type_traits traits[KS_TYPE_COUNT] = {
-    [KS_TYPE_F32] = {"f32", 1, 4, false, KS_TYPE_F32, NULL, NULL},
-    [KS_TYPE_F16] = {"f16", 1, 2, false, KS_TYPE_F16, NULL, NULL},
-    [KS_TYPE_Q4_0] = {"q4_0", 32, 18, true, KS_TYPE_Q8_0, NULL, NULL},
-    [KS_TYPE_Q4_1] = {"q4_1", 32, 20, true, KS_TYPE_Q8_1, NULL, NULL},
-    [KS_TYPE_Q5_0] = {"q5_0", 32, 22, true, KS_TYPE_Q8_0, NULL, NULL},
-    [KS_TYPE_Q5_1] = {"q5_1", 32, 24, true, KS_TYPE_Q8_1, NULL, NULL},
-    [KS_TYPE_Q8_0] = {"q8_0", 32, 34, true, KS_TYPE_Q8_0, NULL, NULL},
-    [KS_TYPE_Q8_1] = {"q8_1", 32, 36, true, KS_TYPE_Q8_1, NULL, NULL},
+    [KS_TYPE_F32] = {"f32", 1, 4, false, KS_TYPE_F32,
+        ks_dequantize_row_f32_ref, ks_quantize_row_f32_ref},
+    [KS_TYPE_F16] = {"f16", 1, 2, false, KS_TYPE_F16,
+        ks_dequantize_row_f16_ref, ks_quantize_row_f16_ref},
+    [KS_TYPE_Q4_0] = {"q4_0", 32, 18, true, KS_TYPE_Q8_0,
+        ks_dequantize_row_q4_0_ref, ks_quantize_row_q4_0_ref},
+    [KS_TYPE_Q4_1] = {"q4_1", 32, 20, true, KS_TYPE_Q8_1,
+        ks_dequantize_row_q4_1_ref, ks_quantize_row_q4_1_ref},
+    [KS_TYPE_Q5_0] = {"q5_0", 32, 22, true, KS_TYPE_Q8_0,
+        ks_dequantize_row_q5_0_ref, ks_quantize_row_q5_0_ref},
+    [KS_TYPE_Q5_1] = {"q5_1", 32, 24, true, KS_TYPE_Q8_1,
+        ks_dequantize_row_q5_1_ref, ks_quantize_row_q5_1_ref},
+    [KS_TYPE_Q8_0] = {"q8_0", 32, 34, true, KS_TYPE_Q8_0,
+        ks_dequantize_row_q8_0_ref, ks_quantize_row_q8_0_ref},
+    [KS_TYPE_Q8_1] = {"q8_1", 32, 36, true, KS_TYPE_Q8_1,
+        ks_dequantize_row_q8_1_ref, ks_quantize_row_q8_1_ref},
     [KS_TYPE_Q2_K] = {"q2_K", 256, 84, true, KS_TYPE_Q8_K, NULL, NULL},
     [KS_TYPE_Q3_K] = {"q3_K", 256, 110, true, KS_TYPE_Q8_K, NULL, NULL},
-    [KS_TYPE_Q4_K] = {"q4_K", 256, 144, true, KS_TYPE_Q8_K, NULL, NULL},
-    [KS_TYPE_Q5_K] = {"q5_K", 256, 176, true, KS_TYPE_Q8_K, NULL, NULL},
-    [KS_TYPE_Q6_K] = {"q6_K", 256, 210, true, KS_TYPE_Q8_K, NULL, NULL},
-    [KS_TYPE_Q8_K] = {"q8_K", 256, 292, true, KS_TYPE_Q8_K, NULL, NULL},
+    [KS_TYPE_Q4_K] = {"q4_K", 256, 144, true, KS_TYPE_Q8_K,
+        ks_dequantize_row_q4_k_ref, ks_quantize_row_q4_k_ref},
+    [KS_TYPE_Q5_K] = {"q5_K", 256, 176, true, KS_TYPE_Q8_K,
+        ks_dequantize_row_q5_k_ref, ks_quantize_row_q5_k_ref},
+    [KS_TYPE_Q6_K] = {"q6_K", 256, 210, true, KS_TYPE_Q8_K,
+        ks_dequantize_row_q6_k_ref, ks_quantize_row_q6_k_ref},
+    [KS_TYPE_Q8_K] = {"q8_K", 256, 292, true, KS_TYPE_Q8_K,
+        ks_dequantize_row_q8_k_ref, ks_quantize_row_q8_k_ref},
     [KS_TYPE_IQ2_XXS] = {"iq2_xxs", 256, 66, true, KS_TYPE_Q8_K, NULL, NULL},
     [KS_TYPE_IQ2_XS] = {"iq2_xs", 256, 74, true, KS_TYPE_Q8_K, NULL, NULL},
     [KS_TYPE_IQ3_XXS] = {"iq3_xxs", 256, 98, true, KS_TYPE_Q8_K, NULL, NULL},
@@ -36,7 +51,8 @@ static const ks_type_traits traits[KS_TYPE_COUNT] = {
     [KS_TYPE_I64] = {"i64", 1, 8, false, KS_TYPE_I64, NULL, NULL},
     [KS_TYPE_F64] = {"f64", 1, 8, false, KS_TYPE_F64, NULL, NULL},
     [KS_TYPE_IQ1_M] = {"iq1_m", 256, 56, true, KS_TYPE_Q8_K, NULL, NULL},
-    [KS_TYPE_BF16] = {"bf16", 1, 2, false, KS_TYPE_BF16, NULL, NULL},
+    [KS_TYPE_BF16] = {"bf16", 1, 2, false, KS_TYPE_BF16,
+        ks_dequantize_row_bf16_ref, ks_quantize_row_bf16_ref},
     [KS_TYPE_TQ1_0] = {"tq1_0", 256, 54, true, KS_TYPE_Q8_K, NULL, NULL},
     [KS_TYPE_TQ2_0] = {"tq2_0", 256, 66, true, KS_TYPE_Q8_K, NULL, NULL},
     [KS_TYPE_MXFP4] = {"mxfp4", 32, 17, true, KS_TYPE_Q8_0, NULL, NULL},
