@@ -36,10 +36,16 @@
  * and 1/max would overflow. */
 #define ZERO_GROUP_EPS 1e-15f
 
-/* Round to nearest, ties to even (the default floating-point rounding mode). Every
- * caller passes |v| far below 2^31. */
+/* Round to nearest, ties to even, for |v| < 2^22, without a library call: in
+ * [2^23, 2^24) a float's unit in the last place is exactly 1, so adding 1.5 * 2^23 makes
+ * the FPU round v to an integer (ties to even, the default mode) and leaves 2^22 + v in
+ * the low 23 bits. Every caller's argument is a code of at most a few thousand; for
+ * garbage input (inf, NaN) the result is garbage but defined, and callers clamp it. */
 static inline int nearest(float v) {
-    return (int)lrintf(v);
+    const float shifted = v + 12582912.0f; /* 1.5 * 2^23 */
+    uint32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    return (int)(bits & 0x007fffff) - 0x00400000;
 }
 
 static inline int clamp_int(int v, int lo, int hi) {
