@@ -181,7 +181,7 @@ static void symmetric_sums(int n, int nmax, const float *x, float iscale, float 
  *
  * so the search maximises Sxl^2 / Sll. Candidates: the element of largest magnitude,
  * with its sign, mapped to -nmax (as in Q4_0, the spare negative level goes to it),
- * and then to -(nmax + k/10) for k = -9 .. 9, each with its codes rounded.
+ * and then to -(nmax + t/10) for t = -9 .. 9 (t != 0), each with its codes rounded.
  *
  * Writes the best codes to L; returns the scale (its sign opposite to the extreme
  * element's: the codes of positive elements are negative), 0 for an all-zero group. */
