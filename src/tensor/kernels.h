@@ -12,7 +12,12 @@
 #define KS_KERNELS_H
 
 #include "tensor/fp16.h"
+#include "tensor/types.h"
 #include <stdint.h>
+
+/* Dot product of one weight row w (n elements of a weight type) with one activation row
+ * a (n elements of that type's dot_type from the traits table, e.g. Q8_K for Q4_K). */
+typedef float (*ks_vec_dot_fn)(const void *w, const void *a, int64_t n);
 
 typedef struct ks_kernels {
     const char *isa;
@@ -22,6 +27,8 @@ typedef struct ks_kernels {
     void (*bf16_to_fp32_row)(const ks_bf16 *x, float *y, int64_t n);
     /* sum_i x[i] * y[i], n elements */
     float (*dot_f32)(const float *x, const float *y, int64_t n);
+    /* indexed by weight type; NULL where no kernel exists */
+    ks_vec_dot_fn vec_dot[KS_TYPE_COUNT];
 } ks_kernels;
 
 /* The selected set (first call selects; thread-safe afterwards). */

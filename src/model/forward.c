@@ -1,0 +1,473 @@
+/* forward.c — the Qwen3 / Qwen3-MoE forward pass over a batch and the paged KV cache.
+ *
+ * Qwen3 layer over a batch of T tokens:
+ *   h = rmsnorm(x) * attn_norm                          (T, n_embd)
+ *   q = rope(qnorm(Wq h)); k = rope(knorm(Wk h)); v = Wv h
+ *   K/V rows of every token -> its sequence's KV block
+ *   x += Wo attn(q, paged K/V)                          (T, n_embd)
+ *   h = rmsnorm(x) * ffn_norm
+ *   x += Wdown(silu(Wgate h) * Wup h)                   dense, or
+ *   x += sum_{e in topk(softmax(Wr h))} w_e Wdown_e(silu(Wgate_e h) * Wup_e h)   MoE
+ * then logits = Wout(rmsnorm(x) * output_norm) for the tokens that want them.
+ *
+ * Divisions: scratch, elementwise ops (norm, rope, silu), matmul (weights read once per
+ * batch: each thread dequantizes a row and dots it with all T inputs), attention
+ * through the block tables, MoE routing and expert FFNs, the layer loop, run(). */
+#include "model/forward.h"
+
+#include "tensor/kernels.h"
+#include "tensor/types.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- scratch -------------------------------------------------------------------------- */
+
+typedef struct thread_scratch {
+    float *row;      /* (max_row) one dequantized weight row or K/V head slice */
+    float *scores;   /* (n_ctx) attention scores of one query head */
+    float *acc;      /* (head_dim) attention output accumulator */
+} thread_scratch;
+
+struct ks_forward {
+    const ks_model *m;
+    ks_kv_layout kv;
+    uint8_t *kv_pool;
+    int32_t n_pool_blocks;
+    int max_tokens, n_ctx;
+    ks_threadpool *tp;
+    const ks_kernels *k;
+    int nth;
+
+    float *x;        /* (T, n_embd) residual stream */
+    float *h;        /* (T, n_embd) normed input of a sub-layer */
+    float *q;        /* (T, n_head * head_dim) */
+    float *kc;       /* (T, n_head_kv * head_dim) this batch's keys */
+    float *vc;       /* (T, n_head_kv * head_dim) this batch's values */
+    float *attn;     /* (T, n_head * head_dim) attention output */
+    float *g, *u;    /* (T, ff) gate and up activations (ff = max(n_ff, n_ff_exp)) */
+    float *ffn_out;  /* (T, n_embd) */
+    /* MoE */
+    float *router;   /* (T, n_expert) */
+    int32_t *sel;    /* (T, n_expert_used) selected experts */
+    float *sel_w;    /* (T, n_expert_used) their weights */
+    int32_t *rows;   /* (T) tokens routed to the current expert */
+    float *rows_w;   /* (T) their weights */
+    float *xe;       /* (T, n_embd) gathered inputs of one expert */
+    float *ye;       /* (T, n_embd) one expert's outputs */
+    /* output */
+    int32_t *out_rows; /* (T) batch indices of tokens wanting logits */
+    float *xo;         /* (T, n_embd) their normed final states */
+
+    thread_scratch *ts;
+    float *rope_inv_freq; /* (head_dim / 2) base^(-2i/head_dim) */
+};
+
+static float *falloc(size_t n, bool *ok) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p)
+        *ok = false;
+    return p;
+}
+
+void ks_forward_destroy(ks_forward *f) {
+    if (!f)
+        return;
+    float *bufs[] = {f->x, f->h, f->q, f->kc, f->vc, f->attn, f->g, f->u, f->ffn_out, f->router,
+                     f->sel_w, f->rows_w, f->xe, f->ye, f->xo, f->rope_inv_freq};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(f->sel);
+    free(f->rows);
+    free(f->out_rows);
+    if (f->ts) {
+        for (int i = 0; i < f->nth; i++) {
+            free(f->ts[i].row);
+            free(f->ts[i].scores);
+            free(f->ts[i].acc);
+        }
+        free(f->ts);
+    }
+    free(f);
+}
+
+ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_layout *kv,
+                            uint8_t *kv_pool, int32_t n_pool_blocks, int max_tokens, int n_ctx,
+                            ks_threadpool *tp, ks_err *err) {
+    const ks_hparams *hp = &m->hp;
+    if (max_tokens < 1 || n_ctx < 1)
+        return KS_ERRF(err, KS_ERR_INVALID, "batch size %d and context %d must be positive", max_tokens, n_ctx);
+    if (kv->n_layer != hp->n_layer || kv->row_elems != (int64_t)hp->n_head_kv * hp->head_dim)
+        return KS_ERRF(err, KS_ERR_INVALID, "KV layout does not match the model");
+    ks_forward *f = calloc(1, sizeof *f);
+    if (!f)
+        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for the forward pass");
+    f->m = m;
+    f->kv = *kv;
+    f->kv_pool = kv_pool;
+    f->n_pool_blocks = n_pool_blocks;
+    f->max_tokens = max_tokens;
+    f->n_ctx = n_ctx;
+    f->tp = tp;
+    f->k = ks_kernels_get();
+    f->nth = ks_threadpool_n_threads(tp);
+
+    size_t T = (size_t)max_tokens;
+    size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    size_t ff = (size_t)KS_MAX(hp->n_ff, hp->n_ff_exp);
+    size_t n_exp = (size_t)KS_MAX(hp->n_expert, 1), n_used = (size_t)KS_MAX(hp->n_expert_used, 1);
+    bool ok = true;
+    f->x = falloc(T * hp->n_embd, &ok);
+    f->h = falloc(T * hp->n_embd, &ok);
+    f->q = falloc(T * q_dim, &ok);
+    f->kc = falloc(T * kv_dim, &ok);
+    f->vc = falloc(T * kv_dim, &ok);
+    f->attn = falloc(T * q_dim, &ok);
+    f->g = falloc(T * ff, &ok);
+    f->u = falloc(T * ff, &ok);
+    f->ffn_out = falloc(T * hp->n_embd, &ok);
+    f->router = falloc(T * n_exp, &ok);
+    f->sel_w = falloc(T * n_used, &ok);
+    f->rows_w = falloc(T, &ok);
+    f->xe = falloc(T * hp->n_embd, &ok);
+    f->ye = falloc(T * hp->n_embd, &ok);
+    f->xo = falloc(T * hp->n_embd, &ok);
+    f->rope_inv_freq = falloc((size_t)hp->head_dim / 2, &ok);
+    f->sel = malloc(T * n_used * sizeof *f->sel);
+    f->rows = malloc(T * sizeof *f->rows);
+    f->out_rows = malloc(T * sizeof *f->out_rows);
+    ok = ok && f->sel && f->rows && f->out_rows;
+    /* the widest row a thread dequantizes: a weight row (n_embd, q_dim or ff elements) */
+    size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
+    f->ts = calloc((size_t)f->nth, sizeof *f->ts);
+    ok = ok && f->ts;
+    for (int i = 0; ok && i < f->nth; i++) {
+        f->ts[i].row = falloc(max_row, &ok);
+        f->ts[i].scores = falloc((size_t)n_ctx, &ok);
+        f->ts[i].acc = falloc((size_t)hp->head_dim, &ok);
+    }
+    if (!ok) {
+        ks_forward_destroy(f);
+        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for forward scratch (%d tokens)", max_tokens);
+    }
+    for (int i = 0; i < hp->head_dim / 2; i++)
+        f->rope_inv_freq[i] = (float)pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
+    *out = f;
+    return KS_OK;
+}
+
+/* ---- elementwise ops ---------------------------------------------------------------------- */
+
+/* y = x / sqrt(mean(x^2) + eps) * w over n elements (w may be NULL: no scale). */
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * scale * (w ? w[i] : 1.0f);
+}
+
+/* NeoX-style rotation: element i pairs with i + d/2, angle pos * inv_freq[i]. */
+static void rope_neox(float *v, int d, int pos, const float *inv_freq) {
+    int half = d / 2;
+    for (int i = 0; i < half; i++) {
+        float theta = (float)pos * inv_freq[i];
+        float c = cosf(theta), s = sinf(theta);
+        float a = v[i], b = v[i + half];
+        v[i] = a * c - b * s;
+        v[i + half] = a * s + b * c;
+    }
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* ---- matmul ------------------------------------------------------------------------------- */
+
+/* y (T, n_out) = x (T, n_in) . W^T for rows [row0, row0 + n_out) of W (row0 selects an
+ * expert's slice of a 3-D weight). x rows have stride n_in, y rows stride ldy. */
+typedef struct matmul_task {
+    ks_forward *f;
+    const ks_weight *w;
+    int64_t row0;
+    int n_in, n_out, T;
+    const float *x;
+    float *y;
+    int ldy;
+} matmul_task;
+
+static void matmul_worker(void *arg, int ith, int nth) {
+    matmul_task *mt = arg;
+    const ks_type_traits *tr = ks_type_traits_of(mt->w->type);
+    float *row = mt->f->ts[ith].row;
+    long r0, r1;
+    ks_split_range(mt->n_out, ith, nth, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)mt->w->data + (size_t)(mt->row0 + r) * mt->w->row_bytes;
+        const float *wr;
+        if (mt->w->type == KS_TYPE_F32) {
+            wr = (const float *)src;
+        } else {
+            tr->to_float(src, row, mt->n_in);
+            wr = row;
+        }
+        for (int t = 0; t < mt->T; t++)
+            mt->y[(size_t)t * mt->ldy + r] = mt->f->k->dot_f32(wr, mt->x + (size_t)t * mt->n_in, mt->n_in);
+    }
+}
+
+static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in,
+                   float *y, int n_out, int ldy, int T) {
+    matmul_task mt = {f, w, row0, n_in, n_out, T, x, y, ldy};
+    ks_threadpool_run(f->tp, matmul_worker, &mt);
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+typedef struct attn_task {
+    ks_forward *f;
+    const ks_batch *b;
+    int il;
+    int T;
+} attn_task;
+
+/* Dequantizes head kvh of a K or V row into out (head_dim floats). head_dim is a
+ * multiple of every KV type's block size, so a head is whole blocks. */
+static const float *kv_head(const ks_kv_layout *kv, const uint8_t *row, int kvh, int head_dim,
+                            float *out) {
+    size_t off = ks_type_row_size((ks_type)kv->kv_type, (int64_t)kvh * head_dim, NULL);
+    if (kv->kv_type == KS_TYPE_F32)
+        return (const float *)(row + off);
+    ks_type_traits_of(kv->kv_type)->to_float(row + off, out, head_dim);
+    return out;
+}
+
+static void attn_worker(void *arg, int ith, int nth) {
+    attn_task *at = arg;
+    ks_forward *f = at->f;
+    const ks_hparams *hp = &f->m->hp;
+    const ks_kv_layout *kv = &f->kv;
+    int hd = hp->head_dim, gqa = hp->n_head / hp->n_head_kv, B = kv->block_tokens;
+    float scale = 1.0f / sqrtf((float)hd);
+    thread_scratch *ts = &f->ts[ith];
+    long j0, j1;
+    ks_split_range((long)at->T * hp->n_head, ith, nth, &j0, &j1);
+    for (long j = j0; j < j1; j++) {
+        int t = (int)(j / hp->n_head), h = (int)(j % hp->n_head), kvh = h / gqa;
+        const ks_seq_view *sv = &at->b->seqs[at->b->seq[t]];
+        int n_pos = at->b->pos[t] + 1;
+        const float *qh = f->q + ((size_t)t * hp->n_head + h) * hd;
+        /* scores[p] = q . k_p * scale, then softmax */
+        float mx = -INFINITY;
+        for (int p = 0; p < n_pos; p++) {
+            const uint8_t *krow = ks_kv_k_row(kv, f->kv_pool, sv->block_table[p / B], at->il, p % B);
+            const float *kh = kv_head(kv, krow, kvh, hd, ts->row);
+            float s = f->k->dot_f32(qh, kh, hd) * scale;
+            ts->scores[p] = s;
+            mx = s > mx ? s : mx;
+        }
+        double sum = 0;
+        for (int p = 0; p < n_pos; p++) {
+            ts->scores[p] = expf(ts->scores[p] - mx);
+            sum += ts->scores[p];
+        }
+        float inv = (float)(1.0 / sum);
+        memset(ts->acc, 0, (size_t)hd * sizeof(float));
+        for (int p = 0; p < n_pos; p++) {
+            const uint8_t *vrow = ks_kv_v_row(kv, f->kv_pool, sv->block_table[p / B], at->il, p % B);
+            const float *vh = kv_head(kv, vrow, kvh, hd, ts->row);
+            float wgt = ts->scores[p] * inv;
+            for (int i = 0; i < hd; i++)
+                ts->acc[i] += wgt * vh[i];
+        }
+        memcpy(f->attn + ((size_t)t * hp->n_head + h) * hd, ts->acc, (size_t)hd * sizeof(float));
+    }
+}
+
+/* Writes this batch's K and V rows into the KV blocks, converting to the KV type. */
+static void store_kv(ks_forward *f, const ks_batch *b, int il) {
+    const ks_kv_layout *kv = &f->kv;
+    const ks_type_traits *tr = ks_type_traits_of(kv->kv_type);
+    int B = kv->block_tokens;
+    for (int t = 0; t < b->n_tokens; t++) {
+        const ks_seq_view *sv = &b->seqs[b->seq[t]];
+        int p = b->pos[t];
+        int32_t blk = sv->block_table[p / B];
+        tr->from_float(f->kc + (size_t)t * kv->row_elems, ks_kv_k_row(kv, f->kv_pool, blk, il, p % B), kv->row_elems);
+        tr->from_float(f->vc + (size_t)t * kv->row_elems, ks_kv_v_row(kv, f->kv_pool, blk, il, p % B), kv->row_elems);
+    }
+}
+
+/* ---- feed-forward ------------------------------------------------------------------------- */
+
+/* Dense SwiGLU FFN: ffn_out = Wdown(silu(Wgate h) * Wup h) for T rows of h. */
+static void ffn_dense(ks_forward *f, const ks_layer *l, const float *h, float *out, int T) {
+    const ks_hparams *hp = &f->m->hp;
+    matmul(f, &l->ffn_gate, 0, h, hp->n_embd, f->g, hp->n_ff, hp->n_ff, T);
+    matmul(f, &l->ffn_up, 0, h, hp->n_embd, f->u, hp->n_ff, hp->n_ff, T);
+    for (size_t i = 0; i < (size_t)T * hp->n_ff; i++)
+        f->g[i] = silu(f->g[i]) * f->u[i];
+    matmul(f, &l->ffn_down, 0, f->g, hp->n_ff, out, hp->n_embd, hp->n_embd, T);
+}
+
+/* MoE FFN: softmax router over all experts, top-k, optional renormalisation; each expert
+ * runs once over the tokens routed to it (its weights are read once per batch). */
+static void ffn_moe(ks_forward *f, const ks_layer *l, const float *h, float *out, int T) {
+    const ks_hparams *hp = &f->m->hp;
+    int E = hp->n_expert, K = hp->n_expert_used, D = hp->n_embd, F = hp->n_ff_exp;
+    matmul(f, &l->gate_inp, 0, h, D, f->router, E, E, T);
+    for (int t = 0; t < T; t++) {
+        float *r = f->router + (size_t)t * E;
+        float mx = -INFINITY;
+        for (int e = 0; e < E; e++)
+            mx = r[e] > mx ? r[e] : mx;
+        double sum = 0;
+        for (int e = 0; e < E; e++) {
+            r[e] = expf(r[e] - mx);
+            sum += r[e];
+        }
+        for (int e = 0; e < E; e++)
+            r[e] = (float)(r[e] / sum);
+        /* top-k by probability; ties to the lower expert id */
+        int32_t *sel = f->sel + (size_t)t * K;
+        float *sw = f->sel_w + (size_t)t * K;
+        double wsum = 0;
+        for (int k = 0; k < K; k++) {
+            int best = -1;
+            for (int e = 0; e < E; e++) {
+                bool taken = false;
+                for (int j = 0; j < k; j++)
+                    taken = taken || sel[j] == e;
+                if (!taken && (best < 0 || r[e] > r[best]))
+                    best = e;
+            }
+            sel[k] = best;
+            sw[k] = r[best];
+            wsum += r[best];
+        }
+        if (hp->moe_norm_topk)
+            for (int k = 0; k < K; k++)
+                sw[k] = (float)(sw[k] / wsum);
+    }
+    memset(out, 0, (size_t)T * D * sizeof(float));
+    for (int e = 0; e < E; e++) {
+        int n = 0;
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < K; k++)
+                if (f->sel[(size_t)t * K + k] == e) {
+                    f->rows[n] = t;
+                    f->rows_w[n] = f->sel_w[(size_t)t * K + k];
+                    memcpy(f->xe + (size_t)n * D, h + (size_t)t * D, (size_t)D * sizeof(float));
+                    n++;
+                }
+        if (n == 0)
+            continue;
+        matmul(f, &l->gate_exps, (int64_t)e * F, f->xe, D, f->g, F, F, n);
+        matmul(f, &l->up_exps, (int64_t)e * F, f->xe, D, f->u, F, F, n);
+        for (size_t i = 0; i < (size_t)n * F; i++)
+            f->g[i] = silu(f->g[i]) * f->u[i];
+        matmul(f, &l->down_exps, (int64_t)e * D, f->g, F, f->ye, D, D, n);
+        for (int j = 0; j < n; j++) {
+            float *o = out + (size_t)f->rows[j] * D;
+            const float *y = f->ye + (size_t)j * D;
+            for (int i = 0; i < D; i++)
+                o[i] += f->rows_w[j] * y[i];
+        }
+    }
+}
+
+/* ---- the pass ------------------------------------------------------------------------------- */
+
+static ks_status validate(const ks_forward *f, const ks_batch *b, ks_err *err) {
+    const ks_hparams *hp = &f->m->hp;
+    if (b->n_tokens < 1 || b->n_tokens > f->max_tokens)
+        return KS_ERRF(err, KS_ERR_INVALID, "batch of %d tokens (must be 1..%d)", b->n_tokens, f->max_tokens);
+    for (int s = 0; s < b->n_seqs; s++)
+        for (int i = 0; i < b->seqs[s].n_blocks; i++)
+            if (b->seqs[s].block_table[i] < 0 || b->seqs[s].block_table[i] >= f->n_pool_blocks)
+                return KS_ERRF(err, KS_ERR_INVALID, "sequence %d block %d maps to pool block %d (pool has %d)",
+                               s, i, b->seqs[s].block_table[i], f->n_pool_blocks);
+    for (int t = 0; t < b->n_tokens; t++) {
+        if (b->tokens[t] < 0 || b->tokens[t] >= hp->n_vocab)
+            return KS_ERRF(err, KS_ERR_INVALID, "token id %d at batch index %d is outside the vocabulary (0..%d)",
+                           b->tokens[t], t, hp->n_vocab - 1);
+        if (b->seq[t] < 0 || b->seq[t] >= b->n_seqs)
+            return KS_ERRF(err, KS_ERR_INVALID, "batch index %d names sequence %d of %d", t, b->seq[t], b->n_seqs);
+        if (b->pos[t] < 0 || b->pos[t] >= f->n_ctx)
+            return KS_ERRF(err, KS_ERR_INVALID, "position %d is outside the context (0..%d)", b->pos[t], f->n_ctx - 1);
+        if (b->pos[t] / f->kv.block_tokens >= b->seqs[b->seq[t]].n_blocks)
+            return KS_ERRF(err, KS_ERR_INVALID, "position %d of sequence %d has no KV block", b->pos[t], b->seq[t]);
+    }
+    return KS_OK;
+}
+
+static void embed(ks_forward *f, const ks_batch *b) {
+    const ks_model *m = f->m;
+    const ks_type_traits *tr = ks_type_traits_of(m->tok_embd.type);
+    for (int t = 0; t < b->n_tokens; t++)
+        tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes,
+                     f->x + (size_t)t * m->hp.n_embd, m->hp.n_embd);
+}
+
+static void layer(ks_forward *f, const ks_batch *b, int il) {
+    const ks_hparams *hp = &f->m->hp;
+    const ks_layer *l = &f->m->layers[il];
+    int T = b->n_tokens, D = hp->n_embd, hd = hp->head_dim;
+    int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+
+    for (int t = 0; t < T; t++)
+        rmsnorm(f->h + (size_t)t * D, f->x + (size_t)t * D, l->attn_norm.data, D, hp->rms_eps);
+    matmul(f, &l->wq, 0, f->h, D, f->q, q_dim, q_dim, T);
+    matmul(f, &l->wk, 0, f->h, D, f->kc, kv_dim, kv_dim, T);
+    matmul(f, &l->wv, 0, f->h, D, f->vc, kv_dim, kv_dim, T);
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < hp->n_head; h++) {
+            float *v = f->q + (size_t)t * q_dim + (size_t)h * hd;
+            if (hp->qk_norm)
+                rmsnorm(v, v, l->q_norm.data, hd, hp->rms_eps);
+            rope_neox(v, hd, b->pos[t], f->rope_inv_freq);
+        }
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            float *v = f->kc + (size_t)t * kv_dim + (size_t)h * hd;
+            if (hp->qk_norm)
+                rmsnorm(v, v, l->k_norm.data, hd, hp->rms_eps);
+            rope_neox(v, hd, b->pos[t], f->rope_inv_freq);
+        }
+    }
+    store_kv(f, b, il);
+    attn_task at = {f, b, il, T};
+    ks_threadpool_run(f->tp, attn_worker, &at);
+    matmul(f, &l->wo, 0, f->attn, q_dim, f->ffn_out, D, D, T);
+    for (size_t i = 0; i < (size_t)T * D; i++)
+        f->x[i] += f->ffn_out[i];
+
+    for (int t = 0; t < T; t++)
+        rmsnorm(f->h + (size_t)t * D, f->x + (size_t)t * D, l->ffn_norm.data, D, hp->rms_eps);
+    if (hp->n_expert > 0)
+        ffn_moe(f, l, f->h, f->ffn_out, T);
+    else
+        ffn_dense(f, l, f->h, f->ffn_out, T);
+    for (size_t i = 0; i < (size_t)T * D; i++)
+        f->x[i] += f->ffn_out[i];
+}
+
+ks_status ks_forward_run(ks_forward *f, const ks_batch *b, float *logits, ks_err *err) {
+    ks_status s = validate(f, b, err);
+    if (s)
+        return s;
+    const ks_hparams *hp = &f->m->hp;
+    int D = hp->n_embd;
+    embed(f, b);
+    for (int il = 0; il < hp->n_layer; il++)
+        layer(f, b, il);
+    int n_out = 0;
+    for (int t = 0; t < b->n_tokens; t++)
+        if (b->want_logits[t]) {
+            rmsnorm(f->xo + (size_t)n_out * D, f->x + (size_t)t * D, f->m->output_norm.data, D, hp->rms_eps);
+            f->out_rows[n_out++] = t;
+        }
+    if (n_out > 0)
+        matmul(f, &f->m->output, 0, f->xo, D, logits, hp->n_vocab, hp->n_vocab, n_out);
+    return KS_OK;
+}
