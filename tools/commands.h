@@ -6,5 +6,7 @@
 int ks_cmd_info(int argc, char **argv);
 int ks_cmd_mkmodel(int argc, char **argv);
 int ks_cmd_cpu(int argc, char **argv);
+int ks_cmd_logits(int argc, char **argv);
+int ks_cmd_run(int argc, char **argv);
 
 #endif
