@@ -38,8 +38,8 @@
  * to stay in L2 between generation and quantization, big enough to amortise the
  * hand-out. */
 #define CHUNK_ELEMS (64 * 1024)
-/* Models below this many parameters are written in about a second: no progress. */
-#define PROGRESS_MIN_PARAMS (64LL * 1000 * 1000)
+/* Seconds before the first progress report: quick writes print none. */
+#define PROGRESS_DELAY_S 1.0
 /* Seconds between progress reports on a terminal and on a log (pipe, file). */
 #define PROGRESS_TTY_S 0.25
 #define PROGRESS_LOG_S 5.0
@@ -144,6 +144,7 @@ static convert_fn converter(uint32_t type) {
 
 typedef struct progress {
     bool on, tty;
+    bool printed;                /* a report went out: the final one follows */
     double t0, last;             /* seconds, monotonic */
     int64_t total;               /* parameters in the model */
     atomic_llong done;           /* parameters written or being converted, all threads */
@@ -156,12 +157,13 @@ static double now_s(void) {
 }
 
 static void progress_report(progress *p, const char *tensor, bool final) {
-    if (!p->on)
+    if (!p->on || (final && !p->printed))
         return;
     double t = now_s();
-    if (!final && t - p->last < (p->tty ? PROGRESS_TTY_S : PROGRESS_LOG_S))
+    if (!final && (t - p->t0 < PROGRESS_DELAY_S || t - p->last < (p->tty ? PROGRESS_TTY_S : PROGRESS_LOG_S)))
         return;
     p->last = t;
+    p->printed = true;
     int64_t done = atomic_load(&p->done);
     double frac = p->total ? (double)done / (double)p->total : 1.0;
     double eta = frac > 0 ? (t - p->t0) * (1.0 - frac) / frac : 0.0;
@@ -261,9 +263,10 @@ ks_status ks_mkmodel_write(ks_gguf_writer *w, const char *path, const ks_mkmodel
         return KS_ERRF(err, KS_ERR_NOMEM, "cannot allocate %zu bytes for one tensor", max_bytes);
     ks_status s = ks_gguf_writer_begin(w, path, err);
 
-    prog.on = opts->progress && prog.total >= PROGRESS_MIN_PARAMS;
+    prog.on = opts->progress;
     prog.tty = isatty(fileno(stderr));
-    prog.t0 = prog.last = now_s();
+    prog.t0 = now_s();
+    prog.last = prog.t0 - PROGRESS_LOG_S; /* the first report may go out at PROGRESS_DELAY_S */
     atomic_init(&prog.done, 0);
 
     for (size_t i = 0; i < n && !s; i++) {
