@@ -29,6 +29,9 @@ typedef struct ks_kernels {
     float (*dot_f32)(const float *x, const float *y, int64_t n);
     /* indexed by weight type; NULL where no kernel exists */
     ks_vec_dot_fn vec_dot[KS_TYPE_COUNT];
+    /* indexed by activation type (a weight type's dot_type): n floats of x into one row
+     * of that type in y, rounded as vec_dot expects; NULL for non-activation types */
+    void (*quantize_act[KS_TYPE_COUNT])(const float *x, void *y, int64_t n);
 } ks_kernels;
 
 /* The selected set (first call selects; thread-safe afterwards). */
