@@ -48,18 +48,25 @@ typedef struct preset {
 
 static const preset presets[] = {
     {"tiny", "qwen3, 2 layers, n_embd 256, 4 heads (2 kv) of 64, n_ff 512: tests, demos",
-     {KS_MKMODEL_QWEN3, 2, 256, 4, 2, 64, 512, 0, 0, 0, 0, TINY_N_CTX, 1e6f, QWEN3_RMS_EPS, false}},
+     {.arch = KS_MKMODEL_QWEN3, .n_layer = 2, .n_embd = 256, .n_head = 4, .n_head_kv = 2,
+      .head_dim = 64, .n_ff = 512, .n_ctx = TINY_N_CTX, .rope_freq_base = 1e6f,
+      .rms_eps = QWEN3_RMS_EPS}},
     {"tiny-moe", "qwen3moe, 2 layers, n_embd 256, 16 experts (4 used) of n_ff 256",
-     {KS_MKMODEL_QWEN3MOE, 2, 256, 4, 2, 64, 512, 16, 4, 256, 0, TINY_N_CTX, 1e7f, QWEN3_RMS_EPS, false}},
+     {.arch = KS_MKMODEL_QWEN3MOE, .n_layer = 2, .n_embd = 256, .n_head = 4, .n_head_kv = 2,
+      .head_dim = 64, .n_ff = 512, .n_expert = 16, .n_expert_used = 4, .n_ff_exp = 256,
+      .n_ctx = TINY_N_CTX, .rope_freq_base = 1e7f, .rms_eps = QWEN3_RMS_EPS}},
     {"qwen3-0.6b", "Qwen3-0.6B: 28 layers, n_embd 1024, 16 heads (8 kv), tied output",
-     {KS_MKMODEL_QWEN3, 28, 1024, 16, 8, 128, 3072, 0, 0, 0, QWEN3_N_VOCAB, 40960, 1e6f,
-      QWEN3_RMS_EPS, true}},
+     {.arch = KS_MKMODEL_QWEN3, .n_layer = 28, .n_embd = 1024, .n_head = 16, .n_head_kv = 8,
+      .head_dim = 128, .n_ff = 3072, .n_vocab = QWEN3_N_VOCAB, .n_ctx = 40960,
+      .rope_freq_base = 1e6f, .rms_eps = QWEN3_RMS_EPS, .tied_output = true}},
     {"qwen3-coder-30b-a3b", "Qwen3-Coder-30B-A3B: qwen3moe, 48 layers, 128 experts (8 used)",
-     {KS_MKMODEL_QWEN3MOE, 48, 2048, 32, 4, 128, 6144, 128, 8, 768, QWEN3_N_VOCAB, 262144, 1e7f,
-      QWEN3_RMS_EPS, false}},
-    {"qwen3-coder-30b-a3b-4l", "the same with its first 4 layers only (~3.3 G params)",
-     {KS_MKMODEL_QWEN3MOE, 4, 2048, 32, 4, 128, 6144, 128, 8, 768, QWEN3_N_VOCAB, 262144, 1e7f,
-      QWEN3_RMS_EPS, false}},
+     {.arch = KS_MKMODEL_QWEN3MOE, .n_layer = 48, .n_embd = 2048, .n_head = 32, .n_head_kv = 4,
+      .head_dim = 128, .n_ff = 6144, .n_expert = 128, .n_expert_used = 8, .n_ff_exp = 768,
+      .n_vocab = QWEN3_N_VOCAB, .n_ctx = 262144, .rope_freq_base = 1e7f, .rms_eps = QWEN3_RMS_EPS}},
+    {"qwen3-coder-30b-a3b-4l", "the same with its first 4 layers only (~3.1 G params)",
+     {.arch = KS_MKMODEL_QWEN3MOE, .n_layer = 4, .n_embd = 2048, .n_head = 32, .n_head_kv = 4,
+      .head_dim = 128, .n_ff = 6144, .n_expert = 128, .n_expert_used = 8, .n_ff_exp = 768,
+      .n_vocab = QWEN3_N_VOCAB, .n_ctx = 262144, .rope_freq_base = 1e7f, .rms_eps = QWEN3_RMS_EPS}},
 };
 
 /* Integer options that override a preset's shape. */
@@ -344,21 +351,22 @@ static ks_status make_model(const options *o, ks_mkmodel_hparams *hp, const char
              "mkmodel; for tests and benchmarks", (unsigned long long)o->seed);
     ks_mkmodel_set_arch_keys(w, hp, name, desc);
 
-    int64_t n_vocab;
+    int64_t n_vocab, n_used;
     ks_status s;
     if (o->vocab_from) {
-        s = ks_mkmodel_vocab_copy(w, o->vocab_from, &n_vocab, err);
+        s = ks_mkmodel_vocab_copy(w, o->vocab_from, &n_vocab, &n_used, err);
         if (!s && shape_given(o, offsetof(ks_mkmodel_hparams, n_vocab)) && hp->n_vocab != n_vocab)
             s = KS_ERRF(err, KS_ERR_INVALID, "--n-vocab %lld differs from the %lld tokens of %s",
                         (long long)hp->n_vocab, (long long)n_vocab, o->vocab_from);
     } else {
-        s = ks_mkmodel_vocab_build(w, hp->n_vocab, &n_vocab, err);
+        s = ks_mkmodel_vocab_build(w, hp->n_vocab, &n_vocab, &n_used, err);
     }
     if (!s && o->template_file)
         s = set_template_file(w, o->template_file, err);
     if (s)
         return s;
     hp->n_vocab = n_vocab;
+    hp->n_vocab_used = n_used;
     if (o->mix != KS_MKMODEL_MIX_F32) /* as llama.cpp's quantizer, which made all but F32 */
         ks_gguf_writer_set_u32(w, "general.quantization_version", GGML_QUANT_VERSION);
     ks_gguf_writer_set_u32(w, "general.file_type", ks_mkmodel_mix_ftype((ks_mkmodel_mix)o->mix));

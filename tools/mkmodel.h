@@ -54,6 +54,7 @@ typedef struct ks_mkmodel_hparams {
     int64_t n_expert_used;
     int64_t n_ff_exp;      /* width of one expert's FFN */
     int64_t n_vocab;       /* token count == token_embd rows */
+    int64_t n_vocab_used;  /* tokens before the trailing unused placeholders ([PAD<id>]) */
     int64_t n_ctx;         /* trained context length (tokens) */
     float rope_freq_base;
     float rms_eps;
@@ -97,7 +98,7 @@ uint32_t ks_mkmodel_mix_type(ks_mkmodel_mix mix, const ks_mkmodel_hparams *hp,
 #define KS_MKMODEL_NAME_BYTES 64 /* longest tensor name is ~30 bytes ("blk.47.ffn_down_exps.weight") */
 
 /* One tensor to write and how to fill it: each element is mean + std * z with z a
- * seeded, approximately standard normal draw. */
+ * seeded, approximately standard normal draw; rows from quiet_row on use quiet_std. */
 typedef struct ks_mkmodel_tensor {
     char name[KS_MKMODEL_NAME_BYTES];
     uint32_t n_dims;
@@ -105,6 +106,8 @@ typedef struct ks_mkmodel_tensor {
     uint32_t type;  /* ks_type id on disk */
     float mean;
     float std;
+    int64_t quiet_row;  /* first row of unused tokens (token_embd, output); else INT64_MAX */
+    float quiet_std;
 } ks_mkmodel_tensor;
 
 /* The tensors of a model, in the order llama.cpp's tools write them (non-layer tensors
@@ -122,13 +125,15 @@ void ks_mkmodel_set_arch_keys(ks_gguf_writer *w, const ks_mkmodel_hparams *hp, c
 /* Builds the byte-level BPE tokenizer (gpt2 model, qwen2 pre-tokenizer, Qwen special
  * tokens, ChatML template) and sets its tokenizer.* keys. n_vocab 0 keeps the natural
  * size; a larger value pads with unused [PAD<id>] tokens; a smaller one is an error.
- * *n_vocab_out receives the token count written. */
+ * *n_vocab_out receives the token count written, *n_used_out the count before the
+ * padding. */
 ks_status ks_mkmodel_vocab_build(ks_gguf_writer *w, int64_t n_vocab, int64_t *n_vocab_out,
-                                 ks_err *err);
+                                 int64_t *n_used_out, ks_err *err);
 
-/* Copies every tokenizer.* key of the GGUF at path; *n_vocab_out = its token count. */
+/* Copies every tokenizer.* key of the GGUF at path; *n_vocab_out = its token count,
+ * *n_used_out = the count before its trailing unused (type 5) tokens. */
 ks_status ks_mkmodel_vocab_copy(ks_gguf_writer *w, const char *path, int64_t *n_vocab_out,
-                                ks_err *err);
+                                int64_t *n_used_out, ks_err *err);
 
 /* The ChatML template the built tokenizer carries (Jinja source, static storage). */
 const char *ks_mkmodel_chat_template(void);

@@ -27,7 +27,10 @@
  *   - projections back into the residual stream (attn_output, ffn_down): a further
  *     1/sqrt(2 n_layer), so the stream grows like a sum of 2 n_layer small steps;
  *   - token_embd and output: std 2/sqrt(n_embd), giving logits of std ~2 from a unit-RMS
- *     final hidden state: peaked enough to sample sensibly, far from one-hot.
+ *     final hidden state: peaked enough to sample sensibly, far from one-hot;
+ *   - their rows for unused placeholder tokens: 1/16 of that, so the ~150K placeholders of
+ *     a padded vocabulary have logits near 0, below the best real token's (~3 sigma up):
+ *     greedy decoding produces real tokens, as with a real model.
  *
  * Does not own: the type rules (mkmodel_mix.c), the tokenizer keys (mkmodel_vocab.c). */
 #include "mkmodel.h"
@@ -43,6 +46,8 @@
 #define NORM_STD 0.05f
 /* Logit standard deviation the LM head aims for, from a unit-RMS hidden state. */
 #define LOGIT_STD 2.0f
+/* Damping of the LM head rows of unused tokens (see the file comment). */
+#define UNUSED_ROW_SCALE (1.0f / 16)
 
 const char *ks_mkmodel_arch_name(ks_mkmodel_arch arch) {
     return arch == KS_MKMODEL_QWEN3MOE ? "qwen3moe" : "qwen3";
@@ -120,6 +125,17 @@ static void add(plan *p, ks_mkmodel_role role, int64_t il, float mean, float std
     t->type = ks_mkmodel_mix_type(p->mix, p->hp, role, il, ne0);
     t->mean = mean;
     t->std = std;
+    t->quiet_row = INT64_MAX;
+    t->quiet_std = std;
+}
+
+/* Marks the rows of unused tokens of the tensor just added. */
+static void quiet_unused_rows(plan *p) {
+    ks_mkmodel_tensor *t = &p->t[p->n - 1];
+    if (p->hp->n_vocab_used > 0 && p->hp->n_vocab_used < p->hp->n_vocab) {
+        t->quiet_row = p->hp->n_vocab_used;
+        t->quiet_std = t->std * UNUSED_ROW_SCALE;
+    }
 }
 
 static float inv_sqrt(int64_t n) { return 1.0f / sqrtf((float)n); }
@@ -168,10 +184,13 @@ ks_status ks_mkmodel_plan(const ks_mkmodel_hparams *hp, ks_mkmodel_mix mix,
     const float head_std = LOGIT_STD * inv_sqrt(hp->n_embd);
 
     /* Non-layer tensors first, by name, as llama.cpp's loader sorts them. */
-    if (!hp->tied_output)
+    if (!hp->tied_output) {
         add(&p, KS_MKMODEL_T_OUTPUT, -1, 0, head_std, hp->n_embd, hp->n_vocab, 0, "output.weight");
+        quiet_unused_rows(&p);
+    }
     add(&p, KS_MKMODEL_T_NORM, -1, 1, NORM_STD, hp->n_embd, 0, 0, "output_norm.weight");
     add(&p, KS_MKMODEL_T_TOKEN_EMBD, -1, 0, head_std, hp->n_embd, hp->n_vocab, 0, "token_embd.weight");
+    quiet_unused_rows(&p);
     for (int64_t il = 0; il < hp->n_layer; il++)
         add_layer(&p, il);
     *out = p.t;

@@ -385,7 +385,7 @@ static void learn_merges(vocab *v, const uint8_t byte_id[256]) {
 /* ---- the keys ---------------------------------------------------------------------------- */
 
 ks_status ks_mkmodel_vocab_build(ks_gguf_writer *w, int64_t n_vocab, int64_t *n_vocab_out,
-                                 ks_err *err) {
+                                 int64_t *n_used_out, ks_err *err) {
     vocab v = {0};
     uint8_t order[256], byte_id[256];
     uint32_t cp[256];
@@ -408,6 +408,7 @@ ks_status ks_mkmodel_vocab_build(ks_gguf_writer *w, int64_t n_vocab, int64_t *n_
         vocab_free(&v);
         return s;
     }
+    *n_used_out = (int64_t)v.n;
     while ((int64_t)v.n < n_vocab) {
         char buf[32];
         snprintf(buf, sizeof buf, "[PAD%zu]", v.n);
@@ -434,7 +435,7 @@ ks_status ks_mkmodel_vocab_build(ks_gguf_writer *w, int64_t n_vocab, int64_t *n_
 }
 
 ks_status ks_mkmodel_vocab_copy(ks_gguf_writer *w, const char *path, int64_t *n_vocab_out,
-                                ks_err *err) {
+                                int64_t *n_used_out, ks_err *err) {
     static const char prefix[] = "tokenizer.";
     ks_gguf *g = NULL;
     ks_status s = ks_gguf_open(&g, path, err);
@@ -454,7 +455,14 @@ ks_status ks_mkmodel_vocab_copy(ks_gguf_writer *w, const char *path, int64_t *n_
         ks_gguf_writer_set_value(w, key, &kv->value);
         free(key);
     }
+    int64_t n_used = (int64_t)tokens->v.arr.n;
+    const ks_gguf_value *types;
+    if (ks_gguf_get_arr(g, "tokenizer.ggml.token_type", KS_GGUF_TYPE_COUNT, &types, NULL) == KS_OK &&
+        types->v.arr.n == tokens->v.arr.n && !types->v.arr.items)
+        while (n_used > 0 && ks_gguf_arr_get_i64(types, (uint64_t)n_used - 1) == TOKEN_UNUSED)
+            n_used--;
     *n_vocab_out = (int64_t)tokens->v.arr.n;
+    *n_used_out = n_used;
 fail:
     ks_gguf_close(g);
     return s;

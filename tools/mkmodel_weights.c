@@ -104,8 +104,9 @@ static void generate_row(float *y, const ks_mkmodel_tensor *t, uint64_t tensor_s
     uint64_t s = tensor_seed ^ ((uint64_t)row * 0xd1342543de82ef95u);
     rng r;
     rng_seed(&r, splitmix64(&s));
+    const float std = row >= t->quiet_row ? t->quiet_std : t->std;
     for (int64_t i = 0; i < t->ne[0]; i++)
-        y[i] = t->mean + t->std * normal_from_bits(rng_next(&r));
+        y[i] = t->mean + std * normal_from_bits(rng_next(&r));
 }
 
 /* ---- conversion ----------------------------------------------------------------------- */
@@ -167,8 +168,8 @@ static void progress_report(progress *p, const char *tensor, bool final) {
     int64_t done = atomic_load(&p->done);
     double frac = p->total ? (double)done / (double)p->total : 1.0;
     double eta = frac > 0 ? (t - p->t0) * (1.0 - frac) / frac : 0.0;
-    fprintf(stderr, "%smkmodel: %3.0f%%  %.2f of %.2f G params  %.1f s  eta %.0f s  %-32s%s",
-            p->tty ? "\r" : "", 100.0 * frac, (double)done * 1e-9, (double)p->total * 1e-9,
+    fprintf(stderr, "%smkmodel: %3.0f%%  %.0f of %.0f M params  %.1f s  eta %.0f s  %-32s%s",
+            p->tty ? "\r" : "", 100.0 * frac, (double)done * 1e-6, (double)p->total * 1e-6,
             t - p->t0, eta, final ? "done" : tensor, p->tty && !final ? "" : "\n");
     fflush(stderr);
 }

@@ -107,6 +107,14 @@ static void expect_layer_tensor(const ks_gguf *g, int il, const char *suffix, ui
     expect_tensor(g, name, type, ne0, ne1, ne2);
 }
 
+/* Index of token text in the vocabulary, -1 if absent. */
+static int64_t token_id(const ks_gguf_value *tokens, const char *text) {
+    for (uint64_t i = 0; i < tokens->v.arr.n; i++)
+        if (ks_gguf_str_eq(tokens->v.arr.items[i].v.str, text))
+            return (int64_t)i;
+    return -1;
+}
+
 static int64_t n_tokens(const ks_gguf *g) { return (int64_t)get_arr(g, "tokenizer.ggml.tokens")->v.arr.n; }
 
 Test(mkmodel, test_mkmodel_tiny_qwen3_layout) {
@@ -223,14 +231,6 @@ Test(mkmodel, test_mkmodel_tied_output_and_padded_vocab) {
     cr_expect(str_is(tokens->v.arr.items[151935].v.str, "[PAD151935]"));
     cr_expect_eq(ks_gguf_arr_get_i64(types, 151935), 5, "padding is not UNUSED");
     ks_gguf_close(g);
-}
-
-/* Index of token text in the vocabulary, -1 if absent. */
-static int64_t token_id(const ks_gguf_value *tokens, const char *text) {
-    for (uint64_t i = 0; i < tokens->v.arr.n; i++)
-        if (ks_gguf_str_eq(tokens->v.arr.items[i].v.str, text))
-            return (int64_t)i;
-    return -1;
 }
 
 Test(mkmodel, test_mkmodel_built_vocab_is_byte_level_bpe) {
@@ -375,6 +375,32 @@ Test(mkmodel, test_mkmodel_weight_scales) {
                   want[i].name, mean, want[i].mean);
         cr_expect(fabs(std / want[i].std - 1) < 0.1, "%s: std %g, expected %g", want[i].name, std,
                   want[i].std);
+    }
+    ks_gguf_close(g);
+}
+
+/* Root mean square of rows [r0, r1) of a F32 matrix (the std of zero-mean rows). */
+static double rows_std(const ks_gguf_tensor *t, int64_t r0, int64_t r1) {
+    const float *x = (const float *)t->data + r0 * t->ne[0];
+    double s2 = 0;
+    for (int64_t i = 0; i < (r1 - r0) * t->ne[0]; i++)
+        s2 += (double)x[i] * x[i];
+    return sqrt(s2 / (double)((r1 - r0) * t->ne[0]));
+}
+
+Test(mkmodel, test_mkmodel_unused_tokens_have_quiet_head_rows) {
+    /* Padding tokens get 1/16 of the LM head's scale, so that greedy decoding of a padded
+     * vocabulary picks real tokens. */
+    const char *path = tmp_path("pad.gguf");
+    cr_assert_eq(mkmodel("-o", path, "--type", "f32", "--n-vocab", "4096", NULL), 0);
+    ks_gguf *g = open_ok(path);
+    int64_t n_used = token_id(get_arr(g, "tokenizer.ggml.tokens"), "</think>") + 1;
+    cr_assert(n_used > 256 && n_used < 4096);
+    for (int k = 0; k < 2; k++) {
+        const ks_gguf_tensor *t = ks_gguf_find_tensor(g, k ? "output.weight" : "token_embd.weight");
+        double live = rows_std(t, 0, n_used), quiet = rows_std(t, n_used, 4096);
+        cr_expect(fabs(live / (2.0 / 16) - 1) < 0.05, "live rows: std %g", live);
+        cr_expect(fabs(quiet / (2.0 / 16 / 16) - 1) < 0.05, "unused rows: std %g", quiet);
     }
     ks_gguf_close(g);
 }
