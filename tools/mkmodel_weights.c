@@ -1,8 +1,9 @@
 /* mkmodel_weights.c — fills a synthetic model's tensors with seeded random values and
  * streams them to the GGUF writer.
  *
- * Owns: the random number generator, the row generator, the worker threads that
- * generate and convert rows, and the progress report.
+ * Owns: the seeding of tensors and rows, the row generator, the worker threads that
+ * generate and convert rows, and the progress report. Random bits come from ks_rng
+ * (sample/rng.h).
  * Does not own: the tensor plan (mkmodel_arch.c), the codecs (the traits table's
  * from_float, tensor/ref/), the file format (gguf/gguf_writer.c).
  *
@@ -23,6 +24,7 @@
  *   main:     is worker 0, reports progress, joins, hands out[] to the writer */
 #include "mkmodel.h"
 
+#include "sample/rng.h"
 #include "tensor/fp16.h"
 #include "tensor/types.h"
 
@@ -46,39 +48,6 @@
 
 /* ---- random numbers ------------------------------------------------------------------- */
 
-/* splitmix64: turns any 64-bit value into a well-mixed one; used to derive seeds. */
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-/* xoshiro256**: the per-row generator (fast, 256-bit state, passes BigCrush). */
-typedef struct rng {
-    uint64_t s[4];
-} rng;
-
-static void rng_seed(rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 /* Approximately standard normal from one 64-bit draw: the sum of its four 16-bit
  * quarters (Irwin-Hall with n = 4: bell-shaped, bounded to +-3.46 sigma, which also keeps
  * quantization scales free of outliers), centred and scaled to unit variance. */
@@ -99,14 +68,22 @@ static uint64_t name_hash(const char *s) {
     return h;
 }
 
-/* y[0..ne0) = row `row` of tensor t under tensor_seed. */
-static void generate_row(float *y, const ks_mkmodel_tensor *t, uint64_t tensor_seed, int64_t row) {
-    uint64_t s = tensor_seed ^ ((uint64_t)row * 0xd1342543de82ef95u);
-    rng r;
-    rng_seed(&r, splitmix64(&s));
+/* The seed of a tensor's rows: a draw from (seed, name), so that neighbouring seeds or
+ * names give unrelated tensors. */
+static uint64_t tensor_seed(uint64_t seed, const char *name) {
+    ks_rng r;
+    ks_rng_seed(&r, seed ^ name_hash(name));
+    return ks_rng_next_u64(&r);
+}
+
+/* y[0..ne0) = row `row` of tensor t. Rows use seeds tensor_seed + row: ks_rng_seed
+ * spreads consecutive seeds to unrelated streams. */
+static void generate_row(float *y, const ks_mkmodel_tensor *t, uint64_t seed, int64_t row) {
+    ks_rng r;
+    ks_rng_seed(&r, seed + (uint64_t)row);
     const float std = row >= t->quiet_row ? t->quiet_std : t->std;
     for (int64_t i = 0; i < t->ne[0]; i++)
-        y[i] = t->mean + std * normal_from_bits(rng_next(&r));
+        y[i] = t->mean + std * normal_from_bits(ks_rng_next_u64(&r));
 }
 
 /* ---- conversion ----------------------------------------------------------------------- */
@@ -274,14 +251,13 @@ ks_status ks_mkmodel_write(ks_gguf_writer *w, const char *path, const ks_mkmodel
         job j = {
             .t = &t[i],
             .convert = converter(t[i].type),
-            .seed = name_hash(t[i].name) ^ opts->seed,
+            .seed = tensor_seed(opts->seed, t[i].name),
             .n_rows = t[i].ne[1] * t[i].ne[2] * t[i].ne[3],
             .rows_per_chunk = KS_MAX(1, CHUNK_ELEMS / t[i].ne[0]),
             .row_bytes = ks_type_row_size(t[i].type, t[i].ne[0], NULL),
             .out = buf,
             .prog = &prog,
         };
-        j.seed = splitmix64(&j.seed);
         atomic_init(&j.next_chunk, 0);
         atomic_init(&j.failed, false);
         s = fill_tensor(&j, opts->n_threads, err);
