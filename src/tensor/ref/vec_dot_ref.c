@@ -12,8 +12,11 @@
  *   3. sum:      the scaled block results added into a float accumulator in row order.
  *
  * Part 1 has one answer. Parts 2 and 3 follow llama.cpp's portable C kernels term by
- * term, because float multiplication is not associative: (sumi * dw) * da and
- * sumi * (dw * da) differ in the last bit. Each kernel's comment gives its expression.
+ * term, because float arithmetic is not associative: (sumi * dw) * da and
+ * sumi * (dw * da) can differ in the last bit (rarely for fp16 scales, whose product is
+ * exact in float; routinely for Q8_K's float scale), and so do sums added in another
+ * order. Each kernel's comment gives its expression. tests/kernels/test_vec_dot.c checks
+ * the results bit for bit against llama.cpp's own library.
  * The K-quant kernels keep eight float partial sums ("lanes", element index mod 8)
  * across the super-blocks and add them at the end, as the portable C version does.
  *
@@ -144,8 +147,16 @@ float ks_vec_dot_q4_0_q8_0_ref(const void *w, const void *a, int64_t n) {
     return sumf;
 }
 
-/* Per block: sumf += ((dw * da) * (float)sumi + mw * sa). The offset m of every weight
- * meets sum(a) = sa / da, which Q8_1 carries precomputed as s. */
+/* One block of an offset type (Q4_1, Q5_1) with codes q, scale d and offset m:
+ * (dw * da) * (float)sumi + mw * sa. The offset meets the activations' sum, which Q8_1
+ * carries precomputed as s. */
+static float offset_block(const int *q, ks_fp16 d, ks_fp16 m, const ks_block_q8_1 *y) {
+    const int sumi = block_sumi(q, 0, y->qs);
+    const float dd = ks_fp16_to_fp32(d) * ks_fp16_to_fp32(y->d);
+    return dd * (float)sumi + ks_fp16_to_fp32(m) * ks_fp16_to_fp32(y->s);
+}
+
+/* Per block: sumf += offset_block(...), the block's two terms added first. */
 float ks_vec_dot_q4_1_q8_1_ref(const void *w, const void *a, int64_t n) {
     const ks_block_q4_1 *x = w;
     const ks_block_q8_1 *y = a;
@@ -153,9 +164,7 @@ float ks_vec_dot_q4_1_q8_1_ref(const void *w, const void *a, int64_t n) {
     float sumf = 0.0f;
     for (int64_t ib = 0; ib < n / QK; ib++) {
         nibbles(x[ib].qs, q);
-        const int sumi = block_sumi(q, 0, y[ib].qs);
-        const float dd = ks_fp16_to_fp32(x[ib].d) * ks_fp16_to_fp32(y[ib].d);
-        sumf += dd * (float)sumi + ks_fp16_to_fp32(x[ib].m) * ks_fp16_to_fp32(y[ib].s);
+        sumf += offset_block(q, x[ib].d, x[ib].m, &y[ib]);
     }
     return sumf;
 }
@@ -182,9 +191,7 @@ float ks_vec_dot_q5_1_q8_1_ref(const void *w, const void *a, int64_t n) {
     float sumf = 0.0f;
     for (int64_t ib = 0; ib < n / QK; ib++) {
         five_bit_codes(x[ib].qh, x[ib].qs, q);
-        const int sumi = block_sumi(q, 0, y[ib].qs);
-        const float dd = ks_fp16_to_fp32(x[ib].d) * ks_fp16_to_fp32(y[ib].d);
-        sumf += dd * (float)sumi + ks_fp16_to_fp32(x[ib].m) * ks_fp16_to_fp32(y[ib].s);
+        sumf += offset_block(q, x[ib].d, x[ib].m, &y[ib]);
     }
     return sumf;
 }
