@@ -10,6 +10,7 @@
  *
  * Does not own: what a model contains (mkmodel_arch.c, mkmodel_mix.c), the tokenizer
  * (mkmodel_vocab.c), generating and writing weights (mkmodel_weights.c). */
+#include "cli_common.h"
 #include "commands.h"
 #include "mkmodel.h"
 
@@ -17,6 +18,7 @@
 #include "tensor/types.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,16 +139,6 @@ static int bad_usage(const char *fmt, const char *arg) {
     return 2;
 }
 
-static bool parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Parses argv into o. Returns -1 to go on, else the exit status (0 after --help). */
 static int parse_options(int argc, char **argv, options *o) {
     *o = (options){.arch = -1, .mix = KS_MKMODEL_MIX_F16, .seed = DEFAULT_SEED,
@@ -197,22 +189,21 @@ static int parse_options(int argc, char **argv, options *o) {
                 return bad_usage("unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k_m)", val);
         } else if (!strcmp(a, "--seed")) {
             NEXT_VALUE();
-            char *end;
-            errno = 0;
-            o->seed = strtoull(val, &end, 0);
-            if (errno || end == val || *end || val[0] == '-')
-                return bad_usage("--seed wants a non-negative integer, not '%s'", val);
+            long seed;
+            if (!ks_cli_int("mkmodel", a, val, 0, LONG_MAX, &seed))
+                return 2;
+            o->seed = (uint64_t)seed;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEXT_VALUE();
-            int64_t n;
-            if (!parse_i64(val, 1, KS_MKMODEL_MAX_THREADS, &n))
-                return bad_usage("--threads wants 1..256, not '%s'", val);
+            long n;
+            if (!ks_cli_int("mkmodel", a, val, 1, KS_MKMODEL_MAX_THREADS, &n))
+                return 2;
             o->n_threads = (int)n;
         } else if (!strcmp(a, "--rope-theta")) {
             NEXT_VALUE();
-            char *end;
-            o->rope_theta = strtod(val, &end);
-            if (end == val || *end || !(o->rope_theta > 0))
+            if (!ks_cli_float("mkmodel", a, val, &o->rope_theta))
+                return 2;
+            if (!(o->rope_theta > 0))
                 return bad_usage("--rope-theta wants a positive number, not '%s'", val);
         } else if (!strcmp(a, "--vocab-from")) {
             NEXT_VALUE();
@@ -227,8 +218,10 @@ static int parse_options(int argc, char **argv, options *o) {
             if (k == KS_ARRAY_LEN(shape_opts))
                 return bad_usage("unknown option '%s'", argv[i]);
             NEXT_VALUE();
-            if (!parse_i64(val, 1, SHAPE_MAX, &o->shape[k]))
-                return bad_usage("a shape wants a positive integer below 2^24, not '%s'", val);
+            long v;
+            if (!ks_cli_int("mkmodel", a, val, 1, SHAPE_MAX, &v))
+                return 2;
+            o->shape[k] = v;
             o->shape_set[k] = true;
         }
 #undef NEXT_VALUE
