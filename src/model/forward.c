@@ -59,9 +59,10 @@ struct ks_forward {
     /* output */
     int32_t *out_rows; /* (T) batch indices of tokens wanting logits */
     float *xo;         /* (T, n_embd) their normed final states */
+    uint8_t *xq;       /* (T, max_row) activations converted to a weight's dot type */
 
     thread_scratch *ts;
-    float *rope_inv_freq; /* (head_dim / 2) base^(-2i/head_dim) */
+    float rope_theta_scale; /* base^(-2/head_dim) */
 };
 
 static float *falloc(size_t n, bool *ok) {
@@ -75,12 +76,13 @@ void ks_forward_destroy(ks_forward *f) {
     if (!f)
         return;
     float *bufs[] = {f->x, f->h, f->q, f->kc, f->vc, f->attn, f->g, f->u, f->ffn_out, f->router,
-                     f->sel_w, f->rows_w, f->xe, f->ye, f->xo, f->rope_inv_freq};
+                     f->sel_w, f->rows_w, f->xe, f->ye, f->xo};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(f->sel);
     free(f->rows);
     free(f->out_rows);
+    free(f->xq);
     if (f->ts) {
         for (int i = 0; i < f->nth; i++) {
             free(f->ts[i].row);
@@ -133,15 +135,16 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     f->xe = falloc(T * hp->n_embd, &ok);
     f->ye = falloc(T * hp->n_embd, &ok);
     f->xo = falloc(T * hp->n_embd, &ok);
-    f->rope_inv_freq = falloc((size_t)hp->head_dim / 2, &ok);
     f->sel = malloc(T * n_used * sizeof *f->sel);
     f->rows = malloc(T * sizeof *f->rows);
     f->out_rows = malloc(T * sizeof *f->out_rows);
     ok = ok && f->sel && f->rows && f->out_rows;
     /* the widest row a thread dequantizes: a weight row (n_embd, q_dim or ff elements) */
     size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
+    /* converted activations take at most 4 bytes an element (F32) */
+    f->xq = malloc(T * max_row * sizeof(float));
     f->ts = calloc((size_t)f->nth, sizeof *f->ts);
-    ok = ok && f->ts;
+    ok = ok && f->ts && f->xq;
     for (int i = 0; ok && i < f->nth; i++) {
         f->ts[i].row = falloc(max_row, &ok);
         f->ts[i].scores = falloc((size_t)n_ctx, &ok);
@@ -151,8 +154,7 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
         ks_forward_destroy(f);
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for forward scratch (%d tokens)", max_tokens);
     }
-    for (int i = 0; i < hp->head_dim / 2; i++)
-        f->rope_inv_freq[i] = (float)pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
+    f->rope_theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->head_dim);
     *out = f;
     return KS_OK;
 }
@@ -169,15 +171,19 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
         y[i] = x[i] * scale * (w ? w[i] : 1.0f);
 }
 
-/* NeoX-style rotation: element i pairs with i + d/2, angle pos * inv_freq[i]. */
-static void rope_neox(float *v, int d, int pos, const float *inv_freq) {
+/* NeoX-style rotation: element i pairs with i + d/2, angle pos * base^(-2i/d). The
+ * angles are formed as llama.cpp forms them (a float running product of
+ * theta_scale = base^(-2/d)), so that long positions rotate by exactly the same angles
+ * as in the models' reference implementation. */
+static void rope_neox(float *v, int d, int pos, float theta_scale) {
     int half = d / 2;
+    float theta = (float)pos;
     for (int i = 0; i < half; i++) {
-        float theta = (float)pos * inv_freq[i];
         float c = cosf(theta), s = sinf(theta);
         float a = v[i], b = v[i + half];
         v[i] = a * c - b * s;
         v[i + half] = a * s + b * c;
+        theta *= theta_scale;
     }
 }
 
@@ -186,40 +192,42 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 /* ---- matmul ------------------------------------------------------------------------------- */
 
 /* y (T, n_out) = x (T, n_in) . W^T for rows [row0, row0 + n_out) of W (row0 selects an
- * expert's slice of a 3-D weight). x rows have stride n_in, y rows stride ldy. */
+ * expert's slice of a 3-D weight); y rows have stride ldy.
+ *
+ * The activations are first converted to the weight type's dot type (Q8_0, Q8_1, Q8_K,
+ * F16, BF16 or F32), once per call, exactly as llama.cpp does; each thread then takes a
+ * contiguous range of weight rows and dots each row with all T converted inputs, so the
+ * weights are read once per batch. */
 typedef struct matmul_task {
     ks_forward *f;
     const ks_weight *w;
     int64_t row0;
     int n_in, n_out, T;
-    const float *x;
+    const uint8_t *xq;    /* (T, act_row_bytes) converted activations */
+    size_t act_row_bytes;
     float *y;
     int ldy;
 } matmul_task;
 
 static void matmul_worker(void *arg, int ith, int nth) {
     matmul_task *mt = arg;
-    const ks_type_traits *tr = ks_type_traits_of(mt->w->type);
-    float *row = mt->f->ts[ith].row;
+    ks_vec_dot_fn dot = mt->f->k->vec_dot[mt->w->type];
     long r0, r1;
     ks_split_range(mt->n_out, ith, nth, &r0, &r1);
     for (long r = r0; r < r1; r++) {
-        const uint8_t *src = (const uint8_t *)mt->w->data + (size_t)(mt->row0 + r) * mt->w->row_bytes;
-        const float *wr;
-        if (mt->w->type == KS_TYPE_F32) {
-            wr = (const float *)src;
-        } else {
-            tr->to_float(src, row, mt->n_in);
-            wr = row;
-        }
+        const uint8_t *wr = (const uint8_t *)mt->w->data + (size_t)(mt->row0 + r) * mt->w->row_bytes;
         for (int t = 0; t < mt->T; t++)
-            mt->y[(size_t)t * mt->ldy + r] = mt->f->k->dot_f32(wr, mt->x + (size_t)t * mt->n_in, mt->n_in);
+            mt->y[(size_t)t * mt->ldy + r] = dot(wr, mt->xq + (size_t)t * mt->act_row_bytes, mt->n_in);
     }
 }
 
 static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in,
                    float *y, int n_out, int ldy, int T) {
-    matmul_task mt = {f, w, row0, n_in, n_out, T, x, y, ldy};
+    uint32_t act = ks_type_traits_of(w->type)->dot_type;
+    size_t act_row = ks_type_row_size((ks_type)act, n_in, NULL);
+    for (int t = 0; t < T; t++)
+        f->k->quantize_act[act](x + (size_t)t * n_in, f->xq + (size_t)t * act_row, n_in);
+    matmul_task mt = {f, w, row0, n_in, n_out, T, f->xq, act_row, y, ldy};
     ks_threadpool_run(f->tp, matmul_worker, &mt);
 }
 
@@ -426,13 +434,13 @@ static void layer(ks_forward *f, const ks_batch *b, int il) {
             float *v = f->q + (size_t)t * q_dim + (size_t)h * hd;
             if (hp->qk_norm)
                 rmsnorm(v, v, l->q_norm.data, hd, hp->rms_eps);
-            rope_neox(v, hd, b->pos[t], f->rope_inv_freq);
+            rope_neox(v, hd, b->pos[t], f->rope_theta_scale);
         }
         for (int h = 0; h < hp->n_head_kv; h++) {
             float *v = f->kc + (size_t)t * kv_dim + (size_t)h * hd;
             if (hp->qk_norm)
                 rmsnorm(v, v, l->k_norm.data, hd, hp->rms_eps);
-            rope_neox(v, hd, b->pos[t], f->rope_inv_freq);
+            rope_neox(v, hd, b->pos[t], f->rope_theta_scale);
         }
     }
     store_kv(f, b, il);
