@@ -19,7 +19,7 @@ static float frand(void) { /* uniform in [-1, 1) */
 static const ks_kernels *isa_or_skip(const char *isa) {
     const ks_kernels *k = ks_kernels_for_isa(isa);
     if (!k)
-        cr_log_warn("%s kernels not available on this CPU/build: skipped", isa);
+        cr_log_info("%s kernels not available on this CPU/build: skipped", isa);
     return k;
 }
 

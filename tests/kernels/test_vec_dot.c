@@ -219,7 +219,7 @@ Test(vec_dot, test_vec_dot_ref_within_activation_error_of_exact_dot) {
 static const ks_kernels *isa_or_skip(const char *isa) {
     const ks_kernels *k = ks_kernels_for_isa(isa);
     if (!k)
-        cr_log_warn("%s kernels not available on this CPU/build: skipped", isa);
+        cr_log_info("%s kernels not available on this CPU/build: skipped", isa);
     return k;
 }
 
@@ -349,7 +349,7 @@ static void *peer_open(const char *variant) {
     snprintf(path, sizeof path, "%slibggml-cpu-%s.so", PEER_DIR, variant);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
-        cr_log_warn("llama.cpp CPU library %s not loadable (%s): skipped", variant, dlerror());
+        cr_log_info("llama.cpp CPU library %s not loadable (%s): skipped", variant, dlerror());
         return NULL;
     }
     void (*init)(void) = (void (*)(void))dlsym(lib, "ggml_cpu_init");
@@ -407,7 +407,7 @@ static void fill_ties(float *x, int n) {
 Test(vec_dot, test_vec_dot_activations_bit_identical_to_llama_cpp_x86) {
     const ks_cpu_features *f = ks_cpu_detect();
     if (!(f->avx2 && f->fma && f->f16c)) {
-        cr_log_warn("CPU lacks AVX2: llama.cpp x86 activation parity skipped");
+        cr_log_info("CPU lacks AVX2: llama.cpp x86 activation parity skipped");
         return;
     }
     void *lib = peer_open("haswell");
