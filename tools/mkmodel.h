@@ -130,8 +130,9 @@ void ks_mkmodel_set_arch_keys(ks_gguf_writer *w, const ks_mkmodel_hparams *hp, c
 ks_status ks_mkmodel_vocab_build(ks_gguf_writer *w, int64_t n_vocab, int64_t *n_vocab_out,
                                  int64_t *n_used_out, ks_err *err);
 
-/* Copies every tokenizer.* key of the GGUF at path; *n_vocab_out = its token count,
- * *n_used_out = the count before its trailing unused (type 5) tokens. */
+/* Copies every tokenizer.* key of the GGUF at path (and the ChatML template if it has
+ * none); *n_vocab_out = its token count, *n_used_out = the count before its trailing
+ * unused (type 5) tokens. */
 ks_status ks_mkmodel_vocab_copy(ks_gguf_writer *w, const char *path, int64_t *n_vocab_out,
                                 int64_t *n_used_out, ks_err *err);
 

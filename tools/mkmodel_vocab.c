@@ -21,7 +21,9 @@
  * U+0100..); merges then join adjacent symbols, most frequent pair first. A tokenizer
  * applies the merges in the order they were learned.
  *
- * Copied: every tokenizer.* key of another GGUF (a real vocabulary, e.g. Qwen3's).
+ * Copied: every tokenizer.* key of another GGUF (a real vocabulary, e.g. Qwen3's), and
+ * the ChatML template above if that file has no chat template (vocabulary-only files
+ * often have none; Qwen's vocabularies have the ChatML tokens it uses).
  *
  * Does not own: tokenizing (src/tokenizer/), the sample text (mkmodel_corpus.c). */
 #include "mkmodel.h"
@@ -455,6 +457,8 @@ ks_status ks_mkmodel_vocab_copy(ks_gguf_writer *w, const char *path, int64_t *n_
         ks_gguf_writer_set_value(w, key, &kv->value);
         free(key);
     }
+    if (!ks_gguf_find(g, "tokenizer.chat_template"))
+        ks_gguf_writer_set_str(w, "tokenizer.chat_template", chat_template);
     int64_t n_used = (int64_t)tokens->v.arr.n;
     const ks_gguf_value *types;
     if (ks_gguf_get_arr(g, "tokenizer.ggml.token_type", KS_GGUF_TYPE_COUNT, &types, NULL) == KS_OK &&

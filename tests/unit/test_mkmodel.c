@@ -57,6 +57,15 @@ static int mkmodel(const char *first, ...) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* A Q4_0 model one layer deep and 64 wide (the embedding of a real vocabulary dominates
+ * its size) with the tokenizer of the GGUF at vocab; opt and val: one more option, or
+ * NULL. */
+static int mkmodel_with_vocab(const char *out, const char *vocab, const char *opt, const char *val) {
+    return mkmodel("-o", out, "--type", "q4_0", "--n-embd", "64", "--n-head", "2", "--n-head-kv", "1",
+                   "--head-dim", "32", "--n-ff", "64", "--n-layer", "1", "--vocab-from", vocab, opt,
+                   val, NULL);
+}
+
 static ks_gguf *open_ok(const char *path) {
     ks_err err;
     ks_err_clear(&err);
@@ -287,9 +296,7 @@ Test(mkmodel, test_mkmodel_vocab_from_and_template_file) {
     const char *vocab = ks_test_fixture("tokenizer/vocab-qwen3.gguf");
     const char *tmpl = ks_test_fixture("templates/Qwen3-Coder.jinja");
     const char *path = tmp_path("vq.gguf");
-    cr_assert_eq(mkmodel("-o", path, "--type", "q4_0", "--n-embd", "64", "--n-head", "2",
-                         "--n-head-kv", "1", "--head-dim", "32", "--n-ff", "64", "--n-layer", "1",
-                         "--vocab-from", vocab, "--template-file", tmpl, NULL), 0);
+    cr_assert_eq(mkmodel_with_vocab(path, vocab, "--template-file", tmpl), 0);
     ks_gguf *src = open_ok(vocab);
     ks_gguf *g = open_ok(path);
     /* Every tokenizer key of the source, same length; n_vocab follows it. */
@@ -316,6 +323,30 @@ Test(mkmodel, test_mkmodel_vocab_from_and_template_file) {
     free(text);
     ks_gguf_close(g);
     ks_gguf_close(src);
+}
+
+/* The chat template of the model at path, as a malloc'd C string. */
+static char *chat_template_of(const char *path) {
+    ks_gguf *g = open_ok(path);
+    ks_gguf_str s;
+    cr_assert_eq(ks_gguf_get_str(g, "tokenizer.chat_template", &s, NULL), KS_OK, "%s: no template", path);
+    char *t = strndup(s.ptr, (size_t)s.len);
+    ks_gguf_close(g);
+    return t;
+}
+
+Test(mkmodel, test_mkmodel_vocab_from_keeps_or_adds_a_template) {
+    /* vocab-qwen2.gguf has a template: kept. vocab-qwen3.gguf has none: ChatML added. */
+    const char *a = tmp_path("q2.gguf"), *b = tmp_path("q3.gguf");
+    cr_assert_eq(mkmodel_with_vocab(a, ks_test_fixture("tokenizer/vocab-qwen2.gguf"), NULL, NULL), 0);
+    cr_assert_eq(mkmodel_with_vocab(b, ks_test_fixture("tokenizer/vocab-qwen3.gguf"), NULL, NULL), 0);
+    char *ta = chat_template_of(a), *tb = chat_template_of(b);
+    char *src = chat_template_of(ks_test_fixture("tokenizer/vocab-qwen2.gguf"));
+    cr_expect_str_eq(ta, src);
+    cr_expect(strstr(tb, "<|im_start|>") && strstr(tb, "add_generation_prompt"), "no ChatML template added");
+    free(ta);
+    free(tb);
+    free(src);
 }
 
 Test(mkmodel, test_mkmodel_same_seed_same_bytes) {
