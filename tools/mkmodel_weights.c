@@ -1,9 +1,9 @@
 /* mkmodel_weights.c — fills a synthetic model's tensors with seeded random values and
  * streams them to the GGUF writer.
  *
- * Owns: the seeding of tensors and rows, the row generator, the worker threads that
- * generate and convert rows, and the progress report. Random bits come from ks_rng
- * (sample/rng.h).
+ * Owns: the seeding of tensors and rows, the row generator, the split of a tensor's rows
+ * over the compute threads, and the progress report. Random bits come from ks_rng
+ * (sample/rng.h), threads from the compute pool (core/threadpool.h).
  * Does not own: the tensor plan (mkmodel_arch.c), the codecs (the traits table's
  * from_float, tensor/ref/), the file format (gguf/gguf_writer.c).
  *
@@ -17,18 +17,18 @@
  * tensor of the presets, Qwen3-Coder-30B-A3B's token_embd or output (151,936 x 2,048),
  * is 1.2 GiB in F32 and 243 MiB as the Q6_K output of a q4_k_m file.
  *
- * Per tensor:
+ * Per tensor, on the compute thread pool (core/threadpool.h):
  *
  *   rows [0, n_rows) cut in chunks of ~CHUNK_ELEMS elements
- *   worker k: take next chunk -> generate rows (f32 scratch) -> convert into out[rows]
- *   main:     is worker 0, reports progress, joins, hands out[] to the writer */
+ *   thread k: take next chunk -> generate rows (f32 scratch) -> convert into out[rows]
+ *   caller:   is thread 0, reports progress; after the join hands out[] to the writer */
 #include "mkmodel.h"
 
+#include "core/threadpool.h"
 #include "sample/rng.h"
 #include "tensor/fp16.h"
 #include "tensor/types.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,8 +166,11 @@ typedef struct job {
     progress *prog;
 } job;
 
-/* Takes chunks until none is left. The main thread (report = true) also reports. */
-static void run_chunks(job *j, bool report) {
+/* One pool thread's part of a tensor: takes chunks until none is left (dynamic, so a
+ * slow thread does less). Thread 0, the caller, also reports progress. */
+static void run_chunks(void *ctx, int ith, int nth) {
+    (void)nth;
+    job *j = ctx;
     const int64_t ne0 = j->t->ne[0];
     float *x = malloc((size_t)(j->rows_per_chunk * ne0) * sizeof *x); /* (rows_per_chunk, ne0) */
     if (!x) {
@@ -183,34 +186,12 @@ static void run_chunks(job *j, bool report) {
             generate_row(x + (r - r0) * ne0, j->t, j->seed, r);
         j->convert(x, j->out + (size_t)r0 * j->row_bytes, (r1 - r0) * ne0);
         atomic_fetch_add(&j->prog->done, (long long)((r1 - r0) * ne0));
-        if (report)
+        if (ith == 0)
             progress_report(j->prog, j->t->name, false);
     }
     free(x);
 }
 
-static void *worker_main(void *arg) {
-    run_chunks(arg, false);
-    return NULL;
-}
-
-/* Fills out with tensor t's converted bytes using n_threads threads (the caller's
- * included). */
-static ks_status fill_tensor(job *j, int n_threads, ks_err *err) {
-    pthread_t tids[KS_MKMODEL_MAX_THREADS];
-    int started = 0;
-    for (int k = 1; k < n_threads; k++) {
-        if (pthread_create(&tids[started], NULL, worker_main, j) != 0)
-            break; /* fewer helpers is still correct, only slower */
-        started++;
-    }
-    run_chunks(j, true);
-    for (int k = 0; k < started; k++)
-        pthread_join(tids[k], NULL);
-    if (atomic_load(&j->failed))
-        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory generating %s", j->t->name);
-    return KS_OK;
-}
 
 /* ---- the file ------------------------------------------------------------------------- */
 
@@ -218,7 +199,7 @@ static int64_t n_elements(const ks_mkmodel_tensor *t) { return t->ne[0] * t->ne[
 
 ks_status ks_mkmodel_write(ks_gguf_writer *w, const char *path, const ks_mkmodel_tensor *t,
                            size_t n, const ks_mkmodel_write_opts *opts, ks_err *err) {
-    KS_ASSERT(opts->n_threads >= 1 && opts->n_threads <= KS_MKMODEL_MAX_THREADS);
+    KS_ASSERT(opts->n_threads >= 1);
     size_t max_bytes = 0;
     progress prog = {.total = 0};
     for (size_t i = 0; i < n; i++) {
@@ -240,6 +221,7 @@ ks_status ks_mkmodel_write(ks_gguf_writer *w, const char *path, const ks_mkmodel
     if (!buf)
         return KS_ERRF(err, KS_ERR_NOMEM, "cannot allocate %zu bytes for one tensor", max_bytes);
     ks_status s = ks_gguf_writer_begin(w, path, err);
+    ks_threadpool *pool = ks_threadpool_create(opts->n_threads);
 
     prog.on = opts->progress;
     prog.tty = isatty(fileno(stderr));
@@ -260,10 +242,13 @@ ks_status ks_mkmodel_write(ks_gguf_writer *w, const char *path, const ks_mkmodel
         };
         atomic_init(&j.next_chunk, 0);
         atomic_init(&j.failed, false);
-        s = fill_tensor(&j, opts->n_threads, err);
+        ks_threadpool_run(pool, run_chunks, &j);
+        if (atomic_load(&j.failed))
+            s = KS_ERRF(err, KS_ERR_NOMEM, "out of memory generating %s", t[i].name);
         if (!s)
             s = ks_gguf_writer_write_tensor(w, (int)i, buf, (uint64_t)j.row_bytes * (uint64_t)j.n_rows, err);
     }
+    ks_threadpool_destroy(pool);
     if (!s)
         s = ks_gguf_writer_finish(w, err);
     if (!s)
