@@ -1,8 +1,7 @@
-/* runner.c — single-sequence synchronous evaluation (see runner.h). */
+/* runner.c — single-sequence synchronous evaluation over the KV cache (see runner.h). */
 #include "engine/runner.h"
 
 #include "core/threadpool.h"
-#include "kv/kv_pool.h"
 #include "model/forward.h"
 #include "tensor/types.h"
 
@@ -11,39 +10,37 @@
 
 #define KS_DEFAULT_CTX 4096      /* tokens, when the caller does not say */
 #define KS_DEFAULT_BATCH 512     /* tokens per forward call: prefill chunk */
-#define KS_DEFAULT_BLOCK 32      /* tokens per KV block (DESIGN.md) */
 
 struct ks_runner {
     const ks_model *m;
     ks_runner_params p;
     ks_threadpool *tp;
-    ks_kv_pool *pool;
+    ks_kv_cache *cache;
     ks_forward *fwd;
-    int32_t *block_table;   /* (n_ctx / B rounded up) */
-    int n_blocks;           /* blocks held */
-    int n_past;             /* tokens in the sequence */
+    ks_kv_seq seq;
+    int32_t *tokens;        /* (n_ctx) the sequence's tokens */
     /* batch arrays, (n_batch) each */
-    int32_t *pos, *seq;
+    int32_t *pos, *seq_idx;
     uint8_t *want;
 };
 
 void ks_runner_params_default(ks_runner_params *p) {
-    p->n_threads = 0;
-    p->n_ctx = 0;
-    p->n_batch = 0;
-    p->kv_type = KS_TYPE_F16;
-    p->block_tokens = 0;
+    memset(p, 0, sizeof *p);
+    ks_kv_cache_params_default(&p->kv);
 }
 
 void ks_runner_destroy(ks_runner *r) {
     if (!r)
         return;
+    if (r->cache)
+        ks_kv_cache_release(r->cache, &r->seq);
+    ks_kv_seq_deinit(&r->seq);
     ks_forward_destroy(r->fwd);
-    ks_kv_pool_destroy(r->pool);
+    ks_kv_cache_destroy(r->cache);
     ks_threadpool_destroy(r->tp);
-    free(r->block_table);
+    free(r->tokens);
     free(r->pos);
-    free(r->seq);
+    free(r->seq_idx);
     free(r->want);
     free(r);
 }
@@ -59,26 +56,35 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
     if (r->p.n_batch <= 0)
         r->p.n_batch = KS_DEFAULT_BATCH;
     r->p.n_batch = KS_MIN(r->p.n_batch, r->p.n_ctx);
-    if (r->p.block_tokens <= 0)
-        r->p.block_tokens = KS_DEFAULT_BLOCK;
+    ks_kv_seq_init(&r->seq);
     r->tp = ks_threadpool_create(r->p.n_threads);
     r->p.n_threads = ks_threadpool_n_threads(r->tp);
 
-    ks_kv_layout layout;
-    int n_blocks = (r->p.n_ctx + r->p.block_tokens - 1) / r->p.block_tokens;
-    ks_status s = ks_kv_layout_init(&layout, r->p.kv_type, r->p.block_tokens, m->hp.n_layer,
-                                    m->hp.n_head_kv, m->hp.head_dim, err);
+    ks_kv_cache_params kvp = r->p.kv;
+    if (kvp.ram_bytes == 0) {
+        /* room for the context plus a block of slack; with a disk tier, also room to keep
+         * other prefixes warm */
+        ks_kv_layout l;
+        ks_status s = ks_kv_layout_init(&l, kvp.kv_type, kvp.block_tokens > 0 ? kvp.block_tokens : 32,
+                                        m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, err);
+        if (s) {
+            ks_runner_destroy(r);
+            return s;
+        }
+        uint64_t blocks = (uint64_t)r->p.n_ctx / (uint64_t)l.block_tokens + 2;
+        uint64_t need = (blocks < 4 ? 4 : blocks) * l.block_bytes; /* the cache's minimum is 4 */
+        kvp.ram_bytes = need;
+    }
+    ks_status s = ks_kv_cache_create(&r->cache, m, &kvp, err);
     if (!s)
-        s = ks_kv_pool_create(&r->pool, &layout, n_blocks, err);
-    if (!s)
-        s = ks_forward_create(&r->fwd, m, &layout, ks_kv_pool_base(r->pool), n_blocks, r->p.n_batch,
-                              r->p.n_ctx, r->tp, err);
+        s = ks_forward_create(&r->fwd, m, ks_kv_cache_layout(r->cache), ks_kv_cache_pool_base(r->cache),
+                              ks_kv_cache_pool_blocks(r->cache), r->p.n_batch, r->p.n_ctx, r->tp, err);
     if (!s) {
-        r->block_table = malloc((size_t)n_blocks * sizeof *r->block_table);
+        r->tokens = malloc((size_t)r->p.n_ctx * sizeof *r->tokens);
         r->pos = malloc((size_t)r->p.n_batch * sizeof *r->pos);
-        r->seq = calloc((size_t)r->p.n_batch, sizeof *r->seq);
+        r->seq_idx = calloc((size_t)r->p.n_batch, sizeof *r->seq_idx);
         r->want = malloc((size_t)r->p.n_batch);
-        if (!r->block_table || !r->pos || !r->seq || !r->want)
+        if (!r->tokens || !r->pos || !r->seq_idx || !r->want)
             s = KS_ERRF(err, KS_ERR_NOMEM, "out of memory");
     }
     if (s) {
@@ -89,52 +95,81 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
     return KS_OK;
 }
 
-int ks_runner_n_past(const ks_runner *r) { return r->n_past; }
+int ks_runner_n_past(const ks_runner *r) { return r->seq.n_tokens; }
 int ks_runner_n_ctx(const ks_runner *r) { return r->p.n_ctx; }
 int ks_runner_n_threads(const ks_runner *r) { return r->p.n_threads; }
+ks_kv_cache *ks_runner_cache(ks_runner *r) { return r->cache; }
 
-void ks_runner_reset(ks_runner *r) {
-    for (int i = 0; i < r->n_blocks; i++)
-        ks_kv_pool_unref(r->pool, r->block_table[i]);
-    r->n_blocks = 0;
-    r->n_past = 0;
-}
+void ks_runner_reset(ks_runner *r) { ks_kv_cache_release(r->cache, &r->seq); }
 
-ks_status ks_runner_eval(ks_runner *r, const int32_t *tokens, int n, bool all_logits, float *out,
-                         ks_err *err) {
+static ks_status check_tokens(const ks_runner *r, const int32_t *tokens, int n, int n_past, ks_err *err) {
     int n_vocab = r->m->hp.n_vocab;
     if (n < 1)
         return KS_ERRF(err, KS_ERR_INVALID, "nothing to evaluate: empty token list");
-    if (n > r->p.n_ctx - r->n_past)
+    if (n > r->p.n_ctx - n_past)
         return KS_ERRF(err, KS_ERR_INVALID, "%d tokens do not fit the context: %d of %d already used",
-                       n, r->n_past, r->p.n_ctx);
+                       n, n_past, r->p.n_ctx);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= n_vocab)
             return KS_ERRF(err, KS_ERR_INVALID, "token id %d (at %d) is outside the vocabulary (0..%d)",
                            tokens[i], i, n_vocab - 1);
-    int B = r->p.block_tokens;
-    while (r->n_blocks * B < r->n_past + n) {
-        int32_t b = ks_kv_pool_alloc(r->pool);
-        KS_ASSERT(b >= 0); /* the pool holds n_ctx tokens */
-        r->block_table[r->n_blocks++] = b;
-    }
-    ks_seq_view sv = {r->block_table, r->n_blocks};
-    for (int done = 0; done < n;) {
+    return KS_OK;
+}
+
+/* Computes tokens [from, n) of r->tokens, in chunks; logits as ks_runner_eval says. */
+static ks_status compute(ks_runner *r, int from, int n, bool all_logits, float *out, ks_kv_usage *usage,
+                         ks_err *err) {
+    int n_vocab = r->m->hp.n_vocab;
+    ks_status s = ks_kv_cache_reserve(r->cache, &r->seq, n, err);
+    if (s)
+        return s;
+    for (int done = from; done < n;) {
         int chunk = KS_MIN(r->p.n_batch, n - done);
         bool last_chunk = done + chunk == n;
         for (int i = 0; i < chunk; i++) {
-            r->pos[i] = r->n_past + i;
+            r->pos[i] = done + i;
             r->want[i] = out && (all_logits || (last_chunk && i == chunk - 1));
         }
-        ks_batch b = {chunk, tokens + done, r->pos, r->seq, r->want, &sv, 1};
+        ks_seq_view sv = {r->seq.blocks, r->seq.n_blocks};
+        ks_batch b = {chunk, r->tokens + done, r->pos, r->seq_idx, r->want, &sv, 1};
         float *dst = NULL;
         if (out)
-            dst = all_logits ? out + (size_t)done * n_vocab : out;
-        ks_status s = ks_forward_run(r->fwd, &b, dst, err);
-        if (s)
+            dst = all_logits ? out + (size_t)(done - from) * n_vocab : out;
+        if ((s = ks_forward_run(r->fwd, &b, dst, err)))
             return s;
-        r->n_past += chunk;
         done += chunk;
+        ks_kv_cache_commit(r->cache, &r->seq, r->tokens, done, usage);
     }
     return KS_OK;
+}
+
+ks_status ks_runner_start(ks_runner *r, const int32_t *prompt, int n, float *last_logits,
+                          ks_kv_usage *usage, ks_err *err) {
+    ks_kv_usage local;
+    if (!usage)
+        usage = &local;
+    memset(usage, 0, sizeof *usage);
+    ks_runner_reset(r);
+    ks_status s = check_tokens(r, prompt, n, 0, err);
+    if (s)
+        return s;
+    memcpy(r->tokens, prompt, (size_t)n * sizeof *prompt);
+    if ((s = ks_kv_cache_attach(r->cache, &r->seq, prompt, n, usage, err)))
+        return s;
+    int cached = r->seq.n_tokens;
+    usage->computed_tokens = n - cached;
+    s = compute(r, cached, n, false, last_logits, usage, err);
+    if (s)
+        ks_runner_reset(r);
+    return s;
+}
+
+ks_status ks_runner_eval(ks_runner *r, const int32_t *tokens, int n, bool all_logits, float *out,
+                         ks_err *err) {
+    int n_past = r->seq.n_tokens;
+    ks_status s = check_tokens(r, tokens, n, n_past, err);
+    if (s)
+        return s;
+    memcpy(r->tokens + n_past, tokens, (size_t)n * sizeof *tokens);
+    return compute(r, n_past, n_past + n, all_logits, out, NULL, err);
 }

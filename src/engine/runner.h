@@ -1,23 +1,27 @@
 /* runner.h — one sequence on one model, evaluated synchronously: the engine in its
  * simplest form, for the CLI (`kvserve run`, `kvserve logits`), tests and benchmarks.
  *
- * It owns a thread pool, a KV pool sized for n_ctx tokens, the forward scratch and the
- * sequence's block table; tokens are fed in chunks of at most n_batch. */
+ * It owns a thread pool, the KV cache (paged pool + prefix index + optional disk tier),
+ * the forward scratch and one sequence. ks_runner_start() begins a sequence on a prompt,
+ * reusing every cached block of it; ks_runner_eval() appends tokens. Full blocks are
+ * published to the cache as they fill, so a later prompt that shares the prefix (in this
+ * process, or in the next one through the disk tier) computes only the rest. */
 #ifndef KS_RUNNER_H
 #define KS_RUNNER_H
 
 #include "core/status.h"
+#include "kv/kv_cache.h"
 #include "model/model.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct ks_runner_params {
-    int n_threads;      /* <= 0: physical cores */
-    int n_ctx;          /* context length in tokens; <= 0: min(model's, 4096) */
-    int n_batch;        /* most tokens per forward call; <= 0: 512 */
-    uint32_t kv_type;   /* KS_TYPE_F16 (default), KS_TYPE_F32 or KS_TYPE_Q8_0 */
-    int block_tokens;   /* KV block size B; <= 0: 32 */
+    int n_threads;        /* <= 0: physical cores */
+    int n_ctx;            /* context length in tokens; <= 0: min(model's, 4096) */
+    int n_batch;          /* most tokens per forward call; <= 0: 512 */
+    ks_kv_cache_params kv; /* kv.ram_bytes 0: enough for n_ctx tokens (and at least the default
+                             when a disk tier is set, so it holds many prefixes) */
 } ks_runner_params;
 
 void ks_runner_params_default(ks_runner_params *p);
@@ -26,6 +30,12 @@ typedef struct ks_runner ks_runner;
 
 ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_params *p, ks_err *err);
 void ks_runner_destroy(ks_runner *r);
+
+/* Forgets the current sequence and starts one on prompt: cached blocks are taken, the
+ * rest computed. last_logits (n_vocab) receives the last token's logits (may be NULL);
+ * usage says what came from where. */
+ks_status ks_runner_start(ks_runner *r, const int32_t *prompt, int n, float *last_logits,
+                          ks_kv_usage *usage, ks_err *err);
 
 /* Appends n tokens to the sequence. out: (n, n_vocab) logits when all_logits, else
  * (n_vocab) logits of the last token; may be NULL. Fails with KS_ERR_INVALID (nothing
@@ -36,7 +46,8 @@ ks_status ks_runner_eval(ks_runner *r, const int32_t *tokens, int n, bool all_lo
 int ks_runner_n_past(const ks_runner *r);
 int ks_runner_n_ctx(const ks_runner *r);
 int ks_runner_n_threads(const ks_runner *r);
-/* Forgets the sequence (its blocks return to the pool). */
+ks_kv_cache *ks_runner_cache(ks_runner *r);
+/* Forgets the sequence (its published blocks stay cached). */
 void ks_runner_reset(ks_runner *r);
 
 #endif

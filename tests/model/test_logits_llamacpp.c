@@ -83,7 +83,7 @@ static result compare(const char *model_stem, const char *prompt) {
     cr_assert_eq(ks_model_load(&m, ks_test_fixture(rel), &err), KS_OK, "%s", err.msg);
     ks_runner_params p;
     ks_runner_params_default(&p);
-    p.kv_type = KS_TYPE_F32;
+    p.kv.kv_type = KS_TYPE_F32;
     p.n_ctx = 512;
     p.n_batch = 512;
     p.n_threads = 2;
