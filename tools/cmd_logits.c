@@ -99,7 +99,7 @@ int ks_cmd_logits(int argc, char **argv) {
     ks_runner_params_default(&p);
     p.n_threads = (int)threads;
     p.n_batch = (int)batch;
-    p.kv_type = (uint32_t)kv_type;
+    p.kv.kv_type = (uint32_t)kv_type;
     p.n_ctx = KS_MAX(n, 1);
     if (ks_runner_create(&r, m, &p, &err))
         goto fail;

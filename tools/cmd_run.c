@@ -108,7 +108,7 @@ int ks_cmd_run(int argc, char **argv) {
     p.n_threads = (int)threads;
     p.n_batch = (int)batch;
     p.n_ctx = (int)ctx;
-    p.kv_type = (uint32_t)kv_type;
+    p.kv.kv_type = (uint32_t)kv_type;
     if (ks_runner_create(&r, m, &p, &err))
         goto fail;
     if (n_prompt + n_gen > ks_runner_n_ctx(r)) {
