@@ -1,0 +1,61 @@
+/* chat_text.h — the output buffer of the renderers and the few pieces of Python and
+ * Jinja2 string semantics that chat templates lean on, reproduced byte for byte.
+ *
+ * Owns: ks_chat_buf (a growable byte string with a sticky allocation failure), JSON
+ * serialisation as Hugging Face's `tojson` does it (json.dumps with ensure_ascii=False,
+ * separators ", " and ": ", keys in insertion order), Python's str() of a JSON value
+ * (what Jinja's `| string` and `~` print: True, None, 1e-05, {'k': [1, 2]}), and
+ * Python's str.strip()/lstrip()/rstrip() (Jinja's `trim` strips Unicode whitespace).
+ * Does not own: any template's structure (render_*.c).
+ *
+ * Known gap: Python's repr of a string escapes the characters Unicode calls
+ * non-printable; we escape the ASCII controls, U+007F-U+00A0, U+00AD and the
+ * format/separator characters of the General Punctuation block, and keep every other
+ * non-ASCII character as is. Only strings inside a list printed with `| string` (a
+ * schema `type` given as a list) take that path. */
+#ifndef KS_CHAT_TEXT_H
+#define KS_CHAT_TEXT_H
+
+#include "core/status.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct ks_chat_buf {
+    char *data; /* NUL-terminated when len > 0 or after ks_chat_buf_take */
+    size_t len; /* bytes */
+    size_t cap;
+    bool failed; /* an append could not allocate; the content is then incomplete */
+} ks_chat_buf;
+
+void ks_chat_buf_init(ks_chat_buf *b);
+void ks_chat_buf_deinit(ks_chat_buf *b);
+void ks_chat_buf_append(ks_chat_buf *b, const char *s, size_t len);
+void ks_chat_buf_puts(ks_chat_buf *b, const char *s);
+/* Hands the bytes over (malloc'd, NUL-terminated, *len bytes) and resets the buffer;
+ * NULL with KS_ERR_NOMEM if any append failed. */
+ks_status ks_chat_buf_take(ks_chat_buf *b, char **out, size_t *len);
+
+/* Appends json.dumps(v, ensure_ascii=False) with default separators: the bytes HF's
+ * `tojson` filter writes. */
+void ks_chat_tojson(ks_chat_buf *b, const json_t *v);
+/* Appends the tojson form of the string [s, s+len). */
+void ks_chat_json_string(ks_chat_buf *b, const char *s, size_t len);
+/* Appends Python's str(v): strings verbatim, integers, floats as repr(), true/false/null
+ * as True/False/None, arrays and objects as Python reprs. */
+void ks_chat_pystr(ks_chat_buf *b, const json_t *v);
+/* Appends Python's repr(float). */
+void ks_chat_pyfloat(ks_chat_buf *b, double d);
+
+/* Python whitespace (str.isspace) strip of [s, s+len): returns the kept range through
+ * *start / *n. chars == NULL strips Unicode whitespace, else any of the ASCII bytes in
+ * chars (Python's strip('\n')). */
+void ks_chat_strip(const char *s, size_t len, const char *chars, bool left, bool right,
+                   size_t *start, size_t *n);
+
+/* Byte offset of the first / last occurrence of needle in [s, s+len), or -1. */
+long ks_chat_find(const char *s, size_t len, const char *needle);
+long ks_chat_rfind(const char *s, size_t len, const char *needle);
+
+#endif
