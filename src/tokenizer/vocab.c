@@ -15,18 +15,30 @@ struct ks_vocab {
     uint8_t *eog;                 /* (n) */
     int32_t eos, bos;
     bool byte_level;
-    int16_t cp_to_byte[324];      /* code point -> byte for U+0000..U+0143, -1 if none */
+    size_t max_piece;             /* bytes */
 };
 
-static void build_byte_table(ks_vocab *v) {
-    for (int i = 0; i < 324; i++)
-        v->cp_to_byte[i] = -1;
-    int extra = 0;
-    for (int b = 0; b < 256; b++) {
-        bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-        int cp = printable ? b : 256 + extra++;
-        v->cp_to_byte[cp] = (int16_t)b;
-    }
+/* GPT-2's table: the 188 printable Latin-1 bytes stand for themselves; the other 68
+ * (0x00-0x20, 0x7F-0xA0, 0xAD), in byte order, for U+0100..U+0143. */
+static bool printable_byte(unsigned b) { return (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae; }
+
+uint32_t ks_byte_to_cp(uint8_t b) {
+    if (printable_byte(b))
+        return b;
+    if (b <= 0x20)
+        return 0x100u + b;
+    if (b <= 0xa0)
+        return 0x100u + 33 + (b - 0x7fu);
+    return 0x100u + 67; /* 0xAD */
+}
+
+int ks_cp_to_byte(uint32_t cp) {
+    if (cp < 0x100)
+        return printable_byte(cp) ? (int)cp : -1;
+    if (cp >= 0x100 + 68)
+        return -1;
+    unsigned k = cp - 0x100;
+    return k < 33 ? (int)k : k < 67 ? (int)(0x7f + k - 33) : 0xad;
 }
 
 static int32_t opt_id(const ks_gguf *g, const char *key, int32_t n) {
@@ -73,7 +85,6 @@ ks_status ks_vocab_load(ks_vocab **out, const ks_gguf *g, ks_err *err) {
     if (ks_gguf_find(g, "tokenizer.ggml.model"))
         ks_gguf_get_str(g, "tokenizer.ggml.model", &model, NULL);
     v->byte_level = ks_gguf_str_eq(model, "gpt2");
-    build_byte_table(v);
     v->eos = opt_id(g, "tokenizer.ggml.eos_token_id", v->n);
     v->bos = opt_id(g, "tokenizer.ggml.bos_token_id", v->n);
     if (v->eos >= 0)
@@ -84,6 +95,12 @@ ks_status ks_vocab_load(ks_vocab **out, const ks_gguf *g, ks_err *err) {
         for (size_t k = 0; k < sizeof eog_names / sizeof eog_names[0]; k++)
             if (ks_gguf_str_eq(tokens->v.arr.items[i].v.str, eog_names[k]))
                 v->eog[i] = 1;
+    }
+    char scratch[1];
+    for (int32_t i = 0; i < v->n; i++) {
+        size_t len = ks_vocab_decode(v, i, true, scratch, 0);
+        if (len > v->max_piece)
+            v->max_piece = len;
     }
     *out = v;
     return KS_OK;
@@ -146,7 +163,7 @@ size_t ks_vocab_decode(const ks_vocab *v, int32_t id, bool special, char *buf, s
     while (left > 0) {
         uint32_t cp = 0;
         int k = utf8_next(p, left, &cp);
-        int byte = (k > 0 && cp < 324) ? v->cp_to_byte[cp] : -1;
+        int byte = k > 0 ? ks_cp_to_byte(cp) : -1;
         if (byte < 0) {
             /* Not a byte-level code point: copy the raw bytes through. */
             k = k > 0 ? k : 1;
@@ -163,3 +180,12 @@ size_t ks_vocab_decode(const ks_vocab *v, int32_t id, bool special, char *buf, s
     }
     return n;
 }
+
+ks_gguf_str ks_vocab_text(const ks_vocab *v, int32_t id) {
+    ks_gguf_str none = {"", 0};
+    return id >= 0 && id < v->n ? v->tokens->v.arr.items[id].v.str : none;
+}
+
+bool ks_vocab_is_byte_level(const ks_vocab *v) { return v->byte_level; }
+
+size_t ks_vocab_max_piece(const ks_vocab *v) { return v->max_piece; }

@@ -7,7 +7,7 @@
  * back. Control tokens (<|im_end|>) decode to nothing unless special text is asked for;
  * user-defined tokens (<think>) decode to their text.
  *
- * Does not own: encoding text to tokens (the BPE tokenizer). */
+ * Does not own: encoding text to tokens (tokenizer.h). */
 #ifndef KS_VOCAB_H
 #define KS_VOCAB_H
 
@@ -45,5 +45,18 @@ bool ks_vocab_is_eog(const ks_vocab *v, int32_t id);
  * length (which may exceed cap: then the output is truncated). Control tokens give 0
  * bytes unless special is true. */
 size_t ks_vocab_decode(const ks_vocab *v, int32_t id, bool special, char *buf, size_t cap);
+
+/* The token's text as stored in the file (byte-level form for normal tokens); points
+ * into the GGUF. */
+ks_gguf_str ks_vocab_text(const ks_vocab *v, int32_t id);
+/* tokenizer.ggml.model is "gpt2": texts are in GPT-2's byte-to-unicode form. */
+bool ks_vocab_is_byte_level(const ks_vocab *v);
+/* Longest ks_vocab_decode() result over all tokens (special text included), bytes. */
+size_t ks_vocab_max_piece(const ks_vocab *v);
+
+/* GPT-2's byte-to-unicode table: the code point that stands for byte b, and the byte a
+ * code point stands for (-1 if it stands for none). */
+uint32_t ks_byte_to_cp(uint8_t b);
+int ks_cp_to_byte(uint32_t cp);
 
 #endif

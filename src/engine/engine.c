@@ -1,0 +1,735 @@
+/* engine.c — the engine thread and continuous batching (see engine.h).
+ *
+ * Divisions: request handles (event queues shared with clients), admission (cache
+ * lookup), batch building (decode tokens + one prefill chunk, KV reservation with
+ * preemption of the youngest sequence when the pool is full), the forward step and
+ * sampling, ending sequences, the thread loop.
+ *
+ * A sequence's tokens: [0, n_fed) have K/V in its blocks; [n_fed, n_tokens) are known
+ * but not yet computed (the rest of the prompt while prefilling, or the one sampled
+ * token a decode step feeds next). */
+#include "engine/engine.h"
+
+#include "core/log.h"
+#include "core/threadpool.h"
+#include "model/forward.h"
+#include "tensor/types.h"
+#include "tokenizer/vocab.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KS_ENGINE_DEFAULT_CTX 32768
+#define KS_ENGINE_DEFAULT_PARALLEL 4
+#define KS_ENGINE_DEFAULT_CHUNK 512
+#define KS_ENGINE_DEFAULT_QUEUE 64
+
+typedef enum { SEQ_WAITING, SEQ_PREFILL, SEQ_DECODE } seq_state;
+
+struct ks_gen {
+    /* shared with the client, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ks_gen_event *events;
+    int ev_head, ev_len, ev_cap;
+    ks_gen_progress progress;
+    atomic_bool cancelled;
+    atomic_int refs;
+    /* engine thread only */
+    ks_gen *next;
+    seq_state state;
+    int32_t *tokens;          /* (n_ctx) prompt, then generated tokens */
+    int n_prompt, n_tokens, n_target; /* n_target: prefill goes up to here */
+    int max_tokens, n_generated, n_top_logprobs;
+    bool ignore_eog;
+    int32_t *breakpoints;
+    int n_breakpoints;
+    ks_kv_seq kv;
+    ks_sampler *smp;
+    ks_kv_usage usage;
+    uint64_t admit_order;
+    double t_submit, t_admit, t_first;
+    /* batch bookkeeping of the current step */
+    int batch_first, batch_n, logits_row;
+};
+
+struct ks_engine {
+    const ks_model *m;
+    const ks_vocab *vocab;       /* end-of-generation tokens */
+    ks_vocab *vocab_owned;
+    bool thread_started;
+    ks_engine_params p;
+    ks_threadpool *tp;
+    ks_kv_cache *cache;
+    ks_forward *fwd;
+    pthread_t thread;
+    pthread_mutex_t mu;          /* incoming, stop, stats */
+    pthread_cond_t cv;
+    ks_gen *incoming_head, *incoming_tail;
+    int n_incoming;
+    bool stop;
+    /* engine thread only */
+    ks_gen *waiting_head;        /* admitted in order; preempted ones go back to the front */
+    ks_gen **running;
+    int n_running;
+    uint64_t admit_counter;
+    int max_batch;
+    int32_t *b_tokens, *b_pos, *b_seq;
+    uint8_t *b_want;
+    ks_seq_view *b_views;
+    float *logits;               /* (max_batch, n_vocab) */
+    /* stats, under mu */
+    ks_engine_stats stats;
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void ks_engine_params_default(ks_engine_params *p) {
+    memset(p, 0, sizeof *p);
+    ks_kv_cache_params_default(&p->kv);
+}
+
+int ks_engine_n_ctx(const ks_engine *e) { return e->p.n_ctx; }
+
+/* ---- request handles ------------------------------------------------------------------ */
+
+static void post(ks_gen *g, const ks_gen_event *ev) {
+    pthread_mutex_lock(&g->mu);
+    if (g->ev_len == g->ev_cap) {
+        int cap = g->ev_cap ? 2 * g->ev_cap : 16;
+        ks_gen_event *ne = ks_xmalloc((size_t)cap * sizeof *ne);
+        for (int i = 0; i < g->ev_len; i++)
+            ne[i] = g->events[(g->ev_head + i) % g->ev_cap];
+        free(g->events);
+        g->events = ne;
+        g->ev_cap = cap;
+        g->ev_head = 0;
+    }
+    g->events[(g->ev_head + g->ev_len) % g->ev_cap] = *ev;
+    g->ev_len++;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gen_unref(ks_gen *g) {
+    if (atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g->events);
+    free(g->tokens);
+    free(g->breakpoints);
+    ks_kv_seq_deinit(&g->kv);
+    ks_sampler_destroy(g->smp);
+    free(g);
+}
+
+int ks_gen_next(ks_gen *g, ks_gen_event *ev, int timeout_ms) {
+    pthread_mutex_lock(&g->mu);
+    if (g->ev_len == 0 && timeout_ms != 0) {
+        if (timeout_ms < 0) {
+            while (g->ev_len == 0)
+                pthread_cond_wait(&g->cv, &g->mu);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += timeout_ms / 1000;
+            ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            while (g->ev_len == 0)
+                if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) != 0)
+                    break;
+        }
+    }
+    int got = 0;
+    if (g->ev_len > 0) {
+        *ev = g->events[g->ev_head];
+        g->ev_head = (g->ev_head + 1) % g->ev_cap;
+        g->ev_len--;
+        got = 1;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return got;
+}
+
+void ks_gen_cancel(ks_gen *g) { atomic_store(&g->cancelled, true); }
+
+void ks_gen_progress_get(ks_gen *g, ks_gen_progress *out) {
+    pthread_mutex_lock(&g->mu);
+    *out = g->progress;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void ks_gen_release(ks_gen *g) {
+    if (!g)
+        return;
+    ks_gen_cancel(g);
+    gen_unref(g);
+}
+
+static void set_progress(ks_gen *g) {
+    pthread_mutex_lock(&g->mu);
+    g->progress.n_prompt = g->n_prompt;
+    g->progress.n_done = KS_MIN(g->kv.n_tokens, g->n_prompt);
+    g->progress.started = g->state != SEQ_WAITING;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- submit ------------------------------------------------------------------------------- */
+
+ks_status ks_engine_submit(ks_engine *e, const ks_gen_request *req, ks_gen **out, ks_err *err) {
+    if (req->n_prompt < 1)
+        return KS_ERRF(err, KS_ERR_INVALID, "the prompt is empty");
+    if (req->n_prompt >= e->p.n_ctx)
+        return KS_ERRF(err, KS_ERR_INVALID, "prompt is too long: %d tokens > %d maximum", req->n_prompt,
+                       e->p.n_ctx - 1);
+    if (req->max_tokens < 1)
+        return KS_ERRF(err, KS_ERR_INVALID, "max_tokens must be at least 1");
+    for (int i = 0; i < req->n_prompt; i++)
+        if (req->prompt[i] < 0 || req->prompt[i] >= e->m->hp.n_vocab)
+            return KS_ERRF(err, KS_ERR_INVALID, "token id %d is outside the vocabulary", req->prompt[i]);
+    ks_sampler_params sp = req->sampling;
+    sp.n_top_logprobs = req->n_top_logprobs;
+    ks_status s = ks_sampler_params_validate(&sp, err);
+    if (s)
+        return s;
+    ks_gen *g = calloc(1, sizeof *g);
+    int32_t *tokens = malloc((size_t)e->p.n_ctx * sizeof *tokens);
+    if (!g || !tokens) {
+        free(g);
+        free(tokens);
+        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for a request");
+    }
+    if ((s = ks_sampler_create(&g->smp, e->m->hp.n_vocab, &sp, err))) {
+        free(g);
+        free(tokens);
+        return s;
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    atomic_init(&g->refs, 2); /* client + engine */
+    atomic_init(&g->cancelled, false);
+    g->tokens = tokens;
+    memcpy(tokens, req->prompt, (size_t)req->n_prompt * sizeof *tokens);
+    g->n_prompt = g->n_tokens = g->n_target = req->n_prompt;
+    g->max_tokens = req->max_tokens;
+    g->ignore_eog = req->ignore_eog;
+    g->n_top_logprobs = req->n_top_logprobs;
+    if (req->n_breakpoints > 0) {
+        g->breakpoints = ks_xmalloc((size_t)req->n_breakpoints * sizeof *g->breakpoints);
+        memcpy(g->breakpoints, req->breakpoints, (size_t)req->n_breakpoints * sizeof *g->breakpoints);
+        g->n_breakpoints = req->n_breakpoints;
+    }
+    for (int i = 0; i < req->n_prompt; i++)
+        ks_sampler_accept(g->smp, req->prompt[i]);
+    ks_kv_seq_init(&g->kv);
+    g->state = SEQ_WAITING;
+    g->t_submit = now_ms();
+    g->progress.n_prompt = req->n_prompt;
+
+    pthread_mutex_lock(&e->mu);
+    if (e->n_incoming + e->stats.waiting >= e->p.max_queue) {
+        e->stats.requests_rejected++;
+        pthread_mutex_unlock(&e->mu);
+        atomic_store(&g->refs, 1);
+        gen_unref(g);
+        return KS_ERRF(err, KS_ERR_FULL, "the server is overloaded: %d requests waiting", e->p.max_queue);
+    }
+    if (e->incoming_tail)
+        e->incoming_tail->next = g;
+    else
+        e->incoming_head = g;
+    e->incoming_tail = g;
+    e->n_incoming++;
+    e->stats.requests++;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    *out = g;
+    return KS_OK;
+}
+
+/* ---- ending sequences ---------------------------------------------------------------------- */
+
+static void finish(ks_engine *e, ks_gen *g, ks_stop_reason reason, const char *error) {
+    ks_kv_cache_release(e->cache, &g->kv);
+    double t = now_ms();
+    ks_gen_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = KS_GEN_EV_DONE;
+    ev.reason = reason;
+    ev.usage = g->usage;
+    ev.n_generated = g->n_generated;
+    if (g->t_admit > 0) {
+        ev.timings.queued_ms = g->t_admit - g->t_submit;
+        ev.timings.prefill_ms = (g->t_first > 0 ? g->t_first : t) - g->t_admit;
+        ev.timings.decode_ms = g->t_first > 0 ? t - g->t_first : 0;
+    } else {
+        ev.timings.queued_ms = t - g->t_submit;
+    }
+    if (error)
+        snprintf(ev.error, sizeof ev.error, "%s", error);
+    post(g, &ev);
+    pthread_mutex_lock(&e->mu);
+    e->stats.generated_tokens += (uint64_t)g->n_generated;
+    if (reason == KS_STOP_CANCELLED)
+        e->stats.requests_cancelled++;
+    pthread_mutex_unlock(&e->mu);
+    gen_unref(g);
+}
+
+static void remove_running(ks_engine *e, int i) {
+    memmove(&e->running[i], &e->running[i + 1], (size_t)(e->n_running - i - 1) * sizeof *e->running);
+    e->n_running--;
+}
+
+/* ---- admission --------------------------------------------------------------------------------- */
+
+static void take_incoming(ks_engine *e) {
+    /* called with e->mu held: move submissions to the back of the waiting list */
+    ks_gen **tail = &e->waiting_head;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = e->incoming_head;
+    e->incoming_head = e->incoming_tail = NULL;
+    e->stats.waiting += e->n_incoming;
+    e->n_incoming = 0;
+}
+
+static void admit(ks_engine *e) {
+    while (e->n_running < e->p.n_parallel && e->waiting_head) {
+        ks_gen *g = e->waiting_head;
+        e->waiting_head = g->next;
+        g->next = NULL;
+        pthread_mutex_lock(&e->mu);
+        e->stats.waiting--;
+        pthread_mutex_unlock(&e->mu);
+        if (atomic_load(&g->cancelled)) {
+            finish(e, g, KS_STOP_CANCELLED, NULL);
+            continue;
+        }
+        ks_err err;
+        ks_err_clear(&err);
+        ks_kv_usage u;
+        if (ks_kv_cache_attach(e->cache, &g->kv, g->tokens, g->n_target, &u, &err) != KS_OK) {
+            finish(e, g, KS_STOP_ERROR, err.msg);
+            continue;
+        }
+        if (g->t_admit == 0) {
+            /* first admission: this is the request's cache usage (a resumed, preempted
+             * sequence keeps the usage of its first admission) */
+            g->usage = u;
+            g->usage.computed_tokens = g->n_prompt - u.cached_ram_tokens - u.cached_disk_tokens;
+            g->t_admit = now_ms();
+            pthread_mutex_lock(&e->mu);
+            e->stats.prompt_tokens += (uint64_t)g->n_prompt;
+            e->stats.cached_ram_tokens += (uint64_t)u.cached_ram_tokens;
+            e->stats.cached_disk_tokens += (uint64_t)u.cached_disk_tokens;
+            e->stats.computed_tokens += (uint64_t)g->usage.computed_tokens;
+            pthread_mutex_unlock(&e->mu);
+        }
+        g->state = SEQ_PREFILL;
+        g->admit_order = ++e->admit_counter;
+        e->running[e->n_running++] = g;
+        set_progress(g);
+    }
+}
+
+/* Puts the youngest running sequence other than keep back at the front of the waiting
+ * list, releasing its blocks (its published prefix stays cached, so resuming it costs
+ * little). Returns false if there is none. */
+static void requeue(ks_engine *e, ks_gen *g) {
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i] == g) {
+            remove_running(e, i);
+            break;
+        }
+    if (g->state == SEQ_DECODE)
+        g->n_target = g->kv.n_tokens; /* everything fed; the sampled token is fed after */
+    ks_kv_cache_release(e->cache, &g->kv);
+    g->state = SEQ_WAITING;
+    g->next = e->waiting_head;
+    e->waiting_head = g;
+    pthread_mutex_lock(&e->mu);
+    e->stats.waiting++;
+    e->stats.preemptions++;
+    pthread_mutex_unlock(&e->mu);
+    KS_LOGD("engine: preempted a sequence at %d tokens (KV pool full)", g->n_target);
+}
+
+static void preempt_self(ks_engine *e, ks_gen *g) { requeue(e, g); }
+
+/* Puts the youngest running sequence other than keep back at the front of the waiting
+ * list, releasing its blocks (its published prefix stays cached, so resuming it costs
+ * little). Returns false if there is none. */
+static bool preempt_youngest(ks_engine *e, const ks_gen *keep) {
+    int victim = -1;
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i] != keep && (victim < 0 || e->running[i]->admit_order > e->running[victim]->admit_order))
+            victim = i;
+    if (victim < 0)
+        return false;
+    requeue(e, e->running[victim]);
+    return true;
+}
+
+/* Reserves KV for g up to n tokens, preempting younger sequences if needed. */
+static ks_status reserve(ks_engine *e, ks_gen *g, int n, ks_err *err) {
+    for (;;) {
+        ks_err_clear(err);
+        ks_status s = ks_kv_cache_reserve(e->cache, &g->kv, n, err);
+        if (s != KS_ERR_FULL)
+            return s;
+        if (!preempt_youngest(e, g))
+            return s;
+    }
+}
+
+/* The prefill chunk's reservation: a prefilling sequence younger than every other one
+ * waits for room instead of preempting older ones; alone, it fails (its prompt does not
+ * fit the pool). Returns KS_OK when the blocks are there. */
+static ks_status reserve_prefill(ks_engine *e, ks_gen *pf, int n, ks_err *err) {
+    for (;;) {
+        ks_err_clear(err);
+        ks_status s = ks_kv_cache_reserve(e->cache, &pf->kv, n, err);
+        if (s != KS_ERR_FULL)
+            goto done;
+        bool youngest = true;
+        for (int i = 0; i < e->n_running; i++)
+            if (e->running[i] != pf && e->running[i]->admit_order > pf->admit_order)
+                youngest = false;
+        if (!youngest) {
+            preempt_youngest(e, pf);
+            continue;
+        }
+        if (e->n_running > 1) {
+            /* let the older sequences finish; resume later from what is cached */
+            preempt_self(e, pf);
+            return KS_AGAIN;
+        }
+    done:
+        if (s != KS_OK) {
+            for (int i = 0; i < e->n_running; i++)
+                if (e->running[i] == pf)
+                    remove_running(e, i);
+            finish(e, pf, KS_STOP_ERROR, err->msg);
+        }
+        return s;
+    }
+}
+
+/* ---- one step ------------------------------------------------------------------------------------ */
+
+/* Samples g's next token from logits and posts it; ends g on end-of-generation,
+ * max_tokens or a full context. Returns false if g ended. */
+static bool emit_token(ks_engine *e, ks_gen *g, int ig, const float *logits) {
+    ks_gen_event ev;
+    memset(&ev, 0, sizeof ev);
+    int32_t tok = ks_sampler_sample(g->smp, logits, g->n_top_logprobs > 0 ? &ev.logprobs : NULL);
+    if (tok < 0) {
+        remove_running(e, ig);
+        finish(e, g, KS_STOP_ERROR, "the model produced no finite logit");
+        return false;
+    }
+    ks_sampler_accept(g->smp, tok);
+    if (g->t_first == 0)
+        g->t_first = now_ms();
+    if (!g->ignore_eog && e->vocab && ks_vocab_is_eog(e->vocab, tok)) {
+        remove_running(e, ig);
+        finish(e, g, KS_STOP_EOG, NULL);
+        return false;
+    }
+    g->tokens[g->n_tokens++] = tok;
+    g->n_generated++;
+    ev.type = KS_GEN_EV_TOKEN;
+    ev.token = tok;
+    post(g, &ev);
+    ks_stop_reason stop = KS_STOP_NONE;
+    if (g->n_generated >= g->max_tokens)
+        stop = KS_STOP_LENGTH;
+    else if (g->n_tokens >= e->p.n_ctx)
+        stop = KS_STOP_CONTEXT;
+    if (stop != KS_STOP_NONE) {
+        remove_running(e, ig);
+        finish(e, g, stop, NULL);
+        return false;
+    }
+    return true;
+}
+
+static void add_tokens(ks_engine *e, int *n, ks_gen *g, int from, int count, int view, bool want_last) {
+    g->batch_first = *n;
+    g->batch_n = count;
+    for (int i = 0; i < count; i++) {
+        e->b_tokens[*n] = g->tokens[from + i];
+        e->b_pos[*n] = from + i;
+        e->b_seq[*n] = view;
+        e->b_want[*n] = want_last && i == count - 1;
+        (*n)++;
+    }
+}
+
+/* Builds and runs one batch; returns false when there was nothing to do. */
+static bool step(ks_engine *e) {
+    /* drop cancelled sequences */
+    for (int i = 0; i < e->n_running;) {
+        ks_gen *g = e->running[i];
+        if (atomic_load(&g->cancelled)) {
+            remove_running(e, i);
+            finish(e, g, KS_STOP_CANCELLED, NULL);
+        } else {
+            i++;
+        }
+    }
+    admit(e);
+    if (e->n_running == 0)
+        return false;
+
+    ks_err err;
+    /* decode tokens first: every sequence past its prefill feeds its last sampled token */
+    for (int i = 0; i < e->n_running; i++) {
+        ks_gen *g = e->running[i];
+        if (g->state != SEQ_DECODE)
+            continue;
+        int before = e->n_running;
+        if (reserve(e, g, g->n_tokens, &err) != KS_OK) {
+            remove_running(e, i);
+            finish(e, g, KS_STOP_ERROR, err.msg);
+            i = -1; /* indices moved: start over (reservations already made stay) */
+        } else if (e->n_running != before) {
+            i = -1;
+        }
+    }
+    /* one prefill chunk: the oldest sequence still prefilling */
+    ks_gen *pf = NULL;
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i]->state == SEQ_PREFILL && (!pf || e->running[i]->admit_order < pf->admit_order))
+            pf = e->running[i];
+    int n_decode = 0;
+    for (int i = 0; i < e->n_running; i++)
+        n_decode += e->running[i]->state == SEQ_DECODE;
+    int chunk = 0;
+    if (pf) {
+        chunk = KS_MIN(e->p.prefill_chunk, pf->n_target - pf->kv.n_tokens);
+        chunk = KS_MIN(chunk, e->max_batch - n_decode);
+        if (chunk > 0 && reserve_prefill(e, pf, pf->kv.n_tokens + chunk, &err) != KS_OK) {
+            pf = NULL; /* it ended with an error, or went back to wait for room */
+            chunk = 0;
+        }
+    }
+    /* reservations may have preempted sequences: assemble from what is still running */
+    int n = 0, n_out = 0;
+    for (int i = 0; i < e->n_running; i++) {
+        ks_gen *g = e->running[i];
+        e->b_views[i].block_table = g->kv.blocks;
+        e->b_views[i].n_blocks = g->kv.n_blocks;
+        g->batch_n = 0;
+        g->logits_row = -1;
+        if (g->state == SEQ_DECODE) {
+            add_tokens(e, &n, g, g->n_tokens - 1, 1, i, true);
+            g->logits_row = n_out++;
+        } else if (g == pf && chunk > 0) {
+            bool last = pf->kv.n_tokens + chunk == pf->n_target;
+            add_tokens(e, &n, g, pf->kv.n_tokens, chunk, i, last);
+            if (last)
+                g->logits_row = n_out++;
+        }
+    }
+    if (n == 0)
+        return e->n_running > 0;
+
+    double t0 = now_ms();
+    ks_batch b = {n, e->b_tokens, e->b_pos, e->b_seq, e->b_want, e->b_views, e->n_running};
+    ks_err_clear(&err);
+    ks_status s = ks_forward_run(e->fwd, &b, e->logits, &err);
+    if (s != KS_OK) {
+        /* an internal error: fail every sequence in the batch, keep serving */
+        while (e->n_running > 0) {
+            ks_gen *g = e->running[0];
+            remove_running(e, 0);
+            finish(e, g, KS_STOP_ERROR, err.msg);
+        }
+        return true;
+    }
+    /* outputs, walking a snapshot since sequences may end */
+    ks_gen *snapshot[256];
+    int n_snap = KS_MIN(e->n_running, 256);
+    memcpy(snapshot, e->running, (size_t)n_snap * sizeof *snapshot);
+    for (int k = 0; k < n_snap; k++) {
+        ks_gen *g = snapshot[k];
+        if (g->batch_n == 0)
+            continue;
+        int ig = 0;
+        while (ig < e->n_running && e->running[ig] != g)
+            ig++;
+        int fed = g->kv.n_tokens + g->batch_n;
+        ks_kv_cache_commit(e->cache, &g->kv, g->tokens, fed, NULL);
+        if (g->state == SEQ_PREFILL) {
+            for (int j = 0; j < g->n_breakpoints; j++)
+                if (g->breakpoints[j] <= fed)
+                    ks_kv_cache_mark_breakpoint(e->cache, &g->kv, g->breakpoints[j]);
+            set_progress(g);
+            if (fed < g->n_target)
+                continue;
+            g->state = SEQ_DECODE;
+            if (g->n_generated == 0) {
+                ks_gen_event ev;
+                memset(&ev, 0, sizeof ev);
+                ev.type = KS_GEN_EV_PREFILLED;
+                ev.usage = g->usage;
+                post(g, &ev);
+            } else if (g->n_tokens > fed) {
+                continue; /* resumed after preemption: its sampled token is fed next */
+            }
+        }
+        if (g->logits_row >= 0)
+            emit_token(e, g, ig, e->logits + (size_t)g->logits_row * e->m->hp.n_vocab);
+    }
+    ks_kv_cache_poll(e->cache);
+    pthread_mutex_lock(&e->mu);
+    e->stats.steps++;
+    e->stats.busy_ms += now_ms() - t0;
+    e->stats.running = e->n_running;
+    pthread_mutex_unlock(&e->mu);
+    return true;
+}
+
+/* ---- the thread --------------------------------------------------------------------------------- */
+
+static void *engine_main(void *arg) {
+    ks_engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        take_incoming(e);
+        while (!e->stop && e->n_running == 0 && !e->waiting_head && !e->incoming_head) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L; /* wake now and then to collect disk writes */
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+            take_incoming(e);
+            if (e->n_running == 0 && !e->waiting_head) {
+                pthread_mutex_unlock(&e->mu);
+                ks_kv_cache_poll(e->cache);
+                pthread_mutex_lock(&e->mu);
+            }
+        }
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (stop)
+            break;
+        step(e);
+    }
+    /* shutdown: cancel what is left */
+    while (e->n_running > 0) {
+        ks_gen *g = e->running[0];
+        remove_running(e, 0);
+        finish(e, g, KS_STOP_CANCELLED, "the server is shutting down");
+    }
+    pthread_mutex_lock(&e->mu);
+    take_incoming(e);
+    pthread_mutex_unlock(&e->mu);
+    while (e->waiting_head) {
+        ks_gen *g = e->waiting_head;
+        e->waiting_head = g->next;
+        finish(e, g, KS_STOP_CANCELLED, "the server is shutting down");
+    }
+    return NULL;
+}
+
+ks_status ks_engine_create(ks_engine **out, const ks_model *m, const ks_engine_params *params, ks_err *err) {
+    ks_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory");
+    e->m = m;
+    e->p = *params;
+    if (e->p.n_ctx <= 0)
+        e->p.n_ctx = KS_MIN(m->hp.n_ctx_train, KS_ENGINE_DEFAULT_CTX);
+    if (e->p.n_parallel <= 0)
+        e->p.n_parallel = KS_ENGINE_DEFAULT_PARALLEL;
+    if (e->p.n_parallel > 256)
+        e->p.n_parallel = 256;
+    if (e->p.prefill_chunk <= 0)
+        e->p.prefill_chunk = KS_ENGINE_DEFAULT_CHUNK;
+    if (e->p.max_queue <= 0)
+        e->p.max_queue = KS_ENGINE_DEFAULT_QUEUE;
+    e->max_batch = e->p.prefill_chunk + e->p.n_parallel;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->tp = ks_threadpool_create(e->p.n_threads);
+    e->p.n_threads = ks_threadpool_n_threads(e->tp);
+    ks_status s = ks_kv_cache_create(&e->cache, m, &e->p.kv, err);
+    if (!s)
+        s = ks_forward_create(&e->fwd, m, ks_kv_cache_layout(e->cache), ks_kv_cache_pool_base(e->cache),
+                              ks_kv_cache_pool_blocks(e->cache), e->max_batch, e->p.n_ctx, e->tp, err);
+    if (!s) {
+        size_t mb = (size_t)e->max_batch;
+        e->running = calloc((size_t)e->p.n_parallel, sizeof *e->running);
+        e->b_tokens = malloc(mb * sizeof *e->b_tokens);
+        e->b_pos = malloc(mb * sizeof *e->b_pos);
+        e->b_seq = malloc(mb * sizeof *e->b_seq);
+        e->b_want = malloc(mb);
+        e->b_views = calloc((size_t)e->p.n_parallel, sizeof *e->b_views);
+        e->logits = malloc((size_t)(e->p.n_parallel + 1) * (size_t)m->hp.n_vocab * sizeof(float));
+        if (!e->running || !e->b_tokens || !e->b_pos || !e->b_seq || !e->b_want || !e->b_views || !e->logits)
+            s = KS_ERRF(err, KS_ERR_NOMEM, "out of memory for the engine");
+    }
+    if (!s && ks_vocab_load(&e->vocab_owned, m->gguf, NULL) == KS_OK)
+        e->vocab = e->vocab_owned;
+    if (!s && pthread_create(&e->thread, NULL, engine_main, e) != 0)
+        s = KS_ERRF(err, KS_ERR_INTERNAL, "cannot start the engine thread");
+    else if (!s)
+        e->thread_started = true;
+    if (s) {
+        ks_engine_destroy(e);
+        return s;
+    }
+    *out = e;
+    return KS_OK;
+}
+
+void ks_engine_destroy(ks_engine *e) {
+    if (!e)
+        return;
+    if (e->thread_started) {
+        pthread_mutex_lock(&e->mu);
+        e->stop = true;
+        pthread_cond_signal(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+    }
+    ks_forward_destroy(e->fwd);
+    ks_kv_cache_destroy(e->cache);
+    ks_threadpool_destroy(e->tp);
+    ks_vocab_destroy(e->vocab_owned);
+    free(e->running);
+    free(e->b_tokens);
+    free(e->b_pos);
+    free(e->b_seq);
+    free(e->b_want);
+    free(e->b_views);
+    free(e->logits);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+void ks_engine_stats_get(ks_engine *e, ks_engine_stats *out) {
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    pthread_mutex_unlock(&e->mu);
+    memset(&out->kv, 0, sizeof out->kv); /* the cache belongs to the engine thread */
+}
