@@ -222,6 +222,10 @@ static ks_status message(parser *ps, const json_t *m, size_t i) {
     ks_status st = ks_req_string(m, "role", true, &ps->path, &role, NULL, ps->err);
     if (st)
         return st;
+    if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system")) {
+        ks_json_path_key(&ps->path, "role");
+        return ks_req_error(ps->err, &ps->path, "'%s' is not user, assistant or system", role);
+    }
     const json_t *content = json_object_get(m, "content");
     ks_json_path_key(&ps->path, "content");
     if (!content)
@@ -230,13 +234,10 @@ static ks_status message(parser *ps, const json_t *m, size_t i) {
         return user_turn(ps, content);
     if (!strcmp(role, "assistant"))
         return assistant_turn(ps, content);
-    if (!strcmp(role, "system")) {
-        ks_chat_message *msg;
-        if (ks_chat_add_message(ps->req, KS_CHAT_SYSTEM, &msg))
-            return ks_req_nomem(ps->err);
-        return text_content(ps, content, msg, true);
-    }
-    return ks_req_error(ps->err, &ps->path, "role '%s' is not user, assistant or system", role);
+    ks_chat_message *msg; /* a system message in place */
+    if (ks_chat_add_message(ps->req, KS_CHAT_SYSTEM, &msg))
+        return ks_req_nomem(ps->err);
+    return text_content(ps, content, msg, true);
 }
 
 static ks_status messages(parser *ps, const json_t *body) {
