@@ -9,5 +9,6 @@ int ks_cmd_cpu(int argc, char **argv);
 int ks_cmd_logits(int argc, char **argv);
 int ks_cmd_run(int argc, char **argv);
 int ks_cmd_tokenize(int argc, char **argv);
+int ks_cmd_render(int argc, char **argv);
 
 #endif

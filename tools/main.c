@@ -19,6 +19,7 @@ static const command commands[] = {
     {"run", ks_cmd_run, "generate a completion for a prompt (token ids until the tokenizer lands)"},
     {"logits", ks_cmd_logits, "print the top logits at every position of a token sequence"},
     {"cpu", ks_cmd_cpu, "print CPU features and the kernels chosen for them"},
+    {"render", ks_cmd_render, "print the prompt a chat request renders to (Anthropic or OpenAI body)"},
 };
 
 static void usage(FILE *f) {
