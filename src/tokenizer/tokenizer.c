@@ -23,14 +23,13 @@
 #include <string.h>
 #include <xxhash.h>
 
-#define PAIR_EMPTY UINT64_MAX
+/* A merge is one 64-bit slot, (left id << 44) | (right id << 24) | rank, so that the
+ * table of 151K merges takes 2 MiB and stays in cache. Limits that follow: ids below
+ * 2^20 (the largest vocabularies are near 2^18) and fewer than 2^24 merges. */
+#define ID_BITS 20
+#define RANK_BITS 24
+#define PAIR_EMPTY UINT64_MAX /* left id 2^20 - 1 is out of range */
 #define CACHE_MAX_WORD 64 /* bytes: longer words are rare and cost more to hash than to miss */
-
-typedef struct pair_slot {
-    uint64_t key; /* (left id << 32) | right id, PAIR_EMPTY if free */
-    int32_t rank; /* position in tokenizer.ggml.merges */
-    int32_t id;   /* the merged token */
-} pair_slot;
 
 typedef struct special {
     const char *text; /* points into the GGUF */
@@ -59,8 +58,9 @@ struct ks_tokenizer {
     int32_t *text_slots; /* open addressing over ids, -1 free */
     uint64_t text_mask;
 
-    pair_slot *pairs;
+    uint64_t *pairs; /* open addressing, PAIR_EMPTY if free */
     uint64_t pair_mask;
+    int32_t *merge_id; /* rank -> the merged token */
     int32_t n_merges, n_merges_skipped;
 
     special *specials; /* length descending, then id ascending: the matching order */
@@ -105,28 +105,26 @@ static void text_insert(ks_tokenizer *t, int32_t id) {
     }
 }
 
-static const pair_slot *pair_lookup(const ks_tokenizer *t, int32_t left, int32_t right) {
-    uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
+/* Rank of the merge of left and right, or -1. */
+static inline int32_t pair_rank(const ks_tokenizer *t, int32_t left, int32_t right) {
+    uint64_t key = ((uint64_t)left << ID_BITS) | (uint64_t)right;
     for (uint64_t h = hash_pair(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
-        const pair_slot *s = &t->pairs[h];
-        if (s->key == key)
-            return s;
-        if (s->key == PAIR_EMPTY)
-            return NULL;
+        uint64_t slot = t->pairs[h];
+        if (slot >> RANK_BITS == key)
+            return (int32_t)(slot & ((1u << RANK_BITS) - 1));
+        if (slot == PAIR_EMPTY)
+            return -1;
     }
 }
 
 /* The first of duplicate merges keeps its rank, as in llama.cpp. */
-static void pair_insert(ks_tokenizer *t, int32_t left, int32_t right, int32_t rank, int32_t id) {
-    uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
+static void pair_insert(ks_tokenizer *t, int32_t left, int32_t right, int32_t rank) {
+    uint64_t key = ((uint64_t)left << ID_BITS) | (uint64_t)right;
     for (uint64_t h = hash_pair(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
-        pair_slot *s = &t->pairs[h];
-        if (s->key == key)
+        if (t->pairs[h] >> RANK_BITS == key)
             return;
-        if (s->key == PAIR_EMPTY) {
-            s->key = key;
-            s->rank = rank;
-            s->id = id;
+        if (t->pairs[h] == PAIR_EMPTY) {
+            t->pairs[h] = (key << RANK_BITS) | (uint64_t)rank;
             return;
         }
     }
@@ -189,21 +187,22 @@ static ks_status load_merges(ks_tokenizer *t, const ks_gguf *g, ks_err *err) {
     ks_status s = ks_gguf_get_arr(g, "tokenizer.ggml.merges", KS_GGUF_STRING, &merges, err);
     if (s)
         return s;
-    if (merges->v.arr.n > INT32_MAX)
-        return KS_ERRF(err, KS_ERR_INVALID, "%s: %llu merges", ks_gguf_path(g), (unsigned long long)merges->v.arr.n);
+    if (merges->v.arr.n >= (1u << RANK_BITS))
+        return KS_ERRF(err, KS_ERR_UNSUPPORTED, "%s: %llu merges, more than we index", ks_gguf_path(g),
+                       (unsigned long long)merges->v.arr.n);
     t->n_merges = (int32_t)merges->v.arr.n;
     t->pair_mask = pow2_at_least((uint64_t)t->n_merges * 2) - 1;
     t->pairs = malloc((t->pair_mask + 1) * sizeof *t->pairs);
+    t->merge_id = malloc((size_t)(t->n_merges ? t->n_merges : 1) * sizeof *t->merge_id);
     size_t longest = 0;
     for (int32_t i = 0; i < t->n_merges; i++)
         longest = KS_MAX(longest, (size_t)merges->v.arr.items[i].v.str.len);
     char *buf = malloc(longest * 2 + 1);
-    if (!t->pairs || !buf) {
+    if (!t->pairs || !t->merge_id || !buf) {
         free(buf);
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for the merges");
     }
-    for (uint64_t h = 0; h <= t->pair_mask; h++)
-        t->pairs[h].key = PAIR_EMPTY;
+    memset(t->pairs, 0xff, (t->pair_mask + 1) * sizeof *t->pairs);
     for (int32_t i = 0; i < t->n_merges; i++) {
         ks_gguf_str m = merges->v.arr.items[i].v.str;
         /* "left right", split at the first space after the first byte */
@@ -219,10 +218,11 @@ static ks_status load_merges(ks_tokenizer *t, const ks_gguf *g, ks_err *err) {
                 merged = text_lookup(t, buf, (size_t)(lb + rb));
             }
         }
+        t->merge_id[i] = merged;
         if (left < 0 || right < 0 || merged < 0)
             t->n_merges_skipped++;
         else
-            pair_insert(t, left, right, i, merged);
+            pair_insert(t, left, right, i);
     }
     free(buf);
     return KS_OK;
@@ -300,6 +300,10 @@ ks_status ks_tokenizer_create(ks_tokenizer **out, const ks_gguf *g, ks_err *err)
     if (s)
         goto fail;
     t->n_vocab = ks_vocab_n_tokens(t->vocab);
+    if (t->n_vocab >= (1 << ID_BITS) - 1) {
+        s = KS_ERRF(err, KS_ERR_UNSUPPORTED, "%s: %d tokens, more than we index", ks_gguf_path(g), (int)t->n_vocab);
+        goto fail;
+    }
     t->pre = kind;
     t->use_cache = true;
     t->ignore_merges = kind == KS_PRETOK_LLAMA3;
@@ -332,6 +336,7 @@ void ks_tokenizer_destroy(ks_tokenizer *t) {
     free(t->raw_len);
     free(t->text_slots);
     free(t->pairs);
+    free(t->merge_id);
     free(t->specials);
     free(t->by_first);
     free(t);
@@ -359,7 +364,6 @@ typedef struct heap_entry {
     uint64_t key;   /* (rank << 32) | left position: lowest rank, then leftmost, first */
     uint32_t right; /* position of the right symbol */
     uint32_t total; /* bytes of both symbols when pushed */
-    int32_t id;     /* the merged token */
 } heap_entry;
 
 typedef struct cache_slot {
@@ -447,10 +451,10 @@ static heap_entry heap_pop(call *c) {
 }
 
 static void try_merge(call *c, int32_t left, int32_t right) {
-    const pair_slot *p = pair_lookup(c->t, c->sym_id[left], c->sym_id[right]);
-    if (p)
-        heap_push(c, (heap_entry){((uint64_t)(uint32_t)p->rank << 32) | (uint32_t)left, (uint32_t)right,
-                                  (uint32_t)(c->sym_len[left] + c->sym_len[right]), p->id});
+    int32_t rank = pair_rank(c->t, c->sym_id[left], c->sym_id[right]);
+    if (rank >= 0)
+        heap_push(c, (heap_entry){((uint64_t)rank << 32) | (uint32_t)left, (uint32_t)right,
+                                  (uint32_t)(c->sym_len[left] + c->sym_len[right])});
 }
 
 static bool reserve_symbols(call *c, size_t n) {
@@ -510,7 +514,7 @@ static void bpe(call *c, const unsigned char *w, size_t n) {
          * and both must have their lengths of then (a dead symbol has length 0). */
         if (c->sym_len[left] != right - left || (uint32_t)c->sym_len[right] != e.total - (uint32_t)(right - left))
             continue;
-        c->sym_id[left] = e.id;
+        c->sym_id[left] = c->t->merge_id[e.key >> 32];
         c->sym_len[left] = (int32_t)e.total;
         c->sym_len[right] = 0;
         int32_t next = c->sym_next[right];
