@@ -1,7 +1,9 @@
-/* cmd_run.c — `kvserve run -m MODEL --tokens IDS [-n N] [sampling options]`: a raw
- * completion of a prompt given as token ids, streamed to stdout; --stats-json prints one
- * JSON object on stderr at the end saying what happened (prompt, computed and cached
- * tokens, prefill and decode time). Text prompts (-p) arrive with the tokenizer. */
+/* cmd_run.c — `kvserve run -m MODEL (-p TEXT | --tokens IDS) [-n N] [sampling options]`:
+ * a raw completion of a prompt, streamed to stdout through the incremental detokenizer
+ * (whole characters only); --stats-json prints one JSON object on stderr at the end
+ * saying what happened (prompt, computed and cached tokens, prefill and decode time).
+ * A text prompt is tokenized with special tokens parsed (so ChatML markup works) and
+ * with the bos/eos the vocabulary asks for. */
 #include "commands.h"
 
 #include "cli_common.h"
@@ -9,6 +11,8 @@
 #include "model/model.h"
 #include "sample/sampler.h"
 #include "tensor/types.h"
+#include "tokenizer/detok.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
 #include <stdio.h>
@@ -18,7 +22,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: kvserve run -m MODEL --tokens 1,2,3 [options]\n"
+            "usage: kvserve run -m MODEL (-p TEXT | --tokens 1,2,3) [options]\n"
             "  -n N                tokens to generate (default 64)\n"
             "  --temp T            temperature (default 0.8; 0 = greedy)\n"
             "  --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N\n"
@@ -40,7 +44,7 @@ static double now_ms(void) {
 }
 
 int ks_cmd_run(int argc, char **argv) {
-    const char *model_path = NULL, *tokens_arg = NULL;
+    const char *model_path = NULL, *tokens_arg = NULL, *prompt_text = NULL;
     long n_gen = 64, threads = 0, batch = 512, ctx = 0, top_k = 40, last_n = 64;
     double temp = 0.8, top_p = 0.95, min_p = 0.05, rep = 1.0, pres = 0, freq = 0;
     long seed = 0;
@@ -52,10 +56,7 @@ int ks_cmd_run(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { model_path = v; i++; }
         else if (!strcmp(a, "--tokens")) { tokens_arg = v; i++; }
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            fprintf(stderr, "kvserve run: text prompts need the tokenizer, which this build lacks; pass --tokens\n");
-            return 2;
-        }
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { prompt_text = v; i++; }
         else if (!strcmp(a, "--stats-json")) stats = 1;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
         else if (!strcmp(a, "--special")) special = 1;
@@ -80,13 +81,13 @@ int ks_cmd_run(int argc, char **argv) {
 #undef INT_OPT
 #undef FLT_OPT
     }
-    if (!model_path || !tokens_arg) {
+    if (!model_path || !tokens_arg == !prompt_text) {
         usage(stderr);
         return 2;
     }
     int32_t *prompt = NULL;
-    int n_prompt = ks_cli_parse_tokens(tokens_arg, &prompt);
-    if (n_prompt < 0)
+    int n_prompt = 0;
+    if (tokens_arg && (n_prompt = ks_cli_parse_tokens(tokens_arg, &prompt)) < 0)
         return 1;
 
     int rc = 1;
@@ -94,15 +95,43 @@ int ks_cmd_run(int argc, char **argv) {
     ks_err_clear(&err);
     ks_model *m = NULL;
     ks_runner *r = NULL;
-    ks_vocab *vocab = NULL;
+    ks_vocab *own_vocab = NULL;
+    const ks_vocab *vocab = NULL;
+    ks_tokenizer *tok = NULL;
     ks_sampler *smp = NULL;
     float *logits = NULL;
+    ks_detok detok = {0};
+    if (ks_model_load(&m, model_path, &err))
+        goto fail;
+    if (prompt_text) {
+        size_t n = 0;
+        ks_status s;
+        if (ks_tokenizer_create(&tok, m->gguf, &err))
+            goto fail;
+        vocab = ks_tokenizer_vocab(tok);
+        if ((s = ks_tokenize_alloc(tok, prompt_text, strlen(prompt_text), KS_TOKENIZE_SPECIAL | KS_TOKENIZE_ADD_SPECIAL,
+                                   &prompt, &n))) {
+            KS_ERRF(&err, s, "tokenizing the prompt: %s", ks_status_str(s));
+            goto fail;
+        }
+        if (n > (size_t)INT32_MAX) {
+            KS_ERRF(&err, KS_ERR_INVALID, "prompt of %zu tokens", n);
+            goto fail;
+        }
+        n_prompt = (int)n;
+    } else {
+        if (ks_vocab_load(&own_vocab, m->gguf, &err))
+            goto fail;
+        vocab = own_vocab;
+    }
     if (n_prompt == 0) {
         KS_ERRF(&err, KS_ERR_INVALID, "empty prompt");
         goto fail;
     }
-    if (ks_model_load(&m, model_path, &err) || ks_vocab_load(&vocab, m->gguf, &err))
+    if (ks_detok_init(&detok, vocab, special)) {
+        KS_ERRF(&err, KS_ERR_NOMEM, "out of memory");
         goto fail;
+    }
     ks_runner_params p;
     ks_runner_params_default(&p);
     p.n_threads = (int)threads;
@@ -145,23 +174,28 @@ int ks_cmd_run(int argc, char **argv) {
         goto fail;
     double t1 = now_ms();
     int generated = 0;
-    char piece[256];
+    const char *piece;
+    size_t len;
     for (; generated < n_gen; generated++) {
-        int32_t tok = ks_sampler_sample(smp, logits, NULL);
-        if (tok < 0) {
+        int32_t id = ks_sampler_sample(smp, logits, NULL);
+        if (id < 0) {
             KS_ERRF(&err, KS_ERR_INTERNAL, "no finite logit at generated token %d", generated);
             goto fail;
         }
-        ks_sampler_accept(smp, tok);
-        if (!ignore_eos && ks_vocab_is_eog(vocab, tok))
+        ks_sampler_accept(smp, id);
+        if (!ignore_eos && ks_vocab_is_eog(vocab, id))
             break;
-        size_t len = ks_vocab_decode(vocab, tok, special, piece, sizeof piece);
-        fwrite(piece, 1, len < sizeof piece ? len : sizeof piece, stdout);
-        fflush(stdout);
-        if (generated + 1 < n_gen && ks_runner_eval(r, &tok, 1, false, logits, &err))
+        ks_detok_push(&detok, id, &piece, &len);
+        if (len) {
+            fwrite(piece, 1, len, stdout);
+            fflush(stdout);
+        }
+        if (generated + 1 < n_gen && ks_runner_eval(r, &id, 1, false, logits, &err))
             goto fail;
     }
     double t2 = now_ms();
+    ks_detok_flush(&detok, &piece, &len);
+    fwrite(piece, 1, len, stdout);
     putchar('\n');
     fflush(stdout);
     if (stats)
@@ -180,7 +214,9 @@ fail:
     free(prompt);
     ks_sampler_destroy(smp);
     ks_runner_destroy(r);
-    ks_vocab_destroy(vocab);
+    ks_detok_deinit(&detok);
+    ks_tokenizer_destroy(tok);
+    ks_vocab_destroy(own_vocab);
     ks_model_close(m);
     return rc;
 }
