@@ -16,7 +16,7 @@ static const command commands[] = {
     {"info", ks_cmd_info, "print a GGUF file's metadata and tensor table"},
     {"mkmodel", ks_cmd_mkmodel, "write a synthetic GGUF model (random weights, real shapes)"},
     {"tokenize", ks_cmd_tokenize, "print the token ids of a text"},
-    {"run", ks_cmd_run, "generate a completion for a prompt (token ids until the tokenizer lands)"},
+    {"run", ks_cmd_run, "generate a completion for a prompt"},
     {"logits", ks_cmd_logits, "print the top logits at every position of a token sequence"},
     {"cpu", ks_cmd_cpu, "print CPU features and the kernels chosen for them"},
     {"render", ks_cmd_render, "print the prompt a chat request renders to (Anthropic or OpenAI body)"},
