@@ -310,7 +310,9 @@ ks_api ks_request_detect_api(const json_t *body) {
     static const char *const a_keys[] = {"system", "stop_sequences", "thinking", "metadata"};
     static const char *const o_keys[] = {"max_completion_tokens", "stop", "n", "stream_options",
                                          "response_format", "logprobs", "presence_penalty",
-                                         "frequency_penalty", "parallel_tool_calls"};
+                                         "frequency_penalty", "parallel_tool_calls", "seed",
+                                         "logit_bias", "user", "chat_template_kwargs",
+                                         "add_generation_prompt", "continue_final_message"};
     for (size_t i = 0; i < KS_ARRAY_LEN(a_keys); i++)
         anthropic += json_object_get(body, a_keys[i]) != NULL;
     for (size_t i = 0; i < KS_ARRAY_LEN(o_keys); i++)
@@ -334,7 +336,8 @@ ks_api ks_request_detect_api(const json_t *body) {
         if (role && (!strcmp(role, "tool") || !strcmp(role, "developer")))
             openai++;
         if (json_object_get(m, "tool_calls") || json_object_get(m, "tool_call_id") ||
-            json_object_get(m, "reasoning_content"))
+            json_object_get(m, "reasoning_content") || json_object_get(m, "name") ||
+            json_is_null(json_object_get(m, "content")))
             openai++;
         size_t j;
         json_t *b;
@@ -344,7 +347,8 @@ ks_api ks_request_detect_api(const json_t *body) {
                 !strcmp(bt, "redacted_thinking") || !strcmp(bt, "document") ||
                 json_object_get(b, "cache_control") || json_object_get(b, "source"))
                 anthropic++;
-            if (!strcmp(bt, "image_url") || !strcmp(bt, "input_audio") || !strcmp(bt, "file"))
+            if (!strcmp(bt, "image_url") || !strcmp(bt, "input_audio") || !strcmp(bt, "file") ||
+                !strcmp(bt, "refusal"))
                 openai++;
         }
     }

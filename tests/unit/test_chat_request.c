@@ -320,6 +320,14 @@ Test(chat_request, test_chat_request_detects_api) {
                 "\"max_completion_tokens\":5}");
     cr_assert_eq(ks_request_detect_api(b), KS_API_OPENAI);
     json_decref(b);
+    /* plain turns plus a field only OpenAI servers take */
+    b = body_of("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}],\"chat_template_kwargs\":{\"enable_thinking\":false}}");
+    cr_assert_eq(ks_request_detect_api(b), KS_API_OPENAI);
+    json_decref(b);
+    b = body_of("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":["
+                "{\"type\":\"refusal\",\"refusal\":\"no\"}]}]}");
+    cr_assert_eq(ks_request_detect_api(b), KS_API_OPENAI);
+    json_decref(b);
     b = body_of("{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
     cr_assert_eq(ks_request_detect_api(b), KS_API_ANTHROPIC);
     json_decref(b);
