@@ -926,6 +926,13 @@ ks_status ks_kv_disk_walk(const char *model_dir, const uint8_t *fingerprint, uns
     return walk(&w, err);
 }
 
+bool ks_kv_disk_is_model_dir(const char *path, uint8_t fingerprint[16]) {
+    const char *slash = strrchr(path, '/');
+    struct stat st;
+    return parse_hex16(slash ? slash + 1 : path, fingerprint) && stat(path, &st) == 0 &&
+           S_ISDIR(st.st_mode);
+}
+
 ks_status ks_kv_disk_list_models(const char *root,
                                  void (*fn)(void *ctx, const char *model_dir,
                                             const uint8_t fingerprint[16]),
@@ -936,14 +943,13 @@ ks_status ks_kv_disk_list_models(const char *root,
             return KS_OK;
         return KS_ERRF(err, KS_ERR_IO, "cannot list %s: %s", root, strerror(errno));
     }
-    size_t cap = strlen(root) + 40;
+    size_t cap = strlen(root) + 300;
     char *path = ks_xmalloc(cap);
     struct dirent *e;
     while ((e = readdir(dir))) {
         uint8_t fp[16];
-        struct stat st;
         snprintf(path, cap, "%s/%s", root, e->d_name);
-        if (parse_hex16(e->d_name, fp) && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (ks_kv_disk_is_model_dir(path, fp))
             fn(ctx, path, fp);
     }
     free(path);

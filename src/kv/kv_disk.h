@@ -179,6 +179,10 @@ ks_status ks_kv_disk_walk(const char *model_dir, const uint8_t *fingerprint, uns
                           void (*fn)(void *ctx, const ks_kv_file_info *f), void *ctx,
                           ks_err *err);
 
+/* True if path is a directory named by a fingerprint (32 lowercase hex digits, the last
+ * component of path); fills fingerprint. */
+bool ks_kv_disk_is_model_dir(const char *path, uint8_t fingerprint[16]);
+
 /* Calls fn for every model directory (named by 32 hex digits) under root. A missing
  * root visits nothing; KS_ERR_IO if it cannot be listed. */
 ks_status ks_kv_disk_list_models(const char *root,

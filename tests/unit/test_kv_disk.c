@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -549,19 +550,26 @@ static void count_model(void *ctx, const char *model_dir, const uint8_t fingerpr
     (*(int *)ctx)++;
 }
 
-Test(kv_disk, test_kv_disk_walk_without_model) {
-    char *root = ks_test_mkdtemp();
+/* A chain of n blocks written to root's directory for the test model (path in mdir). */
+static ks_kv_disk_params write_model_chain(const char *root, char *mdir, size_t mdir_bytes,
+                                           tblock *b, int n) {
     ks_kv_disk_params p = params(NULL, 1u << 20);
-    char mdir[1200];
-    cr_assert_eq(ks_kv_disk_model_dir(root, p.fingerprint, mdir, sizeof mdir, NULL), KS_OK);
-    cr_assert(strstr(mdir, "/a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"), "%s", mdir);
+    cr_assert_eq(ks_kv_disk_model_dir(root, p.fingerprint, mdir, mdir_bytes, NULL), KS_OK);
     p.dir = mdir;
     ks_kv_disk *d = open_ok(&p);
-    tblock b[6];
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < n; i++)
         make_block(&b[i], (uint64_t)i, i ? &b[i - 1].key : NULL);
-    write_all(d, b, 6);
+    write_all(d, b, n);
     ks_kv_disk_close(d);
+    return p;
+}
+
+Test(kv_disk, test_kv_disk_walk_without_model) {
+    char *root = ks_test_mkdtemp();
+    char mdir[1200];
+    tblock b[6];
+    ks_kv_disk_params p = write_model_chain(root, mdir, sizeof mdir, b, 6);
+    cr_assert(strstr(mdir, "/a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"), "%s", mdir);
     char path[1300];
     block_file(path, sizeof path, mdir, &b[2].key);
     flip_byte(path, -50); /* only a full verification sees it */
@@ -592,6 +600,53 @@ Test(kv_disk, test_kv_disk_walk_without_model) {
     cr_assert_eq(c.removed, 6);
     cr_assert_not(exists(mdir), "clear removes the emptied model directory");
     cr_assert_eq(ks_kv_disk_walk(mdir, NULL, 0, count_file, &c, NULL), KS_OK, "missing is empty");
+    ks_test_rmtree(root);
+    free(root);
+}
+
+/* Runs `kvserve ARGS`, returns its exit status and (in out) the start of its stdout. */
+static int run_kvserve(const char *args, char *out, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", ks_test_kvserve_bin(), args);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f, "%s", cmd);
+    size_t got = fread(out, 1, n - 1, f);
+    out[got] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(kv_disk, test_kv_disk_cache_command) {
+    char *root = ks_test_mkdtemp();
+    char mdir[1200];
+    tblock b[6];
+    write_model_chain(root, mdir, sizeof mdir, b, 6);
+
+    char args[1400], out[8192];
+    snprintf(args, sizeof args, "cache stats --kv-dir %s", root);
+    cr_assert_eq(run_kvserve(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf  6 blocks"), "%s", out);
+    cr_assert(strstr(out, "kv f16 B=4 n_layer=2 row_bytes=16"), "%s", out);
+    snprintf(args, sizeof args, "cache ls --kv-dir %s", root);
+    cr_assert_eq(run_kvserve(args, out, sizeof out), 0, "%s", out);
+    char hex[33];
+    ks_kv_key_hex(&b[5].key, hex);
+    cr_assert(strstr(out, hex), "%s", out);
+
+    char path[1300];
+    block_file(path, sizeof path, mdir, &b[4].key);
+    flip_byte(path, -30);
+    snprintf(args, sizeof args, "cache verify --kv-dir %s", root);
+    cr_assert_eq(run_kvserve(args, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "5 ok, 1 bad"), "%s", out);
+    cr_assert_not(exists(path));
+    cr_assert_eq(run_kvserve(args, out, sizeof out), 0, "a verified cache is clean: %s", out);
+
+    snprintf(args, sizeof args, "cache clear --kv-dir %s", mdir);
+    cr_assert_eq(run_kvserve(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "removed 5 files"), "%s", out);
+    cr_assert_not(exists(mdir));
+    cr_assert_eq(run_kvserve("cache nonsense", out, sizeof out), 2, "%s", out);
     ks_test_rmtree(root);
     free(root);
 }
