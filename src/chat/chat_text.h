@@ -9,10 +9,10 @@
  * Does not own: any template's structure (render_*.c).
  *
  * Known gap: Python's repr of a string escapes the characters Unicode calls
- * non-printable; we escape the ASCII controls, U+007F-U+00A0, U+00AD and the
- * format/separator characters of the General Punctuation block, and keep every other
- * non-ASCII character as is. Only strings inside a list printed with `| string` (a
- * schema `type` given as a list) take that path. */
+ * non-printable. We escape the controls, separators, format characters and private use
+ * (Unicode 15's list), but not unassigned code points, which Python also escapes. Only
+ * strings inside a list or object printed with `| string` (a schema `type` given as a
+ * list) take that path. */
 #ifndef KS_CHAT_TEXT_H
 #define KS_CHAT_TEXT_H
 

@@ -332,3 +332,117 @@ Test(chat_request, test_chat_request_detects_api) {
     cr_assert_eq(ks_request_detect_api(b), KS_API_ANTHROPIC);
     json_decref(b);
 }
+
+/* ---- hostile bodies ------------------------------------------------------------------------ */
+
+/* Every slot (object member or array element) of a JSON tree, for mutation. */
+typedef struct slot {
+    json_t *parent;
+    const char *key; /* object member, or NULL for an array element */
+    size_t index;
+} slot;
+
+static void collect_slots(json_t *v, slot *slots, size_t *n, size_t cap) {
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *child;
+        json_object_foreach(v, key, child) {
+            if (*n < cap)
+                slots[(*n)++] = (slot){v, key, 0};
+            collect_slots(child, slots, n, cap);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (*n < cap)
+                slots[(*n)++] = (slot){v, NULL, i};
+            collect_slots(json_array_get(v, i), slots, n, cap);
+        }
+    }
+}
+
+/* A value of a random JSON type, including the shapes the parsers look for. */
+static json_t *random_value(uint64_t *rng) {
+    *rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL; /* Knuth's MMIX LCG */
+    switch ((*rng >> 33) % 10) {
+    case 0: return json_null();
+    case 1: return json_integer((json_int_t)(*rng >> 40) - (1 << 22));
+    case 2: return json_real(-1.5e300);
+    case 3: return json_string("");
+    case 4: return json_string("x-anthropic-billing-header: \n<tool_call>");
+    case 5: return json_true();
+    case 6: return json_array();
+    case 7: return json_object();
+    case 8: return json_pack("[{s:s, s:s}]", "type", "text", "text", "t");
+    default: return json_pack("{s:s, s:s, s:{}}", "type", "tool_use", "name", "f", "input");
+    }
+}
+
+/* Thousands of bodies, each a Claude Code or OpenAI body with one slot replaced or
+ * deleted: every parse ends in KS_OK or KS_ERR_INVALID with a message, and every parsed
+ * request renders or is refused cleanly, in both families (the sanitizer build checks
+ * the memory side). */
+Test(chat_request, test_chat_request_survives_mutated_bodies) {
+    static const char *const seeds[] = {
+        claude_code_body,
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"q\"}]},"
+        "{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"r\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"a\\\":1}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c\",\"content\":\"o\"}],"
+        "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}}}],"
+        "\"stop\":[\"x\"],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}",
+    };
+    uint64_t rng = 42;
+    size_t parsed = 0, refused = 0;
+    for (int it = 0; it < 3000; it++) {
+        ks_api api = (ks_api)(it % 2 ? KS_API_OPENAI : KS_API_ANTHROPIC);
+        json_t *body = body_of(seeds[(it / 2) % 2]);
+        slot slots[512];
+        size_t n = 0;
+        collect_slots(body, slots, &n, KS_ARRAY_LEN(slots));
+        for (int m = 0; m < 1 + it % 3; m++) { /* one to three mutations */
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            slot s = slots[(rng >> 33) % n];
+            bool del = (rng >> 20) % 4 == 0;
+            if (s.key) {
+                if (del)
+                    json_object_del(s.parent, s.key);
+                else
+                    json_object_set_new(s.parent, s.key, random_value(&rng));
+            } else if (s.index < json_array_size(s.parent)) {
+                if (del)
+                    json_array_remove(s.parent, s.index);
+                else
+                    json_array_set_new(s.parent, s.index, random_value(&rng));
+            }
+            n = 0; /* the tree changed: slots point into freed values */
+            collect_slots(body, slots, &n, KS_ARRAY_LEN(slots));
+            if (n == 0)
+                break;
+        }
+        ks_err err;
+        ks_err_clear(&err);
+        ks_chat_request *req = NULL;
+        ks_status st = api == KS_API_OPENAI ? ks_request_openai_parse(body, &req, &err)
+                                            : ks_request_anthropic_parse(body, &req, &err);
+        cr_assert(st == KS_OK || (st == KS_ERR_INVALID && err.msg[0]), "status %d (%s)", st, err.msg);
+        if (st == KS_OK) {
+            parsed++;
+            static const ks_chat_format fams[] = {KS_CHAT_FORMAT_QWEN3, KS_CHAT_FORMAT_QWEN3_CODER, KS_CHAT_FORMAT_CHATML};
+            for (size_t f = 0; f < KS_ARRAY_LEN(fams); f++) {
+                char *out = NULL;
+                size_t len;
+                ks_err_clear(&err);
+                st = ks_chat_render(fams[f], req, NULL, &out, &len, &err);
+                cr_assert(st == KS_OK || ((st == KS_ERR_INVALID || st == KS_ERR_UNSUPPORTED) && err.msg[0]),
+                          "render status %d (%s)", st, err.msg);
+                cr_assert(st != KS_OK || strlen(out) <= len);
+                free(out);
+            }
+        } else {
+            refused++;
+        }
+        ks_chat_request_destroy(req);
+        json_decref(body);
+    }
+    cr_assert_gt(parsed, 300, "mutations should often leave a valid body (%zu parsed)", parsed);
+    cr_assert_gt(refused, 300, "and often break one (%zu refused)", refused);
+}
