@@ -84,6 +84,7 @@ struct ks_engine {
     float *logits;               /* (max_batch, n_vocab) */
     /* stats, under mu */
     ks_engine_stats stats;
+    ks_kv_cache_stats kv_snapshot;  /* refreshed by the engine thread */
 };
 
 static double now_ms(void) {
@@ -573,7 +574,8 @@ static bool step(ks_engine *e) {
         while (ig < e->n_running && e->running[ig] != g)
             ig++;
         int fed = g->kv.n_tokens + g->batch_n;
-        ks_kv_cache_commit(e->cache, &g->kv, g->tokens, fed, NULL);
+        ks_kv_usage *count = g->state == SEQ_PREFILL && g->n_generated == 0 ? &g->usage : NULL;
+        ks_kv_cache_commit(e->cache, &g->kv, g->tokens, fed, count);
         if (g->state == SEQ_PREFILL) {
             for (int j = 0; j < g->n_breakpoints; j++)
                 if (g->breakpoints[j] <= fed)
@@ -596,7 +598,10 @@ static bool step(ks_engine *e) {
             emit_token(e, g, ig, e->logits + (size_t)g->logits_row * e->m->hp.n_vocab);
     }
     ks_kv_cache_poll(e->cache);
+    ks_kv_cache_stats kvs;
+    ks_kv_cache_stats_get(e->cache, &kvs);
     pthread_mutex_lock(&e->mu);
+    e->kv_snapshot = kvs;
     e->stats.steps++;
     e->stats.busy_ms += now_ms() - t0;
     e->stats.running = e->n_running;
@@ -624,7 +629,10 @@ static void *engine_main(void *arg) {
             if (e->n_running == 0 && !e->waiting_head) {
                 pthread_mutex_unlock(&e->mu);
                 ks_kv_cache_poll(e->cache);
+                ks_kv_cache_stats kvs;
+                ks_kv_cache_stats_get(e->cache, &kvs);
                 pthread_mutex_lock(&e->mu);
+                e->kv_snapshot = kvs;
             }
         }
         bool stop = e->stop;
@@ -689,6 +697,10 @@ ks_status ks_engine_create(ks_engine **out, const ks_model *m, const ks_engine_p
     }
     if (!s && ks_vocab_load(&e->vocab_owned, m->gguf, NULL) == KS_OK)
         e->vocab = e->vocab_owned;
+    if (!s) {
+        ks_kv_cache_stats_get(e->cache, &e->kv_snapshot);
+        e->stats.kv = e->kv_snapshot;
+    }
     if (!s && pthread_create(&e->thread, NULL, engine_main, e) != 0)
         s = KS_ERRF(err, KS_ERR_INTERNAL, "cannot start the engine thread");
     else if (!s)
@@ -730,6 +742,6 @@ void ks_engine_destroy(ks_engine *e) {
 void ks_engine_stats_get(ks_engine *e, ks_engine_stats *out) {
     pthread_mutex_lock(&e->mu);
     *out = e->stats;
+    out->kv = e->kv_snapshot; /* as of the engine's last step or idle tick */
     pthread_mutex_unlock(&e->mu);
-    memset(&out->kv, 0, sizeof out->kv); /* the cache belongs to the engine thread */
 }
