@@ -1049,6 +1049,8 @@ ks_status ks_kv_disk_open(ks_kv_disk **out, const ks_kv_disk_params *p, ks_err *
         d->enabled = r == 0;
         if (r != 0)
             disable(d, "write block files in", d->dir, r);
+        else if (d->budget_bytes < d->geometry.file_bytes)
+            disable(d, "fit one block file in the budget of", d->dir, ENOSPC);
         walker w = {.model_dir = d->dir, .fn = scan_file, .ctx = d, .remove_bad = d->enabled};
         w.ex.fingerprint = d->fingerprint;
         w.ex.geometry = &d->geometry;

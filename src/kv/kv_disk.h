@@ -31,8 +31,9 @@ typedef struct ks_kv_disk_params {
     /* The model's directory, e.g. "<root>/<fingerprint hex>" (see ks_kv_disk_model_dir);
      * created if missing. NULL turns the tier off. */
     const char *dir;
-    /* Bytes of block files kept (--kv-disk); 0 turns the tier off. Past it the least
-     * recently used file that is no other file's parent is removed first. */
+    /* Bytes of block files kept (--kv-disk); 0 turns the tier off, less than one file
+     * turns writing off. Past it the least recently used file that is no other file's
+     * parent is removed first. */
     uint64_t budget_bytes;
     uint8_t fingerprint[16]; /* the model's; written in and checked against every file */
     uint32_t kv_type;        /* ks_type id of the K/V rows */

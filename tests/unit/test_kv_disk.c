@@ -426,11 +426,20 @@ Test(kv_disk, test_kv_disk_unwritable_dir_turns_tier_off_once) {
     ks_log_set_file(NULL);
     fclose(log);
 
-    /* The tier as a whole can be off: no directory, or no budget. */
-    p = params(NULL, 1u << 20);
-    d = open_ok(&p);
-    cr_assert_eq(ks_kv_disk_write_async(d, &b[0].key, NULL, b[0].tokens, b[0].payload, 0), KS_ERR_IO);
-    ks_kv_disk_close(d);
+    /* The tier as a whole can be off: no directory, no budget, or a budget smaller than
+     * one file (a write could never fit). */
+    char small[1100];
+    snprintf(small, sizeof small, "%s/small", dir);
+    ks_kv_disk_params off[3] = {params(NULL, 1u << 20), params(small, 0),
+                                params(small, T_FILE_BYTES - 1)};
+    for (int i = 0; i < 3; i++) {
+        d = open_ok(&off[i]);
+        cr_assert_eq(ks_kv_disk_write_async(d, &b[0].key, NULL, b[0].tokens, b[0].payload, 0),
+                     KS_ERR_IO, "case %d", i);
+        ks_kv_disk_stats_get(d, &st);
+        cr_assert_not(st.enabled, "case %d", i);
+        ks_kv_disk_close(d);
+    }
 
     /* chmod only stops writes for a user without CAP_DAC_OVERRIDE. */
     if (geteuid() != 0) {
