@@ -34,7 +34,8 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function render(args, file) {
   const r = spawnSync(kvserveBin, ["render", ...args, file], { encoding: "buffer" });
-  assert.equal(r.status, 0, `kvserve render ${args.join(" ")} ${file}: ${r.stderr}`);
+  assert.equal(r.status, 0, `kvserve render ${args.join(" ")} ${file}: ` +
+    (r.error ?? (r.signal ? `killed by ${r.signal}` : r.stderr)));
   return r.stdout;
 }
 
