@@ -242,12 +242,15 @@ typedef struct attn_task {
 
 /* Dequantizes head kvh of a K or V row into out (head_dim floats). head_dim is a
  * multiple of every KV type's block size, so a head is whole blocks. */
-static const float *kv_head(const ks_kv_layout *kv, const uint8_t *row, int kvh, int head_dim,
-                            float *out) {
+static const float *kv_head(const ks_kernels *k, const ks_kv_layout *kv, const uint8_t *row, int kvh,
+                            int head_dim, float *out) {
     size_t off = ks_type_row_size((ks_type)kv->kv_type, (int64_t)kvh * head_dim, NULL);
     if (kv->kv_type == KS_TYPE_F32)
         return (const float *)(row + off);
-    ks_type_traits_of(kv->kv_type)->to_float(row + off, out, head_dim);
+    if (kv->kv_type == KS_TYPE_F16)
+        k->fp16_to_fp32_row((const ks_fp16 *)(row + off), out, head_dim);
+    else
+        ks_type_traits_of(kv->kv_type)->to_float(row + off, out, head_dim);
     return out;
 }
 
@@ -270,7 +273,7 @@ static void attn_worker(void *arg, int ith, int nth) {
         float mx = -INFINITY;
         for (int p = 0; p < n_pos; p++) {
             const uint8_t *krow = ks_kv_k_row(kv, f->kv_pool, sv->block_table[p / B], at->il, p % B);
-            const float *kh = kv_head(kv, krow, kvh, hd, ts->row);
+            const float *kh = kv_head(f->k, kv, krow, kvh, hd, ts->row);
             float s = f->k->dot_f32(qh, kh, hd) * scale;
             ts->scores[p] = s;
             mx = s > mx ? s : mx;
@@ -284,7 +287,7 @@ static void attn_worker(void *arg, int ith, int nth) {
         memset(ts->acc, 0, (size_t)hd * sizeof(float));
         for (int p = 0; p < n_pos; p++) {
             const uint8_t *vrow = ks_kv_v_row(kv, f->kv_pool, sv->block_table[p / B], at->il, p % B);
-            const float *vh = kv_head(kv, vrow, kvh, hd, ts->row);
+            const float *vh = kv_head(f->k, kv, vrow, kvh, hd, ts->row);
             float wgt = ts->scores[p] * inv;
             for (int i = 0; i < hd; i++)
                 ts->acc[i] += wgt * vh[i];
