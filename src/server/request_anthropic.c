@@ -215,24 +215,20 @@ static ks_status system_prompt(parser *ps, const json_t *body) {
 }
 
 static ks_status message(parser *ps, const json_t *m, size_t i) {
+    static const ks_req_role_name roles[] = {
+        {"user", KS_CHAT_USER}, {"assistant", KS_CHAT_ASSISTANT}, {"system", KS_CHAT_SYSTEM}};
     (void)i;
-    if (!json_is_object(m))
-        return ks_req_error(ps->err, &ps->path, "expected a message object");
-    const char *role = "";
-    ks_status st = ks_req_string(m, "role", true, &ps->path, &role, NULL, ps->err);
+    ks_chat_role role;
+    ks_status st = ks_req_message_role(ps, m, roles, KS_ARRAY_LEN(roles), &role);
     if (st)
         return st;
-    if (strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "system")) {
-        ks_json_path_key(&ps->path, "role");
-        return ks_req_error(ps->err, &ps->path, "'%s' is not user, assistant or system", role);
-    }
     const json_t *content = json_object_get(m, "content");
     ks_json_path_key(&ps->path, "content");
     if (!content)
         return ks_req_error(ps->err, &ps->path, "required");
-    if (!strcmp(role, "user"))
+    if (role == KS_CHAT_USER)
         return user_turn(ps, content);
-    if (!strcmp(role, "assistant"))
+    if (role == KS_CHAT_ASSISTANT)
         return assistant_turn(ps, content);
     ks_chat_message *msg; /* a system message in place */
     if (ks_chat_add_message(ps->req, KS_CHAT_SYSTEM, &msg))

@@ -215,6 +215,29 @@ ks_status ks_req_each(ks_req_parser *ps, const json_t *arr, const char *key, ks_
     return KS_OK;
 }
 
+ks_status ks_req_message_role(ks_req_parser *ps, const json_t *m, const ks_req_role_name *names,
+                              size_t n, ks_chat_role *out) {
+    if (!json_is_object(m))
+        return ks_req_error(ps->err, &ps->path, "expected a message object");
+    const char *role = "";
+    ks_status st = ks_req_string(m, "role", true, &ps->path, &role, NULL, ps->err);
+    if (st)
+        return st;
+    char choices[128] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(role, names[i].name)) {
+            *out = names[i].role;
+            return KS_OK;
+        }
+        size_t used = strlen(choices);
+        snprintf(choices + used, sizeof choices - used, "%s%s", i ? ", " : "", names[i].name);
+    }
+    size_t mark = ks_json_path_key(&ps->path, "role");
+    st = ks_req_error(ps->err, &ps->path, "'%s' is not a role (%s)", role, choices);
+    ks_json_path_restore(&ps->path, mark);
+    return st;
+}
+
 static ks_status stop_item(ks_req_parser *ps, const json_t *item, size_t i) {
     (void)i;
     if (!json_is_string(item))

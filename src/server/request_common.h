@@ -77,6 +77,17 @@ ks_status ks_req_nomem(ks_err *err);
  * names the array); stops at the first error. */
 ks_status ks_req_each(ks_req_parser *ps, const json_t *arr, const char *key, ks_req_item_fn fn);
 
+/* A role name an API accepts and the role it maps to. */
+typedef struct ks_req_role_name {
+    const char *name;
+    ks_chat_role role;
+} ks_req_role_name;
+
+/* m must be a message object whose "role" is one of the n names; *out gets its role.
+ * Otherwise KS_ERR_INVALID naming the field and the accepted roles. */
+ks_status ks_req_message_role(ks_req_parser *ps, const json_t *m, const ks_req_role_name *names,
+                              size_t n, ks_chat_role *out);
+
 /* body[key] as stop strings: a string or an array of strings (absent: none). */
 ks_status ks_req_stop_strings(ks_req_parser *ps, const json_t *body, const char *key);
 

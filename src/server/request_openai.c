@@ -125,27 +125,14 @@ static ks_status tool_calls(parser *ps, const json_t *m) {
 }
 
 static ks_status message(parser *ps, const json_t *m, size_t i) {
+    static const ks_req_role_name roles[] = {
+        {"system", KS_CHAT_SYSTEM}, {"developer", KS_CHAT_SYSTEM}, {"user", KS_CHAT_USER},
+        {"assistant", KS_CHAT_ASSISTANT}, {"tool", KS_CHAT_TOOL}};
     (void)i;
-    if (!json_is_object(m))
-        return ks_req_error(ps->err, &ps->path, "expected a message object");
-    const char *role = "";
-    ks_status st = ks_req_string(m, "role", true, &ps->path, &role, NULL, ps->err);
+    ks_chat_role r;
+    ks_status st = ks_req_message_role(ps, m, roles, KS_ARRAY_LEN(roles), &r);
     if (st)
         return st;
-    ks_chat_role r;
-    if (!strcmp(role, "system") || !strcmp(role, "developer"))
-        r = KS_CHAT_SYSTEM;
-    else if (!strcmp(role, "user"))
-        r = KS_CHAT_USER;
-    else if (!strcmp(role, "assistant"))
-        r = KS_CHAT_ASSISTANT;
-    else if (!strcmp(role, "tool"))
-        r = KS_CHAT_TOOL;
-    else {
-        ks_json_path_key(&ps->path, "role");
-        return ks_req_error(ps->err, &ps->path, "'%s' is not a role (system, developer, user, "
-                            "assistant, tool)", role);
-    }
     ks_chat_message *msg;
     if (ks_chat_add_message(ps->req, r, &msg))
         return ks_req_nomem(ps->err);
