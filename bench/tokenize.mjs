@@ -118,71 +118,89 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
-async function main() {
-  const text = agentPrompt();
-  const bytes = Buffer.byteLength(text);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ks-bench-"));
-  const file = path.join(tmp, "prompt.txt");
-  fs.writeFileSync(file, text);
-  const save = opt("--save", null);
-  if (save)
-    fs.writeFileSync(save, text);
+// The markup of the agent prompt; removing it gives the plain-text scenario.
+const markup = /<\|im_start\|>|<\|im_end\|>|<\/?think>|<\/?tool_call>|<\/?tool_response>|<\/?tools>/g;
 
-  // kvserve: ids from stdout, timings from stderr (one JSON line)
+// kvserve: ids from stdout, timings from stderr (one JSON line per process)
+function kvserveRuns(file, special) {
   const rows = [];
-  let ours = null;
-  for (const [name, extra] of [["kvserve", []], ["kvserve, no cache", ["--no-cache"]],
+  let ids = null;
+  for (const [name, extra] of [["kvserve", []], ["kvserve, no word cache", ["--no-cache"]],
     ["kvserve, PCRE2 pre-tokenizer", ["--regex"]]]) {
-    const p = spawnSync(kvserve, ["tokenize", "-m", vocab, "-f", file, "--special", "--no-add-special",
-      "--bench", String(runs), ...extra], { maxBuffer: 1 << 28, encoding: "utf8" });
+    const p = spawnSync(kvserve, ["tokenize", "-m", vocab, "-f", file, "--no-add-special",
+      ...(special ? ["--special"] : []), "--bench", String(runs), ...extra], { maxBuffer: 1 << 28, encoding: "utf8" });
     if (p.status !== 0)
       throw new Error(`${kvserve} failed: ${p.stderr}`);
     const stats = JSON.parse(p.stderr.trim().split("\n").pop());
-    const ids = p.stdout.trim().split(/\s+/).map(Number);
-    if (!ours)
-      ours = ids;
-    else if (ids.join() !== ours.join())
+    const got = p.stdout.trim().split(/\s+/).map(Number);
+    if (ids && got.join() !== ids.join())
       throw new Error(`${name}: ids differ from the default configuration`);
-    rows.push({ name, ms: stats.median_ms, tokens: ids.length });
+    ids = got;
+    rows.push({ name, ms: stats.median_ms });
   }
+  return { rows, ids };
+}
 
-  // llama.cpp through node-llama-cpp, vocabulary only
-  const nlc = path.join(sourceDir, "tests/node_modules/node-llama-cpp/dist/index.js");
-  const { getLlama } = await import(nlc);
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
-  const model = await llama.loadModel({ modelPath: vocab, vocabOnly: true });
-  const theirs = model.tokenize(text, true);
+function peerRun(model, text, special) {
   const times = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
-    model._model.tokenize(text, true); // the native call under model.tokenize(), without Array.from
+    model._model.tokenize(text, special); // the native call under model.tokenize(), without Array.from
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  rows.push({ name: `llama.cpp (node-llama-cpp ${JSON.parse(fs.readFileSync(
-    path.join(sourceDir, "tests/node_modules/node-llama-cpp/package.json"))).version})`,
-    ms: median(times), tokens: theirs.length });
+  return { ms: median(times), ids: model.tokenize(text, special) };
+}
+
+async function main() {
+  const agent = agentPrompt();
+  const scenarios = [
+    { title: "agent prompt, chat markup parsed as special tokens", text: agent, special: true },
+    { title: "the same prompt without its markup (plain code, JSON and prose)", text: agent.replace(markup, ""),
+      special: false },
+  ];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ks-bench-"));
+  const save = opt("--save", null);
+  if (save)
+    fs.writeFileSync(save, agent);
+
+  const nlc = path.join(sourceDir, "tests/node_modules/node-llama-cpp");
+  const { getLlama } = await import(path.join(nlc, "dist/index.js"));
+  const peerVersion = JSON.parse(fs.readFileSync(path.join(nlc, "package.json"))).version;
+  // llama.cpp logs that a vocabulary-only file has no hyperparameters; nothing else is expected
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error",
+    logger: (level, message) => { if (!/context_length|failed to load model/.test(message)) console.error(message); } });
+  const model = await llama.loadModel({ modelPath: vocab, vocabOnly: true });
+
+  let allSame = true;
+  console.log(`vocabulary ${path.basename(vocab)}; median of ${runs} runs; tokenization only (text in memory)`);
+  for (const [i, sc] of scenarios.entries()) {
+    const bytes = Buffer.byteLength(sc.text);
+    const file = path.join(tmp, `prompt${i}.txt`);
+    fs.writeFileSync(file, sc.text);
+    const ours = kvserveRuns(file, sc.special);
+    const peer = peerRun(model, sc.text, sc.special);
+    const rows = [...ours.rows, { name: `llama.cpp (node-llama-cpp ${peerVersion})`, ms: peer.ms }];
+    let first = -1;
+    for (let k = 0; first < 0 && k < Math.max(ours.ids.length, peer.ids.length); k++)
+      if (ours.ids[k] !== peer.ids[k]) first = k;
+    allSame &&= first < 0;
+
+    console.log("");
+    console.log(`${sc.title}: ${bytes} bytes, ${ours.ids.length} tokens`);
+    console.log("");
+    console.log("| tokenizer                              |     ms |   MB/s | vs llama.cpp |");
+    console.log("|----------------------------------------|-------:|-------:|-------------:|");
+    for (const r of rows)
+      console.log(`| ${r.name.padEnd(38)} | ${r.ms.toFixed(2).padStart(6)} | ` +
+        `${(bytes / 1e3 / r.ms).toFixed(1).padStart(6)} | ${(peer.ms / r.ms).toFixed(1).padStart(11)}x |`);
+    console.log("");
+    console.log(first < 0 ? `ids: identical to llama.cpp's (${ours.ids.length} tokens)`
+      : `ids: DIFFERENT (ours ${ours.ids.length}, llama.cpp ${peer.ids.length}, first difference at ${first})`);
+  }
   await model.dispose();
   await llama.dispose();
-
-  let same = ours.length === theirs.length;
-  let first = -1;
-  for (let i = 0; same && i < ours.length; i++)
-    if (ours[i] !== theirs[i]) { same = false; first = i; }
-
-  const peer = rows[rows.length - 1].ms;
-  console.log(`prompt: ${bytes} bytes, ${ours.length} tokens (${(bytes / ours.length).toFixed(2)} bytes/token), ` +
-    `vocabulary ${path.basename(vocab)}, median of ${runs} runs`);
-  console.log("");
-  console.log("| tokenizer                              |    ms  |   MB/s | vs llama.cpp |");
-  console.log("|----------------------------------------|-------:|-------:|-------------:|");
-  for (const r of rows)
-    console.log(`| ${r.name.padEnd(38)} | ${r.ms.toFixed(2).padStart(6)} | ${(bytes / 1e3 / r.ms).toFixed(1).padStart(6)} |` +
-      ` ${(peer / r.ms).toFixed(2).padStart(11)}x |`);
-  console.log("");
-  console.log(same ? `ids: identical (${ours.length} tokens)`
-    : `ids: DIFFERENT (ours ${ours.length}, llama.cpp ${theirs.length}, first difference at ${first})`);
   fs.rmSync(tmp, { recursive: true, force: true });
-  process.exitCode = same ? 0 : 1;
+  process.exitCode = allSame ? 0 : 1;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]))

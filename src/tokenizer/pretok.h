@@ -38,6 +38,9 @@ const char *ks_pretok_kind_name(ks_pretok_kind kind);
  * never look past n: a text is split fragment by fragment between special tokens.
  * Needs ks_unicode_init(). */
 size_t ks_pretok_next(ks_pretok_kind kind, const char *s, size_t n, size_t pos);
+/* The ends of up to cap words from pos on, into ends; returns how many (0 at n). The
+ * same as calling ks_pretok_next() in a loop, without a call per word. */
+size_t ks_pretok_split(ks_pretok_kind kind, const char *s, size_t n, size_t pos, size_t *ends, size_t cap);
 
 /* ---- the PCRE2 reference ------------------------------------------------------------------- */
 

@@ -5,8 +5,8 @@
  *                   id); special tokens in matching order, indexed by first byte
  *   special tokens  every occurrence of every candidate, then the ones llama.cpp's
  *                   longest-first partition keeps; raw fragments between them
- *   words           the pre-tokenizer over each fragment; a per-call cache maps a word's
- *                   bytes to the ids it gave the first time (agent prompts repeat words)
+ *   words           the pre-tokenizer over each fragment; a per-call cache maps a short
+ *                   word to the ids it gave the first time (agent prompts repeat words)
  *   BPE             one word: a symbol per byte in a linked list, candidate merges in a
  *                   binary heap ordered by (rank, position); a popped candidate whose
  *                   symbols changed since it was pushed is skipped
@@ -29,7 +29,10 @@
 #define ID_BITS 20
 #define RANK_BITS 24
 #define PAIR_EMPTY UINT64_MAX /* left id 2^20 - 1 is out of range */
-#define CACHE_MAX_WORD 64 /* bytes: longer words are rare and cost more to hash than to miss */
+/* Longest word the per-call cache keeps, bytes: a word of up to 16 bytes is its own
+ * key in two 64-bit words, so a lookup is a multiply and two compares. Almost all
+ * words of code and prose are shorter; longer ones are tokenized each time. */
+#define CACHE_MAX_WORD 16
 
 typedef struct special {
     const char *text; /* points into the GGUF */
@@ -60,6 +63,7 @@ struct ks_tokenizer {
 
     uint64_t *pairs; /* open addressing, PAIR_EMPTY if free */
     uint64_t pair_mask;
+    unsigned pair_shift; /* 64 - log2(slots) */
     int32_t *merge_id; /* rank -> the merged token */
     int32_t n_merges, n_merges_skipped;
 
@@ -67,13 +71,16 @@ struct ks_tokenizer {
     uint32_t n_specials;
     uint32_t *by_first;         /* indices into specials, grouped by first byte, in order */
     uint32_t first_off[256 + 1]; /* by_first[first_off[b] .. first_off[b + 1]) start with b */
+    int only_first;              /* the byte every candidate starts with, or -1 */
 };
 
 /* ---- load ----------------------------------------------------------------------------------- */
 
 static uint64_t hash_bytes(const void *p, size_t n) { return XXH3_64bits(p, n); }
 
-static uint64_t hash_pair(uint64_t key) { return (key * 0x9e3779b97f4a7c15ull) ^ (key >> 29); }
+/* Slot of a merge key: the high bits of a multiplication by 2^64 / golden ratio
+ * (Fibonacci hashing; the low bits of a product would ignore the key's high bits). */
+static inline uint64_t hash_pair(uint64_t key, unsigned shift) { return (key * 0x9e3779b97f4a7c15ull) >> shift; }
 
 static uint64_t pow2_at_least(uint64_t n) {
     uint64_t p = 16;
@@ -108,7 +115,7 @@ static void text_insert(ks_tokenizer *t, int32_t id) {
 /* Rank of the merge of left and right, or -1. */
 static inline int32_t pair_rank(const ks_tokenizer *t, int32_t left, int32_t right) {
     uint64_t key = ((uint64_t)left << ID_BITS) | (uint64_t)right;
-    for (uint64_t h = hash_pair(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+    for (uint64_t h = hash_pair(key, t->pair_shift);; h = (h + 1) & t->pair_mask) {
         uint64_t slot = t->pairs[h];
         if (slot >> RANK_BITS == key)
             return (int32_t)(slot & ((1u << RANK_BITS) - 1));
@@ -120,7 +127,7 @@ static inline int32_t pair_rank(const ks_tokenizer *t, int32_t left, int32_t rig
 /* The first of duplicate merges keeps its rank, as in llama.cpp. */
 static void pair_insert(ks_tokenizer *t, int32_t left, int32_t right, int32_t rank) {
     uint64_t key = ((uint64_t)left << ID_BITS) | (uint64_t)right;
-    for (uint64_t h = hash_pair(key) & t->pair_mask;; h = (h + 1) & t->pair_mask) {
+    for (uint64_t h = hash_pair(key, t->pair_shift);; h = (h + 1) & t->pair_mask) {
         if (t->pairs[h] >> RANK_BITS == key)
             return;
         if (t->pairs[h] == PAIR_EMPTY) {
@@ -192,6 +199,9 @@ static ks_status load_merges(ks_tokenizer *t, const ks_gguf *g, ks_err *err) {
                        (unsigned long long)merges->v.arr.n);
     t->n_merges = (int32_t)merges->v.arr.n;
     t->pair_mask = pow2_at_least((uint64_t)t->n_merges * 2) - 1;
+    t->pair_shift = 64;
+    for (uint64_t m = t->pair_mask; m; m >>= 1)
+        t->pair_shift--;
     t->pairs = malloc((t->pair_mask + 1) * sizeof *t->pairs);
     t->merge_id = malloc((size_t)(t->n_merges ? t->n_merges : 1) * sizeof *t->merge_id);
     size_t longest = 0;
@@ -268,6 +278,12 @@ static ks_status load_specials(ks_tokenizer *t, ks_err *err) {
     memcpy(fill, t->first_off, sizeof fill);
     for (uint32_t k = 0; k < t->n_specials; k++)
         t->by_first[fill[(unsigned char)t->specials[k].text[0]]++] = k;
+    t->only_first = -1;
+    for (int b = 0; b < 256; b++)
+        if (count[b])
+            t->only_first = t->only_first == -1 ? b : -2;
+    if (t->only_first < 0)
+        t->only_first = -1;
     return KS_OK;
 }
 
@@ -367,9 +383,9 @@ typedef struct heap_entry {
 } heap_entry;
 
 typedef struct cache_slot {
-    uint64_t hash;
-    uint32_t word_off, word_len; /* the word's first occurrence in the text; len 0 = free */
-    uint32_t ids_off, n_ids;     /* its ids in the output */
+    uint64_t a, b;         /* the word's bytes (see word_key) */
+    uint32_t len;          /* bytes; 0 = free */
+    uint32_t ids_off, n_ids; /* its ids in the output */
 } cache_slot;
 
 typedef struct call {
@@ -411,6 +427,18 @@ static void push_id(call *c, int32_t id) {
         c->ids = ids;
         ids[c->n_ids++] = id;
     }
+}
+
+/* Appends n ids already in the output, from position off. */
+static void push_copy(call *c, size_t off, size_t n) {
+    while (c->cap_ids - c->n_ids < n) {
+        int32_t *ids = grow(c, c->ids, c->cap_ids, &c->cap_ids, sizeof *ids, 256);
+        if (!ids)
+            return;
+        c->ids = ids;
+    }
+    memcpy(c->ids + c->n_ids, c->ids + off, n * sizeof *c->ids);
+    c->n_ids += n;
 }
 
 /* ---- BPE of one word ------------------------------------------------------------------------ */
@@ -532,6 +560,32 @@ static void bpe(call *c, const unsigned char *w, size_t n) {
 
 /* ---- words ------------------------------------------------------------------------------------ */
 
+static inline uint64_t load_le(const unsigned char *p, size_t n) {
+    uint64_t v = 0;
+    memcpy(&v, p, n); /* n is 4 or 8 at the call sites: a plain load */
+    return v;
+}
+
+/* Two 64-bit words that, with the length, identify a word of 1..16 bytes: overlapping
+ * loads from both ends cover every byte. */
+static inline void word_key(const unsigned char *w, size_t n, uint64_t *a, uint64_t *b) {
+    if (n >= 8) {
+        *a = load_le(w, 8);
+        *b = load_le(w + n - 8, 8);
+    } else if (n >= 4) {
+        *a = load_le(w, 4) | (load_le(w + n - 4, 4) << 32);
+        *b = 0;
+    } else {
+        *a = (uint64_t)w[0] | ((uint64_t)w[n / 2] << 8) | ((uint64_t)w[n - 1] << 16);
+        *b = 0;
+    }
+}
+
+static inline uint64_t key_hash(uint64_t a, uint64_t b, size_t n) {
+    uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull) ^ n) * 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 31);
+}
+
 static bool cache_grow(call *c) {
     uint64_t cap = c->cache ? (c->cache_mask + 1) * 2 : 4096;
     cache_slot *slots = calloc(cap, sizeof *slots);
@@ -539,10 +593,10 @@ static bool cache_grow(call *c) {
         return false;
     for (uint64_t i = 0; c->cache && i <= c->cache_mask; i++) {
         const cache_slot *s = &c->cache[i];
-        if (!s->word_len)
+        if (!s->len)
             continue;
-        uint64_t h = s->hash & (cap - 1);
-        while (slots[h].word_len)
+        uint64_t h = key_hash(s->a, s->b, s->len) & (cap - 1);
+        while (slots[h].len)
             h = (h + 1) & (cap - 1);
         slots[h] = *s;
     }
@@ -561,14 +615,15 @@ static void word(call *c, const unsigned char *w, size_t n) {
         bpe(c, w, n); /* no room for the cache: still correct, only slower */
         return;
     }
-    uint64_t hash = hash_bytes(w, n), h = hash & c->cache_mask;
+    uint64_t a, b;
+    word_key(w, n, &a, &b);
+    uint64_t h = key_hash(a, b, n) & c->cache_mask;
     for (;; h = (h + 1) & c->cache_mask) {
         const cache_slot *s = &c->cache[h];
-        if (!s->word_len)
+        if (!s->len)
             break;
-        if (s->hash == hash && s->word_len == n && !memcmp(c->text + s->word_off, w, n)) {
-            for (uint32_t k = 0; k < s->n_ids; k++)
-                push_id(c, c->ids[s->ids_off + k]);
+        if (s->a == a && s->b == b && s->len == n) {
+            push_copy(c, s->ids_off, s->n_ids);
             return;
         }
     }
@@ -576,7 +631,7 @@ static void word(call *c, const unsigned char *w, size_t n) {
     bpe(c, w, n);
     if (c->st || c->n_ids > UINT32_MAX)
         return;
-    c->cache[h] = (cache_slot){hash, (uint32_t)(w - c->text), (uint32_t)n, (uint32_t)first, (uint32_t)(c->n_ids - first)};
+    c->cache[h] = (cache_slot){a, b, (uint32_t)n, (uint32_t)first, (uint32_t)(c->n_ids - first)};
     c->cache_used++;
 }
 
@@ -600,10 +655,12 @@ static void fragment(call *c, size_t off, size_t len) {
             c->st = st;
         return;
     }
-    for (size_t pos = 0; pos < len && !c->st;) {
-        size_t end = ks_pretok_next(c->t->pre, (const char *)s, len, pos);
-        word(c, s + pos, end - pos);
-        pos = end;
+    size_t ends[256], pos = 0, k;
+    while (!c->st && (k = ks_pretok_split(c->t->pre, (const char *)s, len, pos, ends, KS_ARRAY_LEN(ends)))) {
+        for (size_t i = 0; i < k; i++) {
+            word(c, s + pos, ends[i] - pos);
+            pos = ends[i];
+        }
     }
 }
 
@@ -627,10 +684,17 @@ static size_t find_specials(call *c, size_t len, bool control, uint64_t **out) {
     uint64_t *found = NULL;
     size_t n = 0, cap = 0;
     for (size_t pos = 0; pos < len; pos++) {
+        if (t->only_first >= 0) { /* all candidates start with one byte (Qwen: '<') */
+            const unsigned char *hit = memchr(c->text + pos, t->only_first, len - pos);
+            if (!hit)
+                break;
+            pos = (size_t)(hit - c->text);
+        }
         unsigned b = c->text[pos];
         for (uint32_t k = t->first_off[b]; k < t->first_off[b + 1]; k++) {
             const special *sp = &t->specials[t->by_first[k]];
-            if ((sp->control && !control) || sp->len > len - pos || memcmp(c->text + pos, sp->text, sp->len))
+            if ((sp->control && !control) || sp->len > len - pos || (sp->len > 1 && c->text[pos + 1] != (unsigned char)sp->text[1]) ||
+                memcmp(c->text + pos, sp->text, sp->len))
                 continue;
             uint64_t *more = grow(c, found, n, &cap, sizeof *more, 64);
             if (!more) {
