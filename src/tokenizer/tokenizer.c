@@ -362,6 +362,7 @@ const ks_vocab *ks_tokenizer_vocab(const ks_tokenizer *t) { return t->vocab; }
 ks_pretok_kind ks_tokenizer_pretok(const ks_tokenizer *t) { return t->pre; }
 bool ks_tokenizer_add_bos(const ks_tokenizer *t) { return t->add_bos; }
 bool ks_tokenizer_add_eos(const ks_tokenizer *t) { return t->add_eos; }
+int32_t ks_tokenizer_n_merges_skipped(const ks_tokenizer *t) { return t->n_merges_skipped; }
 
 ks_status ks_tokenizer_use_regex(ks_tokenizer *t, bool on, ks_err *err) {
     if (!on) {

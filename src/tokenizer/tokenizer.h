@@ -55,6 +55,9 @@ const ks_vocab *ks_tokenizer_vocab(const ks_tokenizer *t);
 ks_pretok_kind ks_tokenizer_pretok(const ks_tokenizer *t);
 bool ks_tokenizer_add_bos(const ks_tokenizer *t);
 bool ks_tokenizer_add_eos(const ks_tokenizer *t);
+/* Merges that could not be used because a part or the result is not a token (0 for a
+ * well-formed vocabulary; such merges would change llama.cpp's ids only in corner cases). */
+int32_t ks_tokenizer_n_merges_skipped(const ks_tokenizer *t);
 
 /* Tokenizes text[0..len). Writes min(n, cap) ids to out and the full count to *n;
  * returns KS_ERR_FULL when cap < n (call again with a larger buffer), KS_ERR_NOMEM. */

@@ -170,9 +170,14 @@ static json_t *load_cases(const char *json_fixture) {
     return cases;
 }
 
+/* Each case has llama.cpp's ids with special tokens parsed ("ids", how llama-server
+ * tokenizes a rendered chat prompt) and not ("ids_parse_special_false", how user content
+ * should be tokenized). Note what the second shows: control tokens (<|im_start|>) become
+ * plain text, but user-defined ones (<think>, <tool_call>) are still single tokens. */
 static void check_llamacpp_json(const char *json_fixture, const char *vocab_fixture) {
     json_t *root = load_cases(json_fixture);
     loaded l = load(vocab_fixture);
+    cr_expect_eq(ks_tokenizer_n_merges_skipped(l.t), 0, "%s: every merge is usable", vocab_fixture);
     json_t *cases = root;
     cr_assert(json_array_size(cases) >= 32);
     for (size_t i = 0; i < json_array_size(cases); i++) {
@@ -315,6 +320,23 @@ Test(tokenizer, test_tokenizer_empty_and_errors) {
     cr_expect_eq(n, 9);
     cr_expect(out[0] == 9707 && out[1] == 11 && out[2] == 1879 && out[3] == 0, "first ids %d %d %d %d", out[0], out[1],
               out[2], out[3]);
+    unload(&l);
+}
+
+/* User content never gets control tokens, but user-defined ones match in any text, as in
+ * llama.cpp (and Hugging Face tokenizers, whose added tokens they are). */
+Test(tokenizer, test_tokenizer_user_defined_always_match) {
+    loaded l = load("tokenizer/vocab-qwen3.gguf");
+    int32_t *ids = NULL;
+    size_t n = tokenize(l.t, "<think>", 7, 0, &ids);
+    cr_expect(n == 1 && ids[0] == 151667, "<think> as user text: %zu tokens, first %d", n, ids[0]);
+    free(ids);
+    n = tokenize(l.t, "<|im_start|>", 12, 0, &ids);
+    cr_expect(n > 1, "<|im_start|> as user text is text: %zu tokens", n);
+    free(ids);
+    n = tokenize(l.t, "<|im_start|>", 12, KS_TOKENIZE_SPECIAL, &ids);
+    cr_expect(n == 1 && ids[0] == 151644, "<|im_start|> as markup: %zu tokens, first %d", n, ids[0]);
+    free(ids);
     unload(&l);
 }
 
