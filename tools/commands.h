@@ -4,6 +4,7 @@
 #define KS_TOOLS_COMMANDS_H
 
 int ks_cmd_info(int argc, char **argv);
+int ks_cmd_serve(int argc, char **argv);
 int ks_cmd_mkmodel(int argc, char **argv);
 int ks_cmd_cpu(int argc, char **argv);
 int ks_cmd_logits(int argc, char **argv);

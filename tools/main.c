@@ -13,6 +13,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"serve", ks_cmd_serve, "serve the Anthropic Messages and OpenAI Chat Completions APIs"},
     {"info", ks_cmd_info, "print a GGUF file's metadata and tensor table"},
     {"mkmodel", ks_cmd_mkmodel, "write a synthetic GGUF model (random weights, real shapes)"},
     {"tokenize", ks_cmd_tokenize, "print the token ids of a text"},

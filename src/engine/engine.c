@@ -48,6 +48,8 @@ struct ks_gen {
     bool ignore_eog;
     int32_t *breakpoints;
     int n_breakpoints;
+    int32_t *forced;          /* teacher forcing (tests): emitted instead of sampling */
+    int n_forced;
     ks_kv_seq kv;
     ks_sampler *smp;
     ks_kv_usage usage;
@@ -128,6 +130,7 @@ static void gen_unref(ks_gen *g) {
     free(g->events);
     free(g->tokens);
     free(g->breakpoints);
+    free(g->forced);
     ks_kv_seq_deinit(&g->kv);
     ks_sampler_destroy(g->smp);
     free(g);
@@ -231,6 +234,11 @@ ks_status ks_engine_submit(ks_engine *e, const ks_gen_request *req, ks_gen **out
         g->breakpoints = ks_xmalloc((size_t)req->n_breakpoints * sizeof *g->breakpoints);
         memcpy(g->breakpoints, req->breakpoints, (size_t)req->n_breakpoints * sizeof *g->breakpoints);
         g->n_breakpoints = req->n_breakpoints;
+    }
+    if (req->n_forced > 0) {
+        g->forced = ks_xmalloc((size_t)req->n_forced * sizeof *g->forced);
+        memcpy(g->forced, req->forced, (size_t)req->n_forced * sizeof *g->forced);
+        g->n_forced = req->n_forced;
     }
     for (int i = 0; i < req->n_prompt; i++)
         ks_sampler_accept(g->smp, req->prompt[i]);
@@ -436,7 +444,17 @@ static ks_status reserve_prefill(ks_engine *e, ks_gen *pf, int n, ks_err *err) {
 static bool emit_token(ks_engine *e, ks_gen *g, int ig, const float *logits) {
     ks_gen_event ev;
     memset(&ev, 0, sizeof ev);
-    int32_t tok = ks_sampler_sample(g->smp, logits, g->n_top_logprobs > 0 ? &ev.logprobs : NULL);
+    int32_t tok;
+    if (g->forced) {
+        if (g->n_generated >= g->n_forced) {
+            remove_running(e, ig);
+            finish(e, g, KS_STOP_EOG, NULL);
+            return false;
+        }
+        tok = g->forced[g->n_generated];
+    } else {
+        tok = ks_sampler_sample(g->smp, logits, g->n_top_logprobs > 0 ? &ev.logprobs : NULL);
+    }
     if (tok < 0) {
         remove_running(e, ig);
         finish(e, g, KS_STOP_ERROR, "the model produced no finite logit");
@@ -445,7 +463,7 @@ static bool emit_token(ks_engine *e, ks_gen *g, int ig, const float *logits) {
     ks_sampler_accept(g->smp, tok);
     if (g->t_first == 0)
         g->t_first = now_ms();
-    if (!g->ignore_eog && e->vocab && ks_vocab_is_eog(e->vocab, tok)) {
+    if (!g->ignore_eog && !g->forced && e->vocab && ks_vocab_is_eog(e->vocab, tok)) {
         remove_running(e, ig);
         finish(e, g, KS_STOP_EOG, NULL);
         return false;

@@ -52,6 +52,10 @@ typedef struct ks_gen_request {
     const int32_t *breakpoints;  /* token positions that end a client cache breakpoint */
     int n_breakpoints;
     int n_top_logprobs;          /* alternatives reported per token (0..20) */
+    /* Teacher forcing, for tests only: when set, these tokens are emitted in order in
+     * place of sampled ones (each still costs its forward step), then the turn ends. */
+    const int32_t *forced;
+    int n_forced;
 } ks_gen_request;
 
 typedef enum { KS_GEN_EV_PREFILLED, KS_GEN_EV_TOKEN, KS_GEN_EV_DONE } ks_gen_event_type;
