@@ -392,6 +392,7 @@ typedef struct cache_slot {
 typedef struct call {
     const ks_tokenizer *t;
     const unsigned char *text;
+    size_t text_len;
     ks_status st; /* first failure (out of memory) */
 
     int32_t *ids;
@@ -587,8 +588,10 @@ static inline uint64_t key_hash(uint64_t a, uint64_t b, size_t n) {
     return h ^ (h >> 31);
 }
 
+/* First size: about a slot per 8 bytes of text (a word is ~4 bytes, most repeat), at
+ * least 64 and at most 4096 slots (128 KiB); it doubles when half full. */
 static bool cache_grow(call *c) {
-    uint64_t cap = c->cache ? (c->cache_mask + 1) * 2 : 4096;
+    uint64_t cap = c->cache ? (c->cache_mask + 1) * 2 : KS_MIN(4096, pow2_at_least(KS_MAX(64, c->text_len / 8)));
     cache_slot *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return false;
@@ -736,6 +739,7 @@ static ks_status run(const ks_tokenizer *t, const char *text, size_t len, unsign
     memset(c, 0, sizeof *c);
     c->t = t;
     c->text = (const unsigned char *)text;
+    c->text_len = len;
     if (!text && len)
         return KS_ERR_INVALID;
     if (len >= UINT32_MAX)
