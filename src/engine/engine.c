@@ -300,6 +300,9 @@ static void finish(ks_engine *e, ks_gen *g, ks_stop_reason reason, const char *e
 static void remove_running(ks_engine *e, int i) {
     memmove(&e->running[i], &e->running[i + 1], (size_t)(e->n_running - i - 1) * sizeof *e->running);
     e->n_running--;
+    pthread_mutex_lock(&e->mu);
+    e->stats.running = e->n_running;
+    pthread_mutex_unlock(&e->mu);
 }
 
 /* ---- admission --------------------------------------------------------------------------------- */
@@ -350,6 +353,9 @@ static void admit(ks_engine *e) {
         g->state = SEQ_PREFILL;
         g->admit_order = ++e->admit_counter;
         e->running[e->n_running++] = g;
+        pthread_mutex_lock(&e->mu);
+        e->stats.running = e->n_running;
+        pthread_mutex_unlock(&e->mu);
         set_progress(g);
     }
 }
