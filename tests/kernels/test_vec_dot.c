@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_N 2048
+/* The longest row tested: longer than any model's n_embd or n_ff. */
+#define MAX_N 32768
 /* Bytes of the largest row: MAX_N f32 elements. */
 #define MAX_ROW_BYTES (MAX_N * 4)
 
@@ -45,9 +46,9 @@ typedef struct dot_case {
 } dot_case;
 
 static int all_cases(dot_case *out) {
-    static const int floats[] = {1, 7, 64, 1000, MAX_N, 0};
-    static const int small[] = {32, 96, 512, MAX_N, 0};
-    static const int k[] = {256, 768, MAX_N, 0};
+    static const int floats[] = {1, 7, 64, 1000, 2048, MAX_N, 0};
+    static const int small[] = {32, 96, 512, 2048, MAX_N, 0};
+    static const int k[] = {256, 768, 2048, MAX_N, 0};
     int count = 0;
     for (int it = 0; it < N_WEIGHT_TYPES; it++) {
         const int64_t block = ks_type_traits_of(weight_types[it])->block_size;
@@ -57,7 +58,7 @@ static int all_cases(dot_case *out) {
     }
     return count;
 }
-#define MAX_CASES (N_WEIGHT_TYPES * 5)
+#define MAX_CASES (N_WEIGHT_TYPES * 6)
 
 static uint64_t rng_state;
 static float frand(void) { /* uniform in [-1, 1) */
@@ -221,46 +222,6 @@ static const ks_kernels *isa_or_skip(const char *isa) {
     if (!k)
         cr_log_info("%s kernels not available on this CPU/build: skipped", isa);
     return k;
-}
-
-/* Every ISA table has every entry (NULL ones fall back to ref at build time); an ISA
- * kernel may sum in another order, so within float rounding of ref; its activation
- * quantizer must produce ref's bytes, or its dot products would drift from llama.cpp's. */
-Test(vec_dot, test_vec_dot_every_isa_table_matches_ref) {
-    const ks_kernels *ref = ks_kernels_ref();
-    static uint8_t a_isa[MAX_ROW_BYTES];
-    dot_case cases[MAX_CASES];
-    const int n_cases = all_cases(cases);
-    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-        const ks_kernels *k = isa_or_skip(isas[j]);
-        if (!k)
-            continue;
-        rng_state = 0x853c49e6748fea9bull;
-        for (int ic = 0; ic < n_cases; ic++) {
-            const ks_type t = cases[ic].t;
-            const int n = cases[ic].n;
-            const ks_type at = ks_type_traits_of(t)->dot_type;
-            cr_assert_not_null(k->vec_dot[t], "%s: no vec_dot for %s", isas[j], ks_type_name(t));
-            cr_assert_not_null(k->quantize_act[at], "%s: no quantize_act for %s", isas[j],
-                               ks_type_name(at));
-            make_case(&cd, ref, t, n);
-            bool ok;
-            const size_t a_bytes = ks_type_row_size(at, n, &ok);
-            cr_assert(ok);
-            k->quantize_act[at](cd.x, a_isa, n);
-            cr_assert_eq(memcmp(a_isa, cd.a, a_bytes), 0,
-                         "%s quantize_act %s n=%d differs from ref", isas[j], ks_type_name(at), n);
-            double mag;
-            (void)dequantized_dot(&cd, t, n, &mag);
-            const float want = ref->vec_dot[t](cd.w, cd.a, n);
-            const float got = k->vec_dot[t](cd.w, cd.a, n);
-            if (k->vec_dot[t] == ref->vec_dot[t])
-                cr_assert_eq(memcmp(&got, &want, sizeof got), 0);
-            cr_assert(fabs((double)got - want) <= 1e-5 * mag + 1e-30,
-                      "%s %s n=%d: %.9g vs ref %.9g", isas[j], ks_type_name(t), n, (double)got,
-                      (double)want);
-        }
-    }
 }
 
 /* Where the activation quantizer departs from the file quantizer: with |x|max = 127 the
@@ -457,4 +418,358 @@ Test(vec_dot, test_vec_dot_activations_bit_identical_to_llama_cpp_x86) {
                   ks_type_name(t), (double)got, (double)want);
     }
     dlclose(lib);
+}
+
+/* ---- every ISA table against ref ---------------------------------------------------- *
+ *
+ * Each ISA kernel runs over every row length from one block (or element) up past its
+ * unrolled loops, lengths on both sides of the vector widths, and model-sized rows up to
+ * MAX_N, on five kinds of data: */
+typedef enum {
+    DATA_MODEL,    /* weights quantized from model-like floats, activations quantized */
+    DATA_RANDOM,   /* every weight byte random (with sane scales), random codes */
+    DATA_HIGH,     /* every code at its largest, scales at the largest fp16 magnitude */
+    DATA_LOW,      /* every code at its smallest (Q4_0 -8, Q8_0 -128, Q6_K -32, ...) */
+    DATA_EXTREMES, /* every code at its smallest or largest, at random */
+    DATA_KINDS
+} data_kind;
+
+static const char *const data_names[DATA_KINDS] = {"model", "random", "high", "low", "extremes"};
+
+/* Row lengths (elements) for a block size; returns the count. */
+static int isa_lengths(int64_t block, int *len) {
+    static const int floats[] = {127, 128, 129, 255, 256, 257, 1000, 1023, 4096, 4099, 16383};
+    static const int blocks[] = {63, 64, 65, 127, 128, 255};
+    int c = 0;
+    if (block == 1) {
+        for (int i = 1; i <= 72; i++)
+            len[c++] = i;
+        for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+            len[c++] = floats[i];
+    } else {
+        for (int i = 1; i <= (block == 32 ? 40 : 20); i++)
+            len[c++] = i * (int)block;
+        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+            if (blocks[i] * block < MAX_N)
+                len[c++] = blocks[i] * (int)block;
+    }
+    len[c++] = MAX_N;
+    return c;
+}
+#define MAX_LENGTHS 100
+
+static uint8_t rand_byte(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint8_t)(rng_state >> 56);
+}
+
+static void put_fp16(uint8_t *p, float v) {
+    const ks_fp16 h = ks_fp32_to_fp16(v);
+    memcpy(p, &h, sizeof h);
+}
+
+/* A scale of random sign: moderate for DATA_RANDOM, else the largest magnitude `big`. */
+static float scale_for(data_kind kind, float big) {
+    const float mag = kind == DATA_RANDOM ? 0.001f + 0.05f * (frand() + 1.0f) : big;
+    return frand() < 0.0f ? -mag : mag;
+}
+
+/* A float-row element for the adversarial kinds: random bits over a wide but safe
+ * range (products and sums of MAX_N of them stay finite in float), or the largest
+ * magnitude. BF16 stays normal: vdpbf16ps reads bf16 subnormals as zero. */
+static float float_element(ks_type t, data_kind kind) {
+    const float sign = frand() < 0.0f ? -1.0f : 1.0f;
+    const float big = t == KS_TYPE_F16 ? 65504.0f : 0x1.fep55f;
+    switch (kind) {
+    case DATA_HIGH: return big;
+    case DATA_LOW: return -big;
+    case DATA_EXTREMES: return sign * big;
+    default: break;
+    }
+    if (t == KS_TYPE_F16) { /* any finite half, subnormals included */
+        uint16_t h;
+        do
+            h = (uint16_t)(rand_byte() | rand_byte() << 8);
+        while ((h & 0x7c00) == 0x7c00);
+        return ks_fp16_to_fp32(h);
+    }
+    const int e = (int)(rand_byte() % 112) - 56; /* 2^-56 .. 2^55 */
+    return sign * ldexpf(1.0f + (frand() + 1.0f) / 2.0f, e);
+}
+
+/* One weight-code byte of type t: random, or all codes at an extreme. Q8_0's codes are
+ * whole signed bytes; the others pack unsigned codes in bits, for which 0x00 / 0xff
+ * are the smallest / largest and 0x0f / 0xf0 mix them. */
+static uint8_t code_byte(ks_type t, data_kind kind) {
+    static const uint8_t mixed[4] = {0x00, 0xff, 0x0f, 0xf0};
+    const bool q8 = t == KS_TYPE_Q8_0;
+    switch (kind) {
+    case DATA_HIGH: return q8 ? 0x7f : 0xff;
+    case DATA_LOW: return q8 ? 0x80 : 0x00;
+    case DATA_EXTREMES: return q8 ? (rand_byte() & 1 ? 0x7f : 0x80) : mixed[rand_byte() & 3];
+    default: return rand_byte();
+    }
+}
+
+/* An adversarial weight row of type t: code bytes from code_byte(), then every block's
+ * scales set (fp16 ones to +-65504 except for DATA_RANDOM; Q4_K/Q5_K 6-bit scales and
+ * mins all 63, Q6_K int8 scales at -128 / 127, random bytes for DATA_RANDOM). */
+static void raw_weights(ks_type t, data_kind kind, uint8_t *w, int n) {
+    const ks_type_traits *tr = ks_type_traits_of(t);
+    if (!tr->is_quantized) {
+        for (int i = 0; i < n; i++) {
+            const float v = float_element(t, kind);
+            if (t == KS_TYPE_F32)
+                memcpy(w + 4 * i, &v, 4);
+            else if (t == KS_TYPE_F16)
+                put_fp16(w + 2 * i, v);
+            else {
+                const ks_bf16 b = ks_fp32_to_bf16(v);
+                memcpy(w + 2 * i, &b, 2);
+            }
+        }
+        return;
+    }
+    const int64_t nb = n / tr->block_size;
+    for (size_t i = 0; i < (size_t)nb * tr->type_size; i++)
+        w[i] = code_byte(t, kind);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *p = w + (size_t)b * tr->type_size;
+        switch (t) {
+        case KS_TYPE_Q4_1:
+        case KS_TYPE_Q5_1:
+            put_fp16(p + 2, scale_for(kind, 65504.0f)); /* m */
+            put_fp16(p, scale_for(kind, 65504.0f));
+            break;
+        case KS_TYPE_Q4_K:
+        case KS_TYPE_Q5_K:
+            put_fp16(p, scale_for(kind, 65504.0f));     /* d */
+            put_fp16(p + 2, scale_for(kind, 65504.0f)); /* dmin */
+            for (int i = 0; i < KS_K_SCALE_BYTES; i++)
+                p[4 + i] = kind == DATA_RANDOM ? rand_byte() : 0xff;
+            break;
+        case KS_TYPE_Q6_K: {
+            ks_block_q6_k *q = (ks_block_q6_k *)p;
+            for (int i = 0; i < KS_QK_K / 16; i++) {
+                const int ext = kind == DATA_HIGH          ? 127
+                                : kind == DATA_LOW         ? -128
+                                : kind == DATA_EXTREMES    ? (rand_byte() & 1 ? 127 : -128)
+                                                           : (int8_t)rand_byte();
+                q->scales[i] = (int8_t)ext;
+            }
+            const ks_fp16 d = ks_fp32_to_fp16(scale_for(kind, 65504.0f));
+            memcpy(&q->d, &d, 2);
+            break;
+        }
+        default: /* Q4_0, Q5_0, Q8_0: d leads */
+            put_fp16(p, scale_for(kind, 65504.0f));
+            break;
+        }
+    }
+}
+
+/* One activation code: random in -127..127 (the quantizers' range), or +-127. */
+static int act_code(data_kind kind) {
+    switch (kind) {
+    case DATA_HIGH: return 127;
+    case DATA_LOW: return -127;
+    case DATA_EXTREMES: return rand_byte() & 1 ? 127 : -127;
+    default: return (int)(rand_byte() % 255) - 127;
+    }
+}
+
+/* An adversarial activation row of type at, consistent where the format carries sums
+ * (Q8_1's s, Q8_K's bsums). */
+static void raw_activations(ks_type at, data_kind kind, uint8_t *a, int n) {
+    if (at == KS_TYPE_Q8_K) {
+        ks_block_q8_k *b = (ks_block_q8_k *)a;
+        for (int ib = 0; ib < n / KS_QK_K; ib++) {
+            b[ib].d = scale_for(kind, 1e6f);
+            for (int k = 0; k < KS_QK_K / 16; k++) {
+                int sum = 0;
+                for (int e = 16 * k; e < 16 * k + 16; e++)
+                    sum += b[ib].qs[e] = (int8_t)act_code(kind);
+                b[ib].bsums[k] = (int16_t)sum;
+            }
+        }
+    } else if (at == KS_TYPE_Q8_0 || at == KS_TYPE_Q8_1) {
+        const size_t bs = ks_type_traits_of(at)->type_size;
+        const size_t qs = at == KS_TYPE_Q8_0 ? 2 : 4;
+        for (int ib = 0; ib < n / 32; ib++) {
+            uint8_t *p = a + (size_t)ib * bs;
+            /* Q8_1's s = d * sum(codes) must stay finite in fp16: |d| <= 65504 / (32 * 127) */
+            put_fp16(p, scale_for(kind, at == KS_TYPE_Q8_1 ? 16.0f : 65504.0f));
+            int sum = 0;
+            for (int i = 0; i < 32; i++) {
+                const int8_t c = (int8_t)act_code(kind);
+                memcpy(p + qs + i, &c, 1);
+                sum += c;
+            }
+            if (at == KS_TYPE_Q8_1) {
+                ks_fp16 d;
+                memcpy(&d, p, 2);
+                put_fp16(p + 2, ks_fp16_to_fp32(d) * (float)sum);
+            }
+        }
+    } else {
+        raw_weights(at, kind, a, n); /* float types: the same element generator */
+    }
+}
+
+/* The scale of the terms a kernel adds, independent of its order: sum_i of
+ * (|scale part| + |offset part|) of weight i times |activation i|, where the parts are
+ * the row decoded with the offsets (Q4_1/Q5_1 m, Q4_K/Q5_K dmin) zeroed and with the
+ * scales (d) zeroed. A row whose terms cancel is then not held to the tiny result. */
+static double term_magnitude(const case_data *c, ks_type t, int n) {
+    const ks_type_traits *tw = ks_type_traits_of(t);
+    static uint8_t part[MAX_ROW_BYTES];
+    static float p1[MAX_N], p2[MAX_N];
+    const bool offset = t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1 || t == KS_TYPE_Q4_K ||
+                        t == KS_TYPE_Q5_K;
+    bool ok;
+    const size_t bytes = ks_type_row_size(t, n, &ok);
+    memcpy(part, c->w, bytes);
+    for (size_t b = 0; offset && b < bytes; b += tw->type_size)
+        memset(part + b + 2, 0, 2); /* m or dmin follows d */
+    tw->to_float(part, p1, n);
+    memcpy(part, c->w, bytes);
+    for (size_t b = 0; offset && b < bytes; b += tw->type_size)
+        memset(part + b, 0, 2);
+    if (offset)
+        tw->to_float(part, p2, n);
+    double mag = 0.0;
+    for (int i = 0; i < n; i++)
+        mag += (fabs((double)p1[i]) + (offset ? fabs((double)p2[i]) : 0.0)) * fabs((double)c->ad[i]);
+    return mag;
+}
+
+/* Allowed |isa - ref| / term magnitude, for n elements of type t. Both sum the same
+ * exact block products in float, in different orders (ref's float types in double). On
+ * data whose terms have mixed signs (model-like, random, extremes) rounding errors
+ * largely cancel: 1e-6. Where all terms are equal and of one sign (DATA_HIGH, DATA_LOW)
+ * every addition rounds the same way, and the bound is the one for recursive summation:
+ * unit roundoff 2^-24 times the terms added into one accumulator, by ref (T = n / block
+ * size terms into one accumulator or lane; none for the float types) and by the ISA
+ * kernel (T / 8: it keeps at least 8 float lanes). */
+static double isa_budget(ks_type t, int n, data_kind kind) {
+    if (kind != DATA_HIGH && kind != DATA_LOW)
+        return 1e-6;
+    const ks_type_traits *tw = ks_type_traits_of(t);
+    const double terms = (double)n / (double)tw->block_size;
+    return 0x1p-24 * ((tw->is_quantized ? terms : 0.0) + terms / 8.0 + 16.0);
+}
+
+/* Every ISA table has every entry (NULL ones fall back to ref at build time), and each
+ * dot product is within its budget of ref's on every length and kind of data. */
+Test(vec_dot, test_vec_dot_every_isa_kernel_matches_ref) {
+    const ks_kernels *ref = ks_kernels_ref();
+    static int len[MAX_LENGTHS];
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *k = isa_or_skip(isas[j]);
+        if (!k)
+            continue;
+        rng_state = 0x853c49e6748fea9bull;
+        for (int it = 0; it < N_WEIGHT_TYPES; it++) {
+            const ks_type t = weight_types[it];
+            const ks_type_traits *tw = ks_type_traits_of(t);
+            const ks_type at = tw->dot_type;
+            cr_assert_not_null(k->vec_dot[t], "%s: no vec_dot for %s", isas[j], tw->name);
+            cr_assert_not_null(k->quantize_act[at], "%s: no quantize_act for %s", isas[j],
+                               ks_type_name(at));
+            const int n_len = isa_lengths(tw->block_size, len);
+            double worst = 0.0;
+            for (int il = 0; il < n_len; il++) {
+                const int n = len[il];
+                for (int kind = 0; kind < DATA_KINDS; kind++) {
+                    if (kind == DATA_MODEL) {
+                        make_case(&cd, ref, t, n);
+                    } else {
+                        raw_weights(t, (data_kind)kind, cd.w, n);
+                        raw_activations(at, (data_kind)kind, cd.a, n);
+                        ks_type_traits_of(at)->to_float(cd.a, cd.ad, n);
+                    }
+                    const double mag = term_magnitude(&cd, t, n);
+                    const float want = ref->vec_dot[t](cd.w, cd.a, n);
+                    const float got = k->vec_dot[t](cd.w, cd.a, n);
+                    if (k->vec_dot[t] == ref->vec_dot[t])
+                        cr_assert_eq(memcmp(&got, &want, sizeof got), 0);
+                    const double err = fabs((double)got - want) / (mag + 1e-30);
+                    const double budget = isa_budget(t, n, (data_kind)kind);
+                    cr_assert(isfinite(want) && err <= budget,
+                              "%s %s n=%d %s data: %.9g vs ref %.9g (error %.3g of the terms' "
+                              "magnitude, budget %.3g)",
+                              isas[j], tw->name, n, data_names[kind], (double)got, (double)want,
+                              err, budget);
+                    if (budget == 1e-6)
+                        worst = fmax(worst, err);
+                }
+            }
+            cr_log_info("%s %s: %d lengths x %d kinds of data; worst error on mixed-sign data "
+                        "%.3g of the terms' magnitude", isas[j], tw->name, n_len, DATA_KINDS, worst);
+        }
+    }
+}
+
+/* Float rows that stress an activation quantizer, block by block: ties at scale 1,
+ * all-zero blocks, equal and opposite extremes (Q8_K keeps the first), NaN (also in a
+ * block's last lanes, where a max that let it through could not drop it again) and inf,
+ * subnormals, the largest floats, and ordinary data at several scales. */
+static void fill_hard_activations(float *x, int n) {
+    fill_row(x, n, 1.0f);
+    for (int b = 0; b * 32 < n; b++) {
+        float *v = x + 32 * b;
+        switch (b % 12) {
+        case 0: fill_ties(v, 32); break;
+        case 1: memset(v, 0, 32 * sizeof *v); break;
+        case 2: v[3] = -40.0f; v[9] = 40.0f; break;
+        case 3: v[5] = 40.0f; v[30] = -40.0f; break;
+        case 4: v[7] = NAN; break;
+        case 5: v[11] = INFINITY; break;
+        case 6: v[0] = -INFINITY; v[1] = NAN; break;
+        case 7: for (int i = 0; i < 32; i++) v[i] = ldexpf(frand(), -135); break;
+        case 8: for (int i = 0; i < 32; i++) v[i] = 3.4e38f * frand(); break;
+        case 9: for (int i = 0; i < 32; i++) v[i] *= 1e-20f; break;
+        case 10: v[30] = NAN; break;
+        case 11: v[31] = NAN; break; /* block 23: the last element of a Q8_K block */
+        }
+    }
+}
+
+/* An ISA activation quantizer must produce ref's bytes, or its dot products would drift
+ * from llama.cpp's: every length, model-like and hard rows. */
+Test(vec_dot, test_vec_dot_every_isa_activation_quantizer_matches_ref_bytes) {
+    static const ks_type acts[] = {KS_TYPE_Q8_0, KS_TYPE_Q8_1, KS_TYPE_Q8_K};
+    const ks_kernels *ref = ks_kernels_ref();
+    static uint8_t mine[MAX_ROW_BYTES], want[MAX_ROW_BYTES];
+    static int len[MAX_LENGTHS];
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *k = isa_or_skip(isas[j]);
+        if (!k)
+            continue;
+        rng_state = 0x3c6ef372fe94f82bull;
+        for (size_t ia = 0; ia < sizeof acts / sizeof acts[0]; ia++) {
+            const ks_type at = acts[ia];
+            const int n_len = isa_lengths(ks_type_traits_of(at)->block_size, len);
+            for (int il = 0; il < n_len; il++) {
+                const int n = len[il];
+                bool ok;
+                const size_t bytes = ks_type_row_size(at, n, &ok);
+                for (int rep = 0; rep < 3; rep++) {
+                    if (rep == 0)
+                        fill_hard_activations(cd.x, n);
+                    else
+                        fill_row(cd.x, n, rep == 1 ? 1.0f : 1e-3f);
+                    memset(mine, 0xa5, bytes);
+                    memset(want, 0x5a, bytes);
+                    ref->quantize_act[at](cd.x, want, n);
+                    k->quantize_act[at](cd.x, mine, n);
+                    for (size_t i = 0; i < bytes; i++)
+                        cr_assert_eq(mine[i], want[i],
+                                     "%s quantize_act %s n=%d row %d: byte %zu is 0x%02x, ref "
+                                     "0x%02x",
+                                     isas[j], ks_type_name(at), n, rep, i, mine[i], want[i]);
+                }
+            }
+        }
+    }
 }

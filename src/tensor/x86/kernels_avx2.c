@@ -1,6 +1,8 @@
 /* kernels_avx2.c — AVX2 + FMA + F16C kernels. Compiled with -mavx2 -mfma -mf16c; only
- * reached when the CPU has them (kernels.c). */
+ * reached when the CPU has them (kernels.c). The row conversions live here; the dot
+ * products and activation quantizers in the files kernels_x86.h lists. */
 #include "tensor/kernels.h"
+#include "tensor/x86/kernels_x86.h"
 
 #include <immintrin.h>
 
@@ -45,4 +47,6 @@ void ks_kernels_register_avx2(ks_kernels *k) {
     k->fp16_to_fp32_row = fp16_to_fp32_row_avx2;
     k->fp32_to_fp16_row = fp32_to_fp16_row_avx2;
     k->dot_f32 = dot_f32_avx2;
+    ks_vec_dot_avx2_register(k);
+    ks_quants_avx2_register(k);
 }

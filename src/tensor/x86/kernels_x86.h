@@ -1,0 +1,21 @@
+/* kernels_x86.h — the x86 kernel files and the registration functions through which
+ * kernels_avx2.c and kernels_avx512.c put their kernels into a table.
+ *
+ *   vec_dot_avx2.c     AVX2 + FMA + F16C dot products, every weight type
+ *   quants_avx2.c      AVX2 activation quantizers (Q8_0, Q8_1, Q8_K), ref's bytes
+ *   vec_dot_avx512.c   AVX-512 (F, BW, VL, VNNI, BF16) dot products, every weight type
+ *
+ * The AVX-512 table starts as a copy of the AVX2 one (kernels.c), so entries that gain
+ * nothing from 512-bit registers (the activation quantizers) are registered only once.
+ * Each file is compiled with its ISA's flags (CMakeLists.txt, by file-name suffix) and
+ * reached only when the CPU and OS support that ISA. */
+#ifndef KS_KERNELS_X86_H
+#define KS_KERNELS_X86_H
+
+#include "tensor/kernels.h"
+
+void ks_vec_dot_avx2_register(ks_kernels *k);
+void ks_quants_avx2_register(ks_kernels *k);
+void ks_vec_dot_avx512_register(ks_kernels *k);
+
+#endif

@@ -1,0 +1,134 @@
+/* simd_x86.h — small AVX2 building blocks shared by the x86 kernel files.
+ *
+ * Owns: horizontal sums, fp16 scale loads, the unpacking of packed block fields (4-bit
+ * codes, the 5th bit of Q5_0/Q5_1, Q4_K/Q5_K 6-bit scales and mins) into vectors, and
+ * the signed 8-bit dot product every integer kernel is built from.
+ * Does not own: the block layouts (quants.h), the kernels (vec_dot_*.c, quants_*.c).
+ *
+ * Only static inline code: this header is included by files compiled with at least
+ * -mavx2 -mfma -mf16c (kernels_x86.h lists them) and must not emit ISA code into any
+ * other translation unit.
+ *
+ * Integer exactness. The kernels multiply weight codes by Q8 activation codes with
+ * _mm256_maddubs_epi16 (unsigned 8 bit x signed 8 bit, adjacent pairs summed into a
+ * saturating int16), or with VNNI's vpdpbusd (the same products, four summed into an
+ * int32, no saturation). Every activation quantizer kvserve has (Q8_0, Q8_1, Q8_K) maps
+ * the block's largest magnitude to 127, so activation codes lie in -127..127: then a pair
+ * of products stays below 2 * 128 * 127 = 32512 < 2^15 for any unsigned operand up to
+ * 128, and nothing saturates. Each kernel's comment bounds its own sums. */
+#ifndef KS_SIMD_X86_H
+#define KS_SIMD_X86_H
+
+#include "tensor/fp16.h"
+#include "tensor/quants.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Sum of the 8 float lanes. */
+static inline float ks_x86_hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sum of the 4 float lanes. */
+static inline float ks_x86_hsum_ps128(__m128 s) {
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Sum of the 8 int32 lanes (exact as long as the sum fits). */
+static inline int ks_x86_hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* One fp16 value as a float (exact). */
+static inline float ks_x86_fp16(ks_fp16 h) {
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+/* The fp16 at p + k * stride (k = 0..7), e.g. the scales of 8 consecutive blocks, as 8
+ * floats (exact). Blocks are only 2-byte aligned, hence the byte stride. */
+static inline __m256 ks_x86_fp16x8(const void *p, size_t stride) {
+    const uint8_t *b = p;
+    uint16_t h[8];
+    for (int k = 0; k < 8; k++)
+        memcpy(&h[k], b + (size_t)k * stride, sizeof h[k]);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+/* Float lane j of v in all 8 lanes. */
+static inline __m256 ks_x86_lane(__m256 v, int j) {
+    return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j));
+}
+
+/* The 32 codes of a 4-bit 32-element block (layout at ks_block_q4_0), byte i = q[i] in
+ * 0..15: the low nibbles of the 16 bytes are elements 0..15, the high ones 16..31. */
+static inline __m256i ks_x86_nibbles32(const uint8_t *qs) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+/* Byte i = 0xff where bit i of the little-endian 32-bit word at qh is set, else 0 (the
+ * fifth bits of a Q5_0/Q5_1 block): each byte receives the qh byte holding its bit, then
+ * keeps only that bit and compares. */
+static inline __m256i ks_x86_bit_bytes(const uint8_t *qh) {
+    uint32_t bits;
+    memcpy(&bits, qh, sizeof bits);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)bits),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* in-lane */
+                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+/* Sums of 4 adjacent products u[i] * s[i] as 8 int32 lanes; u unsigned (at most 128),
+ * s signed in -127..127 (see the header comment). */
+static inline __m256i ks_x86_dot_u8i8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* The same for two signed operands, a anything, b in -127..127: a * b = |a| * (b with
+ * a's sign), and |a| <= 128 fits the unsigned operand. */
+static inline __m256i ks_x86_dot_i8i8(__m256i a, __m256i b) {
+    return ks_x86_dot_u8i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+/* Q4_K/Q5_K packed scales (diagram at ks_block_q4_k) as 16 bytes: sc[0..7] in bytes
+ * 0..7, mn[0..7] in bytes 8..15. Read as three little-endian words u0 = bytes 0..3,
+ * u1 = 4..7, u2 = 8..11, byte k of
+ *   sc[0..3] = u0 & 63               sc[4..7] = (u2 & 15) | (top 2 bits of u0) << 4
+ *   mn[0..3] = u1 & 63               mn[4..7] = (u2 >> 4) | (top 2 bits of u1) << 4
+ * all four bytes of a word at once. */
+static inline __m128i ks_x86_k_scales_mins(const uint8_t *scales) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, scales, 4);
+    memcpy(&u1, scales + 4, 4);
+    memcpy(&u2, scales + 8, 4);
+    const uint32_t sc_lo = u0 & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 2) & 0x30303030u);
+    const uint32_t mn_lo = u1 & 0x3f3f3f3fu;
+    const uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 2) & 0x30303030u);
+    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+}
+
+/* The Q4_K/Q5_K mins term of one super-block, before its float scale: 8 int32 lanes
+ * whose sum is sum_k bsums[k] * mn[k / 2] (k = 0..15, one Q8_K sum per 16 elements).
+ * mn from ks_x86_k_scales_mins() (bytes 8..15), widened to int16 pairs (mn[j], mn[j]). */
+static inline __m256i ks_x86_k_mins(__m128i scales_mins, const int16_t *bsums) {
+    const __m128i mn = _mm_unpackhi_epi64(scales_mins, scales_mins);
+    const __m256i mn_pairs = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
+    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mn_pairs);
+}
+
+#endif

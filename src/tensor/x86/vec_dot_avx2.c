@@ -1,0 +1,344 @@
+/* vec_dot_avx2.c — AVX2 + FMA + F16C dot products of one weight row with one activation
+ * row, for every weight type kvserve computes with. The contract is ks_vec_dot_fn's
+ * (kernels.h); the scalar kernels in ref/vec_dot_ref.c are the specification.
+ *
+ * Owns: vec_dot_<weight>_<activation>_avx2 and ks_vec_dot_avx2_register().
+ * Does not own: the activation quantizers (quants_avx2.c), the AVX-512 kernels.
+ *
+ * Arithmetic against ref. Each block's (super-block's) integer sum of code products is
+ * exact, as in ref, but held as 8 int32 partial lanes; the block's float scale is then
+ * applied lane by lane with one FMA into 8 float accumulators, summed at the end. The
+ * float work is thus the same products added in another order: results equal ref's to
+ * float rounding (tests/kernels/test_vec_dot.c holds them to it), not bit for bit. Float
+ * rows accumulate in float lanes, where ref sums in double.
+ *
+ * Integer bounds (the header of simd_x86.h explains why activation codes are within
+ * -127..127) are given per kernel.
+ *
+ * Divisions: float types; 32-element blocks; K-quants; registration. */
+#include "tensor/x86/kernels_x86.h"
+#include "tensor/x86/simd_x86.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- float types -------------------------------------------------------------------- */
+
+/* 8 elements of a float row of type t (F32, F16 or BF16) from element i, as floats. */
+static inline __m256 load8(ks_type t, const void *p, int64_t i) {
+    switch (t) {
+    case KS_TYPE_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const ks_fp16 *)p + i)));
+    case KS_TYPE_BF16: { /* a bf16 is the top half of a float */
+        const __m128i h = _mm_loadu_si128((const __m128i *)((const ks_bf16 *)p + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    default: return _mm256_loadu_ps((const float *)p + i);
+    }
+}
+
+static inline float load1(ks_type t, const void *p, int64_t i) {
+    switch (t) {
+    case KS_TYPE_F16: return ks_fp16_to_fp32(((const ks_fp16 *)p)[i]);
+    case KS_TYPE_BF16: return ks_bf16_to_fp32(((const ks_bf16 *)p)[i]);
+    default: return ((const float *)p)[i];
+    }
+}
+
+/* Four independent accumulators hide the FMA latency; any n (tails scalar). */
+static inline float dot_float(ks_type t, const void *w, const void *a, int64_t n) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm256_fmadd_ps(load8(t, w, i + 8 * k), load8(t, a, i + 8 * k), acc[k]);
+    for (; i + 8 <= n; i += 8)
+        acc[0] = _mm256_fmadd_ps(load8(t, w, i), load8(t, a, i), acc[0]);
+    float sum =
+        ks_x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++)
+        sum += load1(t, w, i) * load1(t, a, i);
+    return sum;
+}
+
+static float vec_dot_f32_f32_avx2(const void *w, const void *a, int64_t n) {
+    return dot_float(KS_TYPE_F32, w, a, n);
+}
+
+static float vec_dot_f16_f16_avx2(const void *w, const void *a, int64_t n) {
+    return dot_float(KS_TYPE_F16, w, a, n);
+}
+
+static float vec_dot_bf16_bf16_avx2(const void *w, const void *a, int64_t n) {
+    return dot_float(KS_TYPE_BF16, w, a, n);
+}
+
+/* ---- 32-element blocks -------------------------------------------------------------- *
+ *
+ * Per block of weight type t against its Q8_0 (or, for the offset types, Q8_1) block:
+ *
+ *   Q4_0, Q5_0, Q8_0   sumi = sum (q - zero) * a       acc += (dw * da) * sumi
+ *   Q4_1, Q5_1         sumi = sum q * a                acc += (dw * da) * sumi + mw * sa
+ *
+ * The codes become one 32-byte vector: signed (q - zero) for the symmetric types, whose
+ * product uses the sign trick (ks_x86_dot_i8i8), unsigned q (<= 31) for the offset types.
+ * The scales of 8 blocks are converted together; every block then costs one FMA. */
+
+static inline size_t block_bytes(ks_type t) {
+    switch (t) {
+    case KS_TYPE_Q4_0: return sizeof(ks_block_q4_0);
+    case KS_TYPE_Q4_1: return sizeof(ks_block_q4_1);
+    case KS_TYPE_Q5_0: return sizeof(ks_block_q5_0);
+    case KS_TYPE_Q5_1: return sizeof(ks_block_q5_1);
+    default: return sizeof(ks_block_q8_0);
+    }
+}
+
+static inline bool has_offset(ks_type t) {
+    return t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1;
+}
+
+/* The 8 int32 partial sums of block ib of a row of type t with activation codes y. */
+static inline __m256i block_sumi(ks_type t, const void *w, int64_t ib, const int8_t *y) {
+    const __m256i a = _mm256_loadu_si256((const __m256i *)y);
+    switch (t) {
+    case KS_TYPE_Q4_0: {
+        const ks_block_q4_0 *b = (const ks_block_q4_0 *)w + ib;
+        return ks_x86_dot_i8i8(_mm256_sub_epi8(ks_x86_nibbles32(b->qs), _mm256_set1_epi8(8)), a);
+    }
+    case KS_TYPE_Q5_0: { /* q - 16 = the nibble, or the nibble - 16 (| 0xf0) if bit 4 is 0 */
+        const ks_block_q5_0 *b = (const ks_block_q5_0 *)w + ib;
+        const __m256i high =
+            _mm256_andnot_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8((char)0xf0));
+        return ks_x86_dot_i8i8(_mm256_or_si256(ks_x86_nibbles32(b->qs), high), a);
+    }
+    case KS_TYPE_Q4_1: {
+        const ks_block_q4_1 *b = (const ks_block_q4_1 *)w + ib;
+        return ks_x86_dot_u8i8(ks_x86_nibbles32(b->qs), a);
+    }
+    case KS_TYPE_Q5_1: {
+        const ks_block_q5_1 *b = (const ks_block_q5_1 *)w + ib;
+        const __m256i high = _mm256_and_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8(0x10));
+        return ks_x86_dot_u8i8(_mm256_or_si256(ks_x86_nibbles32(b->qs), high), a);
+    }
+    default: {
+        const ks_block_q8_0 *b = (const ks_block_q8_0 *)w + ib;
+        return ks_x86_dot_i8i8(_mm256_loadu_si256((const __m256i *)b->qs), a);
+    }
+    }
+}
+
+/* Every 32-element type starts with its fp16 scale d; the offset types follow it with
+ * the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
+static inline float dot_blocks(ks_type t, const void *w, const void *a, int64_t n) {
+    const int64_t nb = n / KS_QK8_0;
+    const bool offset = has_offset(t);
+    const size_t wsz = block_bytes(t);
+    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
+    const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
+    const uint8_t *wb = w, *ab = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+    int64_t ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        const uint8_t *w8 = wb + (size_t)ib * wsz, *a8 = ab + (size_t)ib * asz;
+        const __m256 d = _mm256_mul_ps(ks_x86_fp16x8(w8, wsz), ks_x86_fp16x8(a8, asz));
+        if (offset)
+            acc_m = _mm256_fmadd_ps(ks_x86_fp16x8(w8 + 2, wsz), ks_x86_fp16x8(a8 + 2, asz), acc_m);
+        for (int j = 0; j < 8; j += 2) {
+            const __m256i s0 = block_sumi(t, w, ib + j, (const int8_t *)(a8 + j * asz + aqs));
+            const __m256i s1 =
+                block_sumi(t, w, ib + j + 1, (const int8_t *)(a8 + (j + 1) * asz + aqs));
+            acc0 = _mm256_fmadd_ps(ks_x86_lane(d, j), _mm256_cvtepi32_ps(s0), acc0);
+            acc1 = _mm256_fmadd_ps(ks_x86_lane(d, j + 1), _mm256_cvtepi32_ps(s1), acc1);
+        }
+    }
+    float tail_m = 0.0f;
+    for (; ib < nb; ib++) {
+        const uint8_t *w1 = wb + (size_t)ib * wsz, *a1 = ab + (size_t)ib * asz;
+        ks_fp16 dw, da;
+        memcpy(&dw, w1, 2);
+        memcpy(&da, a1, 2);
+        const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
+        acc0 = _mm256_fmadd_ps(
+            d, _mm256_cvtepi32_ps(block_sumi(t, w, ib, (const int8_t *)(a1 + aqs))), acc0);
+        if (offset) {
+            ks_fp16 m, s;
+            memcpy(&m, w1 + 2, 2);
+            memcpy(&s, a1 + 2, 2);
+            tail_m += ks_x86_fp16(m) * ks_x86_fp16(s);
+        }
+    }
+    return ks_x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + (ks_x86_hsum_ps(acc_m) + tail_m);
+}
+
+/* |q - zero| <= 128 (Q8_0 weight codes may be -128), q <= 31: no int16 pair saturates. */
+static float vec_dot_q4_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
+    return dot_blocks(KS_TYPE_Q4_0, w, a, n);
+}
+
+static float vec_dot_q4_1_q8_1_avx2(const void *w, const void *a, int64_t n) {
+    return dot_blocks(KS_TYPE_Q4_1, w, a, n);
+}
+
+static float vec_dot_q5_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
+    return dot_blocks(KS_TYPE_Q5_0, w, a, n);
+}
+
+static float vec_dot_q5_1_q8_1_avx2(const void *w, const void *a, int64_t n) {
+    return dot_blocks(KS_TYPE_Q5_1, w, a, n);
+}
+
+static float vec_dot_q8_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
+    return dot_blocks(KS_TYPE_Q8_0, w, a, n);
+}
+
+/* ---- K-quants ----------------------------------------------------------------------- *
+ *
+ * Per super-block of 256 (the scheme of vec_dot_ref.c, lanes regrouped):
+ *
+ *   sumi  = sum_e scale(e) * q[e] * a[e]          8 int32 lanes, exact
+ *   acc  += (d * da) * sumi                       8 float lanes
+ *   Q4_K/Q5_K: mins = sum_k bsums[k] * mn[k / 2]  8 int32 lanes
+ *              acc_m += (dmin * da) * mins        8 float lanes
+ *   result: hsum(acc) - hsum(acc_m)
+ *
+ * Products of 32 codes: _mm256_maddubs_epi16 (code pairs into int16), then
+ * _mm256_madd_epi16 against the sub-block's scale (int16 pairs into int32). */
+
+/* The int16 broadcast of scale j (0..7) from 8 int16 scales held in both 128-bit lanes. */
+static inline __m256i scale_of(__m256i scales16, int j) {
+    return _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j)));
+}
+
+/* One Q4_K (qh NULL) or Q5_K super-block: sumi and mins as above. Bounds: q <= 31,
+ * |a| <= 127, sc <= 63: an int16 pair <= 7874, |sumi| <= 256 * 31 * 127 * 63 < 2^26. */
+static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
+                              const ks_block_q8_k *y, __m256i *sumi, __m256i *mins) {
+    const __m128i scmn = ks_x86_k_scales_mins(scales);
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < KS_QK_K / 64; g++) { /* sub-blocks 2g (low nibbles), 2g+1 (high) */
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+        __m256i lo = _mm256_and_si256(q, low4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        if (qh) { /* bit 2g of qh[l] is bit 4 of lo[l], bit 2g+1 that of hi[l] */
+            const __m256i one = _mm256_set1_epi8(1);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
+            hi = _mm256_or_si256(
+                hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
+            hbits = _mm256_srli_epi16(hbits, 2);
+        }
+        const __m256i plo =
+            _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * g)));
+        const __m256i phi =
+            _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * g + 32)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, scale_of(sc16, 2 * g)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, scale_of(sc16, 2 * g + 1)));
+    }
+    *sumi = acc;
+    *mins = ks_x86_k_mins(scmn, y->bsums);
+}
+
+/* (d * da, dmin * da) of a Q4_K/Q5_K super-block whose fp16 d and dmin lead at dd. */
+static inline __m128 k_scales(const ks_fp16 *dd, float da) {
+    uint32_t both;
+    memcpy(&both, dd, 4);
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)both)), _mm_set1_ps(da));
+}
+
+static inline float dot_q45_k(const void *w, const void *a, int64_t n, bool five) {
+    const ks_block_q8_k *y = a;
+    __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        __m256i sumi, mins;
+        __m128 d;
+        if (five) {
+            const ks_block_q5_k *x = (const ks_block_q5_k *)w + ib;
+            q45_k_sums(x->scales, x->qh, x->qs, &y[ib], &sumi, &mins);
+            d = k_scales(&x->d, y[ib].d);
+        } else {
+            const ks_block_q4_k *x = (const ks_block_q4_k *)w + ib;
+            q45_k_sums(x->scales, NULL, x->qs, &y[ib], &sumi, &mins);
+            d = k_scales(&x->d, y[ib].d);
+        }
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(mins),
+                                acc_m);
+    }
+    return ks_x86_hsum_ps(acc) - ks_x86_hsum_ps(acc_m);
+}
+
+static float vec_dot_q4_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
+    return dot_q45_k(w, a, n, false);
+}
+
+static float vec_dot_q5_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
+    return dot_q45_k(w, a, n, true);
+}
+
+/* Q6_K (layout at ks_block_q6_k): codes q in 0..63 stand for q - 32, so
+ *   sumi = sum_e sc(e) q[e] a[e] - 32 * sum_k sc[k] bsums[k]
+ * where the second sum is one madd of Q8_K's per-16 sums with the 16 scales. Chunk c
+ * (0..7) of 32 elements spans sub-blocks 2c and 2c+1, whose int8 scales are the two
+ * int16 halves of dword c of the widened scales. Bounds: an int16 pair <= 2*63*127 =
+ * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. */
+static float vec_dot_q6_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
+    const ks_block_q6_k *x = w;
+    const ks_block_q8_k *y = a;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+    /* dword c broadcast, then its low int16 to the low 128-bit lane, high to the high */
+    const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* lo */
+                                            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
+        const __m256i corr =
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[ib].bsums), sc16);
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        for (int h = 0; h < 2; h++) { /* halves of 128 elements */
+            const uint8_t *ql = x[ib].ql + 64 * h;
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                                   _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                                   _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                                   _mm256_and_si256(qh, bits45));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
+            for (int k = 0; k < 4; k++) {
+                const int c = 4 * h + k;
+                const __m256i p = _mm256_maddubs_epi16(
+                    q[k], _mm256_loadu_si256((const __m256i *)(y[ib].qs + 32 * c)));
+                const __m256i sc = _mm256_shuffle_epi8(
+                    _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), halves);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
+            }
+        }
+        const float d = ks_x86_fp16(x[ib].d) * y[ib].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return ks_x86_hsum_ps(acc);
+}
+
+/* ---- registration ------------------------------------------------------------------- */
+
+void ks_vec_dot_avx2_register(ks_kernels *k) {
+    k->vec_dot[KS_TYPE_F32] = vec_dot_f32_f32_avx2;
+    k->vec_dot[KS_TYPE_F16] = vec_dot_f16_f16_avx2;
+    k->vec_dot[KS_TYPE_BF16] = vec_dot_bf16_bf16_avx2;
+    k->vec_dot[KS_TYPE_Q4_0] = vec_dot_q4_0_q8_0_avx2;
+    k->vec_dot[KS_TYPE_Q4_1] = vec_dot_q4_1_q8_1_avx2;
+    k->vec_dot[KS_TYPE_Q5_0] = vec_dot_q5_0_q8_0_avx2;
+    k->vec_dot[KS_TYPE_Q5_1] = vec_dot_q5_1_q8_1_avx2;
+    k->vec_dot[KS_TYPE_Q8_0] = vec_dot_q8_0_q8_0_avx2;
+    k->vec_dot[KS_TYPE_Q4_K] = vec_dot_q4_k_q8_k_avx2;
+    k->vec_dot[KS_TYPE_Q5_K] = vec_dot_q5_k_q8_k_avx2;
+    k->vec_dot[KS_TYPE_Q6_K] = vec_dot_q6_k_q8_k_avx2;
+}
