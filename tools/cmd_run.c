@@ -3,11 +3,21 @@
  * (whole characters only); --stats-json prints one JSON object on stderr at the end
  * saying what happened (prompt, computed and cached tokens, prefill and decode time).
  * A text prompt is tokenized with special tokens parsed (so ChatML markup works) and
- * with the bos/eos the vocabulary asks for. */
+ * with the bos/eos the vocabulary asks for.
+ *
+ * The prompt goes through the KV cache like a server request: every full block of it
+ * that is cached is taken, the rest computed. Within one process that is nothing; across
+ * processes it is the disk tier, which `run` uses only when asked (--kv-dir, or
+ * --kv-disk for the default root). Off by default because `run` is what scripts,
+ * tests and benchmarks call to measure the model: a command that quietly wrote
+ * gigabytes of block files under ~/.cache (a 12K-token prompt of a Qwen3-0.6B shape
+ * is 1.3 GiB in F16) and made the next timing a cache read would surprise them. */
 #include "commands.h"
 
 #include "cli_common.h"
+#include "cli_size.h"
 #include "engine/runner.h"
+#include "kv/kv_disk.h"
 #include "model/model.h"
 #include "sample/sampler.h"
 #include "tensor/types.h"
@@ -15,6 +25,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +43,11 @@ static void usage(FILE *f) {
             "  --special           print control tokens' text\n"
             "  --stats-json        one JSON object with counts and timings on stderr\n"
             "  --kv-type T         f16 (default) | f32 | q8_0\n"
+            "  --kv-dir DIR        KV disk tier root: reuse the prompt's blocks cached there by\n"
+            "                      earlier runs (or servers) of the same model, add its new ones\n"
+            "  --kv-disk SIZE      disk tier budget (default 20G; given alone: the default root\n"
+            "                      $XDG_CACHE_HOME/kvserve); 0 turns the disk tier off\n"
+            "  --kv-ram SIZE       KV RAM pool (default: the context, -c)\n"
             "  -c N                context length (default: min(model's, 4096))\n"
             "  -t N                threads (default: physical cores)\n"
             "  -b N                prefill chunk in tokens (default 512)\n");
@@ -49,6 +65,9 @@ int ks_cmd_run(int argc, char **argv) {
     double temp = 0.8, top_p = 0.95, min_p = 0.05, rep = 1.0, pres = 0, freq = 0;
     long seed = 0;
     int stats = 0, ignore_eos = 0, special = 0, kv_type = KS_TYPE_F16;
+    const char *kv_dir = NULL;
+    uint64_t kv_ram = 0, kv_disk = 0;
+    bool kv_disk_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define INT_OPT(name, var, lo, hi) else if (!strcmp(a, name)) { if (!ks_cli_int("run", a, v, lo, hi, &var)) return 2; i++; }
@@ -58,6 +77,17 @@ int ks_cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--tokens")) { tokens_arg = v; i++; }
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { prompt_text = v; i++; }
         else if (!strcmp(a, "--stats-json")) stats = 1;
+        else if (!strcmp(a, "--kv-dir")) {
+            if (!v) { fprintf(stderr, "kvserve run: --kv-dir needs a directory\n"); return 2; }
+            kv_dir = v;
+            i++;
+        }
+        else if (!strcmp(a, "--kv-ram") || !strcmp(a, "--kv-disk")) {
+            bool ram = !strcmp(a, "--kv-ram");
+            if (!ks_cli_size(v, ram ? &kv_ram : &kv_disk)) { fprintf(stderr, "kvserve run: %s needs a size such as 512M or 8G\n", a); return 2; }
+            kv_disk_set |= !ram;
+            i++;
+        }
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = 1;
         else if (!strcmp(a, "--special")) special = 1;
         else if (!strcmp(a, "--kv-type")) {
@@ -101,6 +131,7 @@ int ks_cmd_run(int argc, char **argv) {
     ks_sampler *smp = NULL;
     float *logits = NULL;
     ks_detok detok = {0};
+    char root[4096], dir[4096];
     if (ks_model_load(&m, model_path, &err))
         goto fail;
     if (prompt_text) {
@@ -138,6 +169,18 @@ int ks_cmd_run(int argc, char **argv) {
     p.n_batch = (int)batch;
     p.n_ctx = (int)ctx;
     p.kv.kv_type = (uint32_t)kv_type;
+    p.kv.ram_bytes = kv_ram;
+    /* The disk tier: on with --kv-dir, or with a nonzero --kv-disk alone (default root). */
+    if ((kv_dir || kv_disk_set) && !(kv_disk_set && kv_disk == 0)) {
+        if (kv_dir)
+            snprintf(root, sizeof root, "%s", kv_dir);
+        else if (ks_kv_disk_default_root(root, sizeof root, &err))
+            goto fail;
+        if (ks_kv_disk_model_dir(root, m->fingerprint, dir, sizeof dir, &err))
+            goto fail;
+        p.kv.disk_dir = dir;
+        p.kv.disk_bytes = kv_disk; /* 0: the cache's default */
+    }
     if (ks_runner_create(&r, m, &p, &err))
         goto fail;
     if (n_prompt + n_gen > ks_runner_n_ctx(r)) {
@@ -147,6 +190,15 @@ int ks_cmd_run(int argc, char **argv) {
             goto fail;
         }
         n_gen = ks_runner_n_ctx(r) - n_prompt;
+    }
+    /* The whole sequence lives in the pool: say so now rather than fail mid-way. */
+    const ks_kv_layout *kvl = ks_kv_cache_layout(ks_runner_cache(r));
+    int64_t pool_tokens = (int64_t)ks_kv_cache_pool_blocks(ks_runner_cache(r)) * kvl->block_tokens;
+    if (n_prompt + n_gen > pool_tokens) {
+        KS_ERRF(&err, KS_ERR_INVALID, "--kv-ram holds %lld tokens (%d blocks of %llu bytes); the prompt and -n need %lld",
+                (long long)pool_tokens, ks_kv_cache_pool_blocks(ks_runner_cache(r)),
+                (unsigned long long)kvl->block_bytes, (long long)(n_prompt + n_gen));
+        goto fail;
     }
     ks_sampler_params sp = ks_sampler_params_default();
     sp.temperature = (float)temp;
@@ -170,7 +222,8 @@ int ks_cmd_run(int argc, char **argv) {
             ks_sampler_accept(smp, prompt[i]);
 
     double t0 = now_ms();
-    if (ks_runner_eval(r, prompt, n_prompt, false, logits, &err))
+    ks_kv_usage u;
+    if (ks_runner_start(r, prompt, n_prompt, logits, &u, &err))
         goto fail;
     double t1 = now_ms();
     int generated = 0;
@@ -198,14 +251,26 @@ int ks_cmd_run(int argc, char **argv) {
     fwrite(piece, 1, len, stdout);
     putchar('\n');
     fflush(stdout);
-    if (stats)
-        fprintf(stderr,
-                "{\"prompt_tokens\":%d,\"computed_tokens\":%d,\"cached_tokens\":0,\"generated_tokens\":%d,"
-                "\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,"
-                "\"threads\":%d,\"model\":\"%s\",\"fingerprint\":\"%s\"}\n",
-                n_prompt, n_prompt, generated, t1 - t0, t2 - t1, n_prompt / ((t1 - t0) / 1e3 + 1e-9),
-                generated > 1 ? (generated - 1) / ((t2 - t1) / 1e3 + 1e-9) : 0.0, ks_runner_n_threads(r),
-                model_path, m->fingerprint_hex);
+    if (stats) {
+        /* prefill_ms covers taking cached blocks (disk reads included) and computing the
+         * rest; prefill_tok_s is computed tokens over that time. */
+        ks_kv_cache_stats ks;
+        ks_kv_cache_stats_get(ks_runner_cache(r), &ks);
+        json_t *j = json_pack(
+            "{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:s?, s:I, s:s, s:s}", "prompt_tokens",
+            u.prompt_tokens, "cached_tokens", u.cached_ram_tokens + u.cached_disk_tokens, "cached_ram_tokens",
+            u.cached_ram_tokens, "cached_disk_tokens", u.cached_disk_tokens, "computed_tokens", u.computed_tokens,
+            "new_cached_tokens", u.new_cached_tokens, "generated_tokens", generated, "prefill_ms", t1 - t0,
+            "decode_ms", t2 - t1, "prefill_tok_s", u.computed_tokens / ((t1 - t0) / 1e3 + 1e-9), "decode_tok_s",
+            generated > 1 ? (generated - 1) / ((t2 - t1) / 1e3 + 1e-9) : 0.0, "threads", ks_runner_n_threads(r),
+            "kv_dir", p.kv.disk_dir, "kv_disk_corrupt_skipped", (json_int_t)ks.disk_corrupt_skipped, "model",
+            model_path, "fingerprint", m->fingerprint_hex);
+        char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+        if (text)
+            fprintf(stderr, "%s\n", text);
+        free(text);
+        json_decref(j);
+    }
     rc = 0;
 fail:
     if (rc)
