@@ -43,6 +43,7 @@ typedef struct conn {
     bool stream_done;
     bool client_gone;
     ks_strbuf log_extra;     /* filled before the stream is freed */
+    bool logged;
 } conn;
 
 static double now_ms(void) {
@@ -63,13 +64,20 @@ void ks_http_reply_header(ks_http_reply *r, const char *name, const char *value)
     r->n_headers++;
 }
 
+/* The access log line: once per request, when its reply is complete. */
+static void log_request(conn *c) {
+    if (c->logged || !c->replied)
+        return;
+    c->logged = true;
+    KS_LOGI("%s %s %d %.0f ms%s%s%s", c->method, c->path, c->reply.status, now_ms() - c->t_start,
+            c->log_extra.len ? " " : "", c->log_extra.len ? c->log_extra.data : "",
+            c->client_gone ? " (client gone)" : "");
+}
+
 static void conn_unref(conn *c) {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    if (c->replied) {
-        KS_LOGI("%s %s %d %.0f ms%s%s", c->method, c->path, c->reply.status, now_ms() - c->t_start,
-                c->log_extra.len ? " " : "", c->log_extra.len ? c->log_extra.data : "");
-    }
+    log_request(c);
     ks_strbuf_free(&c->body);
     ks_strbuf_free(&c->reply.body);
     ks_strbuf_free(&c->pending);
@@ -82,8 +90,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     conn *c = cls;
     while (c->pending.len == 0 && !c->stream_done)
         c->reply.stream(c->reply.stream_ctx, &c->pending, &c->stream_done);
-    if (c->pending.len == 0)
+    if (c->pending.len == 0) {
+        /* the stream is complete: log now, not when libmicrohttpd lets go of it */
+        if (c->reply.log_extra && !c->logged)
+            c->reply.log_extra(c->reply.log_ctx, &c->log_extra);
+        log_request(c);
         return MHD_CONTENT_READER_END_OF_STREAM;
+    }
     size_t n = c->pending.len < max ? c->pending.len : max;
     memcpy(buf, c->pending.data, n);
     ks_strbuf_consume(&c->pending, n);
@@ -92,7 +105,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_release(void *cls) {
     conn *c = cls;
-    if (c->reply.log_extra)
+    if (c->reply.log_extra && !c->logged)
         c->reply.log_extra(c->reply.log_ctx, &c->log_extra);
     if (c->reply.stream_free)
         c->reply.stream_free(c->reply.stream_ctx, !c->stream_done || c->client_gone);
