@@ -2,7 +2,7 @@
 # expect. The real build lives in CMakeLists.txt / CMakePresets.json.
 #
 #   make              install missing dependencies, build build/kvserve (release)
-#   make run          ... and start kvserve on MODEL (a generated demo model by default)
+#   make run          ... and start the server on MODEL (a generated demo model by default)
 #   make test         ... and run every test (C unit, kernel, fuzz replay, node, peer)
 #   make test-asan    unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (clang)
@@ -28,12 +28,13 @@ demo-model: build
 	@if [ ! -f $(DEMO_MODEL) ]; then \
 	  mkdir -p models && ./build/kvserve mkmodel --preset tiny -o $(DEMO_MODEL); fi
 
+# make run [MODEL=file.gguf] [ARGS="--port 8080 --kv-ram 8G ..."]
 ifeq ($(MODEL),)
 run: demo-model
-	./build/kvserve info $(DEMO_MODEL)
+	./build/kvserve serve -m $(DEMO_MODEL) $(ARGS)
 else
 run: build
-	./build/kvserve info $(MODEL)
+	./build/kvserve serve -m $(MODEL) $(ARGS)
 endif
 
 test: build

@@ -68,40 +68,13 @@ static const struct {
 
 /* ---- the chat template ------------------------------------------------------------------ */
 
-/* ChatML: each message is "<|im_start|>{role}\n{content}<|im_end|>\n". Tools are listed
- * in the system turn as JSON lines inside <tools>; calls and results use the
- * <tool_call> / <tool_response> tokens. */
+/* Plain ChatML: each message is "<|im_start|>{role}\n{content}<|im_end|>\n", then
+ * "<|im_start|>assistant\n" when a reply is wanted. The server recognises it as its
+ * `chatml` format (no tools: a random-weight demo model has nothing to call them with). */
 static const char chat_template[] =
     "{#- ChatML prompt format of kvserve's synthetic models -#}\n"
-    "{%- if tools %}\n"
-    "{{- '<|im_start|>system\\n' }}\n"
-    "{%- if messages and messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}\n"
-    "{{- 'You may call these tools, described one per line as JSON:\\n<tools>\\n' }}\n"
-    "{%- for tool in tools %}{{- tool | tojson + '\\n' }}{%- endfor %}\n"
-    "{{- '</tools>\\nTo call a tool, answer with <tool_call>{\"name\": <tool name>, "
-    "\"arguments\": <JSON object>}</tool_call>.<|im_end|>\\n' }}\n"
-    "{%- elif messages and messages[0].role == 'system' %}\n"
-    "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}\n"
-    "{%- endif %}\n"
     "{%- for message in messages %}\n"
-    "{%- if message.role == 'system' and loop.first %}\n"
-    "{%- elif message.role == 'tool' %}\n"
-    "{{- '<|im_start|>user\\n<tool_response>\\n' + message.content + "
-    "'\\n</tool_response><|im_end|>\\n' }}\n"
-    "{%- elif message.role == 'assistant' and message.tool_calls %}\n"
-    "{{- '<|im_start|>assistant\\n' }}\n"
-    "{%- if message.content %}{{- message.content + '\\n' }}{%- endif %}\n"
-    "{%- for call in message.tool_calls %}\n"
-    "{%- set fn = call.function if call.function is defined else call %}\n"
-    "{%- set args = fn.arguments if fn.arguments is string else fn.arguments | tojson %}\n"
-    "{{- '<tool_call>\\n{\"name\": \"' + fn.name + '\", \"arguments\": ' + args + "
-    "'}\\n</tool_call>' }}\n"
-    "{%- if not loop.last %}{{- '\\n' }}{%- endif %}\n"
-    "{%- endfor %}\n"
-    "{{- '<|im_end|>\\n' }}\n"
-    "{%- else %}\n"
     "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}\n"
-    "{%- endif %}\n"
     "{%- endfor %}\n"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}\n";
 
