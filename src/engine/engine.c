@@ -55,6 +55,7 @@ struct ks_gen {
     ks_kv_usage usage;
     uint64_t admit_order;
     double t_submit, t_admit, t_first;
+    double t_progress_log;    /* last prefill progress line */
     /* batch bookkeeping of the current step */
     int batch_first, batch_n, logits_row;
 };
@@ -445,6 +446,27 @@ static ks_status reserve_prefill(ks_engine *e, ks_gen *pf, int n, ks_err *err) {
 
 /* ---- one step ------------------------------------------------------------------------------------ */
 
+/* Long prefills say how they are doing every few seconds: tokens done of total, speed,
+ * expected time left. */
+#define KS_PREFILL_LOG_INTERVAL_MS 5000.0
+
+static void log_prefill_progress(ks_gen *g, int fed) {
+    double t = now_ms();
+    if (g->t_progress_log == 0)
+        g->t_progress_log = g->t_admit;
+    if (t - g->t_progress_log < KS_PREFILL_LOG_INTERVAL_MS && fed < g->n_target)
+        return;
+    if (fed >= g->n_target && t - g->t_admit < KS_PREFILL_LOG_INTERVAL_MS)
+        return; /* short prefills stay quiet */
+    g->t_progress_log = t;
+    int cached = g->usage.cached_ram_tokens + g->usage.cached_disk_tokens;
+    int computed = fed - cached;
+    double rate = computed / ((t - g->t_admit) / 1e3 + 1e-9);
+    int left = g->n_target - fed;
+    KS_LOGI("prefill %d/%d tokens (%d from cache), %.0f tok/s, %.0f s left", fed, g->n_target, cached, rate,
+            rate > 0 ? left / rate : 0.0);
+}
+
 /* Samples g's next token from logits and posts it; ends g on end-of-generation,
  * max_tokens or a full context. Returns false if g ended. */
 static bool emit_token(ks_engine *e, ks_gen *g, int ig, const float *logits) {
@@ -605,6 +627,7 @@ static bool step(ks_engine *e) {
                 if (g->breakpoints[j] <= fed)
                     ks_kv_cache_mark_breakpoint(e->cache, &g->kv, g->breakpoints[j]);
             set_progress(g);
+            log_prefill_progress(g, fed);
             if (fed < g->n_target)
                 continue;
             g->state = SEQ_DECODE;
