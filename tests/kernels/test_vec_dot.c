@@ -304,13 +304,20 @@ static const char *peer_dot_name(ks_type t) {
     }
 }
 
-/* libggml-cpu-<variant>.so, initialised; NULL (reported as skipped) if absent. */
+/* libggml-cpu-<variant>.so, initialised; NULL (reported as skipped) if absent or if its
+ * own check (ggml_backend_score) says this CPU cannot run it. */
 static void *peer_open(const char *variant) {
     char path[1024];
     snprintf(path, sizeof path, "%slibggml-cpu-%s.so", PEER_DIR, variant);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         cr_log_info("llama.cpp CPU library %s not loadable (%s): skipped", variant, dlerror());
+        return NULL;
+    }
+    int (*score)(void) = (int (*)(void))dlsym(lib, "ggml_backend_score");
+    if (score && score() == 0) {
+        cr_log_info("llama.cpp CPU library %s does not run on this CPU: skipped", variant);
+        dlclose(lib);
         return NULL;
     }
     void (*init)(void) = (void (*)(void))dlsym(lib, "ggml_cpu_init");
@@ -639,7 +646,8 @@ static double term_magnitude(const case_data *c, ks_type t, int n) {
         tw->to_float(part, p2, n);
     double mag = 0.0;
     for (int i = 0; i < n; i++)
-        mag += (fabs((double)p1[i]) + (offset ? fabs((double)p2[i]) : 0.0)) * fabs((double)c->ad[i]);
+        mag += (fabs((double)p1[i]) + (offset ? fabs((double)p2[i]) : 0.0)) *
+               fabs((double)c->ad[i]);
     return mag;
 }
 
@@ -705,7 +713,8 @@ Test(vec_dot, test_vec_dot_every_isa_kernel_matches_ref) {
                 }
             }
             cr_log_info("%s %s: %d lengths x %d kinds of data; worst error on mixed-sign data "
-                        "%.3g of the terms' magnitude", isas[j], tw->name, n_len, DATA_KINDS, worst);
+                        "%.3g of the terms' magnitude",
+                        isas[j], tw->name, n_len, DATA_KINDS, worst);
         }
     }
 }
@@ -771,5 +780,51 @@ Test(vec_dot, test_vec_dot_every_isa_activation_quantizer_matches_ref_bytes) {
                 }
             }
         }
+    }
+}
+
+/* ---- every ISA kernel against llama.cpp's x86 build --------------------------------- */
+
+/* Each x86 table takes its float steps as one llama.cpp build does (simd_x86.h, "Float
+ * order"): the AVX2 kernels as its AVX2 ("haswell") library, the AVX-512 ones as the
+ * Zen 4 library that made the logit fixtures. Then every dot product must equal that
+ * library's bit for bit, on every length and kind of data. (The activation quantizers
+ * equal ref's bytes, which equal llama.cpp's: the tests above.) */
+Test(vec_dot, test_vec_dot_isa_bit_identical_to_llama_cpp_x86) {
+    static const struct {
+        const char *isa, *variant;
+    } peers[] = {{"avx2", "haswell"}, {"avx512", "zen4"}};
+    static int len[MAX_LENGTHS];
+    for (size_t j = 0; j < sizeof peers / sizeof peers[0]; j++) {
+        const ks_kernels *k = isa_or_skip(peers[j].isa);
+        void *lib = k ? peer_open(peers[j].variant) : NULL;
+        if (!lib)
+            continue;
+        rng_state = 0x510e527fade682d1ull;
+        for (int it = 0; it < N_WEIGHT_TYPES; it++) {
+            const ks_type t = weight_types[it];
+            const ks_type_traits *tw = ks_type_traits_of(t);
+            peer_dot_fn dot = (peer_dot_fn)peer_sym(lib, peer_dot_name(t));
+            const int n_len = isa_lengths(tw->block_size, len);
+            for (int il = 0; il < n_len; il++) {
+                const int n = len[il];
+                for (int kind = 0; kind < DATA_KINDS; kind++) {
+                    if (kind == DATA_MODEL) {
+                        make_case(&cd, k, t, n);
+                    } else {
+                        raw_weights(t, (data_kind)kind, cd.w, n);
+                        raw_activations(tw->dot_type, (data_kind)kind, cd.a, n);
+                    }
+                    float want = 0.0f;
+                    dot(n, &want, 0, cd.w, 0, cd.a, 0, 1);
+                    const float got = k->vec_dot[t](cd.w, cd.a, n);
+                    cr_assert_eq(memcmp(&got, &want, sizeof got), 0,
+                                 "%s %s n=%d %s data: %.9g vs llama.cpp %s %.9g", peers[j].isa,
+                                 tw->name, n, data_names[kind], (double)got, peers[j].variant,
+                                 (double)want);
+                }
+            }
+        }
+        dlclose(lib);
     }
 }

@@ -1,6 +1,7 @@
 /* kernels_avx512.c — AVX-512 (F, BW, VL, DQ, VNNI, BF16) kernels. Compiled with those
  * flags; only reached when the CPU and OS support them (kernels.c). */
 #include "tensor/kernels.h"
+#include "tensor/x86/kernels_x86.h"
 
 #include <immintrin.h>
 
@@ -34,4 +35,5 @@ static float dot_f32_avx512(const float *x, const float *y, int64_t n) {
 void ks_kernels_register_avx512(ks_kernels *k) {
     k->bf16_to_fp32_row = bf16_to_fp32_row_avx512;
     k->dot_f32 = dot_f32_avx512;
+    ks_vec_dot_avx512_register(k);
 }

@@ -15,19 +15,30 @@
  * int32, no saturation). Every activation quantizer kvserve has (Q8_0, Q8_1, Q8_K) maps
  * the block's largest magnitude to 127, so activation codes lie in -127..127: then a pair
  * of products stays below 2 * 128 * 127 = 32512 < 2^15 for any unsigned operand up to
- * 128, and nothing saturates. Each kernel's comment bounds its own sums. */
+ * 128, and nothing saturates. Each kernel's comment bounds its own sums.
+ *
+ * Float order. The integer sums are exact, so a kernel's result depends only on how it
+ * rounds the float steps after them. The x86 kernels take those steps exactly as
+ * llama.cpp's x86 build does (its AVX2 build for the AVX2 table, its Zen 4 build for the
+ * AVX-512 one): the same float lanes, products, FMAs and horizontal sums in the same
+ * order, so kvserve's dot products equal its bit for bit and logits follow its reference
+ * runs even where two candidates differ in the last bits. The reductions below are named
+ * for that order; tests/kernels/test_vec_dot.c checks the results against its library. */
 #ifndef KS_SIMD_X86_H
 #define KS_SIMD_X86_H
 
 #include "tensor/fp16.h"
 #include "tensor/quants.h"
 
+#include "tensor/types.h"
+
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-/* Sum of the 8 float lanes. */
+/* Sum of the 8 float lanes: s = low half + high half, then (s0 + s2) + (s1 + s3). */
 static inline float ks_x86_hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -35,11 +46,24 @@ static inline float ks_x86_hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Sum of the 4 float lanes. */
+/* Sum of the 4 float lanes: (s0 + s2) + (s1 + s3). */
 static inline float ks_x86_hsum_ps128(__m128 s) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* Sum of the 8 float lanes by pairs: s = low half + high half, then (s0 + s1) + (s2 + s3)
+ * (the order two horizontal adds give). */
+static inline float ks_x86_hsum_ps_pairs(__m256 v) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 t = _mm_hadd_ps(s, s);
+    return _mm_cvtss_f32(_mm_hadd_ps(t, t));
+}
+
+/* Sum of 4 accumulators of 8 lanes: (a0 + a2) + (a1 + a3), lane by lane. */
+static inline __m256 ks_x86_add4_ps(const __m256 a[4]) {
+    return _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3]));
 }
 
 /* Sum of the 8 int32 lanes (exact as long as the sum fits). */
@@ -56,13 +80,16 @@ static inline float ks_x86_fp16(ks_fp16 h) {
 }
 
 /* The fp16 at p + k * stride (k = 0..7), e.g. the scales of 8 consecutive blocks, as 8
- * floats (exact). Blocks are only 2-byte aligned, hence the byte stride. */
+ * floats (exact). Blocks are only 2-byte aligned, hence the byte stride; the halves are
+ * inserted one by one (a vector load of 8 just-stored halves would stall on store
+ * forwarding). */
 static inline __m256 ks_x86_fp16x8(const void *p, size_t stride) {
     const uint8_t *b = p;
     uint16_t h[8];
     for (int k = 0; k < 8; k++)
         memcpy(&h[k], b + (size_t)k * stride, sizeof h[k]);
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3],
+                                          (short)h[4], (short)h[5], (short)h[6], (short)h[7]));
 }
 
 /* Float lane j of v in all 8 lanes. */
@@ -122,13 +149,101 @@ static inline __m128i ks_x86_k_scales_mins(const uint8_t *scales) {
     return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
 }
 
-/* The Q4_K/Q5_K mins term of one super-block, before its float scale: 8 int32 lanes
- * whose sum is sum_k bsums[k] * mn[k / 2] (k = 0..15, one Q8_K sum per 16 elements).
- * mn from ks_x86_k_scales_mins() (bytes 8..15), widened to int16 pairs (mn[j], mn[j]). */
-static inline __m256i ks_x86_k_mins(__m128i scales_mins, const int16_t *bsums) {
-    const __m128i mn = _mm_unpackhi_epi64(scales_mins, scales_mins);
-    const __m256i mn_pairs = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
-    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), mn_pairs);
+/* The Q4_K/Q5_K mins term of one super-block, before its float scale: 4 int32 lanes,
+ * lane k = mn[2k] * S[2k] + mn[2k+1] * S[2k+1], S[j] = bsums[2j] + bsums[2j+1] the Q8_K
+ * sum of sub-block j (|S| <= 4064: no int16 wraps). mn from ks_x86_k_scales_mins()
+ * (bytes 8..15), widened to int16. */
+static inline __m128i ks_x86_k_mins(__m128i scales_mins, const int16_t *bsums) {
+    const __m128i mn = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scales_mins, scales_mins));
+    const __m128i sums = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                        _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    return _mm_madd_epi16(mn, sums);
+}
+
+/* (d * da, -(dmin * da)) in lanes 0 and 1, for a Q4_K/Q5_K super-block whose fp16 d and
+ * dmin lead at dd and its Q8_K activations' scale da: the same float products as ref. */
+static inline __m128 ks_x86_k_d_dmin(const ks_fp16 *dd, float da) {
+    uint32_t both;
+    memcpy(&both, dd, 4);
+    const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)both)), _mm_set1_ps(da));
+    return _mm_xor_ps(d, _mm_setr_ps(0.0f, -0.0f, 0.0f, 0.0f));
+}
+
+/* ---- helpers of the 32-element block kernels --------------------------------------- */
+
+static inline size_t ks_x86_block_bytes(ks_type t) {
+    switch (t) {
+    case KS_TYPE_Q4_0: return sizeof(ks_block_q4_0);
+    case KS_TYPE_Q4_1: return sizeof(ks_block_q4_1);
+    case KS_TYPE_Q5_0: return sizeof(ks_block_q5_0);
+    case KS_TYPE_Q5_1: return sizeof(ks_block_q5_1);
+    default: return sizeof(ks_block_q8_0);
+    }
+}
+
+/* Q4_1 and Q5_1 decode to d * q + m; their activations are Q8_1, which carry s. */
+static inline bool ks_x86_has_offset(ks_type t) {
+    return t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1;
+}
+
+/* summs + mw * sa for block ib of an offset type (m follows d, as Q8_1's s follows its
+ * d), with one FMA. */
+static inline float ks_x86_add_offset(float summs, const uint8_t *wb, size_t wsz,
+                                      const uint8_t *ab, size_t asz, int64_t ib) {
+    ks_fp16 m, s;
+    memcpy(&m, wb + (size_t)ib * wsz + 2, 2);
+    memcpy(&s, ab + (size_t)ib * asz + 2, 2);
+    return _mm_cvtss_f32(
+        _mm_fmadd_ss(_mm_set_ss(ks_x86_fp16(m)), _mm_set_ss(ks_x86_fp16(s)), _mm_set_ss(summs)));
+}
+
+/* ---- the K-quant row loops ------------------------------------------------------------ */
+
+/* An ISA's integer work on one Q4_K (qh NULL) or Q5_K super-block: the 8 int32 lanes of
+ * code sums and the 4 lanes of the mins term (ks_x86_k_mins). The row loops below take
+ * it as a constant argument, which the compiler inlines. */
+typedef void (*ks_x86_k_sums_fn)(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
+                                 const ks_block_q8_k *y, __m256i *sumi, __m128i *mins);
+
+/* Q4_K: acc += d' * sumi (8 lanes), acc_m += -dmin' * mins (4 lanes); the result
+ * hsum(acc) + hsum(acc_m). */
+static inline float ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
+                                    int64_t n) {
+    const ks_block_q4_k *x = w;
+    const ks_block_q8_k *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_m = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        __m256i sumi;
+        __m128i mins;
+        sums(x[ib].scales, NULL, x[ib].qs, &y[ib], &sumi, &mins);
+        const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[ib].d);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m = _mm_fmadd_ps(_mm_shuffle_ps(dd, dd, _MM_SHUFFLE(1, 1, 1, 1)),
+                             _mm_cvtepi32_ps(mins), acc_m);
+    }
+    return ks_x86_hsum_ps(acc) + ks_x86_hsum_ps128(acc_m);
+}
+
+/* Q5_K: acc as Q4_K; the mins term summed to one exact integer, into the scalar summs
+ * with one FMA per super-block; the result hsum(acc) + summs. */
+static inline float ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
+                                    int64_t n) {
+    const ks_block_q5_k *x = w;
+    const ks_block_q8_k *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 summs = _mm_setzero_ps();
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        __m256i sumi;
+        __m128i mins;
+        sums(x[ib].scales, x[ib].qh, x[ib].qs, &y[ib], &sumi, &mins);
+        const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[ib].d);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
+        __m128i m = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
+        m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+        summs = _mm_fmadd_ss(_mm_movehdup_ps(dd), _mm_cvtepi32_ps(m), summs);
+    }
+    return ks_x86_hsum_ps(acc) + _mm_cvtss_f32(summs);
 }
 
 #endif

@@ -6,11 +6,9 @@
  * Does not own: the activation quantizers (quants_avx2.c), the AVX-512 kernels.
  *
  * Arithmetic against ref. Each block's (super-block's) integer sum of code products is
- * exact, as in ref, but held as 8 int32 partial lanes; the block's float scale is then
- * applied lane by lane with one FMA into 8 float accumulators, summed at the end. The
- * float work is thus the same products added in another order: results equal ref's to
- * float rounding (tests/kernels/test_vec_dot.c holds them to it), not bit for bit. Float
- * rows accumulate in float lanes, where ref sums in double.
+ * exact, as in ref, but held as 8 int32 partial lanes; the float steps after it follow
+ * llama.cpp's AVX2 build (simd_x86.h, "Float order"), not ref's portable order: results
+ * equal ref's to float rounding and llama.cpp's x86 results bit for bit.
  *
  * Integer bounds (the header of simd_x86.h explains why activation codes are within
  * -127..127) are given per kernel.
@@ -19,6 +17,7 @@
 #include "tensor/x86/kernels_x86.h"
 #include "tensor/x86/simd_x86.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,21 +44,31 @@ static inline float load1(ks_type t, const void *p, int64_t i) {
     }
 }
 
-/* Four independent accumulators hide the FMA latency; any n (tails scalar). */
+/* Four accumulators of 8 lanes over the first n - n % 32 elements, summed lane by lane
+ * (a0 + a2) + (a1 + a3), then across the lanes; the tail one element at a time, F16 and BF16
+ * in double, F32 into the float sum as llama.cpp's AVX2 build does it: its compiler
+ * vectorized that loop, so the products of whole groups of 4 elements are rounded and
+ * then added in order, and only the last n % 4 use an FMA each. */
 static inline float dot_float(ks_type t, const void *w, const void *a, int64_t n) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
+    const int64_t np = n - n % 32;
+    for (int64_t i = 0; i < np; i += 32)
         for (int k = 0; k < 4; k++)
             acc[k] = _mm256_fmadd_ps(load8(t, w, i + 8 * k), load8(t, a, i + 8 * k), acc[k]);
-    for (; i + 8 <= n; i += 8)
-        acc[0] = _mm256_fmadd_ps(load8(t, w, i), load8(t, a, i), acc[0]);
-    float sum =
-        ks_x86_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++)
-        sum += load1(t, w, i) * load1(t, a, i);
-    return sum;
+    const __m256 all = ks_x86_add4_ps(acc);
+    if (t == KS_TYPE_F32) { /* the tail as llama.cpp's compiler vectorized it */
+        const int64_t fused = n - (n - np) % 4;
+        float sum = ks_x86_hsum_ps_pairs(all);
+        for (int64_t i = np; i < n; i++)
+            sum = i < fused ? sum + load1(t, w, i) * load1(t, a, i)
+                            : fmaf(load1(t, w, i), load1(t, a, i), sum);
+        return sum;
+    }
+    double sum = t == KS_TYPE_BF16 ? ks_x86_hsum_ps(all) : ks_x86_hsum_ps_pairs(all);
+    for (int64_t i = np; i < n; i++)
+        sum += (double)(load1(t, w, i) * load1(t, a, i));
+    return (float)sum;
 }
 
 static float vec_dot_f32_f32_avx2(const void *w, const void *a, int64_t n) {
@@ -83,21 +92,9 @@ static float vec_dot_bf16_bf16_avx2(const void *w, const void *a, int64_t n) {
  *
  * The codes become one 32-byte vector: signed (q - zero) for the symmetric types, whose
  * product uses the sign trick (ks_x86_dot_i8i8), unsigned q (<= 31) for the offset types.
- * The scales of 8 blocks are converted together; every block then costs one FMA. */
-
-static inline size_t block_bytes(ks_type t) {
-    switch (t) {
-    case KS_TYPE_Q4_0: return sizeof(ks_block_q4_0);
-    case KS_TYPE_Q4_1: return sizeof(ks_block_q4_1);
-    case KS_TYPE_Q5_0: return sizeof(ks_block_q5_0);
-    case KS_TYPE_Q5_1: return sizeof(ks_block_q5_1);
-    default: return sizeof(ks_block_q8_0);
-    }
-}
-
-static inline bool has_offset(ks_type t) {
-    return t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1;
-}
+ * Floats: one accumulator of 8 lanes, one FMA per block in row order; the offset terms
+ * mw * sa into a scalar, one FMA per block; the result hsum(acc) + that scalar. The
+ * scales of 8 blocks are converted together. */
 
 /* The 8 int32 partial sums of block ib of a row of type t with activation codes y. */
 static inline __m256i block_sumi(ks_type t, const void *w, int64_t ib, const int8_t *y) {
@@ -133,43 +130,37 @@ static inline __m256i block_sumi(ks_type t, const void *w, int64_t ib, const int
  * the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
 static inline float dot_blocks(ks_type t, const void *w, const void *a, int64_t n) {
     const int64_t nb = n / KS_QK8_0;
-    const bool offset = has_offset(t);
-    const size_t wsz = block_bytes(t);
+    const bool offset = ks_x86_has_offset(t);
+    const size_t wsz = ks_x86_block_bytes(t);
     const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
     const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
     const uint8_t *wb = w, *ab = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
     int64_t ib = 0;
     for (; ib + 8 <= nb; ib += 8) {
-        const uint8_t *w8 = wb + (size_t)ib * wsz, *a8 = ab + (size_t)ib * asz;
-        const __m256 d = _mm256_mul_ps(ks_x86_fp16x8(w8, wsz), ks_x86_fp16x8(a8, asz));
-        if (offset)
-            acc_m = _mm256_fmadd_ps(ks_x86_fp16x8(w8 + 2, wsz), ks_x86_fp16x8(a8 + 2, asz), acc_m);
-        for (int j = 0; j < 8; j += 2) {
-            const __m256i s0 = block_sumi(t, w, ib + j, (const int8_t *)(a8 + j * asz + aqs));
-            const __m256i s1 =
-                block_sumi(t, w, ib + j + 1, (const int8_t *)(a8 + (j + 1) * asz + aqs));
-            acc0 = _mm256_fmadd_ps(ks_x86_lane(d, j), _mm256_cvtepi32_ps(s0), acc0);
-            acc1 = _mm256_fmadd_ps(ks_x86_lane(d, j + 1), _mm256_cvtepi32_ps(s1), acc1);
+        const uint8_t *a8 = ab + (size_t)ib * asz;
+        const __m256 d =
+            _mm256_mul_ps(ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz), ks_x86_fp16x8(a8, asz));
+        for (int j = 0; j < 8; j++) {
+            const __m256i s = block_sumi(t, w, ib + j, (const int8_t *)(a8 + j * asz + aqs));
+            acc = _mm256_fmadd_ps(ks_x86_lane(d, j), _mm256_cvtepi32_ps(s), acc);
+            if (offset)
+                summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib + j);
         }
     }
-    float tail_m = 0.0f;
     for (; ib < nb; ib++) {
-        const uint8_t *w1 = wb + (size_t)ib * wsz, *a1 = ab + (size_t)ib * asz;
+        const uint8_t *a1 = ab + (size_t)ib * asz;
         ks_fp16 dw, da;
-        memcpy(&dw, w1, 2);
+        memcpy(&dw, wb + (size_t)ib * wsz, 2);
         memcpy(&da, a1, 2);
         const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-        acc0 = _mm256_fmadd_ps(
-            d, _mm256_cvtepi32_ps(block_sumi(t, w, ib, (const int8_t *)(a1 + aqs))), acc0);
-        if (offset) {
-            ks_fp16 m, s;
-            memcpy(&m, w1 + 2, 2);
-            memcpy(&s, a1 + 2, 2);
-            tail_m += ks_x86_fp16(m) * ks_x86_fp16(s);
-        }
+        acc = _mm256_fmadd_ps(
+            d, _mm256_cvtepi32_ps(block_sumi(t, w, ib, (const int8_t *)(a1 + aqs))), acc);
+        if (offset)
+            summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib);
     }
-    return ks_x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + (ks_x86_hsum_ps(acc_m) + tail_m);
+    return ks_x86_hsum_ps(acc) + summs;
 }
 
 /* |q - zero| <= 128 (Q8_0 weight codes may be -128), q <= 31: no int16 pair saturates. */
@@ -199,9 +190,11 @@ static float vec_dot_q8_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
  *
  *   sumi  = sum_e scale(e) * q[e] * a[e]          8 int32 lanes, exact
  *   acc  += (d * da) * sumi                       8 float lanes
- *   Q4_K/Q5_K: mins = sum_k bsums[k] * mn[k / 2]  8 int32 lanes
- *              acc_m += (dmin * da) * mins        8 float lanes
- *   result: hsum(acc) - hsum(acc_m)
+ *   Q4_K: mins = sum_j mn[j] * S[j]               4 int32 lanes (ks_x86_k_mins)
+ *         acc_m += -(dmin * da) * mins            4 float lanes
+ *         result: hsum(acc) + hsum(acc_m)
+ *   Q5_K: summs += -(dmin * da) * (float)mins     one exact integer, one scalar FMA
+ *         result: hsum(acc) + summs
  *
  * Products of 32 codes: _mm256_maddubs_epi16 (code pairs into int16), then
  * _mm256_madd_epi16 against the sub-block's scale (int16 pairs into int32). */
@@ -214,7 +207,7 @@ static inline __m256i scale_of(__m256i scales16, int j) {
 /* One Q4_K (qh NULL) or Q5_K super-block: sumi and mins as above. Bounds: q <= 31,
  * |a| <= 127, sc <= 63: an int16 pair <= 7874, |sumi| <= 256 * 31 * 127 * 63 < 2^26. */
 static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
-                              const ks_block_q8_k *y, __m256i *sumi, __m256i *mins) {
+                              const ks_block_q8_k *y, __m256i *sumi, __m128i *mins) {
     const __m128i scmn = ks_x86_k_scales_mins(scales);
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
     const __m256i low4 = _mm256_set1_epi8(0x0f);
@@ -242,41 +235,12 @@ static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const ui
     *mins = ks_x86_k_mins(scmn, y->bsums);
 }
 
-/* (d * da, dmin * da) of a Q4_K/Q5_K super-block whose fp16 d and dmin lead at dd. */
-static inline __m128 k_scales(const ks_fp16 *dd, float da) {
-    uint32_t both;
-    memcpy(&both, dd, 4);
-    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)both)), _mm_set1_ps(da));
-}
-
-static inline float dot_q45_k(const void *w, const void *a, int64_t n, bool five) {
-    const ks_block_q8_k *y = a;
-    __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        __m256i sumi, mins;
-        __m128 d;
-        if (five) {
-            const ks_block_q5_k *x = (const ks_block_q5_k *)w + ib;
-            q45_k_sums(x->scales, x->qh, x->qs, &y[ib], &sumi, &mins);
-            d = k_scales(&x->d, y[ib].d);
-        } else {
-            const ks_block_q4_k *x = (const ks_block_q4_k *)w + ib;
-            q45_k_sums(x->scales, NULL, x->qs, &y[ib], &sumi, &mins);
-            d = k_scales(&x->d, y[ib].d);
-        }
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), _mm256_cvtepi32_ps(mins),
-                                acc_m);
-    }
-    return ks_x86_hsum_ps(acc) - ks_x86_hsum_ps(acc_m);
-}
-
 static float vec_dot_q4_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
-    return dot_q45_k(w, a, n, false);
+    return ks_x86_dot_q4_k(q45_k_sums, w, a, n);
 }
 
 static float vec_dot_q5_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
-    return dot_q45_k(w, a, n, true);
+    return ks_x86_dot_q5_k(q45_k_sums, w, a, n);
 }
 
 /* Q6_K (layout at ks_block_q6_k): codes q in 0..63 stand for q - 32, so
