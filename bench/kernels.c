@@ -1,0 +1,232 @@
+/* kernels.c — micro-benchmark of the matrix-vector product behind decode.
+ *
+ *   bench_kernels [--rows N] [--cols N] [--runs N] [--type NAME]
+ *
+ * For every weight type and every kernel set this CPU runs (ref, avx2, avx512, neon):
+ * the GB/s of weight bytes one thread streams through vec_dot, over
+ *
+ *   stream    a rows x cols matrix (default 4096 x 4096, larger than any L2), read once
+ *             per run: the decode case, bounded by memory bandwidth once a kernel is
+ *             fast enough;
+ *   hot       a matrix of HOT_BYTES that stays in L2, read many times per run: the
+ *             kernel's own speed, which is what a memory-bound kernel needs to spare.
+ *
+ * One run does what forward.c's matmul does for one token on one thread: convert the
+ * activation row with the set's quantize_act, then dot every weight row with it. The
+ * figure is the median of --runs runs after a warm-up. The weights are a few rows
+ * quantized from random floats, tiled down the matrix (the values do not change the
+ * speed); the buffer is 2 MiB aligned and advised for transparent huge pages, as model
+ * mappings are. */
+#include "core/cpu.h"
+#include "tensor/kernels.h"
+#include "tensor/types.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+/* In L2 on every x86-64 and arm64 core kvserve targets (256 KiB .. 2 MiB), with room
+ * for the activation row. */
+#define HOT_BYTES (256 * 1024)
+/* Bytes a hot run reads in total: long enough (tens of ms) to time reliably. */
+#define HOT_TOTAL_BYTES (256u * 1024 * 1024)
+/* Distinct quantized rows tiled down a matrix. */
+#define SEED_ROWS 8
+#define MAX_RUNS 101
+
+static const ks_type bench_types[] = {
+    KS_TYPE_F32,  KS_TYPE_F16,  KS_TYPE_BF16, KS_TYPE_Q8_0, KS_TYPE_Q4_0, KS_TYPE_Q4_1,
+    KS_TYPE_Q5_0, KS_TYPE_Q5_1, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K,
+};
+#define N_TYPES (int)(sizeof bench_types / sizeof bench_types[0])
+
+static const char *const isa_names[] = {"ref", "avx2", "avx512", "neon"};
+#define N_ISAS (int)(sizeof isa_names / sizeof isa_names[0])
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+/* 2 MiB aligned, advised for huge pages; NULL if out of memory. */
+static void *alloc_weights(size_t bytes) {
+    const size_t align = 2u << 20;
+    void *p = NULL;
+    if (posix_memalign(&p, align, (bytes + align - 1) / align * align) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, (bytes + align - 1) / align * align, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+/* rows x cols of type t: SEED_ROWS rows quantized from random floats, tiled. */
+static void fill_weights(ks_type t, uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes) {
+    float *x = malloc((size_t)cols * sizeof *x);
+    for (int64_t r = 0; r < rows; r++) {
+        if (r < SEED_ROWS) {
+            for (int64_t i = 0; i < cols; i++)
+                x[i] = 0.02f * (frand() + frand() + frand());
+            ks_type_traits_of(t)->from_float(x, w + (size_t)r * row_bytes, cols);
+        } else {
+            memcpy(w + (size_t)r * row_bytes, w + (size_t)(r % SEED_ROWS) * row_bytes, row_bytes);
+        }
+    }
+    free(x);
+}
+
+typedef struct gemv {
+    const ks_kernels *k;
+    ks_type t;
+    const uint8_t *w;  /* (rows, row_bytes) weights */
+    int64_t rows, cols;
+    size_t row_bytes;
+    const float *x;    /* (cols) activations */
+    uint8_t *xq;       /* (cols) activations in t's dot type */
+    float *y;          /* (rows) */
+} gemv;
+
+/* One matrix-vector product, the weight rows read `passes` times (the activations are
+ * converted once: a hot run stands for a long matrix); seconds taken. */
+static double run_gemv(const gemv *g, int passes) {
+    const ks_type at = ks_type_traits_of(g->t)->dot_type;
+    const ks_vec_dot_fn dot = g->k->vec_dot[g->t];
+    const double t0 = now_s();
+    g->k->quantize_act[at](g->x, g->xq, g->cols);
+    for (int p = 0; p < passes; p++) {
+        for (int64_t r = 0; r < g->rows; r++)
+            g->y[r] = dot(g->w + (size_t)r * g->row_bytes, g->xq, g->cols);
+    }
+    return now_s() - t0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median GB/s of weight bytes over `runs` runs after one warm-up. */
+static double median_gbps(const gemv *g, int passes, int runs) {
+    double s[MAX_RUNS];
+    run_gemv(g, passes);
+    for (int i = 0; i < runs; i++)
+        s[i] = (double)g->row_bytes * (double)g->rows * passes / run_gemv(g, passes) / 1e9;
+    qsort(s, (size_t)runs, sizeof s[0], cmp_double);
+    return s[runs / 2];
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_kernels [--rows N] [--cols N] [--runs N (1..%d)] [--type NAME]\n",
+            MAX_RUNS);
+}
+
+int main(int argc, char **argv) {
+    int64_t rows = 4096, cols = 4096;
+    int runs = 7, only = -1;
+    bool type_given = false;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            usage();
+            return 2;
+        }
+        if (!strcmp(argv[i], "--rows"))
+            rows = atoll(v);
+        else if (!strcmp(argv[i], "--cols"))
+            cols = atoll(v);
+        else if (!strcmp(argv[i], "--runs"))
+            runs = atoi(v);
+        else if (!strcmp(argv[i], "--type")) {
+            only = ks_type_from_name(v);
+            type_given = true;
+        }
+        else {
+            usage();
+            return 2;
+        }
+        i++;
+    }
+    if (rows < 1 || cols < 256 || cols % 256 || runs < 1 || runs > MAX_RUNS ||
+        (type_given && only < 0)) {
+        usage();
+        return 2;
+    }
+
+    const ks_kernels *sets[N_ISAS];
+    for (int j = 0; j < N_ISAS; j++)
+        sets[j] = ks_kernels_for_isa(isa_names[j]);
+    char cpu[256];
+    ks_cpu_describe(ks_cpu_detect(), cpu, sizeof cpu);
+    printf("bench_kernels: GEMV, 1 thread, GB/s of weight bytes (median of %d runs)\n", runs);
+    printf("cpu: %s; selected kernels: %s\n", cpu, ks_kernels_get()->isa);
+    printf("stream: %lld x %lld matrix; hot: %d KiB of rows, in L2\n\n", (long long)rows,
+           (long long)cols, HOT_BYTES / 1024);
+    printf("%-6s %9s |", "type", "MiB");
+    for (int j = 0; j < N_ISAS; j++)
+        if (sets[j])
+            printf(" %7s", isa_names[j]);
+    printf(" | hot:");
+    for (int j = 0; j < N_ISAS; j++)
+        if (sets[j])
+            printf(" %7s", isa_names[j]);
+    printf("\n");
+
+    float *x = malloc((size_t)cols * sizeof *x);
+    float *y = malloc((size_t)rows * sizeof *y);
+    uint8_t *xq = malloc((size_t)cols * sizeof(float));
+    for (int64_t i = 0; i < cols; i++)
+        x[i] = frand() + frand() + frand();
+    for (int it = 0; it < N_TYPES; it++) {
+        const ks_type t = bench_types[it];
+        if (only >= 0 && (int)t != only)
+            continue;
+        const size_t row_bytes = ks_type_row_size(t, cols, NULL);
+        uint8_t *w = alloc_weights(row_bytes * (size_t)rows);
+        if (!w || !x || !y || !xq) {
+            fprintf(stderr, "bench_kernels: out of memory\n");
+            return 1;
+        }
+        fill_weights(t, w, rows, cols, row_bytes);
+        int64_t hot_rows = HOT_BYTES / (int64_t)row_bytes;
+        if (hot_rows < 1)
+            hot_rows = 1;
+        if (hot_rows > rows)
+            hot_rows = rows;
+        const int hot_passes = (int)(HOT_TOTAL_BYTES / (row_bytes * (size_t)hot_rows)) + 1;
+        double stream[N_ISAS], hot[N_ISAS];
+        for (int j = 0; j < N_ISAS; j++) {
+            if (!sets[j])
+                continue;
+            gemv g = {sets[j], t, w, rows, cols, row_bytes, x, xq, y};
+            stream[j] = median_gbps(&g, 1, runs);
+            g.rows = hot_rows;
+            /* ref is slow: fewer passes keep its hot column to a few seconds */
+            hot[j] = median_gbps(&g, j == 0 ? hot_passes / 16 + 1 : hot_passes, runs);
+        }
+        printf("%-6s %9.1f |", ks_type_name(t), (double)row_bytes * (double)rows / (1 << 20));
+        for (int j = 0; j < N_ISAS; j++)
+            if (sets[j])
+                printf(" %7.2f", stream[j]);
+        printf(" |     ");
+        for (int j = 0; j < N_ISAS; j++)
+            if (sets[j])
+                printf(" %7.2f", hot[j]);
+        printf("\n");
+        fflush(stdout);
+        free(w);
+    }
+    free(x);
+    free(y);
+    free(xq);
+    return 0;
+}
