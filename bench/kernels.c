@@ -9,7 +9,11 @@
  *             per run: the decode case, bounded by memory bandwidth once a kernel is
  *             fast enough;
  *   hot       a matrix of HOT_BYTES that stays in L2, read many times per run: the
- *             kernel's own speed, which is what a memory-bound kernel needs to spare.
+ *             kernel's own speed, which is what a memory-bound kernel needs to spare;
+ *   prefill   the hot matrix against KS_VEC_DOT_ROWS tokens, each weight row dotted
+ *             with all of them by vec_dot one token at a time and by vec_dot_4 at once
+ *             (where the set has it), in GB/s of weight bytes x tokens: the compute
+ *             side of a batched prefill.
  *
  * One run does what forward.c's matmul does for one token on one thread: convert the
  * activation row with the set's quantize_act, then dot every weight row with it. The
@@ -17,8 +21,8 @@
  * quantized from random floats, tiled down the matrix (the values do not change the
  * speed); the buffer is 2 MiB aligned and advised for transparent huge pages, as model
  * mappings are. */
-#include "core/cpu.h"
 #include "tensor/kernels.h"
+#include "core/cpu.h"
 #include "tensor/types.h"
 
 #include <stdbool.h>
@@ -31,8 +35,10 @@
 /* In L2 on every x86-64 and arm64 core kvserve targets (256 KiB .. 2 MiB), with room
  * for the activation row. */
 #define HOT_BYTES (256 * 1024)
-/* Bytes a hot run reads in total: long enough (tens of ms) to time reliably. */
-#define HOT_TOTAL_BYTES (256u * 1024 * 1024)
+/* Bytes a hot run reads in total: a few ms, long against the clock's resolution and short
+ * against a scheduler time slice, so that on a busy machine most runs go uninterrupted
+ * and the median is the kernel's speed. */
+#define HOT_TOTAL_BYTES (16u * 1024 * 1024)
 /* Distinct quantized rows tiled down a matrix. */
 #define SEED_ROWS 8
 #define MAX_RUNS 101
@@ -88,24 +94,37 @@ static void fill_weights(ks_type t, uint8_t *w, int64_t rows, int64_t cols, size
 typedef struct gemv {
     const ks_kernels *k;
     ks_type t;
-    const uint8_t *w;  /* (rows, row_bytes) weights */
+    const uint8_t *w; /* (rows, row_bytes) weights */
     int64_t rows, cols;
     size_t row_bytes;
-    const float *x;    /* (cols) activations */
-    uint8_t *xq;       /* (cols) activations in t's dot type */
-    float *y;          /* (rows) */
+    const float *x;   /* (tokens, cols) activations */
+    uint8_t *xq;      /* (tokens, act_bytes) activations in t's dot type */
+    size_t act_bytes; /* bytes of one converted activation row */
+    float *y;         /* (rows, KS_VEC_DOT_ROWS) */
+    int tokens;       /* 1, or KS_VEC_DOT_ROWS */
+    bool use4;        /* tokens > 1: one vec_dot_4 call per weight row */
 } gemv;
 
-/* One matrix-vector product, the weight rows read `passes` times (the activations are
+/* The weight rows times the tokens, the rows read `passes` times (the activations are
  * converted once: a hot run stands for a long matrix); seconds taken. */
 static double run_gemv(const gemv *g, int passes) {
     const ks_type at = ks_type_traits_of(g->t)->dot_type;
     const ks_vec_dot_fn dot = g->k->vec_dot[g->t];
+    const ks_vec_dot_4_fn dot4 = g->k->vec_dot_4[g->t];
     const double t0 = now_s();
-    g->k->quantize_act[at](g->x, g->xq, g->cols);
+    for (int j = 0; j < g->tokens; j++)
+        g->k->quantize_act[at](g->x + (size_t)j * g->cols, g->xq + (size_t)j * g->act_bytes,
+                               g->cols);
     for (int p = 0; p < passes; p++) {
-        for (int64_t r = 0; r < g->rows; r++)
-            g->y[r] = dot(g->w + (size_t)r * g->row_bytes, g->xq, g->cols);
+        for (int64_t r = 0; r < g->rows; r++) {
+            const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
+            float *yr = g->y + (size_t)r * KS_VEC_DOT_ROWS;
+            if (g->use4)
+                dot4(wr, g->xq, g->act_bytes, g->cols, yr);
+            else
+                for (int j = 0; j < g->tokens; j++)
+                    yr[j] = dot(wr, g->xq + (size_t)j * g->act_bytes, g->cols);
+        }
     }
     return now_s() - t0;
 }
@@ -115,12 +134,13 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Median GB/s of weight bytes over `runs` runs after one warm-up. */
+/* Median GB/s of weight bytes (times tokens) over `runs` runs after one warm-up. */
 static double median_gbps(const gemv *g, int passes, int runs) {
     double s[MAX_RUNS];
     run_gemv(g, passes);
     for (int i = 0; i < runs; i++)
-        s[i] = (double)g->row_bytes * (double)g->rows * passes / run_gemv(g, passes) / 1e9;
+        s[i] =
+            (double)g->row_bytes * (double)g->rows * passes * g->tokens / run_gemv(g, passes) / 1e9;
     qsort(s, (size_t)runs, sizeof s[0], cmp_double);
     return s[runs / 2];
 }
@@ -132,7 +152,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     int64_t rows = 4096, cols = 4096;
-    int runs = 7, only = -1;
+    int runs = 15, only = -1;
     bool type_given = false;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -149,8 +169,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--type")) {
             only = ks_type_from_name(v);
             type_given = true;
-        }
-        else {
+        } else {
             usage();
             return 2;
         }
@@ -167,11 +186,13 @@ int main(int argc, char **argv) {
         sets[j] = ks_kernels_for_isa(isa_names[j]);
     char cpu[256];
     ks_cpu_describe(ks_cpu_detect(), cpu, sizeof cpu);
-    printf("bench_kernels: GEMV, 1 thread, GB/s of weight bytes (median of %d runs)\n", runs);
+    printf("bench_kernels: GEMV, 1 thread, GB/s of weight bytes (x tokens for prefill), median "
+           "of %d runs\n",
+           runs);
     printf("cpu: %s; selected kernels: %s\n", cpu, ks_kernels_get()->isa);
     printf("stream: %lld x %lld matrix; hot: %d KiB of rows, in L2\n\n", (long long)rows,
            (long long)cols, HOT_BYTES / 1024);
-    printf("%-6s %9s |", "type", "MiB");
+    printf("%-6s %9s | stream:", "type", "MiB");
     for (int j = 0; j < N_ISAS; j++)
         if (sets[j])
             printf(" %7s", isa_names[j]);
@@ -179,20 +200,30 @@ int main(int argc, char **argv) {
     for (int j = 0; j < N_ISAS; j++)
         if (sets[j])
             printf(" %7s", isa_names[j]);
+    printf(" | prefill x%d:", KS_VEC_DOT_ROWS);
+    for (int j = 1; j < N_ISAS; j++)
+        if (sets[j])
+            printf(" %6s %6s", isa_names[j], "dot4");
     printf("\n");
 
-    float *x = malloc((size_t)cols * sizeof *x);
-    float *y = malloc((size_t)rows * sizeof *y);
-    uint8_t *xq = malloc((size_t)cols * sizeof(float));
-    for (int64_t i = 0; i < cols; i++)
+    const int nx = KS_VEC_DOT_ROWS;
+    float *x = malloc((size_t)cols * nx * sizeof *x);
+    float *y = malloc((size_t)rows * nx * sizeof *y);
+    uint8_t *xq = malloc((size_t)cols * nx * sizeof(float));
+    if (!x || !y || !xq) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        return 1;
+    }
+    for (int64_t i = 0; i < cols * nx; i++)
         x[i] = frand() + frand() + frand();
     for (int it = 0; it < N_TYPES; it++) {
         const ks_type t = bench_types[it];
         if (only >= 0 && (int)t != only)
             continue;
         const size_t row_bytes = ks_type_row_size(t, cols, NULL);
+        const size_t act_bytes = ks_type_row_size(ks_type_traits_of(t)->dot_type, cols, NULL);
         uint8_t *w = alloc_weights(row_bytes * (size_t)rows);
-        if (!w || !x || !y || !xq) {
+        if (!w) {
             fprintf(stderr, "bench_kernels: out of memory\n");
             return 1;
         }
@@ -203,26 +234,37 @@ int main(int argc, char **argv) {
         if (hot_rows > rows)
             hot_rows = rows;
         const int hot_passes = (int)(HOT_TOTAL_BYTES / (row_bytes * (size_t)hot_rows)) + 1;
-        double stream[N_ISAS], hot[N_ISAS];
-        for (int j = 0; j < N_ISAS; j++) {
-            if (!sets[j])
-                continue;
-            gemv g = {sets[j], t, w, rows, cols, row_bytes, x, xq, y};
-            stream[j] = median_gbps(&g, 1, runs);
-            g.rows = hot_rows;
-            /* ref is slow: fewer passes keep its hot column to a few seconds */
-            hot[j] = median_gbps(&g, j == 0 ? hot_passes / 16 + 1 : hot_passes, runs);
-        }
-        printf("%-6s %9.1f |", ks_type_name(t), (double)row_bytes * (double)rows / (1 << 20));
+        printf("%-6s %9.1f |        ", ks_type_name(t),
+               (double)row_bytes * (double)rows / (1 << 20));
         for (int j = 0; j < N_ISAS; j++)
-            if (sets[j])
-                printf(" %7.2f", stream[j]);
+            if (sets[j]) {
+                const gemv g = {sets[j], t,  w,         rows, cols, row_bytes,
+                                x,       xq, act_bytes, y,    1,    false};
+                printf(" %7.2f", median_gbps(&g, 1, runs));
+                fflush(stdout);
+            }
         printf(" |     ");
         for (int j = 0; j < N_ISAS; j++)
-            if (sets[j])
-                printf(" %7.2f", hot[j]);
+            if (sets[j]) {
+                const gemv g = {sets[j], t,  w,         hot_rows, cols, row_bytes,
+                                x,       xq, act_bytes, y,        1,    false};
+                printf(" %7.2f", median_gbps(&g, hot_passes, runs));
+                fflush(stdout);
+            }
+        printf(" |            ");
+        for (int j = 1; j < N_ISAS; j++)
+            if (sets[j]) {
+                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false};
+                const int passes = hot_passes / nx + 1;
+                printf(" %6.2f", median_gbps(&g, passes, runs));
+                g.use4 = sets[j]->vec_dot_4[t] != NULL;
+                if (g.use4)
+                    printf(" %6.2f", median_gbps(&g, passes, runs));
+                else
+                    printf(" %6s", "-");
+                fflush(stdout);
+            }
         printf("\n");
-        fflush(stdout);
         free(w);
     }
     free(x);

@@ -30,6 +30,8 @@ static void build_sets(void) {
         f->avx512bf16) {
         avx512_set = avx2_set;
         avx512_set.isa = "avx512";
+        /* a 4-row kernel must match its own table's vec_dot: none is inherited */
+        memset(avx512_set.vec_dot_4, 0, sizeof avx512_set.vec_dot_4);
         ks_kernels_register_avx512(&avx512_set);
         have_avx512 = 1;
     }

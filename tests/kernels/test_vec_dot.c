@@ -828,3 +828,62 @@ Test(vec_dot, test_vec_dot_isa_bit_identical_to_llama_cpp_x86) {
         dlclose(lib);
     }
 }
+
+/* ---- vec_dot_4 ---------------------------------------------------------------------- */
+
+/* vec_dot_4 is vec_dot over KS_VEC_DOT_ROWS activation rows: each s[j] must equal the
+ * same table's vec_dot on row j bit for bit (otherwise a batched prefill would drift
+ * from token-by-token decode), for every length and kind of data, rows at a stride that
+ * is not a multiple of any vector width. ref has none (4 x vec_dot is the
+ * specification); the x86 tables have one for every quantized type. */
+Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
+    const ks_kernels *ref = ks_kernels_ref();
+    for (int it = 0; it < N_WEIGHT_TYPES; it++)
+        cr_assert_null(ref->vec_dot_4[weight_types[it]]);
+    static uint8_t rows[KS_VEC_DOT_ROWS * (MAX_ROW_BYTES + 64)];
+    static int len[MAX_LENGTHS];
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *k = isa_or_skip(isas[j]);
+        if (!k)
+            continue;
+        rng_state = 0x9b05688c2b3e6c1full;
+        for (int it = 0; it < N_WEIGHT_TYPES; it++) {
+            const ks_type t = weight_types[it];
+            const ks_type_traits *tw = ks_type_traits_of(t);
+            if (!k->vec_dot_4[t]) {
+                cr_assert(!tw->is_quantized || strcmp(isas[j], "neon") == 0,
+                          "%s: no vec_dot_4 for %s", isas[j], tw->name);
+                continue;
+            }
+            const int n_len = isa_lengths(tw->block_size, len);
+            for (int il = 0; il < n_len; il++) {
+                const int n = len[il];
+                bool ok;
+                const size_t stride = ks_type_row_size(tw->dot_type, n, &ok) + 34;
+                for (int kind = 0; kind < DATA_KINDS; kind++) {
+                    if (kind == DATA_MODEL)
+                        make_case(&cd, k, t, n);
+                    else
+                        raw_weights(t, (data_kind)kind, cd.w, n);
+                    for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+                        if (kind == DATA_MODEL) {
+                            fill_row(cd.x, n, 1.0f);
+                            k->quantize_act[tw->dot_type](cd.x, rows + r * stride, n);
+                        } else {
+                            raw_activations(tw->dot_type, (data_kind)kind, rows + r * stride, n);
+                        }
+                    }
+                    float s[KS_VEC_DOT_ROWS];
+                    k->vec_dot_4[t](cd.w, rows, stride, n, s);
+                    for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+                        const float want = k->vec_dot[t](cd.w, rows + r * stride, n);
+                        cr_assert_eq(memcmp(&s[r], &want, sizeof want), 0,
+                                     "%s %s n=%d %s data, row %d: vec_dot_4 %.9g, vec_dot %.9g",
+                                     isas[j], tw->name, n, data_names[kind], r, (double)s[r],
+                                     (double)want);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -30,6 +30,7 @@
 #include "tensor/fp16.h"
 #include "tensor/quants.h"
 
+#include "tensor/kernels.h"
 #include "tensor/types.h"
 
 #include <immintrin.h>
@@ -188,8 +189,8 @@ static inline bool ks_x86_has_offset(ks_type t) {
 
 /* summs + mw * sa for block ib of an offset type (m follows d, as Q8_1's s follows its
  * d), with one FMA. */
-static inline float ks_x86_add_offset(float summs, const uint8_t *wb, size_t wsz,
-                                      const uint8_t *ab, size_t asz, int64_t ib) {
+static inline float ks_x86_add_offset(float summs, const uint8_t *wb, size_t wsz, const uint8_t *ab,
+                                      size_t asz, int64_t ib) {
     ks_fp16 m, s;
     memcpy(&m, wb + (size_t)ib * wsz + 2, 2);
     memcpy(&s, ab + (size_t)ib * asz + 2, 2);
@@ -199,51 +200,74 @@ static inline float ks_x86_add_offset(float summs, const uint8_t *wb, size_t wsz
 
 /* ---- the K-quant row loops ------------------------------------------------------------ */
 
-/* An ISA's integer work on one Q4_K (qh NULL) or Q5_K super-block: the 8 int32 lanes of
- * code sums and the 4 lanes of the mins term (ks_x86_k_mins). The row loops below take
- * it as a constant argument, which the compiler inlines. */
+/* An ISA's integer work on one Q4_K (qh NULL) or Q5_K super-block against nt activation
+ * blocks y[j]: the 8 int32 lanes of code sums and the 4 lanes of the mins term
+ * (ks_x86_k_mins) for each. The row loops below take it as a constant argument, which
+ * the compiler inlines. */
 typedef void (*ks_x86_k_sums_fn)(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
-                                 const ks_block_q8_k *y, __m256i *sumi, __m128i *mins);
+                                 const ks_block_q8_k *const *y, int nt, __m256i *sumi,
+                                 __m128i *mins);
 
-/* Q4_K: acc += d' * sumi (8 lanes), acc_m += -dmin' * mins (4 lanes); the result
+/* Q4_K against nt <= KS_VEC_DOT_ROWS activation rows (a + j * a_stride bytes), per row:
+ * acc += d' * sumi (8 lanes), acc_m += -dmin' * mins (4 lanes); out[j] =
  * hsum(acc) + hsum(acc_m). */
-static inline float ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
-                                    int64_t n) {
+static inline void ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
+                                   size_t a_stride, int64_t n, int nt, float *out) {
     const ks_block_q4_k *x = w;
-    const ks_block_q8_k *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        __m256i sumi;
-        __m128i mins;
-        sums(x[ib].scales, NULL, x[ib].qs, &y[ib], &sumi, &mins);
-        const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[ib].d);
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m = _mm_fmadd_ps(_mm_shuffle_ps(dd, dd, _MM_SHUFFLE(1, 1, 1, 1)),
-                             _mm_cvtepi32_ps(mins), acc_m);
+    const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    __m128 acc_m[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        acc[j] = _mm256_setzero_ps();
+        acc_m[j] = _mm_setzero_ps();
     }
-    return ks_x86_hsum_ps(acc) + ks_x86_hsum_ps128(acc_m);
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        __m256i sumi[KS_VEC_DOT_ROWS];
+        __m128i mins[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+        sums(x[ib].scales, NULL, x[ib].qs, y, nt, sumi, mins);
+        for (int j = 0; j < nt; j++) {
+            const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[j]->d);
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+            acc_m[j] = _mm_fmadd_ps(_mm_shuffle_ps(dd, dd, _MM_SHUFFLE(1, 1, 1, 1)),
+                                    _mm_cvtepi32_ps(mins[j]), acc_m[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]) + ks_x86_hsum_ps128(acc_m[j]);
 }
 
-/* Q5_K: acc as Q4_K; the mins term summed to one exact integer, into the scalar summs
- * with one FMA per super-block; the result hsum(acc) + summs. */
-static inline float ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
-                                    int64_t n) {
+/* Q5_K, rows as Q4_K: acc as Q4_K; the mins term summed to one exact integer, into the
+ * scalar summs with one FMA per super-block; out[j] = hsum(acc) + summs. */
+static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
+                                   size_t a_stride, int64_t n, int nt, float *out) {
     const ks_block_q5_k *x = w;
-    const ks_block_q8_k *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    __m128 summs = _mm_setzero_ps();
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        __m256i sumi;
-        __m128i mins;
-        sums(x[ib].scales, x[ib].qh, x[ib].qs, &y[ib], &sumi, &mins);
-        const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[ib].d);
-        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
-        __m128i m = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
-        m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
-        summs = _mm_fmadd_ss(_mm_movehdup_ps(dd), _mm_cvtepi32_ps(m), summs);
+    const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    __m128 summs[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        acc[j] = _mm256_setzero_ps();
+        summs[j] = _mm_setzero_ps();
     }
-    return ks_x86_hsum_ps(acc) + _mm_cvtss_f32(summs);
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        __m256i sumi[KS_VEC_DOT_ROWS];
+        __m128i mins[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+        sums(x[ib].scales, x[ib].qh, x[ib].qs, y, nt, sumi, mins);
+        for (int j = 0; j < nt; j++) {
+            const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[j]->d);
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+            __m128i m = _mm_add_epi32(mins[j], _mm_unpackhi_epi64(mins[j], mins[j]));
+            m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+            summs[j] = _mm_fmadd_ss(_mm_movehdup_ps(dd), _mm_cvtepi32_ps(m), summs[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]) + _mm_cvtss_f32(summs[j]);
 }
 
 #endif

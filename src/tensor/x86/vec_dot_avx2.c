@@ -94,94 +94,162 @@ static float vec_dot_bf16_bf16_avx2(const void *w, const void *a, int64_t n) {
  * product uses the sign trick (ks_x86_dot_i8i8), unsigned q (<= 31) for the offset types.
  * Floats: one accumulator of 8 lanes, one FMA per block in row order; the offset terms
  * mw * sa into a scalar, one FMA per block; the result hsum(acc) + that scalar. The
- * scales of 8 blocks are converted together. */
+ * scales of 8 blocks are converted together.
+ *
+ * dot_blocks() serves one activation row (vec_dot) or several (vec_dot_4): each weight
+ * block is decoded once, then met with every row, each row with its own float chain. */
 
-/* The 8 int32 partial sums of block ib of a row of type t with activation codes y. */
-static inline __m256i block_sumi(ks_type t, const void *w, int64_t ib, const int8_t *y) {
-    const __m256i a = _mm256_loadu_si256((const __m256i *)y);
+/* The weight side of one block: the unsigned operand of maddubs and, for the symmetric
+ * types, the signed codes whose signs the activations take. */
+typedef struct block_codes {
+    __m256i u, sign;
+} block_codes;
+
+static inline block_codes decode_block(ks_type t, const void *w, int64_t ib) {
+    __m256i q;
     switch (t) {
-    case KS_TYPE_Q4_0: {
-        const ks_block_q4_0 *b = (const ks_block_q4_0 *)w + ib;
-        return ks_x86_dot_i8i8(_mm256_sub_epi8(ks_x86_nibbles32(b->qs), _mm256_set1_epi8(8)), a);
-    }
+    case KS_TYPE_Q4_0:
+        q = _mm256_sub_epi8(ks_x86_nibbles32(((const ks_block_q4_0 *)w + ib)->qs),
+                            _mm256_set1_epi8(8));
+        break;
     case KS_TYPE_Q5_0: { /* q - 16 = the nibble, or the nibble - 16 (| 0xf0) if bit 4 is 0 */
         const ks_block_q5_0 *b = (const ks_block_q5_0 *)w + ib;
         const __m256i high =
             _mm256_andnot_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8((char)0xf0));
-        return ks_x86_dot_i8i8(_mm256_or_si256(ks_x86_nibbles32(b->qs), high), a);
+        q = _mm256_or_si256(ks_x86_nibbles32(b->qs), high);
+        break;
     }
-    case KS_TYPE_Q4_1: {
-        const ks_block_q4_1 *b = (const ks_block_q4_1 *)w + ib;
-        return ks_x86_dot_u8i8(ks_x86_nibbles32(b->qs), a);
-    }
+    case KS_TYPE_Q4_1:
+        return (block_codes){ks_x86_nibbles32(((const ks_block_q4_1 *)w + ib)->qs),
+                             _mm256_setzero_si256()};
     case KS_TYPE_Q5_1: {
         const ks_block_q5_1 *b = (const ks_block_q5_1 *)w + ib;
         const __m256i high = _mm256_and_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8(0x10));
-        return ks_x86_dot_u8i8(_mm256_or_si256(ks_x86_nibbles32(b->qs), high), a);
+        return (block_codes){_mm256_or_si256(ks_x86_nibbles32(b->qs), high),
+                             _mm256_setzero_si256()};
     }
-    default: {
-        const ks_block_q8_0 *b = (const ks_block_q8_0 *)w + ib;
-        return ks_x86_dot_i8i8(_mm256_loadu_si256((const __m256i *)b->qs), a);
+    default: q = _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)w + ib)->qs); break;
     }
-    }
+    return (block_codes){_mm256_sign_epi8(q, q), q};
 }
 
-/* Every 32-element type starts with its fp16 scale d; the offset types follow it with
- * the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
-static inline float dot_blocks(ks_type t, const void *w, const void *a, int64_t n) {
+/* The 8 int32 partial sums of a decoded block with activation codes y. */
+static inline __m256i block_sumi(ks_type t, block_codes c, const int8_t *y) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)y);
+    if (!ks_x86_has_offset(t))
+        a = _mm256_sign_epi8(a, c.sign);
+    return ks_x86_dot_u8i8(c.u, a);
+}
+
+/* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
+ * j < nt <= KS_VEC_DOT_ROWS. Every 32-element type starts with its fp16 scale d; the
+ * offset types follow it with the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
+static inline void dot_blocks(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n,
+                              int nt, float *out) {
     const int64_t nb = n / KS_QK8_0;
     const bool offset = ks_x86_has_offset(t);
     const size_t wsz = ks_x86_block_bytes(t);
     const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
     const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
-    const uint8_t *wb = w, *ab = a;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
+    const uint8_t *wb = w;
+    const uint8_t *ab[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    float summs[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
+        acc[j] = _mm256_setzero_ps();
+        summs[j] = 0.0f;
+    }
     int64_t ib = 0;
     for (; ib + 8 <= nb; ib += 8) {
-        const uint8_t *a8 = ab + (size_t)ib * asz;
-        const __m256 d =
-            _mm256_mul_ps(ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz), ks_x86_fp16x8(a8, asz));
-        for (int j = 0; j < 8; j++) {
-            const __m256i s = block_sumi(t, w, ib + j, (const int8_t *)(a8 + j * asz + aqs));
-            acc = _mm256_fmadd_ps(ks_x86_lane(d, j), _mm256_cvtepi32_ps(s), acc);
-            if (offset)
-                summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib + j);
+        const __m256 dw = ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz);
+        __m256 d[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            d[j] = _mm256_mul_ps(dw, ks_x86_fp16x8(ab[j] + (size_t)ib * asz, asz));
+        for (int k = 0; k < 8; k++) {
+            const block_codes c = decode_block(t, w, ib + k);
+            for (int j = 0; j < nt; j++) {
+                const int8_t *y = (const int8_t *)(ab[j] + (size_t)(ib + k) * asz + aqs);
+                acc[j] = _mm256_fmadd_ps(ks_x86_lane(d[j], k),
+                                         _mm256_cvtepi32_ps(block_sumi(t, c, y)), acc[j]);
+                if (offset)
+                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k);
+            }
         }
     }
     for (; ib < nb; ib++) {
-        const uint8_t *a1 = ab + (size_t)ib * asz;
-        ks_fp16 dw, da;
+        const block_codes c = decode_block(t, w, ib);
+        ks_fp16 dw;
         memcpy(&dw, wb + (size_t)ib * wsz, 2);
-        memcpy(&da, a1, 2);
-        const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-        acc = _mm256_fmadd_ps(
-            d, _mm256_cvtepi32_ps(block_sumi(t, w, ib, (const int8_t *)(a1 + aqs))), acc);
-        if (offset)
-            summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib);
+        for (int j = 0; j < nt; j++) {
+            const uint8_t *a1 = ab[j] + (size_t)ib * asz;
+            ks_fp16 da;
+            memcpy(&da, a1, 2);
+            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
+            const __m256i s = block_sumi(t, c, (const int8_t *)(a1 + aqs));
+            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
+            if (offset)
+                summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib);
+        }
     }
-    return ks_x86_hsum_ps(acc) + summs;
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
 }
 
 /* |q - zero| <= 128 (Q8_0 weight codes may be -128), q <= 31: no int16 pair saturates. */
 static float vec_dot_q4_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q4_0, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q4_0, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q4_0_q8_0_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    dot_blocks(KS_TYPE_Q4_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q4_1_q8_1_avx2(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q4_1, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q4_1, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q4_1_q8_1_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    dot_blocks(KS_TYPE_Q4_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q5_0, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q5_0, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q5_0_q8_0_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    dot_blocks(KS_TYPE_Q5_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_1_q8_1_avx2(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q5_1, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q5_1, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q5_1_q8_1_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    dot_blocks(KS_TYPE_Q5_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q8_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q8_0, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q8_0, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q8_0_q8_0_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    dot_blocks(KS_TYPE_Q8_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- K-quants ----------------------------------------------------------------------- *
@@ -204,15 +272,17 @@ static inline __m256i scale_of(__m256i scales16, int j) {
     return _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j)));
 }
 
-/* One Q4_K (qh NULL) or Q5_K super-block: sumi and mins as above. Bounds: q <= 31,
- * |a| <= 127, sc <= 63: an int16 pair <= 7874, |sumi| <= 256 * 31 * 127 * 63 < 2^26. */
+/* One Q4_K (qh NULL) or Q5_K super-block against nt activation blocks y[j]: sumi[j]
+ * and mins[j] as above, the weight codes decoded once. Bounds: q <= 31, |a| <= 127,
+ * sc <= 63: an int16 pair <= 7874, |sumi| <= 256 * 31 * 127 * 63 < 2^26. */
 static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
-                              const ks_block_q8_k *y, __m256i *sumi, __m128i *mins) {
+                              const ks_block_q8_k *const *y, int nt, __m256i *sumi, __m128i *mins) {
     const __m128i scmn = ks_x86_k_scales_mins(scales);
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    __m256i acc = _mm256_setzero_si256();
+    for (int j = 0; j < nt; j++)
+        sumi[j] = _mm256_setzero_si256();
     for (int g = 0; g < KS_QK_K / 64; g++) { /* sub-blocks 2g (low nibbles), 2g+1 (high) */
         const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
         __m256i lo = _mm256_and_si256(q, low4);
@@ -224,23 +294,40 @@ static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const ui
                 hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
             hbits = _mm256_srli_epi16(hbits, 2);
         }
-        const __m256i plo =
-            _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * g)));
-        const __m256i phi =
-            _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * g + 32)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, scale_of(sc16, 2 * g)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, scale_of(sc16, 2 * g + 1)));
+        const __m256i slo = scale_of(sc16, 2 * g), shi = scale_of(sc16, 2 * g + 1);
+        for (int j = 0; j < nt; j++) {
+            const int8_t *a = y[j]->qs + 64 * g;
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
+            const __m256i phi =
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
+            sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(plo, slo));
+            sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(phi, shi));
+        }
     }
-    *sumi = acc;
-    *mins = ks_x86_k_mins(scmn, y->bsums);
+    for (int j = 0; j < nt; j++)
+        mins[j] = ks_x86_k_mins(scmn, y[j]->bsums);
 }
 
 static float vec_dot_q4_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
-    return ks_x86_dot_q4_k(q45_k_sums, w, a, n);
+    float s;
+    ks_x86_dot_q4_k(q45_k_sums, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q4_k_q8_k_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    ks_x86_dot_q4_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
-    return ks_x86_dot_q5_k(q45_k_sums, w, a, n);
+    float s;
+    ks_x86_dot_q5_k(q45_k_sums, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q5_k_q8_k_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    ks_x86_dot_q5_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* Q6_K (layout at ks_block_q6_k): codes q in 0..63 stand for q - 32, so
@@ -248,20 +335,28 @@ static float vec_dot_q5_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
  * where the second sum is one madd of Q8_K's per-16 sums with the 16 scales. Chunk c
  * (0..7) of 32 elements spans sub-blocks 2c and 2c+1, whose int8 scales are the two
  * int16 halves of dword c of the widened scales. Bounds: an int16 pair <= 2*63*127 =
- * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. */
-static float vec_dot_q6_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
+ * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. nt activation rows as dot_blocks(). */
+static inline void dot_q6_k(const void *w, const void *a, size_t a_stride, int64_t n, int nt,
+                            float *out) {
     const ks_block_q6_k *x = w;
-    const ks_block_q8_k *y = a;
     const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
     /* dword c broadcast, then its low int16 to the low 128-bit lane, high to the high */
     const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* lo */
                                             2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-    __m256 acc = _mm256_setzero_ps();
+    const ks_block_q8_k *rows[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        rows[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride);
+        acc[j] = _mm256_setzero_ps();
+    }
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
-        const __m256i corr =
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[ib].bsums), sc16);
-        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        __m256i sumi[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++) {
+            const __m256i corr =
+                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)rows[j][ib].bsums), sc16);
+            sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
+        }
         for (int h = 0; h < 2; h++) { /* halves of 128 elements */
             const uint8_t *ql = x[ib].ql + 64 * h;
             const __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
@@ -278,17 +373,33 @@ static float vec_dot_q6_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
             for (int k = 0; k < 4; k++) {
                 const int c = 4 * h + k;
-                const __m256i p = _mm256_maddubs_epi16(
-                    q[k], _mm256_loadu_si256((const __m256i *)(y[ib].qs + 32 * c)));
                 const __m256i sc = _mm256_shuffle_epi8(
                     _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), halves);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
+                for (int j = 0; j < nt; j++) {
+                    const __m256i p = _mm256_maddubs_epi16(
+                        q[k], _mm256_loadu_si256((const __m256i *)(rows[j][ib].qs + 32 * c)));
+                    sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p, sc));
+                }
             }
         }
-        const float d = ks_x86_fp16(x[ib].d) * y[ib].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for (int j = 0; j < nt; j++) {
+            const float d = ks_x86_fp16(x[ib].d) * rows[j][ib].d;
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        }
     }
-    return ks_x86_hsum_ps(acc);
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]);
+}
+
+static float vec_dot_q6_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
+    float s;
+    dot_q6_k(w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q6_k_q8_k_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
+                                     float *s) {
+    dot_q6_k(w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- registration ------------------------------------------------------------------- */
@@ -305,4 +416,12 @@ void ks_vec_dot_avx2_register(ks_kernels *k) {
     k->vec_dot[KS_TYPE_Q4_K] = vec_dot_q4_k_q8_k_avx2;
     k->vec_dot[KS_TYPE_Q5_K] = vec_dot_q5_k_q8_k_avx2;
     k->vec_dot[KS_TYPE_Q6_K] = vec_dot_q6_k_q8_k_avx2;
+    k->vec_dot_4[KS_TYPE_Q4_0] = vec_dot_4_q4_0_q8_0_avx2;
+    k->vec_dot_4[KS_TYPE_Q4_1] = vec_dot_4_q4_1_q8_1_avx2;
+    k->vec_dot_4[KS_TYPE_Q5_0] = vec_dot_4_q5_0_q8_0_avx2;
+    k->vec_dot_4[KS_TYPE_Q5_1] = vec_dot_4_q5_1_q8_1_avx2;
+    k->vec_dot_4[KS_TYPE_Q8_0] = vec_dot_4_q8_0_q8_0_avx2;
+    k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_avx2;
+    k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx2;
+    k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx2;
 }

@@ -152,119 +152,179 @@ static inline __mmask64 high_bits_pair(const uint8_t *qh0, const uint8_t *qh1) {
     return (__mmask64)((uint64_t)h1 << 32 | h0);
 }
 
-/* sum (q - zero) * a in 4-element int32 groups, q unsigned: q * a minus zero * a. */
-static inline __m512i dot_offset_codes(__m512i q, __m512i a, char zero) {
-    const __m512i z = _mm512_setzero_si512();
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q, a),
-                            _mm512_dpbusd_epi32(z, _mm512_set1_epi8(zero), a));
-}
+/* The weight side of two blocks (one if qs1 / the second block is absent: its half
+ * zero): the unsigned operand of vpdpbusd, and for Q8_0 the mask of negative codes,
+ * whose activations are negated (|x| * (a with x's sign) = x * a; x = -128 gives
+ * |x| = 128, fine unsigned). */
+typedef struct pair_codes {
+    __m512i u;
+    __mmask64 neg;
+} pair_codes;
 
-/* The int32 sums of blocks ib and ib + 1 of a row of type t against activation codes a0,
- * a1 (a1 NULL: block ib only). */
-static inline __m512i pair_sumi(ks_type t, const void *w, int64_t ib, const int8_t *a0,
-                                const int8_t *a1) {
-    const bool two = a1 != NULL;
-    const __m512i a = join256(load256(a0), two ? load256(a1) : _mm256_setzero_si256());
+static inline pair_codes decode_pair(ks_type t, const void *w, int64_t ib, bool two) {
+    const __m512i sixteen = _mm512_set1_epi8(16);
     switch (t) {
     case KS_TYPE_Q4_0: {
         const ks_block_q4_0 *b = (const ks_block_q4_0 *)w + ib;
-        return dot_offset_codes(nibbles_pair(b[0].qs, two ? b[1].qs : NULL), a, 8);
+        return (pair_codes){nibbles_pair(b[0].qs, two ? b[1].qs : NULL), 0};
+    }
+    case KS_TYPE_Q4_1: {
+        const ks_block_q4_1 *b = (const ks_block_q4_1 *)w + ib;
+        return (pair_codes){nibbles_pair(b[0].qs, two ? b[1].qs : NULL), 0};
     }
     case KS_TYPE_Q5_0: {
         const ks_block_q5_0 *b = (const ks_block_q5_0 *)w + ib;
         const __m512i q = nibbles_pair(b[0].qs, two ? b[1].qs : NULL);
         const __mmask64 high = high_bits_pair(b[0].qh, two ? b[1].qh : NULL);
-        return dot_offset_codes(_mm512_mask_add_epi8(q, high, q, _mm512_set1_epi8(16)), a, 16);
-    }
-    case KS_TYPE_Q4_1: {
-        const ks_block_q4_1 *b = (const ks_block_q4_1 *)w + ib;
-        const __m512i q = nibbles_pair(b[0].qs, two ? b[1].qs : NULL);
-        return _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, a);
+        return (pair_codes){_mm512_mask_add_epi8(q, high, q, sixteen), 0};
     }
     case KS_TYPE_Q5_1: {
         const ks_block_q5_1 *b = (const ks_block_q5_1 *)w + ib;
         const __m512i q = nibbles_pair(b[0].qs, two ? b[1].qs : NULL);
         const __mmask64 high = high_bits_pair(b[0].qh, two ? b[1].qh : NULL);
-        return _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                   _mm512_mask_add_epi8(q, high, q, _mm512_set1_epi8(16)), a);
+        return (pair_codes){_mm512_mask_add_epi8(q, high, q, sixteen), 0};
     }
-    default: { /* Q8_0: |x| times a with x's sign (x = -128 gives |x| = 128, unsigned) */
+    default: {
         const ks_block_q8_0 *b = (const ks_block_q8_0 *)w + ib;
         const __m512i x =
             join256(load256(b[0].qs), two ? load256(b[1].qs) : _mm256_setzero_si256());
-        const __m512i signed_a =
-            _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(x), _mm512_setzero_si512(), a);
-        return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), signed_a);
+        return (pair_codes){_mm512_abs_epi8(x), _mm512_movepi8_mask(x)};
     }
     }
 }
 
-/* Every 32-element type starts with its fp16 scale d; the offset types follow it with
- * the fp16 offset m, as Q8_1 follows d with the fp16 sum s. Floats as vec_dot_avx2.c:
- * one FMA per block into 8 lanes, in row order. */
-static inline float dot_blocks(ks_type t, const void *w, const void *a, int64_t n) {
+/* The int32 sums of a decoded pair against activation codes a0, a1 (a1 NULL: the first
+ * block only). Q4_0 and Q5_0 hold unsigned q, so sum (q - zero) * a = q * a - zero * a. */
+static inline __m512i pair_sumi(ks_type t, pair_codes c, const int8_t *a0, const int8_t *a1) {
+    const __m512i z = _mm512_setzero_si512();
+    __m512i a = join256(load256(a0), a1 ? load256(a1) : _mm256_setzero_si256());
+    if (t == KS_TYPE_Q8_0)
+        a = _mm512_mask_sub_epi8(a, c.neg, z, a);
+    const __m512i s = _mm512_dpbusd_epi32(z, c.u, a);
+    if (t != KS_TYPE_Q4_0 && t != KS_TYPE_Q5_0)
+        return s;
+    const char zero = t == KS_TYPE_Q4_0 ? 8 : 16;
+    return _mm512_sub_epi32(s, _mm512_dpbusd_epi32(z, _mm512_set1_epi8(zero), a));
+}
+
+/* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
+ * j < nt <= KS_VEC_DOT_ROWS; each pair decoded once for all rows. Every 32-element type
+ * starts with its fp16 scale d; the offset types follow it with the fp16 offset m, as
+ * Q8_1 follows d with the fp16 sum s. Floats as vec_dot_avx2.c: one FMA per block into
+ * 8 lanes, in row order. */
+static inline void dot_blocks(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n,
+                              int nt, float *out) {
     const int64_t nb = n / KS_QK8_0;
     const bool offset = ks_x86_has_offset(t);
     const size_t wsz = ks_x86_block_bytes(t);
     const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
     const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
-    const uint8_t *wb = w, *ab = a;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0.0f;
+    const uint8_t *wb = w;
+    const uint8_t *ab[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    float summs[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
+        acc[j] = _mm256_setzero_ps();
+        summs[j] = 0.0f;
+    }
     int64_t ib = 0;
     for (; ib + 8 <= nb; ib += 8) {
-        const uint8_t *a8 = ab + (size_t)ib * asz;
-        const __m256 d =
-            _mm256_mul_ps(ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz), ks_x86_fp16x8(a8, asz));
-        for (int j = 0; j < 8; j += 2) {
-            const __m512 s =
-                _mm512_cvtepi32_ps(pair_sumi(t, w, ib + j, (const int8_t *)(a8 + j * asz + aqs),
-                                             (const int8_t *)(a8 + (j + 1) * asz + aqs)));
-            acc = _mm256_fmadd_ps(ks_x86_lane(d, j), _mm512_castps512_ps256(s), acc);
-            if (offset)
-                summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib + j);
-            acc = _mm256_fmadd_ps(ks_x86_lane(d, j + 1), _mm512_extractf32x8_ps(s, 1), acc);
-            if (offset)
-                summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib + j + 1);
+        const __m256 dw = ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz);
+        __m256 d[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            d[j] = _mm256_mul_ps(dw, ks_x86_fp16x8(ab[j] + (size_t)ib * asz, asz));
+        for (int k = 0; k < 8; k += 2) {
+            const pair_codes c = decode_pair(t, w, ib + k, true);
+            for (int j = 0; j < nt; j++) {
+                const int8_t *y = (const int8_t *)(ab[j] + (size_t)(ib + k) * asz + aqs);
+                const __m512 s = _mm512_cvtepi32_ps(pair_sumi(t, c, y, y + asz));
+                acc[j] = _mm256_fmadd_ps(ks_x86_lane(d[j], k), _mm512_castps512_ps256(s), acc[j]);
+                if (offset)
+                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k);
+                acc[j] =
+                    _mm256_fmadd_ps(ks_x86_lane(d[j], k + 1), _mm512_extractf32x8_ps(s, 1), acc[j]);
+                if (offset)
+                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k + 1);
+            }
         }
     }
     for (; ib < nb; ib += 2) { /* the last 0..7 blocks, two at a time */
         const bool two = ib + 1 < nb;
-        const int8_t *a0 = (const int8_t *)(ab + (size_t)ib * asz + aqs);
-        const __m512 s = _mm512_cvtepi32_ps(pair_sumi(t, w, ib, a0, two ? a0 + asz : NULL));
-        for (int k = 0; k < 1 + two; k++) {
-            ks_fp16 dw, da;
-            memcpy(&dw, wb + (size_t)(ib + k) * wsz, 2);
-            memcpy(&da, ab + (size_t)(ib + k) * asz, 2);
-            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-            acc = _mm256_fmadd_ps(d, k ? _mm512_extractf32x8_ps(s, 1) : _mm512_castps512_ps256(s),
-                                  acc);
-            if (offset)
-                summs = ks_x86_add_offset(summs, wb, wsz, ab, asz, ib + k);
+        const pair_codes c = decode_pair(t, w, ib, two);
+        for (int j = 0; j < nt; j++) {
+            const int8_t *y = (const int8_t *)(ab[j] + (size_t)ib * asz + aqs);
+            const __m512 s = _mm512_cvtepi32_ps(pair_sumi(t, c, y, two ? y + asz : NULL));
+            for (int k = 0; k < 1 + two; k++) {
+                ks_fp16 dw, da;
+                memcpy(&dw, wb + (size_t)(ib + k) * wsz, 2);
+                memcpy(&da, ab[j] + (size_t)(ib + k) * asz, 2);
+                const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
+                const __m256 half = k ? _mm512_extractf32x8_ps(s, 1) : _mm512_castps512_ps256(s);
+                acc[j] = _mm256_fmadd_ps(d, half, acc[j]);
+                if (offset)
+                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k);
+            }
         }
     }
-    return ks_x86_hsum_ps(acc) + summs;
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
 }
 
 /* Bounds as vec_dot_avx2.c; vpdpbusd does not saturate at all. */
 static float vec_dot_q4_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q4_0, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q4_0, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q4_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    dot_blocks(KS_TYPE_Q4_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q4_1_q8_1_avx512(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q4_1, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q4_1, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q4_1_q8_1_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    dot_blocks(KS_TYPE_Q4_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q5_0, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q5_0, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q5_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    dot_blocks(KS_TYPE_Q5_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_1_q8_1_avx512(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q5_1, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q5_1, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q5_1_q8_1_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    dot_blocks(KS_TYPE_Q5_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q8_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
-    return dot_blocks(KS_TYPE_Q8_0, w, a, n);
+    float s;
+    dot_blocks(KS_TYPE_Q8_0, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q8_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    dot_blocks(KS_TYPE_Q8_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- K-quants ----------------------------------------------------------------------- *
@@ -286,18 +346,21 @@ static inline __m256i fold256(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-/* One Q4_K (qh NULL) or Q5_K super-block: the int32 code sums (8 lanes, as the AVX2
- * kernel's) and the mins term. 64 bytes of qs hold sub-blocks 4h, 4h+1 (low, high
- * nibbles of the first 32) and 4h+2, 4h+3 (of the next 32): the low nibbles pair with
- * activations 128h + [0, 32) and [64, 96), the high ones with [32, 64) and [96, 128).
- * Bit j of qh[l] is bit 4 of element l of sub-block j. Bounds as vec_dot_avx2.c. */
+/* One Q4_K (qh NULL) or Q5_K super-block against nt activation blocks y[j]: the int32
+ * code sums (8 lanes, as the AVX2 kernel's) and the mins term, the weight codes decoded
+ * once. 64 bytes of qs hold sub-blocks 4h, 4h+1 (low, high nibbles of the first 32) and
+ * 4h+2, 4h+3 (of the next 32): the low nibbles pair with activations 128h + [0, 32) and
+ * [64, 96), the high ones with [32, 64) and [96, 128). Bit j of qh[l] is bit 4 of
+ * element l of sub-block j. Bounds as vec_dot_avx2.c. */
 static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
-                              const ks_block_q8_k *y, __m256i *sumi, __m128i *mins) {
+                              const ks_block_q8_k *const *y, int nt, __m256i *sumi, __m128i *mins) {
     const __m128i scmn = ks_x86_k_scales_mins(scales);
     const __m512i sc = int16_twice(_mm512_cvtepu8_epi32(scmn)); /* dwords 0..7: sc[j] */
     const __m512i hb = qh ? _mm512_broadcast_i64x4(load256(qh)) : _mm512_setzero_si512();
     const __m512i low4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
-    __m512i acc = _mm512_setzero_si512();
+    __m512i acc[KS_VEC_DOT_ROWS];
+    for (int r = 0; r < nt; r++)
+        acc[r] = _mm512_setzero_si512();
     for (int h = 0; h < 2; h++) {
         const int j = 4 * h; /* first sub-block */
         const __m512i q = _mm512_loadu_si512(qs + 64 * h);
@@ -311,24 +374,42 @@ static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const ui
             lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(hb, bit_lo), lo, sixteen);
             hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(hb, bit_hi), hi, sixteen);
         }
-        const int8_t *a = y->qs + 128 * h;
-        const __m512i alo = join256(load256(a), load256(a + 64));
-        const __m512i ahi = join256(load256(a + 32), load256(a + 96));
-        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(lo, alo),
-                                  _mm512_permutexvar_epi32(split_idx(j, j + 2), sc));
-        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(hi, ahi),
-                                  _mm512_permutexvar_epi32(split_idx(j + 1, j + 3), sc));
+        const __m512i slo = _mm512_permutexvar_epi32(split_idx(j, j + 2), sc);
+        const __m512i shi = _mm512_permutexvar_epi32(split_idx(j + 1, j + 3), sc);
+        for (int r = 0; r < nt; r++) {
+            const int8_t *a = y[r]->qs + 128 * h;
+            const __m512i alo = join256(load256(a), load256(a + 64));
+            const __m512i ahi = join256(load256(a + 32), load256(a + 96));
+            acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_maddubs_epi16(lo, alo), slo);
+            acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_maddubs_epi16(hi, ahi), shi);
+        }
     }
-    *sumi = fold256(acc);
-    *mins = ks_x86_k_mins(scmn, y->bsums);
+    for (int r = 0; r < nt; r++) {
+        sumi[r] = fold256(acc[r]);
+        mins[r] = ks_x86_k_mins(scmn, y[r]->bsums);
+    }
 }
 
 static float vec_dot_q4_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
-    return ks_x86_dot_q4_k(q45_k_sums, w, a, n);
+    float s;
+    ks_x86_dot_q4_k(q45_k_sums, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q4_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    ks_x86_dot_q4_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
-    return ks_x86_dot_q5_k(q45_k_sums, w, a, n);
+    float s;
+    ks_x86_dot_q5_k(q45_k_sums, w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q5_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    ks_x86_dot_q5_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* Q6_K: sumi = sum_e sc(e) q[e] a[e] - 32 * sum_k sc[k] bsums[k], as vec_dot_avx2.c.
@@ -336,21 +417,31 @@ static float vec_dot_q5_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
  * low nibbles and [64, 128) from the high ones, each run of 64 contiguous in the
  * activations; the 32 qh bytes, in both vector halves, give their bits 5:4 from bit
  * pairs (0, 2) and (4, 6), shifted per half by vpsllvw / vpsrlvw. Each vector spans 4
- * sub-blocks of 16, scales sc[8h + 4r .. 8h + 4r + 3] for run r. */
-static float vec_dot_q6_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
+ * sub-blocks of 16, scales sc[8h + 4r .. 8h + 4r + 3] for run r. nt activation rows as
+ * dot_blocks(). */
+static inline void dot_q6_k(const void *w, const void *a, size_t a_stride, int64_t n, int nt,
+                            float *out) {
     const ks_block_q6_k *x = w;
-    const ks_block_q8_k *y = a;
     const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
     const __m512i shl_01 = join256(_mm256_set1_epi16(4), _mm256_set1_epi16(2)); /* q0 | q1 */
     const __m512i shr_23 = join256(_mm256_set1_epi16(0), _mm256_set1_epi16(2)); /* q2 | q3 */
     const __m512i quarters = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    __m256 acc = _mm256_setzero_ps();
+    const ks_block_q8_k *rows[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        rows[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride);
+        acc[j] = _mm256_setzero_ps();
+    }
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[ib].scales);
         const __m512i sc = int16_twice(_mm512_cvtepi8_epi32(sc8)); /* dwords 0..15: sc[k] */
-        const __m256i corr = _mm256_madd_epi16(load256(y[ib].bsums), _mm256_cvtepi8_epi16(sc8));
-        __m512i sumi = _mm512_zextsi256_si512(
-            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512i sumi[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++) {
+            const __m256i corr = _mm256_madd_epi16(load256(rows[j][ib].bsums), sc16);
+            sumi[j] = _mm512_zextsi256_si512(
+                _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)));
+        }
         for (int h = 0; h < 2; h++) {
             const __m512i ql = _mm512_loadu_si512(x[ib].ql + 64 * h);
             const __m512i qh = _mm512_broadcast_i64x4(load256(x[ib].qh + 32 * h));
@@ -360,20 +451,37 @@ static float vec_dot_q6_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
             const __m512i q23 =
                 _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                 _mm512_and_si512(_mm512_srlv_epi16(qh, shr_23), bits45));
-            const int8_t *ya = y[ib].qs + 128 * h;
             const __m512i sc01 =
                 _mm512_permutexvar_epi32(_mm512_add_epi32(quarters, _mm512_set1_epi32(8 * h)), sc);
             const __m512i sc23 = _mm512_permutexvar_epi32(
                 _mm512_add_epi32(quarters, _mm512_set1_epi32(8 * h + 4)), sc);
-            sumi =
-                _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q01, _mm512_loadu_si512(ya)), sc01);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q23, _mm512_loadu_si512(ya + 64)),
-                                       sc23);
+            for (int j = 0; j < nt; j++) {
+                const int8_t *ya = rows[j][ib].qs + 128 * h;
+                sumi[j] = _mm512_dpwssd_epi32(
+                    sumi[j], _mm512_maddubs_epi16(q01, _mm512_loadu_si512(ya)), sc01);
+                sumi[j] = _mm512_dpwssd_epi32(
+                    sumi[j], _mm512_maddubs_epi16(q23, _mm512_loadu_si512(ya + 64)), sc23);
+            }
         }
-        const float d = ks_x86_fp16(x[ib].d) * y[ib].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold256(sumi)), acc);
+        for (int j = 0; j < nt; j++) {
+            const float d = ks_x86_fp16(x[ib].d) * rows[j][ib].d;
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold256(sumi[j])), acc[j]);
+        }
     }
-    return ks_x86_hsum_ps(acc);
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]);
+}
+
+static float vec_dot_q6_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
+    float s;
+    dot_q6_k(w, a, 0, n, 1, &s);
+    return s;
+}
+
+static void vec_dot_4_q6_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
+                                       float *s) {
+    dot_q6_k(w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- registration ------------------------------------------------------------------- */
@@ -390,4 +498,12 @@ void ks_vec_dot_avx512_register(ks_kernels *k) {
     k->vec_dot[KS_TYPE_Q4_K] = vec_dot_q4_k_q8_k_avx512;
     k->vec_dot[KS_TYPE_Q5_K] = vec_dot_q5_k_q8_k_avx512;
     k->vec_dot[KS_TYPE_Q6_K] = vec_dot_q6_k_q8_k_avx512;
+    k->vec_dot_4[KS_TYPE_Q4_0] = vec_dot_4_q4_0_q8_0_avx512;
+    k->vec_dot_4[KS_TYPE_Q4_1] = vec_dot_4_q4_1_q8_1_avx512;
+    k->vec_dot_4[KS_TYPE_Q5_0] = vec_dot_4_q5_0_q8_0_avx512;
+    k->vec_dot_4[KS_TYPE_Q5_1] = vec_dot_4_q5_1_q8_1_avx512;
+    k->vec_dot_4[KS_TYPE_Q8_0] = vec_dot_4_q8_0_q8_0_avx512;
+    k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_avx512;
+    k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx512;
+    k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx512;
 }
