@@ -292,6 +292,8 @@ static void finish(ks_engine *e, ks_gen *g, ks_stop_reason reason, const char *e
     post(g, &ev);
     pthread_mutex_lock(&e->mu);
     e->stats.generated_tokens += (uint64_t)g->n_generated;
+    e->stats.prefill_ms += ev.timings.prefill_ms;
+    e->stats.decode_ms += ev.timings.decode_ms;
     if (reason == KS_STOP_CANCELLED)
         e->stats.requests_cancelled++;
     pthread_mutex_unlock(&e->mu);

@@ -110,6 +110,7 @@ typedef struct ks_engine_stats {
     uint64_t requests, requests_rejected, requests_cancelled;
     uint64_t prompt_tokens, cached_ram_tokens, cached_disk_tokens, computed_tokens, generated_tokens;
     uint64_t steps, preemptions;
+    double prefill_ms, decode_ms; /* summed over finished requests: speed = tokens / time */
     int running, waiting;
     double busy_ms;
     ks_kv_cache_stats kv;

@@ -133,6 +133,32 @@ static bool authorized(ks_server *s, const ks_http_request *req) {
     return a && !strncasecmp(a, "Bearer ", 7) && ct_equal(a + 7, s->p.api_key);
 }
 
+/* ---- request counters ---------------------------------------------------------------------- */
+
+static const char *const route_names[KS_SERVER_N_ROUTES] = {
+    "/v1/messages", "/v1/messages/count_tokens", "/v1/chat/completions", "/v1/models", "/health", "/metrics",
+    "other"};
+static const int status_codes[KS_SERVER_N_STATUSES - 1] = {200, 400, 401, 404, 413, 429, 500, 503, 529};
+static const char *const status_names[KS_SERVER_N_STATUSES] = {"200", "400", "401", "404", "413",
+                                                               "429", "500", "503", "529", "other"};
+
+static int route_index(const char *path) {
+    if (!strncmp(path, "/v1/models", 10))
+        return 3;
+    for (int i = 0; i < KS_SERVER_N_ROUTES - 1; i++)
+        if (!strcmp(path, route_names[i]))
+            return i;
+    return KS_SERVER_N_ROUTES - 1;
+}
+
+static void count_request(ks_server *s, const char *path, int status) {
+    int si = KS_SERVER_N_STATUSES - 1;
+    for (int i = 0; i < KS_SERVER_N_STATUSES - 1; i++)
+        if (status_codes[i] == status)
+            si = i;
+    atomic_fetch_add(&s->requests_by[route_index(path)][si], 1);
+}
+
 /* ---- small routes --------------------------------------------------------------------------- */
 
 static json_t *model_object(ks_server *s) {
@@ -163,7 +189,15 @@ static void metrics(ks_server *s, ks_http_reply *r) {
     ks_engine_stats st;
     ks_engine_stats_get(s->gen.engine, &st);
     ks_strbuf *b = &r->body;
-    metric(b, "kvserve_http_requests_total", "counter", "HTTP requests received", (double)s->http_requests);
+    ks_strbuf_puts(b, "# HELP kvserve_http_requests_total HTTP requests answered, by route and status\n"
+                      "# TYPE kvserve_http_requests_total counter\n");
+    for (int ri = 0; ri < KS_SERVER_N_ROUTES; ri++)
+        for (int si = 0; si < KS_SERVER_N_STATUSES; si++) {
+            uint64_t n = atomic_load(&s->requests_by[ri][si]);
+            if (n)
+                ks_strbuf_printf(b, "kvserve_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n", route_names[ri],
+                                 status_names[si], (unsigned long long)n);
+        }
     metric(b, "kvserve_requests_total", "counter", "generation requests accepted", (double)st.requests);
     metric(b, "kvserve_requests_rejected_total", "counter", "generation requests refused: queue full",
            (double)st.requests_rejected);
@@ -181,6 +215,12 @@ static void metrics(ks_server *s, ks_http_reply *r) {
     metric(b, "kvserve_computed_tokens_total", "counter", "prompt tokens computed by the model",
            (double)st.computed_tokens);
     metric(b, "kvserve_generated_tokens_total", "counter", "tokens generated", (double)st.generated_tokens);
+    metric(b, "kvserve_prefill_seconds_total", "counter",
+           "time requests spent from admission to first token (computed tokens / this = prefill speed)",
+           st.prefill_ms / 1e3);
+    metric(b, "kvserve_decode_seconds_total", "counter",
+           "time requests spent generating after the first token (generated tokens / this = decode speed)",
+           st.decode_ms / 1e3);
     metric(b, "kvserve_engine_steps_total", "counter", "forward passes run", (double)st.steps);
     metric(b, "kvserve_engine_busy_seconds_total", "counter", "time spent in forward passes", st.busy_ms / 1e3);
     metric(b, "kvserve_preemptions_total", "counter", "sequences preempted for KV room", (double)st.preemptions);
@@ -203,7 +243,6 @@ static bool is_anthropic_path(const char *path) { return !strncmp(path, "/v1/mes
 
 static void route(void *user, const ks_http_request *req, ks_http_reply *r) {
     ks_server *s = user;
-    atomic_fetch_add(&s->http_requests, 1);
     const char *path = req->path;
     ks_error_fn error = is_anthropic_path(path) ? ks_server_anthropic_error : ks_server_openai_error;
     bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
@@ -211,10 +250,12 @@ static void route(void *user, const ks_http_request *req, ks_http_reply *r) {
 
     if (get && (!strcmp(path, "/health") || !strcmp(path, "/"))) {
         json_reply(r, 200, json_pack("{s:s}", "status", "ok"));
+        count_request(s, path, r->status);
         return;
     }
     if (!authorized(s, req)) {
         error(s, r, 401, "authentication_error", "invalid or missing API key (x-api-key or Authorization: Bearer)");
+        count_request(s, path, r->status);
         return;
     }
     if (get && !strcmp(path, "/metrics"))
@@ -232,10 +273,7 @@ static void route(void *user, const ks_http_request *req, ks_http_reply *r) {
         snprintf(msg, sizeof msg, "no route for %s %.500s", req->method, path);
         error(s, r, 404, "not_found_error", msg);
     }
-    if (r->status >= 500)
-        atomic_fetch_add(&s->http_errors_5xx, 1);
-    else if (r->status >= 400)
-        atomic_fetch_add(&s->http_errors_4xx, 1);
+    count_request(s, path, r->status);
 }
 
 ks_status ks_server_start(ks_server *s, const ks_server_params *p, const ks_gen_context *gen, ks_err *err) {

@@ -19,6 +19,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Routes and statuses counted in /metrics (the last of each is "other"). */
+#define KS_SERVER_N_ROUTES 7
+#define KS_SERVER_N_STATUSES 10
+
 typedef struct ks_server_params {
     const char *host;
     int port;
@@ -37,8 +41,9 @@ typedef struct ks_server {
     ks_http_server *http;
     double t_start_ms;
     atomic_uint_fast64_t id_counter;
-    /* request counters for /metrics */
-    atomic_uint_fast64_t http_requests, http_errors_4xx, http_errors_5xx, overloaded;
+    /* request counters for /metrics, by route and status */
+    atomic_uint_fast64_t requests_by[KS_SERVER_N_ROUTES][KS_SERVER_N_STATUSES];
+    atomic_uint_fast64_t overloaded;
 } ks_server;
 
 /* True if host is a loopback address (127.0.0.0/8, ::1, localhost). */
