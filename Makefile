@@ -5,6 +5,7 @@
 #   make run          ... and start the server on MODEL (a generated demo model by default)
 #   make test         ... and run every test (C unit, kernel, fuzz replay, node, peer)
 #   make test-asan    unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan    engine, thread pool and KV tests under ThreadSanitizer (clang)
 #   make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (clang)
 #   make clean        remove build directories
 
@@ -13,7 +14,7 @@ MODEL ?=
 DEMO_MODEL := models/demo.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-asan test-ref fuzz clean demo-model
+.PHONY: all deps build run test test-asan test-tsan test-ref fuzz clean demo-model
 
 all: build
 
@@ -45,6 +46,15 @@ test-asan: deps
 	@cmake --build build-asan -j $(JOBS)
 	@ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L unit
 
+# The scheduler's threads: engine thread + HTTP clients, thread pool, KV disk writer. Only
+# these tests' targets are built (kvserve too: the KV tests run it).
+TSAN_TESTS := test_engine test_threadpool test_kv_cache test_kv_disk
+
+test-tsan: deps
+	@cmake --preset tsan >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target kvserve $(TSAN_TESTS)
+	@ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R "test_engine|test_threadpool|test_kv"
+
 test-ref: deps
 	@cmake --preset ref >/dev/null
 	@cmake --build build-ref -j $(JOBS)
@@ -57,4 +67,4 @@ fuzz: deps
 	./build-fuzz/tests/fuzz/fuzz_gguf build-fuzz/corpus/gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536
 
 clean:
-	rm -rf build build-debug build-asan build-ref build-fuzz
+	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz
