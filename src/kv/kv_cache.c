@@ -57,6 +57,7 @@ struct ks_kv_cache {
     int32_t backlog_head, backlog_len;
     /* stats */
     uint64_t hits_ram, hits_disk, misses, evictions;
+    int32_t n_published_ram;  /* RAM blocks that are published (block_entry >= 0) */
     int32_t *scratch_tokens;
     uint8_t *key_buf;       /* (16 + B * 4) bytes hashed into a key */
 };
@@ -198,6 +199,7 @@ static bool evict_one(ks_kv_cache *c) {
     entry *e = &c->entries[ei];
     e->block = -1;
     c->block_entry[best] = -1;
+    c->n_published_ram--;
     parent_children(c, e, -1);
     if (!e->on_disk)
         remove_entry(c, ei);
@@ -358,6 +360,7 @@ static void publish_ram(ks_kv_cache *c, int32_t ei, int32_t b) {
     entry *e = &c->entries[ei];
     e->block = b;
     c->block_entry[b] = ei;
+    c->n_published_ram++;
     ks_kv_pool_ref(c->pool, b);
     parent_children(c, e, +1);
 }
@@ -564,13 +567,9 @@ void ks_kv_cache_stats_get(ks_kv_cache *c, ks_kv_cache_stats *out) {
     memset(out, 0, sizeof *out);
     out->pool_blocks = ks_kv_pool_n_blocks(c->pool);
     out->free_blocks = ks_kv_pool_n_free(c->pool);
-    for (int32_t b = 0; b < out->pool_blocks; b++) {
-        if (c->block_entry[b] >= 0)
-            out->cached_blocks++;
-        int32_t rc = ks_kv_pool_refcount(c->pool, b);
-        if (rc > (c->block_entry[b] >= 0 ? 1 : 0))
-            out->referenced_blocks++;
-    }
+    out->cached_blocks = c->n_published_ram;
+    /* the rest are private: held by running sequences and not (yet) full */
+    out->referenced_blocks = out->pool_blocks - out->free_blocks - out->cached_blocks;
     out->hits_ram_blocks = c->hits_ram;
     out->hits_disk_blocks = c->hits_disk;
     out->misses_blocks = c->misses;

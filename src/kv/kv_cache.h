@@ -53,7 +53,9 @@ typedef struct ks_kv_seq {
 } ks_kv_seq;
 
 typedef struct ks_kv_cache_stats {
-    int32_t pool_blocks, free_blocks, cached_blocks, referenced_blocks;
+    int32_t pool_blocks, free_blocks;
+    int32_t cached_blocks;     /* published blocks in RAM (shared prefixes, evictable when unused) */
+    int32_t referenced_blocks; /* private blocks of running sequences */
     uint64_t hits_ram_blocks, hits_disk_blocks, misses_blocks, evictions;
     uint64_t disk_corrupt_skipped;
     int disk_enabled;
