@@ -1,7 +1,7 @@
 /* replay_corpus.c — replays every file of a corpus directory through a fuzz target's
  * LLVMFuzzerTestOneInput, as an ordinary test: a target that finds a failure aborts, so
- * a bad input fails the test with its file name printed just before. For targets whose
- * corpus has no naming contract (replay_main.c checks the GGUF one's).
+ * a bad input fails the test with its file name printed just before. (The GGUF corpus'
+ * naming contract, ok-* opens and bad-* is rejected, is checked by test_gguf.c.)
  * Usage: REPLAY DIR. Prints "N passed, N failed". */
 #include <dirent.h>
 #include <stdint.h>

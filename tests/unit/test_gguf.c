@@ -234,6 +234,24 @@ Test(gguf, test_gguf_malformed_corpus_is_rejected_with_field_and_offset) {
     cr_assert_gt(n_bad, 30);
 }
 
+Test(gguf, test_gguf_valid_corpus_seeds_open) {
+    const char *dir = KS_SOURCE_DIR "/tests/fuzz/corpus/gguf";
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    int n_ok = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "ok-", 3) != 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ks_gguf_close(open_ok(path));
+        n_ok++;
+    }
+    closedir(d);
+    cr_assert_geq(n_ok, 5);
+}
+
 Test(gguf, test_gguf_truncation_at_every_byte_fails_cleanly) {
     /* Every prefix of a valid file either opens (never: data is required) or fails as
      * corrupt with a message. */
