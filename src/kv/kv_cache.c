@@ -355,10 +355,12 @@ static void seq_push(ks_kv_seq *s, int32_t block) {
     s->blocks[s->n_blocks++] = block;
 }
 
-/* Publishes RAM block b under entry ei (the cache takes its reference). */
+/* Publishes RAM block b under entry ei (the cache takes its reference). Publishing is a
+ * use: an entry seeded from disk carries a file time, not a tick, until then. */
 static void publish_ram(ks_kv_cache *c, int32_t ei, int32_t b) {
     entry *e = &c->entries[ei];
     e->block = b;
+    e->last_use = ++c->tick;
     c->block_entry[b] = ei;
     c->n_published_ram++;
     ks_kv_pool_ref(c->pool, b);
@@ -385,6 +387,7 @@ static int32_t load_from_disk(ks_kv_cache *c, int32_t ei, const int32_t *expect_
         return -1;
     }
     publish_ram(c, ei, b);
+    ks_kv_pool_unref(c->pool, b); /* the allocation's reference: the cache's replaces it */
     return b;
 }
 
@@ -510,7 +513,9 @@ static void submit_backlog(ks_kv_cache *c) {
         if (ei >= 0 && !c->entries[ei].on_disk) {
             const entry *e = &c->entries[ei];
             const uint8_t *payload = ks_kv_pool_base(c->pool) + (size_t)b * c->layout.block_bytes;
-            ks_status s = ks_kv_disk_write_async(c->disk, &e->key, &e->parent, c->block_tokens + (size_t)b * B,
+            /* a first block's file says "no parent" (zero), not the seed */
+            const ks_kv_key *parent = ks_kv_key_eq(&e->parent, &c->seed) ? NULL : &e->parent;
+            ks_status s = ks_kv_disk_write_async(c->disk, &e->key, parent, c->block_tokens + (size_t)b * B,
                                                  payload, (uint64_t)b);
             if (s == KS_ERR_FULL)
                 return; /* queue full: retry at the next poll */
@@ -558,7 +563,7 @@ static void seed_from_disk(void *ctx, const ks_kv_key *key, const ks_kv_key *par
     ks_kv_cache *c = ctx;
     if (find(c, key) >= 0)
         return;
-    int32_t ei = insert(c, key, parent);
+    int32_t ei = insert(c, key, ks_kv_key_is_zero(parent) ? &c->seed : parent);
     c->entries[ei].on_disk = 1;
     c->entries[ei].last_use = last_use;
 }

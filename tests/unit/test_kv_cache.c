@@ -4,6 +4,7 @@
  * hit equal to a cold computation (F32 KV: the greedy continuation is identical). */
 #include "engine/runner.h"
 #include "kv/kv_cache.h"
+#include "kv/kv_disk.h"
 #include "model/model.h"
 #include "tensor/types.h"
 #include "test_support.h"
@@ -231,4 +232,96 @@ Test(kv_cache, test_kv_cache_corrupt_disk_block_is_recomputed) {
     free(cold);
     free(warm);
     ks_model_close(m);
+}
+
+/* Runs prompt p in a first process's worth of cache over dir (then flushed and gone) and
+ * returns a fresh runner over the same directory: RAM empty, the index read from disk. */
+static ks_runner *after_a_run(const ks_model *m, const char *dir, const int32_t *p, int n, uint64_t ram_blocks) {
+    int32_t gen[2];
+    ks_kv_usage u;
+    ks_runner *r = runner(m, dir, 0);
+    greedy(r, m, p, n, 2, gen, NULL, &u);
+    ks_runner_destroy(r);
+    return runner(m, dir, ram_blocks);
+}
+
+static void finish(ks_runner *r, ks_model *m, char *dir) {
+    ks_runner_destroy(r);
+    ks_test_rmtree(dir);
+    free(dir);
+    ks_model_close(m);
+}
+
+/* A block read back from disk is the cache's like any other once the sequence lets go:
+ * it was once held twice (its allocation's reference was never dropped), so a small
+ * pool filled with blocks nothing could evict and the next prompt failed (KV full). */
+Test(kv_cache, test_kv_cache_blocks_read_from_disk_stay_evictable) {
+    char *dir = ks_test_mkdtemp();
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    int32_t a[260], b[260], gen[2];
+    prompt_of(a, 260, 7);
+    prompt_of(b, 260, 8);
+    ks_kv_usage u;
+    ks_runner *r = after_a_run(m, dir, a, 260, 20); /* a's 16 blocks from disk, then b's 17 */
+    greedy(r, m, a, 260, 2, gen, NULL, &u);
+    cr_assert_eq(u.cached_disk_tokens, 256);
+    ks_runner_reset(r);
+    ks_kv_cache_flush(ks_runner_cache(r));
+    ks_kv_cache_stats st;
+    ks_kv_cache_stats_get(ks_runner_cache(r), &st);
+    cr_assert_eq(st.referenced_blocks, 0, "%d blocks still referenced after release", st.referenced_blocks);
+    greedy(r, m, b, 260, 2, gen, NULL, &u); /* asserts that the start succeeds */
+    cr_assert_eq(u.computed_tokens, 260);
+    finish(r, m, dir);
+}
+
+/* A block computed in this process whose entry came from disk (the block holding a
+ * prompt's last token is always computed) competes in LRU order by when it was used,
+ * not by its file's time (nanoseconds, which made it outlive every other block). */
+Test(kv_cache, test_kv_cache_recomputed_disk_block_is_evicted_by_last_use) {
+    char *dir = ks_test_mkdtemp();
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    int32_t a[96], c[100], d[130], gen[2];
+    prompt_of(a, 96, 9);
+    prompt_of(c, 100, 10);
+    prompt_of(d, 130, 11);
+    ks_kv_usage u;
+    ks_runner *r = after_a_run(m, dir, a, 96, 20);
+    greedy(r, m, a, 96, 2, gen, NULL, &u); /* blocks 0-4 from disk, block 5 recomputed */
+    cr_assert_eq(u.cached_disk_tokens, 80);
+    greedy(r, m, c, 100, 2, gen, NULL, &u); /* 6 blocks, used after a's */
+    ks_kv_cache_flush(ks_runner_cache(r));
+    /* 12 blocks cached, 8 free; d needs 9: one leaf goes, a's (least recently used) */
+    greedy(r, m, d, 130, 2, gen, NULL, &u);
+    ks_kv_cache_stats st;
+    ks_kv_cache_stats_get(ks_runner_cache(r), &st);
+    cr_assert_eq(st.evictions, 1, "evictions %llu", (unsigned long long)st.evictions);
+    greedy(r, m, c, 100, 2, gen, NULL, &u);
+    cr_assert_eq(u.cached_ram_tokens, 96, "c's leaf was evicted instead of a's: ram %d disk %d",
+                 u.cached_ram_tokens, u.cached_disk_tokens);
+    finish(r, m, dir);
+}
+
+static void count_roots(void *ctx, const ks_kv_file_info *f) {
+    if (f->hdr && ks_kv_key_is_zero(&f->hdr->parent))
+        (*(int *)ctx)++;
+}
+
+/* The file format says a first block's parent is zero; the cache's seed never reaches
+ * a file, and a fresh process still finds the chain from its first block. */
+Test(kv_cache, test_kv_cache_first_block_file_has_zero_parent) {
+    char *dir = ks_test_mkdtemp();
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    int32_t a[100], gen[2];
+    prompt_of(a, 100, 12);
+    ks_kv_usage u;
+    ks_runner *r = after_a_run(m, dir, a, 100, 0);
+    int roots = 0;
+    ks_err err;
+    ks_err_clear(&err);
+    cr_assert_eq(ks_kv_disk_walk(dir, m->fingerprint, 0, count_roots, &roots, &err), KS_OK, "%s", err.msg);
+    cr_assert_eq(roots, 1, "%d files without a parent", roots);
+    greedy(r, m, a, 100, 2, gen, NULL, &u);
+    cr_assert_eq(u.cached_disk_tokens, 96);
+    finish(r, m, dir);
 }
