@@ -1,8 +1,12 @@
 /* cmd_serve.c — `kvserve serve -m MODEL`: loads the model, starts the engine and the
  * HTTP server (Anthropic Messages + OpenAI Chat Completions), and shuts down gracefully
- * on SIGINT/SIGTERM: stop accepting, let in-flight requests finish within a grace
- * period, cancel the rest, flush the KV disk tier, exit 0. A second signal exits at
- * once (block files are written atomically, so the cache stays consistent). */
+ * on SIGINT/SIGTERM:
+ *   1. new connections are refused; requests in flight go on for the grace period;
+ *   2. the engine shuts down: what is still running ends with an error event
+ *      ("the server is shutting down"), queued disk writes are flushed;
+ *   3. streams get a moment to send that error, then the HTTP server stops; exit 0.
+ * A second signal exits at once with status 1 (block files are written to a temporary
+ * name and renamed, so the disk tier stays consistent). */
 #include "commands.h"
 
 #include "chat/chat_format.h"
@@ -34,6 +38,7 @@
 #define KS_DEFAULT_IDLE_TIMEOUT_S 600        /* long prefills stream pings well within it */
 #define KS_DEFAULT_PING_MS 5000
 #define KS_DEFAULT_GRACE_S 30
+#define KS_SHUTDOWN_DRAIN_MS 2000            /* for streams to send their last error event */
 #define KS_TOOLCALL_MEMORY_BYTES (16u << 20) /* sampled tool-call texts kept for re-rendering */
 
 static atomic_int g_signals;
@@ -60,6 +65,9 @@ static void usage(FILE *f) {
             "  --prefill-chunk N      prompt tokens per step (default 512)\n"
             "  --max-queue N          waiting requests before 529/503 (default 64)\n"
             "  --max-output N         cap on max_tokens (default 32768)\n"
+            "  --request-timeout S    end a request S seconds after it arrived with a timeout error\n"
+            "                         (default 0: none; max_tokens and the context bound every request,\n"
+            "                         a disconnect cancels it, and a long prompt on a CPU may take minutes)\n"
             "  --kv-ram SIZE          RAM for the KV cache (default: half of available, at most 16G)\n"
             "  --kv-dir DIR           disk tier directory (default $XDG_CACHE_HOME/kvserve)\n"
             "  --kv-disk SIZE         disk tier budget (default 20G); 0 turns the disk tier off\n"
@@ -82,6 +90,15 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Waits until no request is in flight, or ms have passed. */
+static void wait_requests(ks_server *srv, double ms) {
+    double deadline = now_ms() + ms;
+    while (ks_http_active(srv->http) > 0 && now_ms() < deadline) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static const char *file_stem(const char *path, char *buf, size_t n) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -97,7 +114,7 @@ int ks_cmd_serve(int argc, char **argv) {
                *log_file = NULL, *forced_path = NULL;
     const char *api_key = getenv("KVSERVE_API_KEY");
     long port = KS_DEFAULT_PORT, ctx = 0, parallel = 0, chunk = 0, queue = 0, max_output = 32768, threads = 0,
-         idle = KS_DEFAULT_IDLE_TIMEOUT_S, grace = KS_DEFAULT_GRACE_S;
+         idle = KS_DEFAULT_IDLE_TIMEOUT_S, grace = KS_DEFAULT_GRACE_S, req_timeout = 0;
     uint64_t kv_ram = 0, kv_disk = 20ull << 30, max_body = KS_DEFAULT_MAX_BODY;
     int kv_type = KS_TYPE_F16, verbose = 0;
     for (int i = 1; i < argc; i++) {
@@ -126,6 +143,7 @@ int ks_cmd_serve(int argc, char **argv) {
         INT_OPT("--threads", threads, 0, 1024)
         INT_OPT("--idle-timeout", idle, 1, 86400)
         INT_OPT("--shutdown-grace", grace, 0, 86400)
+        INT_OPT("--request-timeout", req_timeout, 0, 7 * 86400)
         SIZE_OPT("--kv-ram", kv_ram)
         SIZE_OPT("--kv-disk", kv_disk)
         SIZE_OPT("--max-body", max_body)
@@ -242,7 +260,7 @@ int ks_cmd_serve(int argc, char **argv) {
             goto fail;
         KS_LOGW("TEST MODE: outputs come from %s instead of the model's sampling", forced_path);
     }
-    ks_gen_context gen = {engine, tok, format, tcm, (int)max_output, 0, forced};
+    ks_gen_context gen = {engine, tok, format, tcm, (int)max_output, 0, forced, (int64_t)req_timeout * 1000};
     ks_server_params sp = {host, (int)port, api_key, alias ? alias : name, (size_t)max_body, KS_DEFAULT_MAX_HEADER,
                            KS_DEFAULT_MAX_CONNECTIONS, (int)idle, KS_DEFAULT_PING_MS};
     if (ks_server_start(&srv, &sp, &gen, &err))
@@ -250,6 +268,8 @@ int ks_cmd_serve(int argc, char **argv) {
     server_started = true;
     KS_LOGI("listening on http://%s:%d (%s)  Anthropic: POST /v1/messages  OpenAI: POST /v1/chat/completions", host,
             ks_http_port(srv.http), api_key ? "API key required" : "no API key");
+    if (req_timeout > 0)
+        KS_LOGI("requests end with a timeout error %ld s after they arrive", req_timeout);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -261,21 +281,22 @@ int ks_cmd_serve(int argc, char **argv) {
     while (atomic_load(&g_signals) == 0)
         pause();
 
-    KS_LOGI("shutting down: no new connections, %ld s for requests in flight", grace);
+    KS_LOGI("shutting down: no new connections, %ld s for %d requests in flight", grace, ks_http_active(srv.http));
     ks_http_quiesce(srv.http);
-    double deadline = now_ms() + (double)grace * 1e3;
-    while (ks_http_active(srv.http) > 0 && now_ms() < deadline) {
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    wait_requests(&srv, (double)grace * 1e3);
+    int left = ks_http_active(srv.http);
+    if (left > 0)
+        KS_LOGW("shutting down: ending %d requests still in flight", left);
+    ks_engine_shutdown(engine);
+    wait_requests(&srv, KS_SHUTDOWN_DRAIN_MS);
     rc = 0;
 fail:
     if (rc)
         KS_LOGE("%s", err.msg);
-    /* engine first: it cancels what is still running, so streams end with an error */
-    ks_engine_destroy(engine);
+    /* the server first: its threads use the engine */
     if (server_started)
         ks_server_stop(&srv);
+    ks_engine_destroy(engine);
     ks_toolcall_memory_destroy(tcm);
     ks_forced_outputs_destroy(forced);
     ks_tokenizer_destroy(tok);

@@ -55,6 +55,8 @@ struct ks_gen {
     ks_kv_usage usage;
     uint64_t admit_order;
     double t_submit, t_admit, t_first;
+    double t_deadline;        /* now_ms() past which the request ends; 0: none */
+    int64_t timeout_ms;
     double t_progress_log;    /* last prefill progress line */
     /* batch bookkeeping of the current step */
     int batch_first, batch_n, logits_row;
@@ -201,6 +203,8 @@ ks_status ks_engine_submit(ks_engine *e, const ks_gen_request *req, ks_gen **out
                        e->p.n_ctx - 1);
     if (req->max_tokens < 1)
         return KS_ERRF(err, KS_ERR_INVALID, "max_tokens must be at least 1");
+    if (req->timeout_ms < 0)
+        return KS_ERRF(err, KS_ERR_INVALID, "the timeout must not be negative");
     for (int i = 0; i < req->n_prompt; i++)
         if (req->prompt[i] < 0 || req->prompt[i] >= e->m->hp.n_vocab)
             return KS_ERRF(err, KS_ERR_INVALID, "token id %d is outside the vocabulary", req->prompt[i]);
@@ -246,14 +250,19 @@ ks_status ks_engine_submit(ks_engine *e, const ks_gen_request *req, ks_gen **out
     ks_kv_seq_init(&g->kv);
     g->state = SEQ_WAITING;
     g->t_submit = now_ms();
+    g->timeout_ms = req->timeout_ms;
+    g->t_deadline = req->timeout_ms > 0 ? g->t_submit + (double)req->timeout_ms : 0;
     g->progress.n_prompt = req->n_prompt;
 
     pthread_mutex_lock(&e->mu);
-    if (e->n_incoming + e->stats.waiting >= e->p.max_queue) {
+    bool stopped = e->stop;
+    if (stopped || e->n_incoming + e->stats.waiting >= e->p.max_queue) {
         e->stats.requests_rejected++;
         pthread_mutex_unlock(&e->mu);
         atomic_store(&g->refs, 1);
         gen_unref(g);
+        if (stopped)
+            return KS_ERRF(err, KS_ERR_FULL, "the server is shutting down");
         return KS_ERRF(err, KS_ERR_FULL, "the server is overloaded: %d requests waiting", e->p.max_queue);
     }
     if (e->incoming_tail)
@@ -289,14 +298,17 @@ static void finish(ks_engine *e, ks_gen *g, ks_stop_reason reason, const char *e
     }
     if (error)
         snprintf(ev.error, sizeof ev.error, "%s", error);
-    post(g, &ev);
+    /* stats first: a client that has its DONE event sees them include it */
     pthread_mutex_lock(&e->mu);
     e->stats.generated_tokens += (uint64_t)g->n_generated;
     e->stats.prefill_ms += ev.timings.prefill_ms;
     e->stats.decode_ms += ev.timings.decode_ms;
     if (reason == KS_STOP_CANCELLED)
         e->stats.requests_cancelled++;
+    else if (reason == KS_STOP_TIMEOUT)
+        e->stats.requests_timed_out++;
     pthread_mutex_unlock(&e->mu);
+    post(g, &ev);
     gen_unref(g);
 }
 
@@ -306,6 +318,23 @@ static void remove_running(ks_engine *e, int i) {
     pthread_mutex_lock(&e->mu);
     e->stats.running = e->n_running;
     pthread_mutex_unlock(&e->mu);
+}
+
+/* Why g should end before this step (cancelled by its client, or past its deadline), or
+ * KS_STOP_NONE. */
+static ks_stop_reason end_reason(const ks_gen *g, double now) {
+    if (atomic_load(&g->cancelled))
+        return KS_STOP_CANCELLED;
+    if (g->t_deadline > 0 && now >= g->t_deadline)
+        return KS_STOP_TIMEOUT;
+    return KS_STOP_NONE;
+}
+
+static void end_early(ks_engine *e, ks_gen *g, ks_stop_reason why) {
+    char msg[128];
+    if (why == KS_STOP_TIMEOUT)
+        snprintf(msg, sizeof msg, "the request did not finish within its %.3g s deadline", (double)g->timeout_ms / 1e3);
+    finish(e, g, why, why == KS_STOP_TIMEOUT ? msg : NULL);
 }
 
 /* ---- admission --------------------------------------------------------------------------------- */
@@ -329,8 +358,9 @@ static void admit(ks_engine *e) {
         pthread_mutex_lock(&e->mu);
         e->stats.waiting--;
         pthread_mutex_unlock(&e->mu);
-        if (atomic_load(&g->cancelled)) {
-            finish(e, g, KS_STOP_CANCELLED, NULL);
+        ks_stop_reason why = end_reason(g, now_ms());
+        if (why != KS_STOP_NONE) {
+            end_early(e, g, why);
             continue;
         }
         ks_err err;
@@ -528,18 +558,39 @@ static void add_tokens(ks_engine *e, int *n, ks_gen *g, int from, int count, int
     }
 }
 
-/* Builds and runs one batch; returns false when there was nothing to do. */
-static bool step(ks_engine *e) {
-    /* drop cancelled sequences */
+/* Ends running and waiting requests that were cancelled or ran out of time: a waiting one
+ * frees its queue slot at once instead of when it would have been admitted. */
+static void drop_ended(ks_engine *e) {
+    double now = now_ms();
     for (int i = 0; i < e->n_running;) {
         ks_gen *g = e->running[i];
-        if (atomic_load(&g->cancelled)) {
+        ks_stop_reason why = end_reason(g, now);
+        if (why != KS_STOP_NONE) {
             remove_running(e, i);
-            finish(e, g, KS_STOP_CANCELLED, NULL);
+            end_early(e, g, why);
         } else {
             i++;
         }
     }
+    for (ks_gen **link = &e->waiting_head; *link;) {
+        ks_gen *g = *link;
+        ks_stop_reason why = end_reason(g, now);
+        if (why == KS_STOP_NONE) {
+            link = &g->next;
+            continue;
+        }
+        *link = g->next;
+        g->next = NULL;
+        pthread_mutex_lock(&e->mu);
+        e->stats.waiting--;
+        pthread_mutex_unlock(&e->mu);
+        end_early(e, g, why);
+    }
+}
+
+/* Builds and runs one batch; returns false when there was nothing to do. */
+static bool step(ks_engine *e) {
+    drop_ended(e);
     admit(e);
     if (e->n_running == 0)
         return false;
@@ -690,11 +741,11 @@ static void *engine_main(void *arg) {
             break;
         step(e);
     }
-    /* shutdown: cancel what is left */
+    /* shutdown: end what is left with an error the client sees as one */
     while (e->n_running > 0) {
         ks_gen *g = e->running[0];
         remove_running(e, 0);
-        finish(e, g, KS_STOP_CANCELLED, "the server is shutting down");
+        finish(e, g, KS_STOP_ERROR, "the server is shutting down");
     }
     pthread_mutex_lock(&e->mu);
     take_incoming(e);
@@ -702,7 +753,7 @@ static void *engine_main(void *arg) {
     while (e->waiting_head) {
         ks_gen *g = e->waiting_head;
         e->waiting_head = g->next;
-        finish(e, g, KS_STOP_CANCELLED, "the server is shutting down");
+        finish(e, g, KS_STOP_ERROR, "the server is shutting down");
     }
     return NULL;
 }
@@ -762,16 +813,25 @@ ks_status ks_engine_create(ks_engine **out, const ks_model *m, const ks_engine_p
     return KS_OK;
 }
 
+void ks_engine_shutdown(ks_engine *e) {
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->mu);
+    e->stop = true; /* submissions from now on are refused */
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (e->thread_started) {
+        pthread_join(e->thread, NULL);
+        e->thread_started = false;
+        /* the thread is gone: its state is this thread's now */
+        ks_kv_cache_flush(e->cache);
+    }
+}
+
 void ks_engine_destroy(ks_engine *e) {
     if (!e)
         return;
-    if (e->thread_started) {
-        pthread_mutex_lock(&e->mu);
-        e->stop = true;
-        pthread_cond_signal(&e->cv);
-        pthread_mutex_unlock(&e->mu);
-        pthread_join(e->thread, NULL);
-    }
+    ks_engine_shutdown(e);
     ks_forward_destroy(e->fwd);
     ks_kv_cache_destroy(e->cache);
     ks_threadpool_destroy(e->tp);

@@ -40,7 +40,8 @@ typedef enum {
     KS_STOP_LENGTH,       /* max_tokens reached */
     KS_STOP_CONTEXT,      /* the sequence filled the context */
     KS_STOP_CANCELLED,    /* the client cancelled (disconnect, stop string, tool call done) */
-    KS_STOP_ERROR,
+    KS_STOP_TIMEOUT,      /* the request's deadline passed (ks_gen_request.timeout_ms) */
+    KS_STOP_ERROR,        /* error says why (also: the server shut down with it running) */
 } ks_stop_reason;
 
 typedef struct ks_gen_request {
@@ -52,6 +53,10 @@ typedef struct ks_gen_request {
     const int32_t *breakpoints;  /* token positions that end a client cache breakpoint */
     int n_breakpoints;
     int n_top_logprobs;          /* alternatives reported per token (0..20) */
+    /* Deadline in ms from submission (queueing, prefill and decoding all count); when it
+     * passes, the engine ends the request at its next step with KS_STOP_TIMEOUT (tokens
+     * already sent stay sent, its blocks stay cached). 0: none. */
+    int64_t timeout_ms;
     /* Teacher forcing, for tests only: when set, these tokens are emitted in order in
      * place of sampled ones (each still costs its forward step), then the turn ends. */
     const int32_t *forced;
@@ -89,12 +94,17 @@ typedef struct ks_gen ks_gen;
 /* Loads nothing: the model is the caller's (it must outlive the engine). Starts the
  * engine thread. */
 ks_status ks_engine_create(ks_engine **out, const ks_model *m, const ks_engine_params *p, ks_err *err);
-/* Cancels everything, waits for the thread, flushes the disk tier. */
+/* Stops the engine thread: everything still queued or running ends with KS_STOP_ERROR
+ * ("the server is shutting down"), later submissions get KS_ERR_FULL, and the disk tier's
+ * queued writes are flushed. Handles stay valid; stats can still be read. Idempotent. */
+void ks_engine_shutdown(ks_engine *e);
+/* Shuts down (if not yet) and frees the engine. */
 void ks_engine_destroy(ks_engine *e);
 
-/* Queues a request. KS_ERR_FULL when the wait queue is full (the API answers 529/503 at
- * once), KS_ERR_INVALID for a prompt that cannot fit the context or bad sampling
- * parameters. *out is the client's handle: release it with ks_gen_release(). */
+/* Queues a request. KS_ERR_FULL when the wait queue is full or the engine is shut down
+ * (the API answers 529/503 at once), KS_ERR_INVALID for a prompt that cannot fit the
+ * context, bad sampling parameters or a negative timeout. *out is the client's handle:
+ * release it with ks_gen_release(). */
 ks_status ks_engine_submit(ks_engine *e, const ks_gen_request *req, ks_gen **out, ks_err *err);
 
 /* Next event of a request: 1 with *ev filled, 0 if timeout_ms passed first (< 0: wait
@@ -107,7 +117,7 @@ void ks_gen_progress_get(ks_gen *g, ks_gen_progress *out);
 void ks_gen_release(ks_gen *g);
 
 typedef struct ks_engine_stats {
-    uint64_t requests, requests_rejected, requests_cancelled;
+    uint64_t requests, requests_rejected, requests_cancelled, requests_timed_out;
     uint64_t prompt_tokens, cached_ram_tokens, cached_disk_tokens, computed_tokens, generated_tokens;
     uint64_t steps, preemptions;
     double prefill_ms, decode_ms; /* summed over finished requests: speed = tokens / time */

@@ -7,7 +7,8 @@
  *   thinking_delta, input_json_delta), content_block_stop, with indices 0, 1, 2, ...;
  *   ping every few seconds while nothing else is sent (long prefills, tool calls being
  *   generated);
- *   message_delta (stop_reason, stop_sequence, usage), message_stop; or error.
+ *   message_delta (stop_reason, stop_sequence, usage), message_stop; or error
+ *   (timeout_error when --request-timeout ran out, api_error otherwise).
  *
  * Usage: cache_read_input_tokens = prompt tokens taken from the KV cache (RAM and disk),
  * cache_creation_input_tokens = prompt tokens this request added to the cache,
@@ -155,9 +156,10 @@ static void stream_fn(void *ctx, ks_strbuf *out, bool *done) {
         return;
     }
     ks_finish_reason f = ks_gen_session_finish_reason(a->g);
-    if (f == KS_FINISH_ERROR) {
+    if (f == KS_FINISH_ERROR || f == KS_FINISH_TIMEOUT) {
         close_block(a);
-        sse(out, "error", json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", "api_error", "message",
+        sse(out, "error", json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                                    f == KS_FINISH_TIMEOUT ? "timeout_error" : "api_error", "message",
                                     ks_gen_session_error(a->g)));
         a->finished = true;
         return;
@@ -287,7 +289,9 @@ void ks_api_anthropic_messages(ks_server *s, const ks_http_request *req, ks_http
         ;
     flush_collected(a);
     ks_finish_reason f = ks_gen_session_finish_reason(a->g);
-    if (f == KS_FINISH_ERROR) {
+    if (f == KS_FINISH_TIMEOUT) {
+        ks_server_anthropic_error(s, r, 504, "timeout_error", ks_gen_session_error(a->g));
+    } else if (f == KS_FINISH_ERROR) {
         ks_server_anthropic_error(s, r, 500, "api_error", ks_gen_session_error(a->g));
     } else {
         const char *seq = f == KS_FINISH_STOP_SEQUENCE ? ks_gen_session_stop_sequence(a->g) : NULL;

@@ -5,7 +5,9 @@
  * server do. Tool calls are whole: a chunk with the call's id, name and arguments.
  * usage.prompt_tokens_details.cached_tokens counts prompt tokens served from the KV cache;
  * with stream_options.include_usage a last chunk carries the usage. Keep-alives while
- * nothing is sent are SSE comments (": ping"), which clients ignore. */
+ * nothing is sent are SSE comments (": ping"), which clients ignore. A request that runs
+ * past --request-timeout ends with error type "timeout_error" (HTTP 504 when not
+ * streamed). */
 #include "server/server.h"
 
 #include "server/request_openai.h"
@@ -107,8 +109,9 @@ static void stream_fn(void *ctx, ks_strbuf *out, bool *done) {
         return;
     }
     ks_finish_reason f = ks_gen_session_finish_reason(o->g);
-    if (f == KS_FINISH_ERROR) {
-        json_t *e = json_pack("{s:{s:s, s:s}}", "error", "message", ks_gen_session_error(o->g), "type", "server_error");
+    if (f == KS_FINISH_ERROR || f == KS_FINISH_TIMEOUT) {
+        json_t *e = json_pack("{s:{s:s, s:s}}", "error", "message", ks_gen_session_error(o->g), "type",
+                              f == KS_FINISH_TIMEOUT ? "timeout_error" : "server_error");
         char *text = json_dumps(e, JSON_COMPACT);
         ks_strbuf_printf(out, "data: %s\n\n", text);
         free(text);
@@ -208,7 +211,9 @@ void ks_api_openai_chat(ks_server *s, const ks_http_request *req, ks_http_reply 
     while (!ks_gen_session_pump(o->g, 1000, collect_event, o))
         ;
     ks_finish_reason f = ks_gen_session_finish_reason(o->g);
-    if (f == KS_FINISH_ERROR) {
+    if (f == KS_FINISH_TIMEOUT) {
+        ks_server_openai_error(s, r, 504, "timeout_error", ks_gen_session_error(o->g));
+    } else if (f == KS_FINISH_ERROR) {
         ks_server_openai_error(s, r, 500, "server_error", ks_gen_session_error(o->g));
     } else {
         json_t *msg = json_pack("{s:s}", "role", "assistant");

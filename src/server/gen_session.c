@@ -185,6 +185,7 @@ ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, 
     gr.prompt = tokens;
     gr.n_prompt = (int)n_tokens;
     gr.max_tokens = want;
+    gr.timeout_ms = ctx->request_timeout_ms;
     fill_sampling(req, &gr.sampling, id_seed);
     int32_t *forced = NULL;
     size_t n_forced = 0;
@@ -369,6 +370,10 @@ int ks_gen_session_pump(ks_gen_session *s, int timeout_ms, ks_out_sink sink, voi
             case KS_STOP_LENGTH:
             case KS_STOP_CONTEXT: s->finish = KS_FINISH_MAX_TOKENS; break;
             case KS_STOP_CANCELLED: s->finish = s->stop_matched ? KS_FINISH_STOP_SEQUENCE : KS_FINISH_CANCELLED; break;
+            case KS_STOP_TIMEOUT:
+                s->finish = KS_FINISH_TIMEOUT;
+                snprintf(s->error, sizeof s->error, "%s", ev.error[0] ? ev.error : "the request timed out");
+                break;
             default:
                 s->finish = KS_FINISH_ERROR;
                 snprintf(s->error, sizeof s->error, "%s", ev.error[0] ? ev.error : "generation failed");

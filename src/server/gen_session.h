@@ -33,6 +33,7 @@ typedef struct ks_gen_context {
     /* Tests only: outputs to emit instead of sampling, one per request in order (then
      * sampling resumes). NULL in normal operation. */
     struct ks_forced_outputs *forced;
+    int64_t request_timeout_ms;          /* per-request deadline from submission; 0: none */
 } ks_gen_context;
 
 /* Teacher forcing for tests (kvserve serve --test-forced-outputs FILE): a file of JSON
@@ -61,6 +62,7 @@ typedef enum {
     KS_FINISH_STOP_SEQUENCE, /* a client stop string matched */
     KS_FINISH_TOOL_USE,      /* the turn ended with tool calls */
     KS_FINISH_CANCELLED,
+    KS_FINISH_TIMEOUT,       /* the request's deadline passed (error says so) */
     KS_FINISH_ERROR,
 } ks_finish_reason;
 
@@ -85,7 +87,7 @@ const ks_kv_usage *ks_gen_session_usage(const ks_gen_session *s);
 int ks_gen_session_output_tokens(const ks_gen_session *s);
 ks_finish_reason ks_gen_session_finish_reason(const ks_gen_session *s);
 const char *ks_gen_session_stop_sequence(const ks_gen_session *s); /* STOP_SEQUENCE */
-const char *ks_gen_session_error(const ks_gen_session *s);
+const char *ks_gen_session_error(const ks_gen_session *s); /* ERROR, TIMEOUT */
 const ks_gen_timings *ks_gen_session_timings(const ks_gen_session *s);
 int ks_gen_session_prompt_tokens(const ks_gen_session *s);
 void ks_gen_session_progress(ks_gen_session *s, ks_gen_progress *out);

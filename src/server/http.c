@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KS_HTTP_STREAM_BLOCK_BYTES (16 * 1024) /* libmicrohttpd's buffer per read */
 
@@ -27,6 +28,8 @@ struct ks_http_server {
     ks_http_handler handler;
     void *user;
     int port;
+    atomic_int in_flight;    /* requests begun and not yet complete (conn structs alive) */
+    MHD_socket quiesced_fd;  /* the listening socket after quiesce, closed at stop */
 };
 
 typedef struct conn {
@@ -77,6 +80,7 @@ static void log_request(conn *c) {
 static void conn_unref(conn *c) {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    atomic_fetch_sub(&c->srv->in_flight, 1);
     log_request(c);
     ks_strbuf_free(&c->body);
     ks_strbuf_free(&c->reply.body);
@@ -123,6 +127,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             return MHD_NO;
         c->srv = srv;
         atomic_init(&c->refs, 1);
+        atomic_fetch_add(&srv->in_flight, 1);
         c->t_start = now_ms();
         snprintf(c->method, sizeof c->method, "%s", method);
         snprintf(c->path, sizeof c->path, "%s", url);
@@ -228,6 +233,8 @@ ks_status ks_http_start(ks_http_server **out, const ks_http_params *p, ks_http_h
     s->p = *p;
     s->handler = handler;
     s->user = user;
+    atomic_init(&s->in_flight, 0);
+    s->quiesced_fd = MHD_INVALID_SOCKET;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
@@ -253,19 +260,25 @@ ks_status ks_http_start(ks_http_server **out, const ks_http_params *p, ks_http_h
 
 int ks_http_port(const ks_http_server *s) { return s->port; }
 
+/* libmicrohttpd stops polling the listening socket and hands it back; until it is shut
+ * down the kernel would still complete handshakes into its backlog that nobody accepts.
+ * shutdown() makes new connections fail at once (refused); the descriptor is closed only
+ * after MHD_stop_daemon, when no libmicrohttpd thread can still be looking at it. */
 void ks_http_quiesce(ks_http_server *s) {
-    if (s && s->d)
-        MHD_quiesce_daemon(s->d);
+    if (!s || !s->d || s->quiesced_fd != MHD_INVALID_SOCKET)
+        return;
+    s->quiesced_fd = MHD_quiesce_daemon(s->d);
+    if (s->quiesced_fd != MHD_INVALID_SOCKET)
+        shutdown(s->quiesced_fd, SHUT_RDWR);
 }
 
-int ks_http_active(ks_http_server *s) {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? (int)info->num_connections : 0;
-}
+int ks_http_active(ks_http_server *s) { return atomic_load(&s->in_flight); }
 
 void ks_http_stop(ks_http_server *s) {
     if (!s)
         return;
     MHD_stop_daemon(s->d);
+    if (s->quiesced_fd != MHD_INVALID_SOCKET)
+        close(s->quiesced_fd);
     free(s);
 }

@@ -69,8 +69,9 @@ typedef struct ks_http_server ks_http_server;
 
 ks_status ks_http_start(ks_http_server **out, const ks_http_params *p, ks_http_handler handler, void *user,
                         ks_err *err);
-/* Stops accepting new connections (in-flight ones continue). */
+/* Stops accepting: new connections are refused; in-flight requests continue. */
 void ks_http_quiesce(ks_http_server *s);
+/* Requests in progress (a kept-alive connection between requests does not count). */
 int ks_http_active(ks_http_server *s);
 void ks_http_stop(ks_http_server *s);
 int ks_http_port(const ks_http_server *s);

@@ -203,6 +203,8 @@ static void metrics(ks_server *s, ks_http_reply *r) {
            (double)st.requests_rejected);
     metric(b, "kvserve_requests_cancelled_total", "counter", "generation requests cancelled",
            (double)st.requests_cancelled);
+    metric(b, "kvserve_requests_timed_out_total", "counter", "generation requests ended by --request-timeout",
+           (double)st.requests_timed_out);
     metric(b, "kvserve_requests_running", "gauge", "sequences in the running batch", st.running);
     metric(b, "kvserve_requests_waiting", "gauge", "requests waiting for a slot", st.waiting);
     metric(b, "kvserve_prompt_tokens_total", "counter", "prompt tokens of admitted requests", (double)st.prompt_tokens);

@@ -1,7 +1,8 @@
 /* test_engine.c — the engine thread with continuous batching: a request alone gives the
  * runner's greedy tokens; requests running together each give what they give alone (also
  * when a small KV pool forces preemption); follow-ups reuse the cache; cancellation and
- * a full queue end requests cleanly. */
+ * a full queue end requests cleanly; deadlines end running and queued requests; shutdown
+ * ends what is left with an error and refuses more. */
 #include "engine/engine.h"
 #include "engine/runner.h"
 #include "model/model.h"
@@ -214,6 +215,90 @@ Test(engine, test_engine_rejects_when_queue_full_and_bad_prompts) {
     cr_assert_eq(ks_engine_submit(e, &req, &x, NULL), KS_ERR_INVALID);
     req.n_prompt = 0;
     cr_assert_eq(ks_engine_submit(e, &req, &x, NULL), KS_ERR_INVALID);
+    ks_engine_destroy(e);
+    ks_model_close(m);
+}
+
+static ks_gen *submit_timed(ks_engine *e, const int32_t *prompt, int n, int max_tokens, int64_t timeout_ms) {
+    ks_gen_request req;
+    memset(&req, 0, sizeof req);
+    req.prompt = prompt;
+    req.n_prompt = n;
+    req.max_tokens = max_tokens;
+    req.sampling = ks_sampler_params_default();
+    req.sampling.temperature = 0;
+    req.ignore_eog = true;
+    req.timeout_ms = timeout_ms;
+    ks_gen *g = NULL;
+    ks_err err;
+    ks_err_clear(&err);
+    cr_assert_eq(ks_engine_submit(e, &req, &g, &err), KS_OK, "%s", err.msg);
+    return g;
+}
+
+Test(engine, test_engine_deadline_ends_running_and_waiting_requests) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    int32_t p[40], got[1024];
+    prompt_of(p, 40, 5);
+    ks_engine *e = engine(m, 1, 64, 32);
+    /* one slot: a is running (the context's worth of tokens takes far longer than
+     * 300 ms), b waits behind it and runs out of time in the queue */
+    ks_gen *a = submit_timed(e, p, 40, 1000, 300);
+    ks_gen *b = submit_timed(e, p, 40, 8, 100);
+    int n = 0;
+    ks_gen_event done = drain(b, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_TIMEOUT, "waiting request ended with %d", done.reason);
+    cr_assert_eq(n, 0);
+    cr_assert_geq(done.timings.queued_ms, 100.0);
+    cr_assert(strstr(done.error, "deadline") != NULL, "error: %s", done.error);
+    done = drain(a, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_TIMEOUT, "running request ended with %d", done.reason);
+    cr_assert_gt(n, 0, "it ran before its deadline");
+    cr_assert_lt(n, 1000);
+    double total = done.timings.queued_ms + done.timings.prefill_ms + done.timings.decode_ms;
+    cr_assert_geq(total, 300.0);
+    ks_gen_release(a);
+    ks_gen_release(b);
+    ks_engine_stats st;
+    ks_engine_stats_get(e, &st);
+    cr_assert_eq(st.requests_timed_out, 2);
+    cr_assert_eq(st.running, 0);
+    cr_assert_eq(st.waiting, 0);
+    /* no deadline: unaffected */
+    ks_gen *c = submit_timed(e, p, 40, 4, 0);
+    done = drain(c, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_LENGTH);
+    ks_gen_release(c);
+    ks_engine_destroy(e);
+    ks_model_close(m);
+}
+
+Test(engine, test_engine_shutdown_ends_requests_with_error_and_refuses_more) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    int32_t p[40], got[1024];
+    prompt_of(p, 40, 6);
+    ks_engine *e = engine(m, 1, 64, 32);
+    ks_gen *a = submit(e, p, 40, 1000);
+    ks_gen *b = submit(e, p, 40, 1000);
+    ks_gen_event ev;
+    cr_assert_eq(ks_gen_next(a, &ev, 60000), 1);
+    ks_engine_shutdown(e);
+    int n = 0;
+    ks_gen_event done = drain(a, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_ERROR);
+    cr_assert_str_eq(done.error, "the server is shutting down");
+    done = drain(b, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_ERROR, "the queued one too");
+    ks_gen *c = NULL;
+    ks_gen_request req;
+    memset(&req, 0, sizeof req);
+    req.prompt = p;
+    req.n_prompt = 40;
+    req.max_tokens = 4;
+    req.sampling = ks_sampler_params_default();
+    cr_assert_eq(ks_engine_submit(e, &req, &c, NULL), KS_ERR_FULL);
+    ks_gen_release(a);
+    ks_gen_release(b);
     ks_engine_destroy(e);
     ks_model_close(m);
 }
