@@ -3,6 +3,7 @@
 #include "server/server.h"
 
 #include "core/log.h"
+#include "server/json_text.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -63,9 +64,15 @@ static void json_reply(ks_http_reply *r, int status, json_t *body) {
     json_decref(body);
 }
 
+/* Messages quote client bytes (a role, a path) and are cut to a fixed size, possibly
+ * inside a UTF-8 character; json_pack refuses invalid UTF-8, so they go in through
+ * ks_json_text, else the reply would be an empty object. */
+static json_t *message_json(const char *msg) { return ks_json_text(msg, strlen(msg)); }
+
 void ks_server_anthropic_error(ks_server *s, ks_http_reply *r, int status, const char *type, const char *msg) {
     (void)s;
-    json_reply(r, status, json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message", msg));
+    json_reply(r, status, json_pack("{s:s, s:{s:s, s:o}}", "type", "error", "error", "type", type, "message",
+                                    message_json(msg)));
 }
 
 void ks_server_openai_error(ks_server *s, ks_http_reply *r, int status, const char *type, const char *msg) {
@@ -73,8 +80,8 @@ void ks_server_openai_error(ks_server *s, ks_http_reply *r, int status, const ch
     const char *otype = !strcmp(type, "overloaded_error") ? "server_error"
                         : !strcmp(type, "api_error")     ? "server_error"
                                                           : type;
-    json_reply(r, status, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", msg, "type", otype, "param",
-                                    "code"));
+    json_reply(r, status, json_pack("{s:{s:o, s:s, s:n, s:n}}", "error", "message", message_json(msg), "type", otype,
+                                    "param", "code"));
 }
 
 json_t *ks_server_parse_body(ks_server *s, const ks_http_request *req, ks_http_reply *r, ks_error_fn error) {
