@@ -75,7 +75,7 @@ static ks_engine *engine(const ks_model *m, int parallel, uint64_t ram_blocks, i
     return e;
 }
 
-static ks_gen *submit(ks_engine *e, const int32_t *prompt, int n, int max_tokens) {
+static ks_gen *submit_timed(ks_engine *e, const int32_t *prompt, int n, int max_tokens, int64_t timeout_ms) {
     ks_gen_request req;
     memset(&req, 0, sizeof req);
     req.prompt = prompt;
@@ -84,11 +84,16 @@ static ks_gen *submit(ks_engine *e, const int32_t *prompt, int n, int max_tokens
     req.sampling = ks_sampler_params_default();
     req.sampling.temperature = 0;
     req.ignore_eog = true;
+    req.timeout_ms = timeout_ms;
     ks_gen *g = NULL;
     ks_err err;
     ks_err_clear(&err);
     cr_assert_eq(ks_engine_submit(e, &req, &g, &err), KS_OK, "%s", err.msg);
     return g;
+}
+
+static ks_gen *submit(ks_engine *e, const int32_t *prompt, int n, int max_tokens) {
+    return submit_timed(e, prompt, n, max_tokens, 0);
 }
 
 /* Collects a request's tokens until DONE; returns the DONE event. */
@@ -217,23 +222,6 @@ Test(engine, test_engine_rejects_when_queue_full_and_bad_prompts) {
     cr_assert_eq(ks_engine_submit(e, &req, &x, NULL), KS_ERR_INVALID);
     ks_engine_destroy(e);
     ks_model_close(m);
-}
-
-static ks_gen *submit_timed(ks_engine *e, const int32_t *prompt, int n, int max_tokens, int64_t timeout_ms) {
-    ks_gen_request req;
-    memset(&req, 0, sizeof req);
-    req.prompt = prompt;
-    req.n_prompt = n;
-    req.max_tokens = max_tokens;
-    req.sampling = ks_sampler_params_default();
-    req.sampling.temperature = 0;
-    req.ignore_eog = true;
-    req.timeout_ms = timeout_ms;
-    ks_gen *g = NULL;
-    ks_err err;
-    ks_err_clear(&err);
-    cr_assert_eq(ks_engine_submit(e, &req, &g, &err), KS_OK, "%s", err.msg);
-    return g;
 }
 
 Test(engine, test_engine_deadline_ends_running_and_waiting_requests) {
