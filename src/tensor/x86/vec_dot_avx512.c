@@ -84,9 +84,11 @@ static inline float dot_float(ks_type t, const void *w, const void *a, int64_t n
     if (t == KS_TYPE_F32) { /* the tail as llama.cpp's compiler vectorized it */
         const int64_t fused = n - (n - np) % 8;
         float sum = vec;
-        for (int64_t i = np; i < n; i++)
-            sum = i < fused ? sum + load1(t, w, i) * load1(t, a, i)
-                            : fmaf(load1(t, w, i), load1(t, a, i), sum);
+        for (int64_t i = np; i < n; i++) {
+            /* a statement of its own: no compiler may fuse it into the add */
+            const float p = load1(t, w, i) * load1(t, a, i);
+            sum = i < fused ? sum + p : fmaf(load1(t, w, i), load1(t, a, i), sum);
+        }
         return sum;
     }
     double sum = vec;
