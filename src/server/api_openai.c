@@ -51,10 +51,11 @@ static json_t *usage_json(const ks_gen_session *g) {
                      u->cached_ram_tokens + u->cached_disk_tokens);
 }
 
+/* The call's id goes out as the parser made it: it is the key under which the tool-call
+ * memory keeps the sampled text, so the follow-up that sends the call back renders those
+ * exact bytes. Clients treat ids as opaque strings. */
 static json_t *tool_call_json(const ks_toolcall *c, int index, bool with_index) {
-    char id[80];
-    snprintf(id, sizeof id, "call_%s", c->id);
-    json_t *tc = json_pack("{s:s, s:s, s:{s:s, s:s%}}", "id", id, "type", "function", "function", "name", c->name,
+    json_t *tc = json_pack("{s:s, s:s, s:{s:s, s:s%}}", "id", c->id, "type", "function", "function", "name", c->name,
                            "arguments", c->args, c->args_len);
     if (with_index)
         json_object_set_new(tc, "index", json_integer(index));
