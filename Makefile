@@ -14,7 +14,7 @@ MODEL ?=
 DEMO_MODEL := models/demo.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-asan test-tsan test-ref fuzz clean demo-model
+.PHONY: all deps build run test test-asan test-tsan test-ref fuzz fuzz-build clean demo-model
 
 all: build
 
@@ -60,11 +60,22 @@ test-ref: deps
 	@cmake --build build-ref -j $(JOBS)
 	@ctest --test-dir build-ref --output-on-failure -j $(JOBS) -L unit
 
-fuzz: deps
+# Every libFuzzer target in turn (`make fuzz-NAME` runs one): new inputs go to
+# build-fuzz/corpus/NAME, the seeds in tests/fuzz/corpus/NAME are only read, a crash is
+# written to build-fuzz/, and tests/fuzz/NAME.dict is used when there is one.
+FUZZ_TARGETS := gguf tokenizer toolcall kv_block request
+FUZZ_FLAGS_gguf := -max_len=65536
+
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
+
+fuzz-build: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
-	@mkdir -p build-fuzz/corpus/gguf && cp -n tests/fuzz/corpus/gguf/* build-fuzz/corpus/gguf/
-	./build-fuzz/tests/fuzz/fuzz_gguf build-fuzz/corpus/gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536
+
+fuzz-%: fuzz-build
+	@mkdir -p build-fuzz/corpus/$*
+	./build-fuzz/tests/fuzz/fuzz_$* build-fuzz/corpus/$* tests/fuzz/corpus/$* -max_total_time=$(FUZZ_SECONDS) \
+	  -artifact_prefix=build-fuzz/ $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) $(FUZZ_FLAGS_$*)
 
 clean:
 	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz
