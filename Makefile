@@ -7,6 +7,8 @@
 #   make test-asan    unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan    engine, thread pool and KV tests under ThreadSanitizer (clang)
 #   make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (clang)
+#   make bench-cache  TTFT with and without the KV cache on a replayed agent session
+#                     (BENCH_CACHE_ARGS, e.g. "--prefix-tokens 2000 --turn-tokens 50-130")
 #   make clean        remove build directories
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -14,7 +16,7 @@ MODEL ?=
 DEMO_MODEL := models/demo.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-asan test-tsan test-ref fuzz fuzz-build clean demo-model
+.PHONY: all deps build run test test-asan test-tsan test-ref fuzz fuzz-build clean demo-model bench-cache
 
 all: build
 
@@ -76,6 +78,10 @@ fuzz-%: fuzz-build
 	@mkdir -p build-fuzz/corpus/$*
 	./build-fuzz/tests/fuzz/fuzz_$* build-fuzz/corpus/$* tests/fuzz/corpus/$* -max_total_time=$(FUZZ_SECONDS) \
 	  -artifact_prefix=build-fuzz/ $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) $(FUZZ_FLAGS_$*)
+
+BENCH_CACHE_ARGS ?=
+bench-cache: build
+	node bench/cache.mjs $(BENCH_CACHE_ARGS)
 
 clean:
 	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz
