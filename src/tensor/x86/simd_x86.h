@@ -126,12 +126,6 @@ static inline __m256i ks_x86_dot_u8i8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-/* The same for two signed operands, a anything, b in -127..127: a * b = |a| * (b with
- * a's sign), and |a| <= 128 fits the unsigned operand. */
-static inline __m256i ks_x86_dot_i8i8(__m256i a, __m256i b) {
-    return ks_x86_dot_u8i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
-
 /* Q4_K/Q5_K packed scales (diagram at ks_block_q4_k) as 16 bytes: sc[0..7] in bytes
  * 0..7, mn[0..7] in bytes 8..15. Read as three little-endian words u0 = bytes 0..3,
  * u1 = 4..7, u2 = 8..11, byte k of
@@ -170,7 +164,28 @@ static inline __m128 ks_x86_k_d_dmin(const ks_fp16 *dd, float da) {
     return _mm_xor_ps(d, _mm_setr_ps(0.0f, -0.0f, 0.0f, 0.0f));
 }
 
-/* ---- helpers of the 32-element block kernels --------------------------------------- */
+/* ---- the 32-element block kernels ------------------------------------------------- *
+ *
+ * Per block of weight type t against its Q8_0 (or, for the offset types, Q8_1) block:
+ *
+ *   Q4_0, Q5_0, Q8_0   sumi = sum (q - zero) * a       acc += (dw * da) * sumi
+ *   Q4_1, Q5_1         sumi = sum q * a                acc += (dw * da) * sumi + mw * sa
+ *
+ * The codes become one 32-byte vector: signed (q - zero) for the symmetric types, whose
+ * product takes the sign trick (|q| times a with q's sign), unsigned q (<= 31) for the
+ * offset types. Floats: one accumulator of 8 lanes, one FMA per block in row order; the
+ * offset terms mw * sa added into a scalar in row order; the result hsum(acc) + that
+ * scalar. (llama.cpp fuses that add with the product, which changes nothing: a product
+ * of two fp16 values has at most 22 significant bits and is exact in float, so the
+ * products of 8 blocks are taken at once.) The scales of 8 blocks are converted
+ * together; so are their products dw * da, exact for the same reason.
+ *
+ * ks_x86_dot_blocks() serves one activation row (vec_dot) or several (vec_dot_4): each
+ * weight block is decoded once, then met with every row, each with its own float chain.
+ * The ISA brings the product of 32 unsigned by 32 signed bytes: maddubs + madd on AVX2,
+ * one vpdpbusd with AVX-512 VNNI. 256-bit vectors serve both: these kernels are bound by
+ * their one chain of FMAs, and 512-bit ones would only add shuffles (and on Intel cores
+ * take a vector port out of service while they run). */
 
 static inline size_t ks_x86_block_bytes(ks_type t) {
     switch (t) {
@@ -187,15 +202,111 @@ static inline bool ks_x86_has_offset(ks_type t) {
     return t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1;
 }
 
-/* summs + mw * sa for block ib of an offset type (m follows d, as Q8_1's s follows its
- * d), with one FMA. */
-static inline float ks_x86_add_offset(float summs, const uint8_t *wb, size_t wsz, const uint8_t *ab,
-                                      size_t asz, int64_t ib) {
-    ks_fp16 m, s;
-    memcpy(&m, wb + (size_t)ib * wsz + 2, 2);
-    memcpy(&s, ab + (size_t)ib * asz + 2, 2);
-    return _mm_cvtss_f32(
-        _mm_fmadd_ss(_mm_set_ss(ks_x86_fp16(m)), _mm_set_ss(ks_x86_fp16(s)), _mm_set_ss(summs)));
+/* The weight side of one block: the unsigned operand and, for the symmetric types, the
+ * signed codes whose signs the activations take (q = -128 of a Q8_0 weight gives
+ * |q| = 128, fine unsigned). */
+typedef struct ks_x86_codes {
+    __m256i u, sign;
+} ks_x86_codes;
+
+static inline ks_x86_codes ks_x86_decode_block(ks_type t, const void *w, int64_t ib) {
+    __m256i q;
+    switch (t) {
+    case KS_TYPE_Q4_0:
+        q = _mm256_sub_epi8(ks_x86_nibbles32(((const ks_block_q4_0 *)w + ib)->qs),
+                            _mm256_set1_epi8(8));
+        break;
+    case KS_TYPE_Q5_0: { /* q - 16 = the nibble, or the nibble - 16 (| 0xf0) if bit 4 is 0 */
+        const ks_block_q5_0 *b = (const ks_block_q5_0 *)w + ib;
+        const __m256i high =
+            _mm256_andnot_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8((char)0xf0));
+        q = _mm256_or_si256(ks_x86_nibbles32(b->qs), high);
+        break;
+    }
+    case KS_TYPE_Q4_1:
+        return (ks_x86_codes){ks_x86_nibbles32(((const ks_block_q4_1 *)w + ib)->qs),
+                              _mm256_setzero_si256()};
+    case KS_TYPE_Q5_1: {
+        const ks_block_q5_1 *b = (const ks_block_q5_1 *)w + ib;
+        const __m256i high = _mm256_and_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8(0x10));
+        return (ks_x86_codes){_mm256_or_si256(ks_x86_nibbles32(b->qs), high),
+                              _mm256_setzero_si256()};
+    }
+    default: q = _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)w + ib)->qs); break;
+    }
+    return (ks_x86_codes){_mm256_sign_epi8(q, q), q};
+}
+
+/* An ISA's product of 32 unsigned bytes u by 32 signed bytes s: sums of 4 adjacent
+ * products, 8 int32 lanes. Passed as a constant, inlined. */
+typedef __m256i (*ks_x86_u8i8_fn)(__m256i u, __m256i s);
+
+/* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
+ * j < nt <= KS_VEC_DOT_ROWS. Every 32-element type starts with its fp16 scale d; the
+ * offset types follow it with the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
+static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *w, const void *a,
+                                     size_t a_stride, int64_t n, int nt, float *out) {
+    const int64_t nb = n / KS_QK8_0;
+    const bool offset = ks_x86_has_offset(t);
+    const size_t wsz = ks_x86_block_bytes(t);
+    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
+    const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
+    const uint8_t *wb = w;
+    const uint8_t *ab[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    float summs[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
+        acc[j] = _mm256_setzero_ps();
+        summs[j] = 0.0f;
+    }
+    int64_t ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        const uint8_t *w8 = wb + (size_t)ib * wsz;
+        const __m256 dw = ks_x86_fp16x8(w8, wsz);
+        const __m256 mw = offset ? ks_x86_fp16x8(w8 + 2, wsz) : _mm256_setzero_ps();
+        __m256 d[KS_VEC_DOT_ROWS], ms[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++) {
+            const uint8_t *a8 = ab[j] + (size_t)ib * asz;
+            d[j] = _mm256_mul_ps(dw, ks_x86_fp16x8(a8, asz));
+            if (offset)
+                ms[j] = _mm256_mul_ps(mw, ks_x86_fp16x8(a8 + 2, asz));
+        }
+        for (int k = 0; k < 8; k++) {
+            const ks_x86_codes c = ks_x86_decode_block(t, w, ib + k);
+            for (int j = 0; j < nt; j++) {
+                const uint8_t *y = ab[j] + (size_t)(ib + k) * asz + aqs;
+                __m256i v = _mm256_loadu_si256((const __m256i *)y);
+                if (!offset)
+                    v = _mm256_sign_epi8(v, c.sign);
+                acc[j] =
+                    _mm256_fmadd_ps(ks_x86_lane(d[j], k), _mm256_cvtepi32_ps(dot(c.u, v)), acc[j]);
+                if (offset)
+                    summs[j] += _mm256_cvtss_f32(ks_x86_lane(ms[j], k));
+            }
+        }
+    }
+    for (; ib < nb; ib++) {
+        const ks_x86_codes c = ks_x86_decode_block(t, w, ib);
+        ks_fp16 dw, mw;
+        memcpy(&dw, wb + (size_t)ib * wsz, 2);
+        memcpy(&mw, wb + (size_t)ib * wsz + 2, 2);
+        for (int j = 0; j < nt; j++) {
+            const uint8_t *a1 = ab[j] + (size_t)ib * asz;
+            ks_fp16 da, sa;
+            memcpy(&da, a1, 2);
+            memcpy(&sa, a1 + 2, 2);
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a1 + aqs));
+            if (!offset)
+                v = _mm256_sign_epi8(v, c.sign);
+            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
+            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot(c.u, v)), acc[j]);
+            if (offset)
+                summs[j] += ks_x86_fp16(mw) * ks_x86_fp16(sa);
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
 }
 
 /* ---- the K-quant row loops ------------------------------------------------------------ */

@@ -87,171 +87,63 @@ static float vec_dot_bf16_bf16_avx2(const void *w, const void *a, int64_t n) {
 
 /* ---- 32-element blocks -------------------------------------------------------------- *
  *
- * Per block of weight type t against its Q8_0 (or, for the offset types, Q8_1) block:
- *
- *   Q4_0, Q5_0, Q8_0   sumi = sum (q - zero) * a       acc += (dw * da) * sumi
- *   Q4_1, Q5_1         sumi = sum q * a                acc += (dw * da) * sumi + mw * sa
- *
- * The codes become one 32-byte vector: signed (q - zero) for the symmetric types, whose
- * product uses the sign trick (ks_x86_dot_i8i8), unsigned q (<= 31) for the offset types.
- * Floats: one accumulator of 8 lanes, one FMA per block in row order; the offset terms
- * mw * sa into a scalar, one FMA per block; the result hsum(acc) + that scalar. The
- * scales of 8 blocks are converted together.
- *
- * dot_blocks() serves one activation row (vec_dot) or several (vec_dot_4): each weight
- * block is decoded once, then met with every row, each row with its own float chain. */
+ * ks_x86_dot_blocks() (simd_x86.h) with maddubs + madd: |q - zero| <= 128 (Q8_0 weight
+ * codes may be -128) and q <= 31 against activation codes in -127..127, so no int16
+ * pair saturates. */
 
-/* The weight side of one block: the unsigned operand of maddubs and, for the symmetric
- * types, the signed codes whose signs the activations take. */
-typedef struct block_codes {
-    __m256i u, sign;
-} block_codes;
-
-static inline block_codes decode_block(ks_type t, const void *w, int64_t ib) {
-    __m256i q;
-    switch (t) {
-    case KS_TYPE_Q4_0:
-        q = _mm256_sub_epi8(ks_x86_nibbles32(((const ks_block_q4_0 *)w + ib)->qs),
-                            _mm256_set1_epi8(8));
-        break;
-    case KS_TYPE_Q5_0: { /* q - 16 = the nibble, or the nibble - 16 (| 0xf0) if bit 4 is 0 */
-        const ks_block_q5_0 *b = (const ks_block_q5_0 *)w + ib;
-        const __m256i high =
-            _mm256_andnot_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8((char)0xf0));
-        q = _mm256_or_si256(ks_x86_nibbles32(b->qs), high);
-        break;
-    }
-    case KS_TYPE_Q4_1:
-        return (block_codes){ks_x86_nibbles32(((const ks_block_q4_1 *)w + ib)->qs),
-                             _mm256_setzero_si256()};
-    case KS_TYPE_Q5_1: {
-        const ks_block_q5_1 *b = (const ks_block_q5_1 *)w + ib;
-        const __m256i high = _mm256_and_si256(ks_x86_bit_bytes(b->qh), _mm256_set1_epi8(0x10));
-        return (block_codes){_mm256_or_si256(ks_x86_nibbles32(b->qs), high),
-                             _mm256_setzero_si256()};
-    }
-    default: q = _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)w + ib)->qs); break;
-    }
-    return (block_codes){_mm256_sign_epi8(q, q), q};
-}
-
-/* The 8 int32 partial sums of a decoded block with activation codes y. */
-static inline __m256i block_sumi(ks_type t, block_codes c, const int8_t *y) {
-    __m256i a = _mm256_loadu_si256((const __m256i *)y);
-    if (!ks_x86_has_offset(t))
-        a = _mm256_sign_epi8(a, c.sign);
-    return ks_x86_dot_u8i8(c.u, a);
-}
-
-/* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
- * j < nt <= KS_VEC_DOT_ROWS. Every 32-element type starts with its fp16 scale d; the
- * offset types follow it with the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
-static inline void dot_blocks(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n,
-                              int nt, float *out) {
-    const int64_t nb = n / KS_QK8_0;
-    const bool offset = ks_x86_has_offset(t);
-    const size_t wsz = ks_x86_block_bytes(t);
-    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
-    const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
-    const uint8_t *wb = w;
-    const uint8_t *ab[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    float summs[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
-        acc[j] = _mm256_setzero_ps();
-        summs[j] = 0.0f;
-    }
-    int64_t ib = 0;
-    for (; ib + 8 <= nb; ib += 8) {
-        const __m256 dw = ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz);
-        __m256 d[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++)
-            d[j] = _mm256_mul_ps(dw, ks_x86_fp16x8(ab[j] + (size_t)ib * asz, asz));
-        for (int k = 0; k < 8; k++) {
-            const block_codes c = decode_block(t, w, ib + k);
-            for (int j = 0; j < nt; j++) {
-                const int8_t *y = (const int8_t *)(ab[j] + (size_t)(ib + k) * asz + aqs);
-                acc[j] = _mm256_fmadd_ps(ks_x86_lane(d[j], k),
-                                         _mm256_cvtepi32_ps(block_sumi(t, c, y)), acc[j]);
-                if (offset)
-                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k);
-            }
-        }
-    }
-    for (; ib < nb; ib++) {
-        const block_codes c = decode_block(t, w, ib);
-        ks_fp16 dw;
-        memcpy(&dw, wb + (size_t)ib * wsz, 2);
-        for (int j = 0; j < nt; j++) {
-            const uint8_t *a1 = ab[j] + (size_t)ib * asz;
-            ks_fp16 da;
-            memcpy(&da, a1, 2);
-            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-            const __m256i s = block_sumi(t, c, (const int8_t *)(a1 + aqs));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[j]);
-            if (offset)
-                summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib);
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
-}
-
-/* |q - zero| <= 128 (Q8_0 weight codes may be -128), q <= 31: no int16 pair saturates. */
 static float vec_dot_q4_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q4_0, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_0, ks_x86_dot_u8i8, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q4_0_q8_0_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
                                      float *s) {
-    dot_blocks(KS_TYPE_Q4_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_0, ks_x86_dot_u8i8, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q4_1_q8_1_avx2(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q4_1, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_1, ks_x86_dot_u8i8, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q4_1_q8_1_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
                                      float *s) {
-    dot_blocks(KS_TYPE_Q4_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_1, ks_x86_dot_u8i8, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q5_0, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_0, ks_x86_dot_u8i8, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q5_0_q8_0_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
                                      float *s) {
-    dot_blocks(KS_TYPE_Q5_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_0, ks_x86_dot_u8i8, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_1_q8_1_avx2(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q5_1, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_1, ks_x86_dot_u8i8, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q5_1_q8_1_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
                                      float *s) {
-    dot_blocks(KS_TYPE_Q5_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_1, ks_x86_dot_u8i8, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q8_0_q8_0_avx2(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q8_0, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q8_0, ks_x86_dot_u8i8, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q8_0_q8_0_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
                                      float *s) {
-    dot_blocks(KS_TYPE_Q8_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q8_0, ks_x86_dot_u8i8, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- K-quants ----------------------------------------------------------------------- *

@@ -6,16 +6,14 @@
  * Owns: vec_dot_<weight>_<activation>_avx512 and ks_vec_dot_avx512_register().
  * Does not own: the activation quantizers (quants_avx2.c serves this table too).
  *
- * The integer work uses 512-bit vectors; the float steps after it follow llama.cpp's
- * Zen 4 build (simd_x86.h, "Float order"), so the results equal its bit for bit:
+ * 512-bit vectors where they pay; the float steps follow llama.cpp's Zen 4 build
+ * (simd_x86.h, "Float order"), so the results equal its bit for bit:
  *   - F32, F16: four accumulators of 16 lanes, row tails one element at a time;
  *   - BF16: vdpbf16ps multiplies pairs of bf16 exactly and adds them into float lanes.
  *     It reads bf16 subnormals as zero and flushes subnormal results, which only
  *     values below 2^-126 (1.2e-38) could notice: no trained weight or activation;
- *   - 32-element blocks: codes of two blocks per 512-bit vector, times activation codes
- *     with vpdpbusd (unsigned x signed bytes, four products into one int32, no
- *     saturation), the symmetric types subtracting zero * sum(a) with a second
- *     vpdpbusd; then the AVX2 float steps, block by block;
+ *   - 32-element blocks: the AVX2 kernels (simd_x86.h) with vpdpbusd on 256-bit vectors
+ *     (unsigned x signed bytes, four products into one int32, no saturation);
  *   - K-quants: two 32-element runs per vector, code pairs with vpmaddubsw (no
  *     saturation: see simd_x86.h), sub-block scales with vpdpwssd; the 16 int32 lanes
  *     fold exactly into the AVX2 kernels' 8 before the float steps.
@@ -128,205 +126,66 @@ static float vec_dot_bf16_bf16_avx512(const void *w, const void *a, int64_t n) {
 
 /* ---- 32-element blocks -------------------------------------------------------------- *
  *
- * Per block, as vec_dot_avx2.c: sumi = sum (q - zero) * a (Q4_0 zero 8, Q5_0 16, Q8_0
- * signed codes), or sum q * a for the offset types, which add mw * sa. Blocks ib and
- * ib + 1 share a vector: block ib's 32 elements in bytes 0..31 (int32 lanes 0..7 of the
- * sums), block ib + 1's in 32..63 (lanes 8..15). */
+ * ks_x86_dot_blocks() (simd_x86.h) with VNNI: four products into an int32 at once, no
+ * saturation at all. */
 
-/* The 4-bit codes of two blocks (qs1 NULL: one, the rest zero), layout at ks_block_q4_0.
- * Each 16-byte qs fills two 128-bit lanes, the second shifted right by 4: low nibbles
- * (elements 0..15) then high nibbles (16..31). */
-static inline __m512i nibbles_pair(const uint8_t *qs0, const uint8_t *qs1) {
-    const __m256i v0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0));
-    const __m256i v1 = qs1 ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1))
-                           : _mm256_setzero_si256();
-    const __m512i shifted =
-        _mm512_srlv_epi64(join256(v0, v1), _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
-    return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0f));
+static inline __m256i dot_u8i8_vnni(__m256i u, __m256i s) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
 
-/* Bit i of the result = bit 4 of element i of the pair (Q5_0/Q5_1 qh, little-endian). */
-static inline __mmask64 high_bits_pair(const uint8_t *qh0, const uint8_t *qh1) {
-    uint32_t h0, h1 = 0;
-    memcpy(&h0, qh0, 4);
-    if (qh1)
-        memcpy(&h1, qh1, 4);
-    return (__mmask64)((uint64_t)h1 << 32 | h0);
-}
-
-/* The weight side of two blocks (one if qs1 / the second block is absent: its half
- * zero): the unsigned operand of vpdpbusd, and for Q8_0 the mask of negative codes,
- * whose activations are negated (|x| * (a with x's sign) = x * a; x = -128 gives
- * |x| = 128, fine unsigned). */
-typedef struct pair_codes {
-    __m512i u;
-    __mmask64 neg;
-} pair_codes;
-
-static inline pair_codes decode_pair(ks_type t, const void *w, int64_t ib, bool two) {
-    const __m512i sixteen = _mm512_set1_epi8(16);
-    switch (t) {
-    case KS_TYPE_Q4_0: {
-        const ks_block_q4_0 *b = (const ks_block_q4_0 *)w + ib;
-        return (pair_codes){nibbles_pair(b[0].qs, two ? b[1].qs : NULL), 0};
-    }
-    case KS_TYPE_Q4_1: {
-        const ks_block_q4_1 *b = (const ks_block_q4_1 *)w + ib;
-        return (pair_codes){nibbles_pair(b[0].qs, two ? b[1].qs : NULL), 0};
-    }
-    case KS_TYPE_Q5_0: {
-        const ks_block_q5_0 *b = (const ks_block_q5_0 *)w + ib;
-        const __m512i q = nibbles_pair(b[0].qs, two ? b[1].qs : NULL);
-        const __mmask64 high = high_bits_pair(b[0].qh, two ? b[1].qh : NULL);
-        return (pair_codes){_mm512_mask_add_epi8(q, high, q, sixteen), 0};
-    }
-    case KS_TYPE_Q5_1: {
-        const ks_block_q5_1 *b = (const ks_block_q5_1 *)w + ib;
-        const __m512i q = nibbles_pair(b[0].qs, two ? b[1].qs : NULL);
-        const __mmask64 high = high_bits_pair(b[0].qh, two ? b[1].qh : NULL);
-        return (pair_codes){_mm512_mask_add_epi8(q, high, q, sixteen), 0};
-    }
-    default: {
-        const ks_block_q8_0 *b = (const ks_block_q8_0 *)w + ib;
-        const __m512i x =
-            join256(load256(b[0].qs), two ? load256(b[1].qs) : _mm256_setzero_si256());
-        return (pair_codes){_mm512_abs_epi8(x), _mm512_movepi8_mask(x)};
-    }
-    }
-}
-
-/* The int32 sums of a decoded pair against activation codes a0, a1 (a1 NULL: the first
- * block only). Q4_0 and Q5_0 hold unsigned q, so sum (q - zero) * a = q * a - zero * a. */
-static inline __m512i pair_sumi(ks_type t, pair_codes c, const int8_t *a0, const int8_t *a1) {
-    const __m512i z = _mm512_setzero_si512();
-    __m512i a = join256(load256(a0), a1 ? load256(a1) : _mm256_setzero_si256());
-    if (t == KS_TYPE_Q8_0)
-        a = _mm512_mask_sub_epi8(a, c.neg, z, a);
-    const __m512i s = _mm512_dpbusd_epi32(z, c.u, a);
-    if (t != KS_TYPE_Q4_0 && t != KS_TYPE_Q5_0)
-        return s;
-    const char zero = t == KS_TYPE_Q4_0 ? 8 : 16;
-    return _mm512_sub_epi32(s, _mm512_dpbusd_epi32(z, _mm512_set1_epi8(zero), a));
-}
-
-/* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
- * j < nt <= KS_VEC_DOT_ROWS; each pair decoded once for all rows. Every 32-element type
- * starts with its fp16 scale d; the offset types follow it with the fp16 offset m, as
- * Q8_1 follows d with the fp16 sum s. Floats as vec_dot_avx2.c: one FMA per block into
- * 8 lanes, in row order. */
-static inline void dot_blocks(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n,
-                              int nt, float *out) {
-    const int64_t nb = n / KS_QK8_0;
-    const bool offset = ks_x86_has_offset(t);
-    const size_t wsz = ks_x86_block_bytes(t);
-    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
-    const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
-    const uint8_t *wb = w;
-    const uint8_t *ab[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    float summs[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
-        acc[j] = _mm256_setzero_ps();
-        summs[j] = 0.0f;
-    }
-    int64_t ib = 0;
-    for (; ib + 8 <= nb; ib += 8) {
-        const __m256 dw = ks_x86_fp16x8(wb + (size_t)ib * wsz, wsz);
-        __m256 d[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++)
-            d[j] = _mm256_mul_ps(dw, ks_x86_fp16x8(ab[j] + (size_t)ib * asz, asz));
-        for (int k = 0; k < 8; k += 2) {
-            const pair_codes c = decode_pair(t, w, ib + k, true);
-            for (int j = 0; j < nt; j++) {
-                const int8_t *y = (const int8_t *)(ab[j] + (size_t)(ib + k) * asz + aqs);
-                const __m512 s = _mm512_cvtepi32_ps(pair_sumi(t, c, y, y + asz));
-                acc[j] = _mm256_fmadd_ps(ks_x86_lane(d[j], k), _mm512_castps512_ps256(s), acc[j]);
-                if (offset)
-                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k);
-                acc[j] =
-                    _mm256_fmadd_ps(ks_x86_lane(d[j], k + 1), _mm512_extractf32x8_ps(s, 1), acc[j]);
-                if (offset)
-                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k + 1);
-            }
-        }
-    }
-    for (; ib < nb; ib += 2) { /* the last 0..7 blocks, two at a time */
-        const bool two = ib + 1 < nb;
-        const pair_codes c = decode_pair(t, w, ib, two);
-        for (int j = 0; j < nt; j++) {
-            const int8_t *y = (const int8_t *)(ab[j] + (size_t)ib * asz + aqs);
-            const __m512 s = _mm512_cvtepi32_ps(pair_sumi(t, c, y, two ? y + asz : NULL));
-            for (int k = 0; k < 1 + two; k++) {
-                ks_fp16 dw, da;
-                memcpy(&dw, wb + (size_t)(ib + k) * wsz, 2);
-                memcpy(&da, ab[j] + (size_t)(ib + k) * asz, 2);
-                const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-                const __m256 half = k ? _mm512_extractf32x8_ps(s, 1) : _mm512_castps512_ps256(s);
-                acc[j] = _mm256_fmadd_ps(d, half, acc[j]);
-                if (offset)
-                    summs[j] = ks_x86_add_offset(summs[j], wb, wsz, ab[j], asz, ib + k);
-            }
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
-}
-
-/* Bounds as vec_dot_avx2.c; vpdpbusd does not saturate at all. */
 static float vec_dot_q4_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q4_0, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_0, dot_u8i8_vnni, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q4_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
                                        float *s) {
-    dot_blocks(KS_TYPE_Q4_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q4_1_q8_1_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q4_1, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_1, dot_u8i8_vnni, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q4_1_q8_1_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
                                        float *s) {
-    dot_blocks(KS_TYPE_Q4_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_1, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q5_0, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_0, dot_u8i8_vnni, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q5_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
                                        float *s) {
-    dot_blocks(KS_TYPE_Q5_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q5_1_q8_1_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q5_1, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_1, dot_u8i8_vnni, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q5_1_q8_1_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
                                        float *s) {
-    dot_blocks(KS_TYPE_Q5_1, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_1, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 static float vec_dot_q8_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    dot_blocks(KS_TYPE_Q8_0, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q8_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
                                        float *s) {
-    dot_blocks(KS_TYPE_Q8_0, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- K-quants ----------------------------------------------------------------------- *
