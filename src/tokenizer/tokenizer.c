@@ -3,8 +3,9 @@
  *   load            token texts back to the bytes they stand for, a hash map from those
  *                   bytes to ids; merges as a map (left id, right id) -> (rank, merged
  *                   id); special tokens in matching order, indexed by first byte
- *   special tokens  every occurrence of every candidate, then the ones llama.cpp's
- *                   longest-first partition keeps; raw fragments between them
+ *   special tokens  every occurrence of every candidate (control ones only where the
+ *                   caller allows them), then the ones llama.cpp's longest-first
+ *                   partition keeps; raw fragments between them
  *   words           the pre-tokenizer over each fragment; a per-call cache maps a short
  *                   word to the ids it gave the first time (agent prompts repeat words)
  *   BPE             one word: a symbol per byte in a linked list, candidate merges in a
@@ -675,18 +676,28 @@ static int cmp_u64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Where control tokens may be matched: nowhere, everywhere, or outside the spans. */
+typedef struct control_mask {
+    bool allowed;        /* KS_TOKENIZE_SPECIAL */
+    const ks_span *no;   /* sorted, disjoint: no control token may overlap one */
+    size_t n_no;
+} control_mask;
+
 /* Finds the special tokens llama.cpp's partition keeps: for each candidate in matching
  * order, its leftmost occurrences that overlap nothing kept before. That is the same as
  * taking every occurrence of every candidate, sorted by (candidate order, position),
- * and keeping each that overlaps no kept one. Returns the kept ones as
- * (position << 32 | candidate index), sorted by position, in a malloc'd array. */
-static size_t find_specials(call *c, size_t len, bool control, uint64_t **out) {
+ * and keeping each that overlaps no kept one. A control token's occurrence that the
+ * mask forbids is not a candidate at all (as a control token is not one without
+ * KS_TOKENIZE_SPECIAL): it neither becomes a token nor hides a shorter special token
+ * inside it. Returns the kept ones as (position << 32 | candidate index), sorted by
+ * position, in a malloc'd array. */
+static size_t find_specials(call *c, size_t len, const control_mask *mask, uint64_t **out) {
     const ks_tokenizer *t = c->t;
     *out = NULL;
     if (!t->n_specials)
         return 0;
     uint64_t *found = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, next_no = 0; /* mask->no[next_no]: first span ending after pos */
     for (size_t pos = 0; pos < len; pos++) {
         if (t->only_first >= 0) { /* all candidates start with one byte (Qwen: '<') */
             const unsigned char *hit = memchr(c->text + pos, t->only_first, len - pos);
@@ -694,10 +705,22 @@ static size_t find_specials(call *c, size_t len, bool control, uint64_t **out) {
                 break;
             pos = (size_t)(hit - c->text);
         }
+        /* spans wholly before pos, and empty ones, forbid nothing here */
+        while (next_no < mask->n_no &&
+               (mask->no[next_no].end <= pos || mask->no[next_no].start == mask->no[next_no].end))
+            next_no++;
+        /* a control token at pos may be at most this long: it must end before the next
+         * span starts */
+        size_t control_room = 0;
+        if (mask->allowed && next_no == mask->n_no)
+            control_room = SIZE_MAX;
+        else if (mask->allowed && mask->no[next_no].start > pos)
+            control_room = mask->no[next_no].start - pos;
         unsigned b = c->text[pos];
         for (uint32_t k = t->first_off[b]; k < t->first_off[b + 1]; k++) {
             const special *sp = &t->specials[t->by_first[k]];
-            if ((sp->control && !control) || sp->len > len - pos || (sp->len > 1 && c->text[pos + 1] != (unsigned char)sp->text[1]) ||
+            if ((sp->control && sp->len > control_room) || sp->len > len - pos ||
+                (sp->len > 1 && c->text[pos + 1] != (unsigned char)sp->text[1]) ||
                 memcmp(c->text + pos, sp->text, sp->len))
                 continue;
             uint64_t *more = grow(c, found, n, &cap, sizeof *more, 64);
@@ -735,7 +758,34 @@ static size_t find_specials(call *c, size_t len, bool control, uint64_t **out) {
 
 /* ---- the call --------------------------------------------------------------------------------- */
 
-static ks_status run(const ks_tokenizer *t, const char *text, size_t len, unsigned flags, call *c) {
+/* Where each id's bytes begin: a kept special token at its position, the ids of a
+ * fragment one after the other by the bytes each stands for (a fragment's ids spell
+ * exactly its bytes), an added bos at 0 and an added eos at the end. */
+static void fill_starts(const call *c, const uint64_t *sp, size_t n_sp, bool bos, bool eos, size_t *starts) {
+    const ks_tokenizer *t = c->t;
+    size_t k = 0, p = 0;
+    if (bos)
+        starts[k++] = 0;
+    for (size_t i = 0; i <= n_sp; i++) {
+        size_t at = i < n_sp ? (size_t)(sp[i] >> 32) : c->text_len;
+        while (p < at) {
+            KS_ASSERT(k < c->n_ids && t->raw_len[c->ids[k]] > 0);
+            starts[k] = p;
+            p += (size_t)t->raw_len[c->ids[k++]];
+        }
+        if (i < n_sp) {
+            starts[k++] = at;
+            p = at + t->specials[(uint32_t)sp[i]].len;
+        }
+    }
+    if (eos)
+        starts[k++] = c->text_len;
+    KS_ASSERT(k == c->n_ids && p == c->text_len);
+}
+
+/* The whole call. starts: NULL, or where to put a malloc'd array of the ids' starts. */
+static ks_status run(const ks_tokenizer *t, const char *text, size_t len, unsigned flags, const control_mask *mask,
+                     size_t **starts, call *c) {
     memset(c, 0, sizeof *c);
     c->t = t;
     c->text = (const unsigned char *)text;
@@ -744,10 +794,11 @@ static ks_status run(const ks_tokenizer *t, const char *text, size_t len, unsign
         return KS_ERR_INVALID;
     if (len >= UINT32_MAX)
         return KS_ERR_INVALID; /* positions are 32-bit */
-    if ((flags & KS_TOKENIZE_ADD_SPECIAL) && t->add_bos)
+    bool bos = (flags & KS_TOKENIZE_ADD_SPECIAL) && t->add_bos, eos = (flags & KS_TOKENIZE_ADD_SPECIAL) && t->add_eos;
+    if (bos)
         push_id(c, t->bos);
     uint64_t *sp = NULL;
-    size_t n_sp = find_specials(c, len, (flags & KS_TOKENIZE_SPECIAL) != 0, &sp);
+    size_t n_sp = find_specials(c, len, mask, &sp);
     size_t pos = 0;
     for (size_t i = 0; i <= n_sp && !c->st; i++) {
         size_t at = i < n_sp ? (size_t)(sp[i] >> 32) : len;
@@ -759,9 +810,16 @@ static ks_status run(const ks_tokenizer *t, const char *text, size_t len, unsign
             pos = at + s->len;
         }
     }
-    free(sp);
-    if ((flags & KS_TOKENIZE_ADD_SPECIAL) && t->add_eos)
+    if (eos)
         push_id(c, t->eos);
+    if (starts && !c->st) {
+        *starts = malloc((c->n_ids ? c->n_ids : 1) * sizeof **starts);
+        if (*starts)
+            fill_starts(c, sp, n_sp, bos, eos, *starts);
+        else
+            c->st = KS_ERR_NOMEM;
+    }
+    free(sp);
     return c->st;
 }
 
@@ -774,10 +832,15 @@ static void call_free(call *c) {
     free(c->cache);
 }
 
+static control_mask mask_of(unsigned flags) {
+    return (control_mask){(flags & KS_TOKENIZE_SPECIAL) != 0, NULL, 0};
+}
+
 ks_status ks_tokenize(const ks_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t *out, size_t cap,
                       size_t *n) {
     call c;
-    ks_status s = run(t, text, len, flags, &c);
+    control_mask mask = mask_of(flags);
+    ks_status s = run(t, text, len, flags, &mask, NULL, &c);
     call_free(&c);
     if (!s) {
         if (cap && c.n_ids)
@@ -790,16 +853,41 @@ ks_status ks_tokenize(const ks_tokenizer *t, const char *text, size_t len, unsig
     return s;
 }
 
+/* Hands the ids of a finished call to the caller (or frees them on failure). */
+static ks_status take_ids(call *c, ks_status s, int32_t **out, size_t *n) {
+    call_free(c);
+    if (!s && !c->ids && !(c->ids = malloc(sizeof(int32_t))))
+        s = KS_ERR_NOMEM;
+    if (s) {
+        free(c->ids);
+        return s;
+    }
+    *out = c->ids;
+    *n = c->n_ids;
+    return KS_OK;
+}
+
 ks_status ks_tokenize_alloc(const ks_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t **out,
                             size_t *n) {
     call c;
-    ks_status s = run(t, text, len, flags, &c);
-    call_free(&c);
-    if (s) {
-        free(c.ids);
-        return s;
-    }
-    *out = c.ids ? c.ids : malloc(sizeof(int32_t));
-    *n = c.n_ids;
-    return *out ? KS_OK : KS_ERR_NOMEM;
+    control_mask mask = mask_of(flags);
+    return take_ids(&c, run(t, text, len, flags, &mask, NULL, &c), out, n);
+}
+
+ks_status ks_tokenize_masked(const ks_tokenizer *t, const char *text, size_t len, unsigned flags,
+                             const ks_span *no_special, size_t n_spans, int32_t **out, size_t **starts,
+                             size_t *n) {
+    for (size_t i = 0; i < n_spans; i++)
+        if (no_special[i].start > no_special[i].end || no_special[i].end > len ||
+            (i > 0 && no_special[i].start < no_special[i - 1].end))
+            return KS_ERR_INVALID;
+    call c;
+    control_mask mask = {(flags & KS_TOKENIZE_SPECIAL) != 0, no_special, n_spans};
+    size_t *st = NULL;
+    ks_status s = take_ids(&c, run(t, text, len, flags, &mask, starts ? &st : NULL, &c), out, n);
+    if (s)
+        free(st);
+    else if (starts)
+        *starts = st;
+    return s;
 }

@@ -16,6 +16,14 @@
  * <tool_call>) still match, as in llama.cpp and Hugging Face tokenizers: user content
  * that spells "<think>" gets the <think> token either way.
  *
+ * A chat prompt mixes the template's markup with client text. ks_tokenize_masked()
+ * matches control tokens only where every byte of their text is outside the client's
+ * spans, so that a user message or a tool result spelling "<|im_end|>" stays text while
+ * the template's own "<|im_end|>" is the token. Nothing else changes: user-defined tokens
+ * match everywhere, and the text between kept special tokens is one fragment for the
+ * pre-tokenizer, spans or not (as llama.cpp splits a prompt). With no control token's
+ * text overlapping a span, the ids are those of ks_tokenize() with the same flags.
+ *
  * Bytes that are not UTF-8 are kept (each is spelled by its byte token), so
  * ks_vocab_decode() of the ids gives back the input exactly, for any input. llama.cpp
  * puts U+FFFD in place of each such byte instead; for valid UTF-8 the ids are the same.
@@ -30,6 +38,7 @@
 #include "core/status.h"
 #include "gguf/gguf.h"
 #include "tokenizer/pretok.h"
+#include "tokenizer/span.h"
 #include "tokenizer/vocab.h"
 
 #include <stdbool.h>
@@ -66,6 +75,16 @@ ks_status ks_tokenize(const ks_tokenizer *t, const char *text, size_t len, unsig
 /* Same, into a malloc'd array the caller frees. */
 ks_status ks_tokenize_alloc(const ks_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t **out,
                             size_t *n);
+
+/* ks_tokenize_alloc() with control tokens kept out of the spans no_special[0..n_spans)
+ * (sorted by start, disjoint, inside the text; KS_ERR_INVALID otherwise): with
+ * KS_TOKENIZE_SPECIAL, a control token is matched only where none of its bytes lies in
+ * a span. starts may be NULL; otherwise it receives a malloc'd array of *n byte offsets,
+ * where each token's bytes begin in the text (an added bos: 0, an added eos: len); the
+ * caller frees it. Token i covers [starts[i], starts[i + 1]). */
+ks_status ks_tokenize_masked(const ks_tokenizer *t, const char *text, size_t len, unsigned flags,
+                             const ks_span *no_special, size_t n_spans, int32_t **out, size_t **starts,
+                             size_t *n);
 
 /* Runs the pre-tokenizer through PCRE2 (pretok_regex.c) instead of the hand-written
  * one: same ids, for tests and benchmarks. Only for valid UTF-8 text (ks_tokenize()

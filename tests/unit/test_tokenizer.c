@@ -406,21 +406,22 @@ Test(tokenizer, test_tokenizer_llama_bpe) {
 }
 
 /* A vocabulary small enough to reason about: the 256 byte tokens, merges "a b" -> "ab"
- * and "ab c" -> "abc", user-defined "abcd", control "xab" and "<s>". */
+ * and "ab c" -> "abc", user-defined "abcd", control "xab", "<s>" and "[<s>]". */
+#define TINY_N (256 + 6)
 static loaded tiny_vocab(char *dir) {
-    const char *names[256 + 5];
-    char storage[256 + 5][16];
-    int32_t types[256 + 5];
+    const char *names[TINY_N];
+    char storage[TINY_N][16];
+    int32_t types[TINY_N];
     for (int b = 0; b < 256; b++) {
         size_t k = put_utf8(storage[b], ks_byte_to_cp((uint8_t)b));
         storage[b][k] = 0;
         names[b] = storage[b];
         types[b] = KS_TOKEN_NORMAL;
     }
-    const char *extra[] = {"ab", "abc", "abcd", "xab", "<s>"};
+    const char *extra[] = {"ab", "abc", "abcd", "xab", "<s>", "[<s>]"};
     const int32_t extra_type[] = {KS_TOKEN_NORMAL, KS_TOKEN_NORMAL, KS_TOKEN_USER_DEFINED, KS_TOKEN_CONTROL,
-                                  KS_TOKEN_CONTROL};
-    for (int i = 0; i < 5; i++) {
+                                  KS_TOKEN_CONTROL, KS_TOKEN_CONTROL};
+    for (int i = 0; i < 6; i++) {
         names[256 + i] = extra[i];
         types[256 + i] = extra_type[i];
     }
@@ -429,8 +430,8 @@ static loaded tiny_vocab(char *dir) {
     ks_gguf_writer_set_str(w, "general.architecture", "qwen3");
     ks_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     ks_gguf_writer_set_str(w, "tokenizer.ggml.pre", "qwen2");
-    ks_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", names, 261);
-    ks_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", KS_GGUF_INT32, types, 261);
+    ks_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", names, TINY_N);
+    ks_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", KS_GGUF_INT32, types, TINY_N);
     ks_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 2);
     ks_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 260);
     ks_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 260);
@@ -475,6 +476,316 @@ Test(tokenizer, test_tokenizer_special_partition) {
     unload(&l);
     ks_test_rmtree(dir);
     free(dir);
+}
+
+/* ---- control tokens kept out of client text ----------------------------------------------- */
+
+static size_t tokenize_masked(const ks_tokenizer *t, const char *s, size_t len, unsigned flags, const ks_span *spans,
+                              size_t n_spans, int32_t **ids, size_t **starts) {
+    size_t n = 0;
+    ks_status st = ks_tokenize_masked(t, s, len, flags, spans, n_spans, ids, starts, &n);
+    cr_assert_eq(st, KS_OK, "tokenize_masked: %s", ks_status_str(st));
+    return n;
+}
+
+static void expect_masked(const ks_tokenizer *t, const char *text, const ks_span *spans, size_t n_spans,
+                          const int32_t *want, size_t n_want) {
+    int32_t *ids = NULL;
+    size_t n = tokenize_masked(t, text, strlen(text), KS_TOKENIZE_SPECIAL, spans, n_spans, &ids, NULL);
+    char a[256], b[256];
+    print_ids(a, sizeof a, ids, n);
+    print_ids(b, sizeof b, want, n_want);
+    cr_expect(n == n_want && !memcmp(ids, want, n * sizeof *ids), "'%s' with %zu spans\n  got:  %s\n  want: %s", text,
+              n_spans, a, b);
+    free(ids);
+}
+
+/* Every boundary a span can have around a control token, on the small vocabulary. */
+Test(tokenizer, test_tokenizer_masked_boundaries) {
+    char *dir = ks_test_mkdtemp();
+    loaded l = tiny_vocab(dir);
+    const int32_t x = 'x', c = 'c', d = 'd', lt = '<', gt = '>', s = 's', lb = '[', rb = ']';
+    const int32_t ab = 256, abcd = 258, xab = 259, eos = 260, sq = 261;
+    /* no spans, or spans that do not touch "xab": the control token */
+    expect_masked(l.t, "xabx", NULL, 0, (int32_t[]){xab, x}, 2);
+    expect_masked(l.t, "xabx", (ks_span[]){{3, 4}}, 1, (int32_t[]){xab, x}, 2);
+    expect_masked(l.t, "axabx", (ks_span[]){{0, 1}, {4, 5}}, 2, (int32_t[]){'a', xab, x}, 3);
+    /* empty spans forbid nothing, even inside the token */
+    expect_masked(l.t, "xabx", (ks_span[]){{0, 0}, {1, 1}, {3, 3}}, 3, (int32_t[]){xab, x}, 2);
+    /* any byte of the token in a span: text (the span's start, middle or end; wholly) */
+    expect_masked(l.t, "xabx", (ks_span[]){{0, 1}}, 1, (int32_t[]){x, ab, x}, 3);
+    expect_masked(l.t, "xabx", (ks_span[]){{1, 2}}, 1, (int32_t[]){x, ab, x}, 3);
+    expect_masked(l.t, "xabx", (ks_span[]){{2, 3}}, 1, (int32_t[]){x, ab, x}, 3);
+    expect_masked(l.t, "xabx", (ks_span[]){{0, 4}}, 1, (int32_t[]){x, ab, x}, 3);
+    /* a token built across markup and client text is text ("<" markup, "s>" client) */
+    expect_masked(l.t, "<s>", (ks_span[]){{1, 3}}, 1, (int32_t[]){lt, s, gt}, 3);
+    /* one forbidden occurrence, one allowed: each decided on its own */
+    expect_masked(l.t, "xabxab", (ks_span[]){{0, 2}}, 1, (int32_t[]){x, ab, xab}, 3);
+    expect_masked(l.t, "xabxab", (ks_span[]){{3, 6}}, 1, (int32_t[]){xab, x, ab}, 3);
+    /* a forbidden control token hides nothing: the shorter control token inside it is
+     * matched where it is outside the spans */
+    expect_masked(l.t, "[<s>]", (ks_span[]){{0, 1}}, 1, (int32_t[]){lb, eos, rb}, 3);
+    expect_masked(l.t, "[<s>]", (ks_span[]){{1, 2}}, 1, (int32_t[]){lb, lt, s, gt, rb}, 5);
+    expect_masked(l.t, "[<s>]", (ks_span[]){{5, 5}}, 1, (int32_t[]){sq}, 1);
+    /* user-defined tokens match in spans and across their edges, as without spans */
+    expect_masked(l.t, "abcd", (ks_span[]){{0, 4}}, 1, (int32_t[]){abcd}, 1);
+    expect_masked(l.t, "xabcd", (ks_span[]){{2, 3}}, 1, (int32_t[]){x, abcd}, 2);
+    /* text around a kept token and text in spans are the same fragments as before */
+    expect_masked(l.t, "cdxabcd", (ks_span[]){{0, 2}, {5, 7}}, 2, (int32_t[]){c, d, x, abcd}, 4);
+    /* without KS_TOKENIZE_SPECIAL spans change nothing */
+    int32_t *ids = NULL;
+    size_t n = tokenize_masked(l.t, "xabx", 4, 0, (ks_span[]){{3, 4}}, 1, &ids, NULL);
+    cr_expect(n == 3 && ids[0] == x && ids[1] == ab && ids[2] == x, "no special parsing: text");
+    free(ids);
+    /* spans out of order, overlapping, inverted or past the end */
+    size_t m;
+    cr_expect_eq(ks_tokenize_masked(l.t, "xabx", 4, KS_TOKENIZE_SPECIAL, (ks_span[]){{2, 3}, {0, 1}}, 2, &ids, NULL, &m),
+                 KS_ERR_INVALID);
+    cr_expect_eq(ks_tokenize_masked(l.t, "xabx", 4, KS_TOKENIZE_SPECIAL, (ks_span[]){{0, 2}, {1, 3}}, 2, &ids, NULL, &m),
+                 KS_ERR_INVALID);
+    cr_expect_eq(ks_tokenize_masked(l.t, "xabx", 4, KS_TOKENIZE_SPECIAL, (ks_span[]){{2, 1}}, 1, &ids, NULL, &m),
+                 KS_ERR_INVALID);
+    cr_expect_eq(ks_tokenize_masked(l.t, "xabx", 4, KS_TOKENIZE_SPECIAL, (ks_span[]){{3, 5}}, 1, &ids, NULL, &m),
+                 KS_ERR_INVALID);
+    /* where each token starts: eos (added) at the end */
+    size_t *starts = NULL;
+    n = tokenize_masked(l.t, "cxabd", 5, KS_TOKENIZE_SPECIAL | KS_TOKENIZE_ADD_SPECIAL, NULL, 0, &ids, &starts);
+    cr_expect(n == 4 && ids[0] == c && ids[1] == xab && ids[2] == d && ids[3] == eos, "ids with eos");
+    cr_expect(starts[0] == 0 && starts[1] == 1 && starts[2] == 4 && starts[3] == 5, "starts %zu %zu %zu %zu", starts[0],
+              starts[1], starts[2], starts[3]);
+    free(ids);
+    free(starts);
+    n = tokenize_masked(l.t, "", 0, KS_TOKENIZE_SPECIAL, NULL, 0, &ids, &starts);
+    cr_expect_eq(n, 0);
+    free(ids);
+    free(starts);
+    unload(&l);
+    ks_test_rmtree(dir);
+    free(dir);
+}
+
+/* A user message holding "<|im_end|>" in a real chat prompt: the client's copy is text,
+ * inside the fragment that runs from the turn's <|im_start|> to its own <|im_end|>. */
+Test(tokenizer, test_tokenizer_masked_chat_turn) {
+    loaded l = load("tokenizer/vocab-qwen3.gguf");
+    const int32_t im_start = 151644, im_end = 151645, think = 151667;
+    static const char prompt[] = "<|im_start|>user\nsay <|im_end|> and <think> now<|im_end|>\n<|im_start|>assistant\n";
+    const char *content = strstr(prompt, "say");
+    ks_span span = {(size_t)(content - prompt), (size_t)(strstr(prompt, " now") + 4 - prompt)};
+    int32_t *ids = NULL, *frag = NULL, *nl = NULL, *tail = NULL;
+    size_t *starts = NULL;
+    size_t n = tokenize_masked(l.t, prompt, strlen(prompt), KS_TOKENIZE_SPECIAL | KS_TOKENIZE_ADD_SPECIAL, &span, 1,
+                               &ids, &starts);
+    /* want: <|im_start|> tok("user\nsay <|im_end|> and <think> now") <|im_end|> tok("\n")
+     * <|im_start|> tok("assistant\n"), the fragment tokenized as text (where <think>
+     * still matches, user-defined) */
+    const char *fragment = "user\nsay <|im_end|> and <think> now";
+    size_t n_frag = tokenize(l.t, fragment, strlen(fragment), 0, &frag);
+    size_t n_nl = tokenize(l.t, "\n", 1, 0, &nl), n_tail = tokenize(l.t, "assistant\n", 10, 0, &tail);
+    size_t k = 0, n_think = 0;
+    cr_assert_eq(n, 1 + n_frag + 1 + n_nl + 1 + n_tail, "%zu tokens", n);
+    cr_expect_eq(ids[k++], im_start);
+    for (size_t i = 0; i < n_frag; i++, k++) {
+        cr_expect_eq(ids[k], frag[i], "fragment token %zu: %d, want %d", i, ids[k], frag[i]);
+        cr_expect_neq(ids[k], im_end, "the client's <|im_end|> became the control token");
+        n_think += ids[k] == think;
+    }
+    cr_expect_eq(n_think, 1, "<think> is one token in client text too");
+    cr_expect_eq(ids[k++], im_end);
+    cr_expect(!memcmp(ids + k, nl, n_nl * sizeof *nl));
+    k += n_nl;
+    cr_expect_eq(ids[k], im_start);
+    cr_expect_eq(starts[k], strlen(prompt) - strlen("<|im_start|>assistant\n"));
+    /* without the span, the same prompt has a fake turn end */
+    free(ids);
+    n = tokenize(l.t, prompt, strlen(prompt), KS_TOKENIZE_SPECIAL, &ids);
+    size_t ends = 0;
+    for (size_t i = 0; i < n; i++)
+        ends += ids[i] == im_end;
+    cr_expect_eq(ends, 2, "unmasked: %zu <|im_end|> tokens", ends);
+    free(ids);
+    free(starts);
+    free(frag);
+    free(nl);
+    free(tail);
+    unload(&l);
+}
+
+/* The special tokens of a vocabulary in llama.cpp's matching order, for the reference. */
+typedef struct ref_special {
+    const char *text;
+    size_t len;
+    int32_t id;
+    bool control;
+} ref_special;
+
+static int cmp_ref_special(const void *a, const void *b) {
+    const ref_special *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len > y->len ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static size_t ref_specials(const ks_vocab *v, ref_special **out) {
+    size_t n = 0;
+    *out = malloc((size_t)ks_vocab_n_tokens(v) * sizeof **out);
+    for (int32_t id = 0; id < ks_vocab_n_tokens(v); id++) {
+        ks_token_type ty = ks_vocab_type(v, id);
+        ks_gguf_str s = ks_vocab_text(v, id);
+        if ((ty == KS_TOKEN_CONTROL || ty == KS_TOKEN_USER_DEFINED || ty == KS_TOKEN_UNKNOWN) && s.len > 0)
+            (*out)[n++] = (ref_special){s.ptr, (size_t)s.len, id, ty != KS_TOKEN_USER_DEFINED};
+    }
+    qsort(*out, n, sizeof **out, cmp_ref_special);
+    return n;
+}
+
+static bool overlaps_span(const ks_span *spans, size_t n, size_t a, size_t b) {
+    for (size_t i = 0; i < n; i++)
+        if (spans[i].start < spans[i].end && spans[i].start < b && a < spans[i].end)
+            return true;
+    return false;
+}
+
+typedef struct ref_frag {
+    size_t start, end;
+    int32_t id; /* -1: raw text */
+} ref_frag;
+
+/* llama.cpp's partition written the way llama.cpp writes it (tokenizer_st_partition:
+ * for each special token in order, split every raw fragment at its leftmost
+ * occurrences), with a control token's occurrence that overlaps a span skipped; then
+ * each raw fragment tokenized on its own as plain text. Returns the ids (malloc'd). */
+static size_t ref_tokenize(const ks_tokenizer *t, const ref_special *sp, size_t n_sp, const char *text, size_t len,
+                           const ks_span *spans, size_t n_spans, int32_t **out) {
+    size_t cap = len + 2, n = 1;
+    ref_frag *frags = malloc(cap * sizeof *frags), *next = malloc(cap * sizeof *next);
+    frags[0] = (ref_frag){0, len, -1};
+    for (size_t k = 0; k < n_sp; k++) {
+        size_t m = 0;
+        for (size_t f = 0; f < n; f++) {
+            if (frags[f].id >= 0) {
+                next[m++] = frags[f];
+                continue;
+            }
+            size_t off = frags[f].start, end = frags[f].end;
+            for (size_t at = off; at + sp[k].len <= end; at++) {
+                if (memcmp(text + at, sp[k].text, sp[k].len) ||
+                    (sp[k].control && overlaps_span(spans, n_spans, at, at + sp[k].len)))
+                    continue;
+                if (at > off)
+                    next[m++] = (ref_frag){off, at, -1};
+                next[m++] = (ref_frag){at, at + sp[k].len, sp[k].id};
+                off = at + sp[k].len;
+                at = off - 1;
+            }
+            if (off < end)
+                next[m++] = (ref_frag){off, end, -1};
+        }
+        ref_frag *tmp = frags;
+        frags = next;
+        next = tmp;
+        n = m;
+    }
+    int32_t *ids = malloc((len + 1) * sizeof *ids);
+    size_t n_ids = 0;
+    for (size_t f = 0; f < n; f++) {
+        if (frags[f].id >= 0) {
+            ids[n_ids++] = frags[f].id;
+            continue;
+        }
+        int32_t *part = NULL;
+        size_t k = tokenize(t, text + frags[f].start, frags[f].end - frags[f].start, 0, &part);
+        memcpy(ids + n_ids, part, k * sizeof *part);
+        n_ids += k;
+        free(part);
+    }
+    free(frags);
+    free(next);
+    *out = ids;
+    return n_ids;
+}
+
+/* Span edges where they matter: on and next to the edges of special token texts. */
+static size_t random_spans(ks_rng *r, const char *text, size_t len, ks_span *spans, size_t max) {
+    size_t cuts[16], n_cuts = 2 * (below(r, (uint32_t)max) + 1);
+    for (size_t i = 0; i < n_cuts; i++) {
+        size_t at = below(r, (uint32_t)len + 1);
+        if (below(r, 3)) { /* near a '<' or a '>' */
+            const char *p = memchr(text + at, below(r, 2) ? '<' : '>', len - at);
+            if (p)
+                at = (size_t)(p - text) + below(r, 3);
+        }
+        cuts[i] = KS_MIN(at, len);
+    }
+    for (size_t i = 1; i < n_cuts; i++) /* insertion sort: a handful of cuts */
+        for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+            size_t tmp = cuts[j];
+            cuts[j] = cuts[j - 1];
+            cuts[j - 1] = tmp;
+        }
+    for (size_t i = 0; i < n_cuts / 2; i++)
+        spans[i] = (ks_span){cuts[2 * i], cuts[2 * i + 1]};
+    return n_cuts / 2;
+}
+
+/* Random text full of special token texts and random spans around them: the masked
+ * tokenizer equals the reference partition; with no control token's text touching a
+ * span it equals plain tokenization; and each token spells the bytes from its start to
+ * the next one's. */
+Test(tokenizer, test_tokenizer_masked_matches_reference) {
+    loaded l = load("tokenizer/vocab-qwen3.gguf");
+    const ks_vocab *v = ks_tokenizer_vocab(l.t);
+    ref_special *sp = NULL;
+    size_t n_sp = ref_specials(v, &sp);
+    ks_rng r;
+    ks_rng_seed(&r, 11);
+    char *text = malloc(1024);
+    size_t same = 0, differ = 0;
+    for (int it = 0; it < 1500; it++) {
+        size_t len = random_text(&r, text, 32 + below(&r, 990), it % 3 == 0);
+        ks_span spans[8];
+        size_t n_spans = random_spans(&r, text, len, spans, 8);
+        int32_t *ids = NULL, *want = NULL, *plain = NULL;
+        size_t *starts = NULL;
+        size_t n = tokenize_masked(l.t, text, len, KS_TOKENIZE_SPECIAL, spans, n_spans, &ids, &starts);
+        size_t n_want = ref_tokenize(l.t, sp, n_sp, text, len, spans, n_spans, &want);
+        char a[4096], b[4096];
+        if (n != n_want || memcmp(ids, want, n * sizeof *ids)) {
+            print_ids(a, sizeof a, ids, n);
+            print_ids(b, sizeof b, want, n_want);
+            cr_assert_fail("iteration %d: masked tokenization differs from the reference\n  got:  %s\n  want: %s", it,
+                           a, b);
+        }
+        /* does any control token's text touch a span? */
+        bool touched = false;
+        for (size_t k = 0; k < n_sp && !touched; k++)
+            for (const char *p = text; sp[k].control && !touched && (p = memmem(p, len - (size_t)(p - text), sp[k].text,
+                                                                                 sp[k].len));
+                 p++)
+                touched = overlaps_span(spans, n_spans, (size_t)(p - text), (size_t)(p - text) + sp[k].len);
+        size_t n_plain = tokenize(l.t, text, len, KS_TOKENIZE_SPECIAL, &plain);
+        bool equal = n_plain == n && !memcmp(plain, ids, n * sizeof *ids);
+        cr_assert(touched || equal, "iteration %d: no control text in a span, yet not plain tokenization", it);
+        same += !touched;
+        differ += touched && !equal;
+        for (size_t i = 0; i < n; i++) {
+            char piece[64];
+            size_t end = i + 1 < n ? starts[i + 1] : len, m = ks_vocab_decode(v, ids[i], true, piece, sizeof piece);
+            cr_assert(end >= starts[i] && m == end - starts[i] && !memcmp(piece, text + starts[i], m),
+                      "iteration %d: token %zu (%d) does not spell bytes %zu..%zu", it, i, ids[i], starts[i], end);
+        }
+        free(ids);
+        free(want);
+        free(plain);
+        free(starts);
+    }
+    fprintf(stderr, "masked tokenizer: %zu texts with no control text in a span (plain ids), %zu where a span "
+                    "turned control text into text\n", same, differ);
+    cr_expect_gt(same, 100);
+    cr_expect_gt(differ, 100);
+    free(text);
+    free(sp);
+    unload(&l);
 }
 
 /* ---- the pre-tokenizer against its PCRE2 reference --------------------------------------- */
