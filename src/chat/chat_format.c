@@ -102,16 +102,47 @@ bool ks_chat_render_recalled_call(const ks_chat_render_in *in, const ks_chat_too
     const char *text = in->opts->toolcall_text(in->opts->toolcall_ctx, call->id, &len);
     if (!text)
         return false;
-    ks_chat_buf_append(out, text, len);
+    ks_chat_buf_client(out, text, len);
     return true;
 }
 
-void ks_chat_render_turn(ks_chat_buf *out, const char *role, ks_chat_str text) {
+void ks_chat_render_content(const ks_chat_render_in *in, size_t i, ks_chat_str piece, ks_chat_buf *out) {
+    const ks_chat_message *m = &in->req->messages[i];
+    size_t at = out->len;
+    ks_chat_buf_client(out, piece.s, piece.len);
+    /* piece is [a, b) of the joined content; block k ends at the sum of the lengths of
+     * blocks 0..k and the separators between them */
+    size_t a = (size_t)(piece.s - in->content[i].s), b = a + piece.len, end = 0;
+    for (size_t k = 0; k < m->n_parts; k++) {
+        end += m->parts[k].len;
+        if (m->parts[k].cache_breakpoint && end > a && end <= b)
+            ks_chat_buf_mark_break(out, at + (end - a));
+        end += strlen(KS_CHAT_PART_SEP);
+    }
+}
+
+void ks_chat_render_message_end(const ks_chat_render_in *in, size_t i, size_t since, ks_chat_buf *out) {
+    const ks_chat_message *m = &in->req->messages[i];
+    size_t marked = 0;
+    for (size_t k = 0; k < m->n_parts; k++)
+        marked += m->parts[k].cache_breakpoint;
+    if ((m->cache_breakpoint || marked) && out->n_breaks - since < KS_MAX(marked, (size_t)1))
+        ks_chat_buf_mark_break(out, out->len);
+}
+
+void ks_chat_render_turn(const ks_chat_render_in *in, size_t i, ks_chat_buf *out) {
+    size_t since = out->n_breaks;
     ks_chat_buf_puts(out, KS_CHATML_START);
-    ks_chat_buf_puts(out, role);
+    ks_chat_buf_puts(out, ks_chat_role_name(in->req->messages[i].role));
     ks_chat_buf_append(out, "\n", 1);
-    ks_chat_buf_append(out, text.s, text.len);
+    ks_chat_render_content(in, i, in->content[i], out);
     ks_chat_buf_puts(out, KS_CHATML_END "\n");
+    ks_chat_render_message_end(in, i, since, out);
+}
+
+void ks_chat_render_tool_end(const ks_chat_tool *t, ks_chat_buf *out) {
+    if (t->cache_breakpoint)
+        ks_chat_buf_mark_break(out, out->len);
 }
 
 /* ---- ks_chat_render -------------------------------------------------------------------- */
@@ -135,8 +166,36 @@ static ks_status check_request(const ks_chat_request *req, ks_err *err) {
     return KS_OK;
 }
 
+void ks_chat_spans_deinit(ks_chat_spans *s) {
+    if (!s)
+        return;
+    free(s->client);
+    free(s->breakpoints);
+    memset(s, 0, sizeof *s);
+}
+
+/* Marks past the end of a prompt that was cut (continue_final) are cut with it. */
+static void clip_marks(ks_chat_buf *b) {
+    while (b->n_client && b->client[b->n_client - 1].start >= b->len)
+        b->n_client--;
+    if (b->n_client && b->client[b->n_client - 1].end > b->len)
+        b->client[b->n_client - 1].end = b->len;
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n_breaks; i++) {
+        size_t at = KS_MIN(b->breaks[i], b->len);
+        if (at > 0 && (kept == 0 || b->breaks[kept - 1] < at))
+            b->breaks[kept++] = at;
+    }
+    b->n_breaks = kept;
+}
+
 ks_status ks_chat_render(ks_chat_format f, const ks_chat_request *req,
                          const ks_chat_render_opts *opts, char **out, size_t *len, ks_err *err) {
+    return ks_chat_render_spans(f, req, opts, out, len, NULL, err);
+}
+
+ks_status ks_chat_render_spans(ks_chat_format f, const ks_chat_request *req, const ks_chat_render_opts *opts,
+                               char **out, size_t *len, ks_chat_spans *spans, ks_err *err) {
     static const ks_chat_render_opts no_opts;
     ks_status st = check_request(req, err);
     if (st)
@@ -187,7 +246,15 @@ ks_status ks_chat_render(ks_chat_format f, const ks_chat_request *req,
         if (buf.data)
             buf.data[buf.len] = '\0';
     }
+    clip_marks(&buf);
+    ks_chat_spans marks = {0};
+    if (spans && !buf.failed)
+        ks_chat_buf_take_marks(&buf, &marks.client, &marks.n_client, &marks.breakpoints, &marks.n_breakpoints);
     st = ks_chat_buf_take(&buf, out, len);
+    if (spans && !st)
+        *spans = marks;
+    else
+        ks_chat_spans_deinit(&marks);
 
 fail:
     if (st == KS_ERR_NOMEM)

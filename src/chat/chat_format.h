@@ -14,11 +14,15 @@
  *   - append-only wherever the template allows it: a conversation extended by a turn
  *     renders as an extension of its earlier rendering (where a template rewrites the
  *     past, e.g. Qwen3 dropping earlier turns' reasoning after a new user query, the
- *     template wins). */
+ *     template wins);
+ *   - it reports where the client's bytes went (ks_chat_spans): the tokenizer matches
+ *     control tokens (<|im_end|>) only in the template's markup, never in text a client
+ *     sent, and the client's cache_control marks become offsets in the prompt. */
 #ifndef KS_CHAT_FORMAT_H
 #define KS_CHAT_FORMAT_H
 
 #include "chat/chat.h"
+#include "tokenizer/span.h"
 
 typedef enum {
     KS_CHAT_FORMAT_NONE = 0,
@@ -41,6 +45,26 @@ typedef struct ks_chat_render_opts {
     void *toolcall_ctx;
 } ks_chat_render_opts;
 
+/* Where a rendered prompt's bytes came from. */
+typedef struct ks_chat_spans {
+    /* Bytes the client supplied, rendered verbatim or serialised (tojson, Python str()):
+     * message contents and reasoning, tool results, tool names, descriptions and
+     * schemas, tool calls' names and arguments, and calls recalled from the tool-call
+     * memory (text the model wrote). Ascending, disjoint, non-empty, touching ranges
+     * merged. Every other byte is the template's markup. */
+    ks_span *client;
+    size_t n_client;
+    /* Byte offsets where something the client marked with cache_control ends: a text
+     * block after its last byte; a tool declaration after its last byte; a message
+     * whose mark no rendered text block accounts for (the mark was on a tool call or a
+     * tool result, or the template trims the marked block's end away) after the last
+     * byte the message rendered. Ascending, distinct, in (0, len]. */
+    size_t *breakpoints;
+    size_t n_breakpoints;
+} ks_chat_spans;
+
+void ks_chat_spans_deinit(ks_chat_spans *s); /* frees the arrays; NULL ok */
+
 /* "qwen3", "qwen3-coder", "chatml"; "none" for NONE. */
 const char *ks_chat_format_name(ks_chat_format f);
 /* The supported names, comma-separated, for messages. */
@@ -61,5 +85,9 @@ ks_status ks_chat_format_detect(const char *tmpl, size_t len, ks_chat_format *ou
  * KS_ERR_INVALID / KS_ERR_UNSUPPORTED with a message naming the field. */
 ks_status ks_chat_render(ks_chat_format f, const ks_chat_request *req,
                          const ks_chat_render_opts *opts, char **out, size_t *len, ks_err *err);
+/* ks_chat_render, also filling *spans (caller storage; release with
+ * ks_chat_spans_deinit) on success. The bytes are the same. */
+ks_status ks_chat_render_spans(ks_chat_format f, const ks_chat_request *req, const ks_chat_render_opts *opts,
+                               char **out, size_t *len, ks_chat_spans *spans, ks_err *err);
 
 #endif

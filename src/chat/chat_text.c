@@ -16,9 +16,18 @@ void ks_chat_buf_init(ks_chat_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+static void drop_marks(ks_chat_buf *b) {
+    free(b->client);
+    free(b->breaks);
+    b->client = NULL;
+    b->breaks = NULL;
+    b->n_client = b->cap_client = b->n_breaks = b->cap_breaks = 0;
+}
+
 void ks_chat_buf_deinit(ks_chat_buf *b) {
     if (b) {
         free(b->data);
+        drop_marks(b);
         ks_chat_buf_init(b);
     }
 }
@@ -53,7 +62,63 @@ void ks_chat_buf_puts(ks_chat_buf *b, const char *s) {
     ks_chat_buf_append(b, s, strlen(s));
 }
 
+/* Makes room for element n of a mark array: returns the array (moved or not), or NULL
+ * with the buffer failed (the old array still valid) when memory runs out. */
+static void *mark_grow(ks_chat_buf *b, void *arr, size_t n, size_t *cap, size_t elem) {
+    if (n < *cap)
+        return arr;
+    size_t new_cap = *cap ? *cap * 2 : 16; /* a prompt has a few client ranges per message */
+    void *p = realloc(arr, new_cap * elem);
+    if (!p) {
+        b->failed = true;
+        return NULL;
+    }
+    *cap = new_cap;
+    return p;
+}
+
+void ks_chat_buf_mark_client(ks_chat_buf *b, size_t start) {
+    if (start >= b->len || b->failed)
+        return;
+    if (b->n_client && start <= b->client[b->n_client - 1].end) { /* touching: one range */
+        b->client[b->n_client - 1].end = b->len;
+        return;
+    }
+    ks_span *client = mark_grow(b, b->client, b->n_client, &b->cap_client, sizeof *client);
+    if (client) {
+        b->client = client;
+        client[b->n_client++] = (ks_span){start, b->len};
+    }
+}
+
+void ks_chat_buf_client(ks_chat_buf *b, const char *s, size_t len) {
+    size_t start = b->len;
+    ks_chat_buf_append(b, s, len);
+    ks_chat_buf_mark_client(b, start);
+}
+
+void ks_chat_buf_mark_break(ks_chat_buf *b, size_t at) {
+    if (b->failed || (b->n_breaks && b->breaks[b->n_breaks - 1] >= at))
+        return;
+    size_t *breaks = mark_grow(b, b->breaks, b->n_breaks, &b->cap_breaks, sizeof *breaks);
+    if (breaks) {
+        b->breaks = breaks;
+        breaks[b->n_breaks++] = at;
+    }
+}
+
+void ks_chat_buf_take_marks(ks_chat_buf *b, ks_span **client, size_t *n_client, size_t **breaks, size_t *n_breaks) {
+    *client = b->client;
+    *n_client = b->n_client;
+    *breaks = b->breaks;
+    *n_breaks = b->n_breaks;
+    b->client = NULL;
+    b->breaks = NULL;
+    drop_marks(b);
+}
+
 ks_status ks_chat_buf_take(ks_chat_buf *b, char **out, size_t *len) {
+    drop_marks(b);
     if (b->failed) {
         ks_chat_buf_deinit(b);
         return KS_ERR_NOMEM;

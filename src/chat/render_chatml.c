@@ -13,7 +13,7 @@ ks_status ks_chat_render_chatml(const ks_chat_render_in *in, ks_chat_buf *out, k
         if (m->role == KS_CHAT_TOOL || m->n_tool_calls)
             return KS_ERRF(err, KS_ERR_UNSUPPORTED, "messages[%zu]: the chatml format has no "
                            "tool calls or tool results", i);
-        ks_chat_render_turn(out, ks_chat_role_name(m->role), in->content[i]);
+        ks_chat_render_turn(in, i, out);
     }
     if (in->add_generation_prompt)
         ks_chat_buf_puts(out, KS_CHATML_START "assistant\n");

@@ -36,14 +36,20 @@ static const char tools_tail[] =
 /* A tool as the templates receive it (OpenAI's shape), through tojson. */
 static void tool_json(ks_chat_buf *out, const ks_chat_tool *t) {
     ks_chat_buf_puts(out, "{\"type\": \"function\", \"function\": {\"name\": ");
+    size_t at = out->len;
     ks_chat_json_string(out, t->name, strlen(t->name));
+    ks_chat_buf_mark_client(out, at);
     if (t->description) {
         ks_chat_buf_puts(out, ", \"description\": ");
+        at = out->len;
         ks_chat_json_string(out, t->description, strlen(t->description));
+        ks_chat_buf_mark_client(out, at);
     }
     if (t->parameters) {
         ks_chat_buf_puts(out, ", \"parameters\": ");
+        at = out->len;
         ks_chat_tojson(out, t->parameters);
+        ks_chat_buf_mark_client(out, at);
     }
     ks_chat_buf_puts(out, "}}");
 }
@@ -74,9 +80,11 @@ static void tool_call(const ks_chat_render_in *in, const ks_chat_tool_call *c, k
     if (ks_chat_render_recalled_call(in, c, out))
         return;
     ks_chat_buf_puts(out, "<tool_call>\n{\"name\": \"");
-    ks_chat_buf_puts(out, c->name); /* the template inserts the name without escaping */
+    ks_chat_buf_client(out, c->name, strlen(c->name)); /* the template inserts the name without escaping */
     ks_chat_buf_puts(out, "\", \"arguments\": ");
+    size_t at = out->len;
     ks_chat_tojson(out, c->arguments);
+    ks_chat_buf_mark_client(out, at);
     ks_chat_buf_puts(out, "}\n</tool_call>");
 }
 
@@ -105,11 +113,14 @@ static void assistant(const ks_chat_render_in *in, size_t i, size_t last_query,
     if (i > last_query && (last || reasoning.len)) {
         ks_chat_str r = strip_nl(reasoning, true, true), c = strip_nl(content, true, false);
         ks_chat_buf_puts(out, "<think>\n");
-        ks_chat_buf_append(out, r.s, r.len);
+        if (m->thinking) /* not part of the content: no text block ends inside it */
+            ks_chat_buf_client(out, r.s, r.len);
+        else
+            ks_chat_render_content(in, i, r, out);
         ks_chat_buf_puts(out, "\n</think>\n\n");
-        ks_chat_buf_append(out, c.s, c.len);
+        ks_chat_render_content(in, i, c, out);
     } else {
-        ks_chat_buf_append(out, content.s, content.len);
+        ks_chat_render_content(in, i, content, out);
     }
     for (size_t j = 0; j < m->n_tool_calls; j++) {
         if (j > 0 || content.len)
@@ -126,21 +137,24 @@ ks_status ks_chat_render_qwen3(const ks_chat_render_in *in, ks_chat_buf *out, ks
     size_t n = req->n_messages;
     bool first_system = msgs[0].role == KS_CHAT_SYSTEM;
 
-    /* 1. header */
+    /* 1. header (with tools, the system message ends with its text: the tools follow) */
     if (req->n_tools) {
         ks_chat_buf_puts(out, KS_CHATML_START "system\n");
         if (first_system) {
-            ks_chat_buf_append(out, in->content[0].s, in->content[0].len);
+            size_t since = out->n_breaks;
+            ks_chat_render_content(in, 0, in->content[0], out);
+            ks_chat_render_message_end(in, 0, since, out);
             ks_chat_buf_puts(out, "\n\n");
         }
         ks_chat_buf_puts(out, tools_head);
         for (size_t t = 0; t < req->n_tools; t++) {
             ks_chat_buf_append(out, "\n", 1);
             tool_json(out, &req->tools[t]);
+            ks_chat_render_tool_end(&req->tools[t], out);
         }
         ks_chat_buf_puts(out, tools_tail);
     } else if (first_system) {
-        ks_chat_render_turn(out, "system", in->content[0]);
+        ks_chat_render_turn(in, 0, out);
     }
 
     /* 2. last query */
@@ -154,21 +168,26 @@ ks_status ks_chat_render_qwen3(const ks_chat_render_in *in, ks_chat_buf *out, ks
 
     /* 3. turns */
     for (size_t i = 0; i < n; i++) {
+        size_t since = out->n_breaks;
         switch (msgs[i].role) {
         case KS_CHAT_SYSTEM:
             if (i == 0)
                 break; /* already in the header */
             /* fall through */
-        case KS_CHAT_USER: ks_chat_render_turn(out, ks_chat_role_name(msgs[i].role), in->content[i]); break;
-        case KS_CHAT_ASSISTANT: assistant(in, i, last_query, out); break;
+        case KS_CHAT_USER: ks_chat_render_turn(in, i, out); break;
+        case KS_CHAT_ASSISTANT:
+            assistant(in, i, last_query, out);
+            ks_chat_render_message_end(in, i, since, out);
+            break;
         case KS_CHAT_TOOL:
             if (i == 0 || msgs[i - 1].role != KS_CHAT_TOOL)
                 ks_chat_buf_puts(out, KS_CHATML_START "user");
             ks_chat_buf_puts(out, "\n<tool_response>\n");
-            ks_chat_buf_append(out, in->content[i].s, in->content[i].len);
+            ks_chat_render_content(in, i, in->content[i], out);
             ks_chat_buf_puts(out, "\n</tool_response>");
             if (i + 1 == n || msgs[i + 1].role != KS_CHAT_TOOL)
                 ks_chat_buf_puts(out, KS_CHATML_END "\n");
+            ks_chat_render_message_end(in, i, since, out);
             break;
         }
     }

@@ -41,14 +41,14 @@ static const char tools_tail[] =
     "- If there is no function call available, answer the question like normal with your "
     "current knowledge and do not tell the user about function calls\n</IMPORTANT>";
 
-/* Appends s with Unicode whitespace trimmed (Jinja's `trim`). */
+/* Appends client text s with Unicode whitespace trimmed (Jinja's `trim`). */
 static void append_trimmed(ks_chat_buf *out, const char *s, size_t len) {
     size_t a, n;
     ks_chat_strip(s, len, NULL, true, true, &a, &n);
-    ks_chat_buf_append(out, s + a, n);
+    ks_chat_buf_client(out, s + a, n);
 }
 
-/* `| string` of a value, trimmed (descriptions). */
+/* `| string` of a client value, trimmed (descriptions). */
 static void append_trimmed_value(ks_chat_buf *out, const json_t *v) {
     ks_chat_buf tmp;
     ks_chat_buf_init(&tmp);
@@ -60,13 +60,20 @@ static void append_trimmed_value(ks_chat_buf *out, const json_t *v) {
     ks_chat_buf_deinit(&tmp);
 }
 
-/* A value the way the template prints it in XML: mappings and lists as tojson, anything
- * else through `| string`. */
+/* A client value the way the template prints it in XML: mappings and lists as tojson,
+ * anything else through `| string`. */
 static void xml_value(ks_chat_buf *out, const json_t *v) {
+    size_t at = out->len;
     if (json_is_object(v) || json_is_array(v))
         ks_chat_tojson(out, v);
     else
         ks_chat_pystr(out, v);
+    ks_chat_buf_mark_client(out, at);
+}
+
+/* A client string (a name, a key). */
+static void client_str(ks_chat_buf *out, const char *s) {
+    ks_chat_buf_client(out, s, strlen(s));
 }
 
 static bool handled(const char *key, const char *const *keys) {
@@ -87,11 +94,11 @@ static void extra_keys(ks_chat_buf *out, const json_t *obj, const char *const *k
         if (handled(key, keys))
             continue;
         ks_chat_buf_puts(out, "\n<");
-        ks_chat_buf_puts(out, key);
+        client_str(out, key);
         ks_chat_buf_append(out, ">", 1);
         xml_value(out, val);
         ks_chat_buf_puts(out, "</");
-        ks_chat_buf_puts(out, key);
+        client_str(out, key);
         ks_chat_buf_append(out, ">", 1);
     }
 }
@@ -100,7 +107,7 @@ static void tool_xml(ks_chat_buf *out, const ks_chat_tool *t) {
     static const char *const param_keys[] = {"name", "type", "description", NULL};
     static const char *const schema_keys[] = {"type", "properties", NULL};
     ks_chat_buf_puts(out, "\n<function>\n<name>");
-    ks_chat_buf_puts(out, t->name);
+    client_str(out, t->name);
     ks_chat_buf_puts(out, "</name>");
     if (t->description) {
         ks_chat_buf_puts(out, "\n<description>");
@@ -114,13 +121,15 @@ static void tool_xml(ks_chat_buf *out, const ks_chat_tool *t) {
         json_t *fields;
         json_object_foreach((json_t *)props, name, fields) {
             ks_chat_buf_puts(out, "\n<parameter>\n<name>");
-            ks_chat_buf_puts(out, name);
+            client_str(out, name);
             ks_chat_buf_puts(out, "</name>");
             const json_t *type = json_is_object(fields) ? json_object_get(fields, "type") : NULL;
             const json_t *desc = json_is_object(fields) ? json_object_get(fields, "description") : NULL;
             if (type) {
                 ks_chat_buf_puts(out, "\n<type>");
+                size_t at = out->len;
                 ks_chat_pystr(out, type);
+                ks_chat_buf_mark_client(out, at);
                 ks_chat_buf_puts(out, "</type>");
             }
             if (desc) {
@@ -141,13 +150,13 @@ static void tool_call(const ks_chat_render_in *in, const ks_chat_tool_call *c, k
     if (ks_chat_render_recalled_call(in, c, out))
         return;
     ks_chat_buf_puts(out, "<tool_call>\n<function=");
-    ks_chat_buf_puts(out, c->name);
+    client_str(out, c->name);
     ks_chat_buf_puts(out, ">\n");
     const char *key;
     json_t *val;
     json_object_foreach(c->arguments, key, val) {
         ks_chat_buf_puts(out, "<parameter=");
-        ks_chat_buf_puts(out, key);
+        client_str(out, key);
         ks_chat_buf_puts(out, ">\n");
         xml_value(out, val);
         ks_chat_buf_puts(out, "\n</parameter>\n");
@@ -163,18 +172,22 @@ ks_status ks_chat_render_qwen3_coder(const ks_chat_render_in *in, ks_chat_buf *o
     bool has_system = msgs[0].role == KS_CHAT_SYSTEM;
     size_t first = has_system ? 1 : 0; /* loop_messages = messages[first:] */
 
-    /* 1. system turn */
+    /* 1. system turn (the system message ends with its text: the tools follow) */
     if (has_system) {
+        size_t since = out->n_breaks;
         ks_chat_buf_puts(out, KS_CHATML_START "system\n");
-        ks_chat_buf_append(out, in->content[0].s, in->content[0].len);
+        ks_chat_render_content(in, 0, in->content[0], out);
+        ks_chat_render_message_end(in, 0, since, out);
     } else if (req->n_tools) {
         ks_chat_buf_puts(out, KS_CHATML_START "system\n");
         ks_chat_buf_puts(out, default_system);
     }
     if (req->n_tools) {
         ks_chat_buf_puts(out, tools_head);
-        for (size_t t = 0; t < req->n_tools; t++)
+        for (size_t t = 0; t < req->n_tools; t++) {
             tool_xml(out, &req->tools[t]);
+            ks_chat_render_tool_end(&req->tools[t], out);
+        }
         ks_chat_buf_puts(out, tools_tail);
     }
     if (has_system || req->n_tools)
@@ -183,29 +196,32 @@ ks_status ks_chat_render_qwen3_coder(const ks_chat_render_in *in, ks_chat_buf *o
     /* 2. turns */
     for (size_t i = first; i < n; i++) {
         const ks_chat_message *m = &msgs[i];
+        size_t since = out->n_breaks;
         if (m->role == KS_CHAT_ASSISTANT && m->n_tool_calls) {
             ks_chat_buf_puts(out, KS_CHATML_START "assistant");
             size_t a, len;
             ks_chat_strip(in->content[i].s, in->content[i].len, NULL, true, true, &a, &len);
             if (len) {
                 ks_chat_buf_append(out, "\n", 1);
-                ks_chat_buf_append(out, in->content[i].s + a, len);
+                ks_chat_render_content(in, i, (ks_chat_str){in->content[i].s + a, len}, out);
                 ks_chat_buf_append(out, "\n", 1);
             }
             for (size_t j = 0; j < m->n_tool_calls; j++)
                 tool_call(in, &m->tool_calls[j], out);
             ks_chat_buf_puts(out, KS_CHATML_END "\n");
+            ks_chat_render_message_end(in, i, since, out);
         } else if (m->role == KS_CHAT_TOOL) {
             /* loop.previtem is undefined for the first of loop_messages: no opener then */
             if (i > first && msgs[i - 1].role != KS_CHAT_TOOL)
                 ks_chat_buf_puts(out, KS_CHATML_START "user\n");
             ks_chat_buf_puts(out, "<tool_response>\n");
-            ks_chat_buf_append(out, in->content[i].s, in->content[i].len);
+            ks_chat_render_content(in, i, in->content[i], out);
             ks_chat_buf_puts(out, "\n</tool_response>\n");
             if (i + 1 == n || msgs[i + 1].role != KS_CHAT_TOOL)
                 ks_chat_buf_puts(out, KS_CHATML_END "\n");
+            ks_chat_render_message_end(in, i, since, out);
         } else {
-            ks_chat_render_turn(out, ks_chat_role_name(m->role), in->content[i]);
+            ks_chat_render_turn(in, i, out);
         }
     }
 
