@@ -161,45 +161,14 @@ static void vec_dot_4_q8_0_q8_0_avx2(const void *w, const void *a, size_t a_stri
  * Products of 32 codes: _mm256_maddubs_epi16 (code pairs into int16), then
  * _mm256_madd_epi16 against the sub-block's scale (int16 pairs into int32). */
 
-/* The int16 broadcast of scale j (0..7) from 8 int16 scales held in both 128-bit lanes. */
-static inline __m256i scale_of(__m256i scales16, int j) {
-    return _mm256_shuffle_epi8(scales16, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j)));
+/* int16 pairs times int16 scales, added into int32 lanes: madd, then add. */
+static inline __m256i madd_acc(__m256i acc, __m256i p, __m256i s) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
 }
 
-/* One Q4_K (qh NULL) or Q5_K super-block against nt activation blocks y[j]: sumi[j]
- * and mins[j] as above, the weight codes decoded once. Bounds: q <= 31, |a| <= 127,
- * sc <= 63: an int16 pair <= 7874, |sumi| <= 256 * 31 * 127 * 63 < 2^26. */
 static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
                               const ks_block_q8_k *const *y, int nt, __m256i *sumi, __m128i *mins) {
-    const __m128i scmn = ks_x86_k_scales_mins(scales);
-    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scmn));
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    for (int j = 0; j < nt; j++)
-        sumi[j] = _mm256_setzero_si256();
-    for (int g = 0; g < KS_QK_K / 64; g++) { /* sub-blocks 2g (low nibbles), 2g+1 (high) */
-        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
-        __m256i lo = _mm256_and_si256(q, low4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-        if (qh) { /* bit 2g of qh[l] is bit 4 of lo[l], bit 2g+1 that of hi[l] */
-            const __m256i one = _mm256_set1_epi8(1);
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
-            hi = _mm256_or_si256(
-                hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
-            hbits = _mm256_srli_epi16(hbits, 2);
-        }
-        const __m256i slo = scale_of(sc16, 2 * g), shi = scale_of(sc16, 2 * g + 1);
-        for (int j = 0; j < nt; j++) {
-            const int8_t *a = y[j]->qs + 64 * g;
-            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a));
-            const __m256i phi =
-                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 32)));
-            sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(plo, slo));
-            sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(phi, shi));
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        mins[j] = ks_x86_k_mins(scmn, y[j]->bsums);
+    ks_x86_q45_k_sums(madd_acc, scales, qh, qs, y, nt, sumi, mins);
 }
 
 static float vec_dot_q4_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
@@ -224,76 +193,15 @@ static void vec_dot_4_q5_k_q8_k_avx2(const void *w, const void *a, size_t a_stri
     ks_x86_dot_q5_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
-/* Q6_K (layout at ks_block_q6_k): codes q in 0..63 stand for q - 32, so
- *   sumi = sum_e sc(e) q[e] a[e] - 32 * sum_k sc[k] bsums[k]
- * where the second sum is one madd of Q8_K's per-16 sums with the 16 scales. Chunk c
- * (0..7) of 32 elements spans sub-blocks 2c and 2c+1, whose int8 scales are the two
- * int16 halves of dword c of the widened scales. Bounds: an int16 pair <= 2*63*127 =
- * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. nt activation rows as dot_blocks(). */
-static inline void dot_q6_k(const void *w, const void *a, size_t a_stride, int64_t n, int nt,
-                            float *out) {
-    const ks_block_q6_k *x = w;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
-    /* dword c broadcast, then its low int16 to the low 128-bit lane, high to the high */
-    const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* lo */
-                                            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-    const ks_block_q8_k *rows[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        rows[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride);
-        acc[j] = _mm256_setzero_ps();
-    }
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
-        __m256i sumi[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++) {
-            const __m256i corr =
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)rows[j][ib].bsums), sc16);
-            sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
-        }
-        for (int h = 0; h < 2; h++) { /* halves of 128 elements */
-            const uint8_t *ql = x[ib].ql + 64 * h;
-            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
-                                   _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
-                                   _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                                   _mm256_and_si256(qh, bits45));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
-            for (int k = 0; k < 4; k++) {
-                const int c = 4 * h + k;
-                const __m256i sc = _mm256_shuffle_epi8(
-                    _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), halves);
-                for (int j = 0; j < nt; j++) {
-                    const __m256i p = _mm256_maddubs_epi16(
-                        q[k], _mm256_loadu_si256((const __m256i *)(rows[j][ib].qs + 32 * c)));
-                    sumi[j] = _mm256_add_epi32(sumi[j], _mm256_madd_epi16(p, sc));
-                }
-            }
-        }
-        for (int j = 0; j < nt; j++) {
-            const float d = ks_x86_fp16(x[ib].d) * rows[j][ib].d;
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]);
-}
-
 static float vec_dot_q6_k_q8_k_avx2(const void *w, const void *a, int64_t n) {
     float s;
-    dot_q6_k(w, a, 0, n, 1, &s);
+    ks_x86_dot_q6_k(madd_acc, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q6_k_q8_k_avx2(const void *w, const void *a, size_t a_stride, int64_t n,
                                      float *s) {
-    dot_q6_k(w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_q6_k(madd_acc, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- registration ------------------------------------------------------------------- */

@@ -14,9 +14,7 @@
  *     values below 2^-126 (1.2e-38) could notice: no trained weight or activation;
  *   - 32-element blocks: the AVX2 kernels (simd_x86.h) with vpdpbusd on 256-bit vectors
  *     (unsigned x signed bytes, four products into one int32, no saturation);
- *   - K-quants: two 32-element runs per vector, code pairs with vpmaddubsw (no
- *     saturation: see simd_x86.h), sub-block scales with vpdpwssd; the 16 int32 lanes
- *     fold exactly into the AVX2 kernels' 8 before the float steps.
+ *   - K-quants: the AVX2 kernels with vpdpwssd applying the sub-block scales.
  *
  * Divisions: float types; 32-element blocks; K-quants; registration. */
 #include "tensor/x86/kernels_x86.h"
@@ -25,20 +23,6 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-/* Two 256-bit halves as one vector. */
-static inline __m512i join256(__m256i lo, __m256i hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-static inline __m256i load256(const void *p) {
-    return _mm256_loadu_si256((const __m256i *)p);
-}
-
-/* Int32 lanes 0..7 = a, 8..15 = b. */
-static inline __m512i split_idx(int a, int b) {
-    return join256(_mm256_set1_epi32(a), _mm256_set1_epi32(b));
-}
 
 /* ---- float types -------------------------------------------------------------------- */
 
@@ -55,7 +39,7 @@ static inline float hsum512(__m512 v) {
 /* 16 elements of an F32 or F16 row from element i. */
 static inline __m512 load16(ks_type t, const void *p, int64_t i) {
     if (t == KS_TYPE_F16)
-        return _mm512_cvtph_ps(load256((const ks_fp16 *)p + i));
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const ks_fp16 *)p + i)));
     return _mm512_loadu_ps((const float *)p + i);
 }
 
@@ -190,65 +174,18 @@ static void vec_dot_4_q8_0_q8_0_avx512(const void *w, const void *a, size_t a_st
 
 /* ---- K-quants ----------------------------------------------------------------------- *
  *
- * The per-super-block scheme of vec_dot_avx2.c with 16 int32 lanes: code pairs times
- * activation pairs with vpmaddubsw, then vpdpwssd multiplies each int16 pair sum by the
- * scale of its sub-block and adds it into the int32 sums. The scales are laid out for
- * vpdpwssd once per super-block: one per dword, as the same int16 twice, then
- * permuted to the sub-blocks a vector holds. */
+ * The AVX2 super-block code (simd_x86.h) on 256-bit vectors, with VNNI's vpdpwssd
+ * multiplying the int16 pair sums by their sub-block scales and adding them in one
+ * step. (512-bit vectors measured slower: the work per super-block is mostly shuffles
+ * to line scales and activations up with the codes, which wider vectors add to.) */
 
-/* Each dword's low int16 also in its high half (v's dwords hold values in -2^15..2^15). */
-static inline __m512i int16_twice(__m512i v) {
-    return _mm512_or_si512(_mm512_and_si512(v, _mm512_set1_epi32(0xffff)),
-                           _mm512_slli_epi32(v, 16));
+static inline __m256i madd_acc_vnni(__m256i acc, __m256i p, __m256i s) {
+    return _mm256_dpwssd_epi32(acc, p, s);
 }
 
-/* The 16 int32 lanes folded into 8: lane l + lane l + 8 (exact). */
-static inline __m256i fold256(__m512i v) {
-    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-}
-
-/* One Q4_K (qh NULL) or Q5_K super-block against nt activation blocks y[j]: the int32
- * code sums (8 lanes, as the AVX2 kernel's) and the mins term, the weight codes decoded
- * once. 64 bytes of qs hold sub-blocks 4h, 4h+1 (low, high nibbles of the first 32) and
- * 4h+2, 4h+3 (of the next 32): the low nibbles pair with activations 128h + [0, 32) and
- * [64, 96), the high ones with [32, 64) and [96, 128). Bit j of qh[l] is bit 4 of
- * element l of sub-block j. Bounds as vec_dot_avx2.c. */
 static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const uint8_t *qs,
                               const ks_block_q8_k *const *y, int nt, __m256i *sumi, __m128i *mins) {
-    const __m128i scmn = ks_x86_k_scales_mins(scales);
-    const __m512i sc = int16_twice(_mm512_cvtepu8_epi32(scmn)); /* dwords 0..7: sc[j] */
-    const __m512i hb = qh ? _mm512_broadcast_i64x4(load256(qh)) : _mm512_setzero_si512();
-    const __m512i low4 = _mm512_set1_epi8(0x0f), sixteen = _mm512_set1_epi8(16);
-    __m512i acc[KS_VEC_DOT_ROWS];
-    for (int r = 0; r < nt; r++)
-        acc[r] = _mm512_setzero_si512();
-    for (int h = 0; h < 2; h++) {
-        const int j = 4 * h; /* first sub-block */
-        const __m512i q = _mm512_loadu_si512(qs + 64 * h);
-        __m512i lo = _mm512_and_si512(q, low4);                       /* j, j + 2 */
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4); /* j + 1, j + 3 */
-        if (qh) {
-            const __m512i bit_lo =
-                join256(_mm256_set1_epi8((char)(1 << j)), _mm256_set1_epi8((char)(4 << j)));
-            const __m512i bit_hi =
-                join256(_mm256_set1_epi8((char)(2 << j)), _mm256_set1_epi8((char)(8 << j)));
-            lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(hb, bit_lo), lo, sixteen);
-            hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(hb, bit_hi), hi, sixteen);
-        }
-        const __m512i slo = _mm512_permutexvar_epi32(split_idx(j, j + 2), sc);
-        const __m512i shi = _mm512_permutexvar_epi32(split_idx(j + 1, j + 3), sc);
-        for (int r = 0; r < nt; r++) {
-            const int8_t *a = y[r]->qs + 128 * h;
-            const __m512i alo = join256(load256(a), load256(a + 64));
-            const __m512i ahi = join256(load256(a + 32), load256(a + 96));
-            acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_maddubs_epi16(lo, alo), slo);
-            acc[r] = _mm512_dpwssd_epi32(acc[r], _mm512_maddubs_epi16(hi, ahi), shi);
-        }
-    }
-    for (int r = 0; r < nt; r++) {
-        sumi[r] = fold256(acc[r]);
-        mins[r] = ks_x86_k_mins(scmn, y[r]->bsums);
-    }
+    ks_x86_q45_k_sums(madd_acc_vnni, scales, qh, qs, y, nt, sumi, mins);
 }
 
 static float vec_dot_q4_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
@@ -273,76 +210,15 @@ static void vec_dot_4_q5_k_q8_k_avx512(const void *w, const void *a, size_t a_st
     ks_x86_dot_q5_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
-/* Q6_K: sumi = sum_e sc(e) q[e] a[e] - 32 * sum_k sc[k] bsums[k], as vec_dot_avx2.c.
- * Half h (128 elements): its 64 ql bytes in one vector give elements [0, 64) from the
- * low nibbles and [64, 128) from the high ones, each run of 64 contiguous in the
- * activations; the 32 qh bytes, in both vector halves, give their bits 5:4 from bit
- * pairs (0, 2) and (4, 6), shifted per half by vpsllvw / vpsrlvw. Each vector spans 4
- * sub-blocks of 16, scales sc[8h + 4r .. 8h + 4r + 3] for run r. nt activation rows as
- * dot_blocks(). */
-static inline void dot_q6_k(const void *w, const void *a, size_t a_stride, int64_t n, int nt,
-                            float *out) {
-    const ks_block_q6_k *x = w;
-    const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
-    const __m512i shl_01 = join256(_mm256_set1_epi16(4), _mm256_set1_epi16(2)); /* q0 | q1 */
-    const __m512i shr_23 = join256(_mm256_set1_epi16(0), _mm256_set1_epi16(2)); /* q2 | q3 */
-    const __m512i quarters = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    const ks_block_q8_k *rows[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        rows[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride);
-        acc[j] = _mm256_setzero_ps();
-    }
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[ib].scales);
-        const __m512i sc = int16_twice(_mm512_cvtepi8_epi32(sc8)); /* dwords 0..15: sc[k] */
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        __m512i sumi[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++) {
-            const __m256i corr = _mm256_madd_epi16(load256(rows[j][ib].bsums), sc16);
-            sumi[j] = _mm512_zextsi256_si512(
-                _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5)));
-        }
-        for (int h = 0; h < 2; h++) {
-            const __m512i ql = _mm512_loadu_si512(x[ib].ql + 64 * h);
-            const __m512i qh = _mm512_broadcast_i64x4(load256(x[ib].qh + 32 * h));
-            const __m512i q01 =
-                _mm512_or_si512(_mm512_and_si512(ql, low4),
-                                _mm512_and_si512(_mm512_sllv_epi16(qh, shl_01), bits45));
-            const __m512i q23 =
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
-                                _mm512_and_si512(_mm512_srlv_epi16(qh, shr_23), bits45));
-            const __m512i sc01 =
-                _mm512_permutexvar_epi32(_mm512_add_epi32(quarters, _mm512_set1_epi32(8 * h)), sc);
-            const __m512i sc23 = _mm512_permutexvar_epi32(
-                _mm512_add_epi32(quarters, _mm512_set1_epi32(8 * h + 4)), sc);
-            for (int j = 0; j < nt; j++) {
-                const int8_t *ya = rows[j][ib].qs + 128 * h;
-                sumi[j] = _mm512_dpwssd_epi32(
-                    sumi[j], _mm512_maddubs_epi16(q01, _mm512_loadu_si512(ya)), sc01);
-                sumi[j] = _mm512_dpwssd_epi32(
-                    sumi[j], _mm512_maddubs_epi16(q23, _mm512_loadu_si512(ya + 64)), sc23);
-            }
-        }
-        for (int j = 0; j < nt; j++) {
-            const float d = ks_x86_fp16(x[ib].d) * rows[j][ib].d;
-            acc[j] =
-                _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold256(sumi[j])), acc[j]);
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]);
-}
-
 static float vec_dot_q6_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    dot_q6_k(w, a, 0, n, 1, &s);
+    ks_x86_dot_q6_k(madd_acc_vnni, w, a, 0, n, 1, &s);
     return s;
 }
 
 static void vec_dot_4_q6_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
                                        float *s) {
-    dot_q6_k(w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+    ks_x86_dot_q6_k(madd_acc_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
 /* ---- registration ------------------------------------------------------------------- */
