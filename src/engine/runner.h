@@ -20,8 +20,8 @@ typedef struct ks_runner_params {
     int n_threads;        /* <= 0: physical cores */
     int n_ctx;            /* context length in tokens; <= 0: min(model's, 4096) */
     int n_batch;          /* most tokens per forward call; <= 0: 512 */
-    ks_kv_cache_params kv; /* kv.ram_bytes 0: enough for n_ctx tokens (and at least the default
-                             when a disk tier is set, so it holds many prefixes) */
+    ks_kv_cache_params kv; /* kv.ram_bytes 0: enough for n_ctx tokens (one sequence: earlier
+                             prefixes come back from the disk tier, when there is one) */
 } ks_runner_params;
 
 void ks_runner_params_default(ks_runner_params *p);
