@@ -1,9 +1,16 @@
-/* simd_x86.h — small AVX2 building blocks shared by the x86 kernel files.
+/* simd_x86.h — the code the x86 kernel files share.
  *
- * Owns: horizontal sums, fp16 scale loads, the unpacking of packed block fields (4-bit
- * codes, the 5th bit of Q5_0/Q5_1, Q4_K/Q5_K 6-bit scales and mins) into vectors, and
- * the signed 8-bit dot product every integer kernel is built from.
- * Does not own: the block layouts (quants.h), the kernels (vec_dot_*.c, quants_*.c).
+ * Owns: horizontal sums in named orders, fp16 scale loads, the unpacking of packed block
+ * fields (4-bit codes, the 5th bit of Q5_0/Q5_1, Q4_K/Q5_K 6-bit scales and mins), and
+ * the integer dot products themselves on 256-bit vectors (32-element blocks, K-quants),
+ * which take their one ISA-specific step, the multiply of bytes or of int16 pairs, as a
+ * constant function argument: maddubs/madd from vec_dot_avx2.c, VNNI from
+ * vec_dot_avx512.c. Both tables thus run the same arithmetic.
+ * Does not own: the block layouts (quants.h), the table entries and the float-row kernels
+ * (vec_dot_avx2.c, vec_dot_avx512.c), the activation quantizers (quants_avx2.c).
+ *
+ * Divisions: sums and loads; field unpacking; 32-element blocks; K-quant super-blocks;
+ * K-quant row loops.
  *
  * Only static inline code: this header is included by files compiled with at least
  * -mavx2 -mfma -mf16c (kernels_x86.h lists them) and must not emit ISA code into any
@@ -28,9 +35,8 @@
 #define KS_SIMD_X86_H
 
 #include "tensor/fp16.h"
-#include "tensor/quants.h"
-
 #include "tensor/kernels.h"
+#include "tensor/quants.h"
 #include "tensor/types.h"
 
 #include <immintrin.h>
@@ -38,6 +44,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* ---- sums and loads ----------------------------------------------------------------- */
 
 /* Sum of the 8 float lanes: s = low half + high half, then (s0 + s2) + (s1 + s3). */
 static inline float ks_x86_hsum_ps(__m256 v) {
@@ -97,6 +105,8 @@ static inline __m256 ks_x86_fp16x8(const void *p, size_t stride) {
 static inline __m256 ks_x86_lane(__m256 v, int j) {
     return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j));
 }
+
+/* ---- field unpacking ---------------------------------------------------------------- */
 
 /* The 32 codes of a 4-bit 32-element block (layout at ks_block_q4_0), byte i = q[i] in
  * 0..15: the low nibbles of the 16 bytes are elements 0..15, the high ones 16..31. */
@@ -164,7 +174,7 @@ static inline __m128 ks_x86_k_d_dmin(const ks_fp16 *dd, float da) {
     return _mm_xor_ps(d, _mm_setr_ps(0.0f, -0.0f, 0.0f, 0.0f));
 }
 
-/* ---- the 32-element block kernels ------------------------------------------------- *
+/* ---- 32-element blocks -------------------------------------------------------------- *
  *
  * Per block of weight type t against its Q8_0 (or, for the offset types, Q8_1) block:
  *
@@ -309,7 +319,21 @@ static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *
         out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
 }
 
-/* ---- the K-quant super-blocks on 256-bit vectors ----------------------------------- */
+/* ---- the K-quant super-blocks ------------------------------------------------------ *
+ *
+ * Per super-block of 256 (the scheme of vec_dot_ref.c, lanes regrouped):
+ *
+ *   sumi  = sum_e scale(e) * q[e] * a[e]          8 int32 lanes, exact
+ *   acc  += (d * da) * sumi                       8 float lanes
+ *   Q4_K: mins = sum_j mn[j] * S[j]               4 int32 lanes (ks_x86_k_mins)
+ *         acc_m += -(dmin * da) * mins            4 float lanes
+ *         result: hsum(acc) + hsum(acc_m)
+ *   Q5_K: summs += -(dmin * da) * (float)mins     one exact integer, one scalar FMA
+ *         result: hsum(acc) + summs
+ *   Q6_K: as Q4_K without the mins (its offset 32 is folded into sumi)
+ *
+ * Products of 32 codes: _mm256_maddubs_epi16 (code pairs into int16), then the ISA's
+ * step multiplies the pairs by the sub-block's scale into int32 lanes. */
 
 /* An ISA's acc + (int16 pairs p times int16 scales s, each pair summed into an int32):
  * madd + add on AVX2, vpdpwssd with AVX-512 VNNI. Passed as a constant, inlined. */
@@ -321,7 +345,7 @@ static inline __m256i ks_x86_scale_of(__m256i scales16, int j) {
 }
 
 /* One Q4_K (qh NULL) or Q5_K super-block against nt activation blocks y[j]: sumi[j]
- * and mins[j] as above, the weight codes decoded once. Bounds: q <= 31, |a| <= 127,
+ * and mins[j] of the scheme above, the weight codes decoded once. Bounds: q <= 31, |a| <= 127,
  * sc <= 63: an int16 pair <= 7874, |sumi| <= 256 * 31 * 127 * 63 < 2^26. */
 static inline void ks_x86_q45_k_sums(ks_x86_madd_acc_fn madd_acc, const uint8_t *scales,
                                      const uint8_t *qh, const uint8_t *qs,
@@ -363,7 +387,7 @@ static inline void ks_x86_q45_k_sums(ks_x86_madd_acc_fn madd_acc, const uint8_t 
  * where the second sum is one madd of Q8_K's per-16 sums with the 16 scales. Chunk c
  * (0..7) of 32 elements spans sub-blocks 2c and 2c+1, whose int8 scales are the two
  * int16 halves of dword c of the widened scales. Bounds: an int16 pair <= 2*63*127 =
- * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. nt activation rows as dot_blocks(). */
+ * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. nt activation rows as ks_x86_dot_blocks(). */
 static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
                                    size_t a_stride, int64_t n, int nt, float *out) {
     const ks_block_q6_k *x = w;
@@ -419,7 +443,7 @@ static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, c
         out[j] = ks_x86_hsum_ps(acc[j]);
 }
 
-/* ---- the K-quant row loops ------------------------------------------------------------ */
+/* ---- the K-quant row loops ---------------------------------------------------------- */
 
 /* An ISA's integer work on one Q4_K (qh NULL) or Q5_K super-block against nt activation
  * blocks y[j]: the 8 int32 lanes of code sums and the 4 lanes of the mins term

@@ -5,6 +5,9 @@
  * Owns: vec_dot_<weight>_<activation>_avx2 and ks_vec_dot_avx2_register().
  * Does not own: the activation quantizers (quants_avx2.c), the AVX-512 kernels.
  *
+ * The integer kernels live in simd_x86.h, shared with the AVX-512 table; this file brings
+ * their AVX2 multiply steps and the float-row kernels.
+ *
  * Arithmetic against ref. Each block's (super-block's) integer sum of code products is
  * exact, as in ref, but held as 8 int32 partial lanes; the float steps after it follow
  * llama.cpp's AVX2 build (simd_x86.h, "Float order"), not ref's portable order: results
@@ -148,18 +151,8 @@ static void vec_dot_4_q8_0_q8_0_avx2(const void *w, const void *a, size_t a_stri
 
 /* ---- K-quants ----------------------------------------------------------------------- *
  *
- * Per super-block of 256 (the scheme of vec_dot_ref.c, lanes regrouped):
- *
- *   sumi  = sum_e scale(e) * q[e] * a[e]          8 int32 lanes, exact
- *   acc  += (d * da) * sumi                       8 float lanes
- *   Q4_K: mins = sum_j mn[j] * S[j]               4 int32 lanes (ks_x86_k_mins)
- *         acc_m += -(dmin * da) * mins            4 float lanes
- *         result: hsum(acc) + hsum(acc_m)
- *   Q5_K: summs += -(dmin * da) * (float)mins     one exact integer, one scalar FMA
- *         result: hsum(acc) + summs
- *
- * Products of 32 codes: _mm256_maddubs_epi16 (code pairs into int16), then
- * _mm256_madd_epi16 against the sub-block's scale (int16 pairs into int32). */
+ * The super-block kernels of simd_x86.h with madd + add applying the sub-block scales:
+ * the int16 pairs (<= 2 * 63 * 127) times scales (<= 128 in magnitude) fit int32. */
 
 /* int16 pairs times int16 scales, added into int32 lanes: madd, then add. */
 static inline __m256i madd_acc(__m256i acc, __m256i p, __m256i s) {
