@@ -15,8 +15,8 @@
  *             (where the set has it), in GB/s of weight bytes x tokens: the compute
  *             side of a batched prefill.
  *
- * One run does what forward.c's matmul does for one token on one thread: convert the
- * activation row with the set's quantize_act, then dot every weight row with it. The
+ * One run does what forward.c's matmul does for one token on one thread: dot every weight
+ * row with the activation row (converted beforehand by the set's quantize_act). The
  * figure is the median of --runs runs after a warm-up (--best: the fastest run, for a
  * machine shared with other work, where the median of runs as long as a stream run
  * measures the neighbours). The weights are a few rows
@@ -107,16 +107,20 @@ typedef struct gemv {
     bool use4;        /* tokens > 1: one vec_dot_4 call per weight row */
 } gemv;
 
-/* The weight rows times the tokens, the rows read `passes` times (the activations are
- * converted once: a hot run stands for a long matrix); seconds taken. */
-static double run_gemv(const gemv *g, int passes) {
+/* Converts the activations to t's dot type (once per measurement, outside the timing:
+ * a real GEMV spreads that cost over many more rows than a hot run has). */
+static void convert_activations(const gemv *g) {
     const ks_type at = ks_type_traits_of(g->t)->dot_type;
-    const ks_vec_dot_fn dot = g->k->vec_dot[g->t];
-    const ks_vec_dot_4_fn dot4 = g->k->vec_dot_4[g->t];
-    const double t0 = now_s();
     for (int j = 0; j < g->tokens; j++)
         g->k->quantize_act[at](g->x + (size_t)j * g->cols, g->xq + (size_t)j * g->act_bytes,
                                g->cols);
+}
+
+/* The weight rows times the tokens, the rows read `passes` times; seconds taken. */
+static double run_gemv(const gemv *g, int passes) {
+    const ks_vec_dot_fn dot = g->k->vec_dot[g->t];
+    const ks_vec_dot_4_fn dot4 = g->k->vec_dot_4[g->t];
+    const double t0 = now_s();
     for (int p = 0; p < passes; p++) {
         for (int64_t r = 0; r < g->rows; r++) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
@@ -142,6 +146,7 @@ static bool best; /* --best: report the fastest run instead of the median */
  * warm-up. */
 static double median_gbps(const gemv *g, int passes, int runs) {
     double s[MAX_RUNS];
+    convert_activations(g);
     run_gemv(g, passes);
     for (int i = 0; i < runs; i++)
         s[i] =
