@@ -5,10 +5,14 @@
  *   - vec_dot(w, quantize_act(x)) equals the double-precision dot of the dequantized
  *     rows, to float rounding (1e-5 of sum |w_i a_i|);
  *   - it is within the activation quantization error of the exact dot with x;
- *   - every ISA table agrees with ref (an ISA the CPU lacks is reported as skipped);
+ *   - every ISA table agrees with ref (an ISA the CPU lacks is reported as skipped), on
+ *     every row length up to 32768 and on random bytes and extreme codes and scales as
+ *     well as model-like data; its activation quantizers produce ref's bytes;
  *   - against llama.cpp's own CPU library (the node-llama-cpp package's build, loaded at
  *     run time, as tests/peer does): the ref dot products are bit-identical to its
- *     portable C ones, the activation quantizers to its x86 (AVX2) ones. */
+ *     portable C ones, the activation quantizers to its x86 (AVX2) ones, and the x86
+ *     tables' dot products to its AVX2 and Zen 4 builds' ones;
+ *   - vec_dot_4 equals vec_dot on each of its rows, bit for bit. */
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
 #include "tensor/ref/quants_ref.h"
