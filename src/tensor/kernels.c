@@ -4,6 +4,9 @@
 #include "core/cpu.h"
 #include "core/log.h"
 #include "tensor/ref/kernels_ref.h"
+#if defined(KS_HAVE_ARM_KERNELS)
+#include "tensor/arm/kernels_arm.h"
+#endif
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -40,6 +43,10 @@ static void build_sets(void) {
         neon_set = ref_set;
         neon_set.isa = "neon";
         ks_kernels_register_neon(&neon_set);
+        /* SDOT integer dot products over the widening-multiply ones: only where the
+         * CPU has them, as SDOT is undefined on ARMv8.0 cores (Cortex-A53/A57/A72) */
+        if (f->dotprod)
+            ks_kernels_register_neon_dotprod(&neon_set);
         have_neon = 1;
     }
 #else

@@ -1,5 +1,7 @@
-/* kernels_neon.c — NEON kernels for aarch64. Only reached on aarch64 builds. */
-#include "tensor/kernels.h"
+/* kernels_neon.c — NEON kernels for aarch64, any ARMv8-A CPU: the row conversions and
+ * dot_f32 live here, the dot products and activation quantizers in the files
+ * kernels_arm.h lists. Only reached on aarch64 builds. */
+#include "tensor/arm/kernels_arm.h"
 
 #include <arm_neon.h>
 
@@ -27,4 +29,6 @@ static void fp16_to_fp32_row_neon(const ks_fp16 *x, float *y, int64_t n) {
 void ks_kernels_register_neon(ks_kernels *k) {
     k->dot_f32 = dot_f32_neon;
     k->fp16_to_fp32_row = fp16_to_fp32_row_neon;
+    ks_vec_dot_neon_register(k);
+    ks_quants_neon_register(k);
 }

@@ -1,0 +1,254 @@
+/* vec_dot_int_neon.h — the integer dot products of the NEON tables (Q8_0 and Q4_0 against
+ * Q8_0 activations; Q4_K, Q5_K and Q6_K against Q8_K), written once over a 16-byte
+ * signed dot step that the including file supplies:
+ *
+ *   vec_dot_neon.c     the step from widening multiplies (SMULL, SADALP): any ARMv8-A
+ *   vec_dot_dotprod.c  the step as one SDOT (vdotq_s32): CPUs with DotProd
+ *
+ * Before including this header (once per file), define
+ *
+ *   static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b);
+ *       acc plus the 16 products a[i] * b[i], spread over the four int32 lanes (which
+ *       product lands in which lane is the step's business: the kernels only ever use
+ *       the lanes' total, scaled as a whole)
+ *   #define NEON_FN(name)   name##_<isa>, the suffix of the kernels' names
+ *
+ * Owns: the kernels and the unpacking of Q4_K/Q5_K scales into bytes.
+ * Does not own: the layouts (quants.h), the specification (ref/vec_dot_ref.c), the
+ * registration (the including files).
+ * Only static inline code: included by files compiled with the ARM kernel flags.
+ *
+ * Integer part, exact. Every weight code fits an int8 (Q4_0 and Q6_K are recentred:
+ * q - 8, q - 32), every activation code is an int8 (|a| <= 128), so a product is at most
+ * 2^14 in magnitude and the dot step never saturates. A block's four lanes, already
+ * multiplied by the integer sub-block scales for the K-quants, stay far inside int32:
+ *
+ *   Q8_0, Q4_0   8 products per lane                               <= 2^17
+ *   Q4_K, Q5_K   64 elements per lane x scale 63 x code 31 x 128    < 2^24
+ *   Q6_K         64 elements per lane x |scale| 128 x 32 x 128      = 2^25
+ *   mins         Q8_K's per-16 sums (|s| <= 2^11) in pairs, x mn 63, 8 terms < 2^21
+ *
+ * Float part. Each block's four int32 lanes are converted to float and added, times
+ * the block's float scale, into four float lanes (one FMA each); the 32-element kernels
+ * run two such accumulators, on alternate blocks. The lanes are added only at the end:
+ * ref instead adds one float per block (32-element types) or keeps eight element-mod-8
+ * lanes (K-quants), so results differ from ref's by float rounding (the tests' budgets,
+ * 1e-6 of the terms' magnitude on mixed-sign data), not in the integer sums. The
+ * Q4_K/Q5_K mins term is ref's scalar expression, accumulated as ref does, and joins
+ * the lanes at the end. Scales are converted from fp16 by FCVTL, exact
+ * as ks_fp16_to_fp32(). */
+#ifndef KS_VEC_DOT_INT_NEON_H
+#define KS_VEC_DOT_INT_NEON_H
+
+#include "tensor/fp16.h"
+#include "tensor/quants.h"
+#include "tensor/types.h"
+
+#include <arm_neon.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* An fp16 bit pattern as a float, by the hardware conversion (exact). */
+static inline float half_to_float(ks_fp16 h) {
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+/* The four lanes of s as floats, times d, added into acc. */
+static inline float32x4_t scaled_add(float32x4_t acc, int32x4_t s, float d) {
+    return vfmaq_n_f32(acc, vcvtq_f32_s32(s), d);
+}
+
+/* Q4_K/Q5_K's packed 6-bit scales and mins (diagram at ks_block_q4_k) as bytes sc[0..7],
+ * mn[0..7], four at a time. With a, b, c the little-endian words of bytes 0..3, 4..7,
+ * 8..11: sc[0..3] and mn[0..3] are the low 6 bits of a's and b's bytes; sc[4..7] and
+ * mn[4..7] take their low 4 bits from c's low and high nibbles and bits 5:4 from bits
+ * 7:6 of a's and b's bytes ((w >> 2) & 0x30 per byte: what shifts in from the next byte
+ * falls outside the mask). */
+static inline void k_scales(const uint8_t *scales, uint8_t *sc, uint8_t *mn) {
+    uint32_t a, b, c;
+    memcpy(&a, scales, 4);
+    memcpy(&b, scales + 4, 4);
+    memcpy(&c, scales + 8, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, mn_lo = b & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    memcpy(sc, &sc_lo, 4);
+    memcpy(sc + 4, &sc_hi, 4);
+    memcpy(mn, &mn_lo, 4);
+    memcpy(mn + 4, &mn_hi, 4);
+}
+
+/* sum_j mn[j] * (sum of the Q8_K codes of sub-block j): the bsums, 16-element sums,
+ * added in pairs to the 8 sub-blocks of 32, times the mins. */
+static inline int32_t k_mins(const int16_t *bsums, const uint8_t *mn) {
+    const int16x8_t sub = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));
+    const int16x8_t m = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
+    const int32x4_t p = vmlal_high_s16(vmull_s16(vget_low_s16(sub), vget_low_s16(m)), sub, m);
+    return vaddvq_s32(p);
+}
+
+/* ---- 32-element blocks -------------------------------------------------------------- */
+
+/* One Q8_0 block against one Q8_0 block: four int32 lanes whose total is sumi. */
+static inline int32x4_t q8_0_block(const ks_block_q8_0 *x, const ks_block_q8_0 *y) {
+    const int32x4_t s = dot16(vdupq_n_s32(0), vld1q_s8(x->qs), vld1q_s8(y->qs));
+    return dot16(s, vld1q_s8(x->qs + 16), vld1q_s8(y->qs + 16));
+}
+
+/* One Q4_0 block (codes q - 8: low nibbles elements 0..15, high 16..31) against Q8_0. */
+static inline int32x4_t q4_0_block(const ks_block_q4_0 *x, const ks_block_q8_0 *y) {
+    const uint8x16_t v = vld1q_u8(x->qs);
+    const int8x16_t eight = vdupq_n_s8(8);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0f))), eight);
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+    const int32x4_t s = dot16(vdupq_n_s32(0), lo, vld1q_s8(y->qs));
+    return dot16(s, hi, vld1q_s8(y->qs + 16));
+}
+
+/* acc plus the lanes of block ib of a Q8_0 or Q4_0 row w against Q8_0 block y[ib],
+ * times the product of their scales (d leads both weight blocks). */
+static inline float32x4_t block32_add(ks_type t, float32x4_t acc, const void *w,
+                                      const ks_block_q8_0 *y, int64_t ib) {
+    const ks_block_q8_0 *x8 = (const ks_block_q8_0 *)w + ib;
+    const ks_block_q4_0 *x4 = (const ks_block_q4_0 *)w + ib;
+    const int32x4_t s = t == KS_TYPE_Q8_0 ? q8_0_block(x8, &y[ib]) : q4_0_block(x4, &y[ib]);
+    const ks_fp16 dw = t == KS_TYPE_Q8_0 ? x8->d : x4->d;
+    return scaled_add(acc, s, half_to_float(dw) * half_to_float(y[ib].d));
+}
+
+/* A row of 32-element blocks of type t (a constant once inlined): two accumulators,
+ * even and odd blocks. */
+static inline float blocks32(ks_type t, const void *w, const void *a, int64_t n) {
+    const ks_block_q8_0 *y = a;
+    const int64_t nb = n / 32;
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+    int64_t ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        acc0 = block32_add(t, acc0, w, y, ib);
+        acc1 = block32_add(t, acc1, w, y, ib + 1);
+    }
+    if (ib < nb)
+        acc0 = block32_add(t, acc0, w, y, ib);
+    return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+static inline float NEON_FN(vec_dot_q8_0_q8_0)(const void *w, const void *a, int64_t n) {
+    return blocks32(KS_TYPE_Q8_0, w, a, n);
+}
+
+static inline float NEON_FN(vec_dot_q4_0_q8_0)(const void *w, const void *a, int64_t n) {
+    return blocks32(KS_TYPE_Q4_0, w, a, n);
+}
+
+/* ---- K-quants ----------------------------------------------------------------------- *
+ *
+ * Per super-block: isum = sum over sub-blocks of scale * (lanes of its code products),
+ * then acc += (d * da) * isum in four float lanes; Q4_K/Q5_K also
+ * mins_acc -= (dmin * da) * mins, as ref. */
+
+/* Q4_K and Q5_K share everything but the codes' fifth bit: qh is NULL for Q4_K. One
+ * super-block's isum. Group g of qs (32 bytes) holds sub-block 2g in its low nibbles and
+ * 2g+1 in its high ones; for Q5_K, bit 2g of qh[l] is bit 4 of sub-block 2g's element l,
+ * bit 2g+1 that of sub-block 2g+1 (quants.h), so each group takes bits 0 and 1 of qh
+ * and shifts qh down by two for the next. */
+static inline int32x4_t k_block_4_5(const uint8_t *qs, const uint8_t *qh, const int8_t *q8,
+                                    const uint8_t *sc) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
+    if (qh) {
+        h0 = vld1q_u8(qh);
+        h1 = vld1q_u8(qh + 16);
+    }
+    int32x4_t isum = vdupq_n_s32(0);
+    for (int g = 0; g < 4; g++, qs += 32, q8 += 64) {
+        const uint8x16_t v0 = vld1q_u8(qs), v1 = vld1q_u8(qs + 16);
+        uint8x16_t lo0 = vandq_u8(v0, m4), lo1 = vandq_u8(v1, m4);
+        uint8x16_t hi0 = vshrq_n_u8(v0, 4), hi1 = vshrq_n_u8(v1, 4);
+        if (qh) {
+            const uint8x16_t b0 = vdupq_n_u8(1), b1 = vdupq_n_u8(2);
+            lo0 = vorrq_u8(lo0, vshlq_n_u8(vandq_u8(h0, b0), 4));
+            lo1 = vorrq_u8(lo1, vshlq_n_u8(vandq_u8(h1, b0), 4));
+            hi0 = vorrq_u8(hi0, vshlq_n_u8(vandq_u8(h0, b1), 3));
+            hi1 = vorrq_u8(hi1, vshlq_n_u8(vandq_u8(h1, b1), 3));
+            h0 = vshrq_n_u8(h0, 2);
+            h1 = vshrq_n_u8(h1, 2);
+        }
+        int32x4_t plo = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(lo0), vld1q_s8(q8));
+        plo = dot16(plo, vreinterpretq_s8_u8(lo1), vld1q_s8(q8 + 16));
+        int32x4_t phi = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(hi0), vld1q_s8(q8 + 32));
+        phi = dot16(phi, vreinterpretq_s8_u8(hi1), vld1q_s8(q8 + 48));
+        isum = vmlaq_n_s32(isum, plo, sc[2 * g]);
+        isum = vmlaq_n_s32(isum, phi, sc[2 * g + 1]);
+    }
+    return isum;
+}
+
+/* A Q4_K or Q5_K row (t, a constant once inlined) against Q8_K. */
+static inline float k_row_4_5(ks_type t, const void *w, const void *a, int64_t n) {
+    const ks_block_q8_k *y = a;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    float mins_acc = 0.0f;
+    uint8_t sc[8], mn[8];
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const ks_block_q4_k *x4 = (const ks_block_q4_k *)w + ib;
+        const ks_block_q5_k *x5 = (const ks_block_q5_k *)w + ib;
+        const bool q5 = t == KS_TYPE_Q5_K;
+        k_scales(q5 ? x5->scales : x4->scales, sc, mn);
+        const int32x4_t isum =
+            k_block_4_5(q5 ? x5->qs : x4->qs, q5 ? x5->qh : NULL, y[ib].qs, sc);
+        const ks_fp16 d = q5 ? x5->d : x4->d, dmin = q5 ? x5->dmin : x4->dmin;
+        acc = scaled_add(acc, isum, half_to_float(d) * y[ib].d);
+        mins_acc -= half_to_float(dmin) * y[ib].d * (float)k_mins(y[ib].bsums, mn);
+    }
+    return mins_acc + vaddvq_f32(acc);
+}
+
+static inline float NEON_FN(vec_dot_q4_k_q8_k)(const void *w, const void *a, int64_t n) {
+    return k_row_4_5(KS_TYPE_Q4_K, w, a, n);
+}
+
+static inline float NEON_FN(vec_dot_q5_k_q8_k)(const void *w, const void *a, int64_t n) {
+    return k_row_4_5(KS_TYPE_Q5_K, w, a, n);
+}
+
+/* Q6_K: each half (128 elements) is four quarters of 32, k = 0..3, element l of quarter
+ * k taking its low 4 bits from ql[l] (k = 0, 2) or ql[l + 32] (k = 1, 3), low nibble for
+ * k < 2, high for k >= 2, and its top 2 bits from bits 2k+1:2k of qh[l] (quants.h).
+ * Every 16 codes share one int8 scale, so each 16-byte vector meets one scale. */
+static inline int32x4_t q6_k_half(const uint8_t *ql, const uint8_t *qh, const int8_t *q8,
+                                  const int8_t *scales) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(0x30);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    int32x4_t isum = vdupq_n_s32(0);
+    for (int i = 0; i < 2; i++) { /* elements 16i .. 16i+15 of every quarter */
+        const uint8x16_t l0 = vld1q_u8(ql + 16 * i), l1 = vld1q_u8(ql + 32 + 16 * i);
+        const uint8x16_t h = vld1q_u8(qh + 16 * i);
+        uint8x16_t q[4];
+        q[0] = vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8(h, 4), m2));
+        q[1] = vorrq_u8(vandq_u8(l1, m4), vandq_u8(vshlq_n_u8(h, 2), m2));
+        q[2] = vorrq_u8(vshrq_n_u8(l0, 4), vandq_u8(h, m2));
+        q[3] = vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(vshrq_n_u8(h, 2), m2));
+        for (int k = 0; k < 4; k++) {
+            const int8x16_t c = vsubq_s8(vreinterpretq_s8_u8(q[k]), m32);
+            const int32x4_t p = dot16(vdupq_n_s32(0), c, vld1q_s8(q8 + 32 * k + 16 * i));
+            isum = vmlaq_n_s32(isum, p, scales[2 * k + i]);
+        }
+    }
+    return isum;
+}
+
+static inline float NEON_FN(vec_dot_q6_k_q8_k)(const void *w, const void *a, int64_t n) {
+    const ks_block_q6_k *x = w;
+    const ks_block_q8_k *y = a;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const int32x4_t isum =
+            vaddq_s32(q6_k_half(x[ib].ql, x[ib].qh, y[ib].qs, x[ib].scales),
+                      q6_k_half(x[ib].ql + 64, x[ib].qh + 32, y[ib].qs + 128, x[ib].scales + 8));
+        acc = scaled_add(acc, isum, half_to_float(x[ib].d) * y[ib].d);
+    }
+    return vaddvq_f32(acc);
+}
+
+#endif
