@@ -6,6 +6,7 @@
 #   make test         ... and run every test (C unit, kernel, fuzz replay, node, peer)
 #   make test-asan    unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan    engine, thread pool and KV tests under ThreadSanitizer (clang)
+#   make test-arm     NEON kernels cross-compiled for aarch64, run under qemu-user
 #   make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (clang)
 #   make bench-cache  TTFT with and without the KV cache on a replayed agent session
 #                     (BENCH_CACHE_ARGS, e.g. "--prefix-tokens 2000 --turn-tokens 50-130")
@@ -16,7 +17,7 @@ MODEL ?=
 DEMO_MODEL := models/demo.gguf
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build run test test-asan test-tsan test-ref fuzz fuzz-build clean demo-model bench-cache
+.PHONY: all deps build run test test-asan test-tsan test-arm test-ref fuzz fuzz-build clean demo-model bench-cache
 
 all: build
 
@@ -57,6 +58,15 @@ test-tsan: deps
 	@cmake --build build-tsan -j $(JOBS) --target kvserve $(TSAN_TESTS)
 	@ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -R "test_engine|test_threadpool|test_kv"
 
+# The aarch64 kernel tables against ref: tests/kernels/cross_arm, a project of its own
+# built with the cross toolchain and run under qemu on a CPU with DotProd and on one
+# without; -V shows each run's cases and the CPU it saw.
+test-arm: deps
+	@cmake -S tests/kernels/cross_arm -B build-arm \
+	  -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/aarch64-linux-gnu.cmake >/dev/null
+	@cmake --build build-arm -j $(JOBS)
+	@ctest --test-dir build-arm --output-on-failure -V
+
 test-ref: deps
 	@cmake --preset ref >/dev/null
 	@cmake --build build-ref -j $(JOBS)
@@ -84,4 +94,4 @@ bench-cache: build
 	node bench/cache.mjs $(BENCH_CACHE_ARGS)
 
 clean:
-	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz
+	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz build-arm

@@ -1,0 +1,535 @@
+/* cross_kernels.c — the aarch64 kernel tables against ref, as a plain program: built by
+ * the aarch64 cross compiler, statically, and run under qemu-user (make test-arm; the
+ * build is CMakeLists.txt beside this file). No Criterion, no libraries but libc: only
+ * src/core/{status,log,cpu}.c and src/tensor/ are compiled in.
+ *
+ *   cross_kernels --dotprod=yes|no
+ *
+ * The flag says whether the CPU it runs on (qemu's -cpu model) has the dot-product
+ * extension. Cases, each reported as passed or failed:
+ *
+ *   dispatch   ks_cpu_detect() agrees with the flag, and the "neon" table holds the SDOT
+ *              kernels exactly when the CPU has DotProd (a CPU without it would fault
+ *              on them; the run without DotProd also shows that no kernel it does
+ *              register executes SDOT, or the process would die of SIGILL);
+ *   entries    every entry of a NEON table that is not ref's own: row conversions bit
+ *              for bit; dot_f32 within 1e-6 of the sum of |x y|; every vec_dot within
+ *              the budget of tests/kernels/test_vec_dot.c (1e-6 of the terms'
+ *              magnitude, the recursive-summation bound on one-signed data) over the
+ *              same row lengths and kinds of data; activation quantizers byte for byte.
+ *
+ * Tables: the selected "neon" table, and on a DotProd CPU also the widening-multiply
+ * one that a CPU without DotProd gets (built here by ks_kernels_register_neon()), so one
+ * run covers both sets of integer kernels. Ends with "N passed, N failed"; exit status
+ * 1 on any failure. */
+#include "core/cpu.h"
+#include "tensor/arm/kernels_arm.h"
+#include "tensor/kernels.h"
+#include "tensor/quants.h"
+#include "tensor/ref/kernels_ref.h"
+#include "tensor/types.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The longest row, as test_vec_dot.c: longer than any model's n_embd or n_ff. */
+#define MAX_N 32768
+#define MAX_ROW_BYTES (MAX_N * 4) /* MAX_N f32 elements */
+#define MAX_LENGTHS 100
+
+static int n_passed, n_failed;
+
+/* ---- reporting ------------------------------------------------------------------------ */
+
+/* One case: its name and, on failure, the first message. */
+typedef struct test_case {
+    char name[96];
+    bool failed;
+} test_case;
+
+static void begin(test_case *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->name, sizeof c->name, fmt, ap);
+    va_end(ap);
+    c->failed = false;
+}
+
+/* Records a failed check (only the first of a case is printed); returns ok. */
+static bool check(test_case *c, bool ok, const char *fmt, ...) {
+    if (ok || c->failed)
+        return ok;
+    c->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("FAIL %s: ", c->name);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    return ok;
+}
+
+static void end(const test_case *c, const char *detail) {
+    if (c->failed) {
+        n_failed++;
+        return;
+    }
+    n_passed++;
+    printf("ok   %s%s%s\n", c->name, detail ? ": " : "", detail ? detail : "");
+}
+
+/* ---- data ----------------------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static uint32_t rand_u32(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 32);
+}
+static float frand(void) { return (float)(rand_u32() >> 8) / 8388608.0f - 1.0f; } /* [-1, 1) */
+static uint8_t rand_byte(void) { return (uint8_t)(rand_u32() >> 24); }
+
+/* Model-like floats: roughly normal, a scale that drifts per 32, a few outliers 8x. */
+static void fill_model(float *x, int n, float scale) {
+    float s = scale;
+    for (int i = 0; i < n; i++) {
+        if (i % 32 == 0)
+            s = scale * (1.0f + 0.75f * frand());
+        x[i] = s * (frand() + frand() + frand());
+        if (rand_u32() % 97 == 0)
+            x[i] *= 8.0f;
+    }
+}
+
+/* The kinds of rows a vec_dot meets (test_vec_dot.c's): */
+typedef enum {
+    DATA_MODEL,    /* weights quantized from model-like floats, activations quantized */
+    DATA_RANDOM,   /* random code bytes and elements, moderate random scales */
+    DATA_HIGH,     /* every code at its largest, scales at the largest magnitude */
+    DATA_LOW,      /* every code at its smallest */
+    DATA_EXTREMES, /* every code at its smallest or largest, at random */
+    DATA_KINDS
+} data_kind;
+
+static const char *const kind_names[DATA_KINDS] = {"model", "random", "high", "low", "extremes"};
+
+static void put_fp16(uint8_t *p, float v) {
+    const ks_fp16 h = ks_fp32_to_fp16(v);
+    memcpy(p, &h, 2);
+}
+
+/* A scale of random sign: moderate for DATA_RANDOM, else of magnitude big. */
+static float scale_of(data_kind kind, float big) {
+    const float mag = kind == DATA_RANDOM ? 0.001f + 0.05f * (frand() + 1.0f) : big;
+    return rand_u32() & 1 ? -mag : mag;
+}
+
+/* A float or half element: the largest magnitude (whose products and sums over MAX_N
+ * stay finite) for the one-code kinds; random exponents (F32), any finite half (F16). */
+static float float_element(ks_type t, data_kind kind) {
+    const float big = t == KS_TYPE_F16 ? 65504.0f : 0x1.fep55f;
+    const float sign = rand_u32() & 1 ? -1.0f : 1.0f;
+    if (kind == DATA_HIGH || kind == DATA_LOW)
+        return kind == DATA_HIGH ? big : -big;
+    if (kind == DATA_EXTREMES)
+        return sign * big;
+    if (t == KS_TYPE_F16) {
+        ks_fp16 h;
+        do
+            h = (ks_fp16)rand_u32();
+        while ((h & 0x7c00) == 0x7c00);
+        return ks_fp16_to_fp32(h);
+    }
+    return sign * ldexpf(1.0f + (frand() + 1.0f) / 2.0f, (int)(rand_byte() % 112) - 56);
+}
+
+/* A row of n elements of a float type (F32, F16), as bytes. */
+static void float_row(ks_type t, data_kind kind, uint8_t *p, int n) {
+    for (int i = 0; i < n; i++) {
+        const float v = float_element(t, kind);
+        if (t == KS_TYPE_F32)
+            memcpy(p + 4 * i, &v, 4);
+        else
+            put_fp16(p + 2 * i, v);
+    }
+}
+
+/* A byte of packed codes: 0x00 / 0xff hold the smallest / largest codes of the
+ * unsigned-code types, 0x80 / 0x7f those of Q8_0's signed bytes. */
+static uint8_t code_byte(ks_type t, data_kind kind) {
+    static const uint8_t mixed[4] = {0x00, 0xff, 0x0f, 0xf0};
+    const bool q8 = t == KS_TYPE_Q8_0;
+    switch (kind) {
+    case DATA_HIGH: return q8 ? 0x7f : 0xff;
+    case DATA_LOW: return q8 ? 0x80 : 0x00;
+    case DATA_EXTREMES: return q8 ? (rand_byte() & 1 ? 0x7f : 0x80) : mixed[rand_byte() & 3];
+    default: return rand_byte();
+    }
+}
+
+/* An adversarial weight row: code bytes everywhere, then each block's scales (fp16
+ * scales +-65504 but for DATA_RANDOM; Q4_K/Q5_K 6-bit scales and mins all 63; Q6_K's
+ * int8 scales at the kind's extreme). */
+static void raw_weights(ks_type t, data_kind kind, uint8_t *w, int n) {
+    const ks_type_traits *tr = ks_type_traits_of(t);
+    if (!tr->is_quantized) {
+        float_row(t, kind, w, n);
+        return;
+    }
+    const int64_t nb = n / tr->block_size;
+    for (size_t i = 0; i < (size_t)nb * tr->type_size; i++)
+        w[i] = code_byte(t, kind);
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *p = w + (size_t)b * tr->type_size;
+        if (t == KS_TYPE_Q6_K) {
+            ks_block_q6_k *q = (ks_block_q6_k *)p;
+            for (int i = 0; i < KS_QK_K / 16; i++)
+                q->scales[i] = kind == DATA_RANDOM ? (int8_t)rand_byte()
+                               : kind == DATA_HIGH ? 127
+                               : kind == DATA_LOW  ? -128
+                                                   : (rand_byte() & 1 ? 127 : -128);
+            put_fp16((uint8_t *)&q->d, scale_of(kind, 65504.0f));
+            continue;
+        }
+        put_fp16(p, scale_of(kind, 65504.0f)); /* d leads the other types */
+        if (t == KS_TYPE_Q4_K || t == KS_TYPE_Q5_K) {
+            put_fp16(p + 2, scale_of(kind, 65504.0f)); /* dmin */
+            for (int i = 0; i < KS_K_SCALE_BYTES; i++)
+                p[4 + i] = kind == DATA_RANDOM ? rand_byte() : 0xff;
+        }
+    }
+}
+
+/* An activation code: random in -127..127 (the quantizers' range), or +-127. */
+static int8_t act_code(data_kind kind) {
+    switch (kind) {
+    case DATA_HIGH: return 127;
+    case DATA_LOW: return -127;
+    case DATA_EXTREMES: return rand_byte() & 1 ? 127 : -127;
+    default: return (int8_t)((int)(rand_u32() % 255) - 127);
+    }
+}
+
+/* An adversarial activation row of type at (Q8_0, Q8_K or a float type), Q8_K's bsums
+ * consistent with its codes. */
+static void raw_activations(ks_type at, data_kind kind, uint8_t *a, int n) {
+    if (at == KS_TYPE_Q8_K) {
+        ks_block_q8_k *b = (ks_block_q8_k *)a;
+        for (int ib = 0; ib < n / KS_QK_K; ib++) {
+            b[ib].d = scale_of(kind, 1e6f);
+            for (int k = 0; k < KS_QK_K / 16; k++) {
+                int sum = 0;
+                for (int e = 16 * k; e < 16 * k + 16; e++)
+                    sum += b[ib].qs[e] = act_code(kind);
+                b[ib].bsums[k] = (int16_t)sum;
+            }
+        }
+    } else if (at == KS_TYPE_Q8_0) {
+        ks_block_q8_0 *b = (ks_block_q8_0 *)a;
+        for (int ib = 0; ib < n / KS_QK8_0; ib++) {
+            put_fp16((uint8_t *)&b[ib].d, scale_of(kind, 65504.0f));
+            for (int i = 0; i < KS_QK8_0; i++)
+                b[ib].qs[i] = act_code(kind);
+        }
+    } else {
+        float_row(at, kind, a, n);
+    }
+}
+
+/* Row lengths for a block size (test_vec_dot.c's): every count up to past the unrolled
+ * loops, both sides of the vector widths, model-sized rows. Returns the count. */
+static int row_lengths(int64_t block, int *len) {
+    static const int floats[] = {127, 128, 129, 255, 256, 257, 1000, 1023, 4096, 4099, 16383};
+    static const int blocks[] = {63, 64, 65, 127, 128, 255};
+    int c = 0;
+    if (block == 1) {
+        for (int i = 1; i <= 72; i++)
+            len[c++] = i;
+        for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+            len[c++] = floats[i];
+    } else {
+        for (int i = 1; i <= (block == 32 ? 40 : 20); i++)
+            len[c++] = i * (int)block;
+        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+            if (blocks[i] * block < MAX_N)
+                len[c++] = blocks[i] * (int)block;
+    }
+    len[c++] = MAX_N;
+    return c;
+}
+
+/* ---- vec_dot -------------------------------------------------------------------------- */
+
+static float xf[MAX_N], ad[MAX_N], p1[MAX_N], p2[MAX_N];
+static uint8_t wbuf[MAX_ROW_BYTES], abuf[MAX_ROW_BYTES], part[MAX_ROW_BYTES];
+
+/* The scale of the terms a dot product adds, whatever its order: sum_i of (|scale part|
+ * + |offset part|) of weight i times |activation i|, the parts being the row decoded with
+ * Q4_K/Q5_K's dmin zeroed and with d zeroed. */
+static double term_magnitude(ks_type t, int n) {
+    const ks_type_traits *tw = ks_type_traits_of(t);
+    const bool offset = t == KS_TYPE_Q4_K || t == KS_TYPE_Q5_K;
+    bool ok;
+    const size_t bytes = ks_type_row_size(t, n, &ok);
+    memcpy(part, wbuf, bytes);
+    for (size_t b = 0; offset && b < bytes; b += tw->type_size)
+        memset(part + b + 2, 0, 2);
+    tw->to_float(part, p1, n);
+    if (offset) {
+        memcpy(part, wbuf, bytes);
+        for (size_t b = 0; b < bytes; b += tw->type_size)
+            memset(part + b, 0, 2);
+        tw->to_float(part, p2, n);
+    }
+    double mag = 0.0;
+    for (int i = 0; i < n; i++)
+        mag += (fabs((double)p1[i]) + (offset ? fabs((double)p2[i]) : 0.0)) * fabs((double)ad[i]);
+    return mag;
+}
+
+/* Allowed |kernel - ref| / term magnitude: 1e-6 where rounding errors of mixed-sign
+ * terms cancel; on one-signed equal terms (DATA_HIGH, DATA_LOW) the recursive-summation
+ * bound, unit roundoff times the terms one accumulator adds in ref (n / block; none for
+ * the float types, summed in double) and in the kernel (at most n / block / 8), plus 16. */
+static double budget_of(ks_type t, int n, data_kind kind) {
+    if (kind != DATA_HIGH && kind != DATA_LOW)
+        return 1e-6;
+    const ks_type_traits *tw = ks_type_traits_of(t);
+    const double terms = (double)n / (double)tw->block_size;
+    return 0x1p-24 * ((tw->is_quantized ? terms : 0.0) + terms / 8.0 + 16.0);
+}
+
+static void test_vec_dot(const char *table, const ks_kernels *k, const ks_kernels *ref,
+                         ks_type t) {
+    const ks_type_traits *tw = ks_type_traits_of(t);
+    const ks_type at = tw->dot_type;
+    static int len[MAX_LENGTHS];
+    test_case c;
+    begin(&c, "%s vec_dot %s", table, tw->name);
+    rng_state = 0x853c49e6748fea9bull + (uint64_t)t;
+    const int n_len = row_lengths(tw->block_size, len);
+    double worst = 0.0;
+    for (int il = 0; il < n_len && !c.failed; il++) {
+        const int n = len[il];
+        for (int kind = 0; kind < DATA_KINDS; kind++) {
+            if (kind == DATA_MODEL) {
+                fill_model(xf, n, 0.02f);
+                tw->from_float(xf, wbuf, n);
+                fill_model(xf, n, 1.0f);
+                ref->quantize_act[at](xf, abuf, n);
+            } else {
+                raw_weights(t, (data_kind)kind, wbuf, n);
+                raw_activations(at, (data_kind)kind, abuf, n);
+            }
+            ks_type_traits_of(at)->to_float(abuf, ad, n);
+            const double mag = term_magnitude(t, n);
+            const float want = ref->vec_dot[t](wbuf, abuf, n);
+            const float got = k->vec_dot[t](wbuf, abuf, n);
+            const double err = fabs((double)got - want) / (mag + 1e-30);
+            const double budget = budget_of(t, n, (data_kind)kind);
+            check(&c, isfinite(want) && err <= budget,
+                  "n=%d %s data: %.9g vs ref %.9g (error %.3g of the terms' magnitude, "
+                  "budget %.3g)",
+                  n, kind_names[kind], (double)got, (double)want, err, budget);
+            if (budget == 1e-6)
+                worst = fmax(worst, err);
+        }
+    }
+    char detail[96];
+    snprintf(detail, sizeof detail, "%d lengths x %d kinds, worst mixed-sign error %.2g", n_len,
+             DATA_KINDS, worst);
+    end(&c, detail);
+}
+
+/* ---- activation quantizers ------------------------------------------------------------ */
+
+/* Rows that stress a quantizer block by block: ties at scale 1, zero blocks, equal and
+ * opposite extremes (Q8_K keeps the first), NaN (also in a block's last lanes) and inf,
+ * subnormals, the largest floats, tiny values. */
+static void fill_hard(float *x, int n) {
+    fill_model(x, n, 1.0f);
+    for (int b = 0; b * 32 < n; b++) {
+        float *v = x + 32 * b;
+        switch (b % 13) {
+        case 0:
+            v[0] = 127.0f;
+            for (int i = 1; i < 32; i++)
+                v[i] = (float)((i % 17) - 8) + 0.5f;
+            break;
+        case 1: memset(v, 0, 32 * sizeof *v); break;
+        case 2: v[3] = -40.0f; v[9] = 40.0f; break;
+        case 3: v[5] = 40.0f; v[30] = -40.0f; break;
+        case 4: v[7] = NAN; break;
+        case 5: v[11] = INFINITY; break;
+        case 6: v[0] = -INFINITY; v[1] = NAN; break;
+        case 7: for (int i = 0; i < 32; i++) v[i] = ldexpf(frand(), -135); break;
+        case 8: for (int i = 0; i < 32; i++) v[i] = 3.4e38f * frand(); break;
+        case 9: for (int i = 0; i < 32; i++) v[i] *= 1e-20f; break;
+        case 10: v[30] = NAN; break;
+        case 11: v[31] = NAN; break;
+        case 12: v[31] = -1e4f; break; /* a block's extreme in its last element */
+        }
+    }
+}
+
+static void test_quantize_act(const char *table, const ks_kernels *k, const ks_kernels *ref,
+                              ks_type at) {
+    static uint8_t mine[MAX_ROW_BYTES], want[MAX_ROW_BYTES];
+    static int len[MAX_LENGTHS];
+    test_case c;
+    begin(&c, "%s quantize_act %s", table, ks_type_name(at));
+    rng_state = 0x3c6ef372fe94f82bull + (uint64_t)at;
+    const int n_len = row_lengths(ks_type_traits_of(at)->block_size, len);
+    for (int il = 0; il < n_len && !c.failed; il++) {
+        const int n = len[il];
+        bool ok;
+        const size_t bytes = ks_type_row_size(at, n, &ok);
+        for (int rep = 0; rep < 3; rep++) {
+            if (rep == 0)
+                fill_hard(xf, n);
+            else
+                fill_model(xf, n, rep == 1 ? 1.0f : 1e-3f);
+            memset(mine, 0xa5, bytes);
+            memset(want, 0x5a, bytes);
+            ref->quantize_act[at](xf, want, n);
+            k->quantize_act[at](xf, mine, n);
+            size_t i = 0;
+            while (i < bytes && mine[i] == want[i])
+                i++;
+            check(&c, i == bytes, "n=%d row %d: byte %zu is 0x%02x, ref 0x%02x", n, rep, i,
+                  i < bytes ? mine[i] : 0, i < bytes ? want[i] : 0);
+        }
+    }
+    end(&c, NULL);
+}
+
+/* ---- row conversions and dot_f32 ------------------------------------------------------ */
+
+static void test_fp16_to_fp32(const char *table, const ks_kernels *k, const ks_kernels *ref) {
+    enum { N = 1037 }; /* not a multiple of any vector width */
+    static ks_fp16 h[N];
+    static float yr[N], yk[N];
+    test_case c;
+    begin(&c, "%s fp16_to_fp32_row", table);
+    rng_state = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < N; i++) /* every half but NaNs (FCVTL quiets a signalling one) */
+        do
+            h[i] = (ks_fp16)rand_u32();
+        while ((h[i] & 0x7c00) == 0x7c00 && (h[i] & 0x3ff) != 0);
+    for (int n = 0; n <= N; n += n < 40 ? 1 : 333) {
+        ref->fp16_to_fp32_row(h, yr, n);
+        k->fp16_to_fp32_row(h, yk, n);
+        check(&c, memcmp(yr, yk, (size_t)n * sizeof *yr) == 0, "n=%d differs from ref", n);
+    }
+    end(&c, NULL);
+}
+
+static void test_dot_f32(const char *table, const ks_kernels *k, const ks_kernels *ref) {
+    enum { N = 4099 };
+    static float x[N], y[N];
+    test_case c;
+    begin(&c, "%s dot_f32", table);
+    rng_state = 0x2545f4914f6cdd1dull;
+    double abs_sum = 0.0;
+    for (int i = 0; i < N; i++) {
+        x[i] = frand();
+        y[i] = frand();
+        abs_sum += fabs((double)x[i] * y[i]);
+    }
+    for (int n = 0; n <= N; n += n < 40 ? 1 : 509) {
+        const float r = ref->dot_f32(x, y, n), v = k->dot_f32(x, y, n);
+        check(&c, fabs((double)v - r) <= 1e-6 * abs_sum + 1e-7, "n=%d: %.9g vs ref %.9g", n,
+              (double)v, (double)r);
+    }
+    end(&c, NULL);
+}
+
+/* ---- tables --------------------------------------------------------------------------- */
+
+static const ks_type weight_types[] = {
+    KS_TYPE_F32,  KS_TYPE_F16,  KS_TYPE_BF16, KS_TYPE_Q4_0, KS_TYPE_Q4_1, KS_TYPE_Q5_0,
+    KS_TYPE_Q5_1, KS_TYPE_Q8_0, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K,
+};
+static const ks_type act_types[] = {KS_TYPE_Q8_0, KS_TYPE_Q8_1, KS_TYPE_Q8_K};
+
+/* The integer weight types whose kernels come in a widening-multiply and an SDOT form. */
+static const ks_type dotprod_types[] = {KS_TYPE_Q8_0, KS_TYPE_Q4_0, KS_TYPE_Q4_K,
+                                        KS_TYPE_Q5_K, KS_TYPE_Q6_K};
+
+/* Every entry of table k that is not ref's own (those are ref), against ref. Entries
+ * that are the same as in table `skip` (already tested) are not run again. */
+static void test_table(const char *name, const ks_kernels *k, const ks_kernels *ref,
+                       const ks_kernels *skip) {
+#define NEW(field) (k->field != ref->field && (!skip || k->field != skip->field))
+    if (NEW(fp16_to_fp32_row))
+        test_fp16_to_fp32(name, k, ref);
+    if (NEW(dot_f32))
+        test_dot_f32(name, k, ref);
+    for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
+        if (NEW(vec_dot[weight_types[i]]))
+            test_vec_dot(name, k, ref, weight_types[i]);
+    for (size_t i = 0; i < sizeof act_types / sizeof act_types[0]; i++)
+        if (NEW(quantize_act[act_types[i]]))
+            test_quantize_act(name, k, ref, act_types[i]);
+#undef NEW
+    /* conversions the table leaves to ref must be ref's (NEON would need a test) */
+    test_case c;
+    begin(&c, "%s: entries without a NEON kernel are ref's", name);
+    check(&c, k->fp32_to_fp16_row == ref->fp32_to_fp16_row, "fp32_to_fp16_row");
+    check(&c, k->bf16_to_fp32_row == ref->bf16_to_fp32_row, "bf16_to_fp32_row");
+    for (int t = 0; t < KS_TYPE_COUNT; t++)
+        check(&c, k->vec_dot_4[t] == NULL, "vec_dot_4[%s]", ks_type_name((uint32_t)t));
+    end(&c, NULL);
+}
+
+int main(int argc, char **argv) {
+    int want_dotprod = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dotprod=yes"))
+            want_dotprod = 1;
+        else if (!strcmp(argv[i], "--dotprod=no"))
+            want_dotprod = 0;
+    }
+    if (want_dotprod < 0) {
+        fprintf(stderr, "usage: %s --dotprod=yes|no\n", argv[0]);
+        return 2;
+    }
+    const ks_cpu_features *f = ks_cpu_detect();
+    char cpu[160];
+    ks_cpu_describe(f, cpu, sizeof cpu);
+    printf("cpu: %s\n", cpu);
+
+    const ks_kernels *ref = ks_kernels_ref();
+    const ks_kernels *neon = ks_kernels_for_isa("neon");
+    /* the table a CPU without DotProd gets */
+    static ks_kernels plain;
+    ks_kernels_ref_fill(&plain);
+    ks_kernels_register_neon(&plain);
+
+    test_case c;
+    begin(&c, "dispatch: DotProd %s, neon table %s", want_dotprod ? "present" : "absent",
+          want_dotprod ? "with SDOT kernels" : "without SDOT kernels");
+    check(&c, (int)f->dotprod == want_dotprod, "ks_cpu_detect()->dotprod is %d", f->dotprod);
+    check(&c, neon != NULL, "no neon table");
+    if (!getenv("KS_KERNELS"))
+        check(&c, neon == ks_kernels_get(), "neon is not the selected table");
+    for (size_t i = 0; neon && i < sizeof dotprod_types / sizeof dotprod_types[0]; i++) {
+        const ks_type t = dotprod_types[i];
+        const bool sdot = neon->vec_dot[t] != plain.vec_dot[t];
+        check(&c, sdot == (bool)want_dotprod, "%s: SDOT kernel %s", ks_type_name(t),
+              sdot ? "registered" : "missing");
+        check(&c, plain.vec_dot[t] != ref->vec_dot[t], "%s: no NEON kernel", ks_type_name(t));
+    }
+    end(&c, NULL);
+
+    if (neon) {
+        test_table("neon", neon, ref, NULL);
+        if (f->dotprod)
+            test_table("neon without dotprod", &plain, ref, neon);
+    }
+    printf("%d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
