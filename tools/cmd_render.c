@@ -3,11 +3,13 @@
  * (stdin, or FILE) and prints the prompt the server would give the model, byte for byte,
  * with no newline added. The format comes from the model's tokenizer.chat_template, or
  * from --chat-template. --tokens follows the prompt with a line "\n# N tokens" and the
- * ids on one line, as the model's tokenizer splits the prompt (chat markup as special
- * tokens). The request's API is told from its shape unless --api says. */
+ * ids on one line, exactly as the server tokenizes the prompt (chat_prompt.h: chat markup
+ * as control tokens, client text never); when the request marks cache breakpoints
+ * (cache_control), a line "\n# cache breakpoints at tokens P..." comes first. The
+ * request's API is told from its shape unless --api says. */
 #include "commands.h"
 
-#include "chat/chat_format.h"
+#include "chat/chat_prompt.h"
 #include "cli_common.h"
 #include "gguf/gguf.h"
 #include "server/request_anthropic.h"
@@ -26,7 +28,8 @@ static void usage(FILE *f) {
             "  --chat-template NAME    format override: %s\n"
             "  --api anthropic|openai  request shape (default: told from the body)\n"
             "  --tokens                after the prompt, a line \"# N tokens\" and the ids on\n"
-            "                          one line (the model's tokenizer; needs -m)\n"
+            "                          one line, as the server tokenizes the prompt (needs\n"
+            "                          -m); before them the cache breakpoints, if any\n"
             "Prints the prompt text exactly, without a trailing newline.\n",
             ks_chat_format_names());
 }
@@ -42,23 +45,18 @@ static ks_status pick_format(const ks_gguf *g, const char *name, ks_chat_format 
     return ks_chat_format_detect(tmpl.ptr, (size_t)tmpl.len, fmt, err);
 }
 
-/* "\n# N tokens\n" and the ids, space-separated, on one line. */
-static ks_status print_tokens(const ks_gguf *g, const char *prompt, size_t len, ks_err *err) {
-    ks_tokenizer *t = NULL;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    ks_status st = ks_tokenizer_create(&t, g, err);
-    if (!st && (st = ks_tokenize_alloc(t, prompt, len, KS_TOKENIZE_SPECIAL, &ids, &n)))
-        KS_ERRF(err, st, "tokenizing the prompt: %s", ks_status_str(st));
-    if (!st) {
-        printf("\n# %zu tokens\n", n);
-        for (size_t i = 0; i < n; i++)
-            printf(i ? " %d" : "%d", (int)ids[i]);
-        printf("\n");
+/* The cache breakpoints (if any), "\n# N tokens\n" and the ids, space-separated, on one
+ * line. */
+static void print_tokens(const ks_chat_prompt *p) {
+    if (p->n_breakpoints) {
+        printf("\n# cache breakpoints at tokens");
+        for (size_t i = 0; i < p->n_breakpoints; i++)
+            printf(" %d", (int)p->breakpoints[i]);
     }
-    free(ids);
-    ks_tokenizer_destroy(t);
-    return st;
+    printf("\n# %zu tokens\n", p->n_tokens);
+    for (size_t i = 0; i < p->n_tokens; i++)
+        printf(i ? " %d" : "%d", (int)p->tokens[i]);
+    printf("\n");
 }
 
 int ks_cmd_render(int argc, char **argv) {
@@ -93,9 +91,9 @@ int ks_cmd_render(int argc, char **argv) {
     ks_err_clear(&err);
     ks_gguf *g = NULL;
     ks_chat_request *req = NULL;
+    ks_tokenizer *tok = NULL;
     json_t *body = NULL;
-    char *prompt = NULL;
-    size_t len = 0;
+    ks_chat_prompt prompt = {0};
     ks_chat_format fmt = KS_CHAT_FORMAT_NONE;
     char *text = ks_cli_read_text(in_path);
     if (!text) {
@@ -117,17 +115,20 @@ int ks_cmd_render(int argc, char **argv) {
     if ((api == KS_API_OPENAI ? ks_request_openai_parse(body, &req, &err)
                               : ks_request_anthropic_parse(body, &req, &err)))
         goto fail;
-    if (ks_chat_render(fmt, req, NULL, &prompt, &len, &err))
+    if (tokens && ks_tokenizer_create(&tok, g, &err))
         goto fail;
-    fwrite(prompt, 1, len, stdout);
-    if (tokens && print_tokens(g, prompt, len, &err))
+    if (ks_chat_prompt_build(&prompt, fmt, req, NULL, tok, &err))
         goto fail;
+    fwrite(prompt.text, 1, prompt.len, stdout);
+    if (tokens)
+        print_tokens(&prompt);
     rc = fflush(stdout) ? 1 : 0;
 
 fail:
     if (rc && err.code)
         fprintf(stderr, "kvserve render: %s\n", err.msg);
-    free(prompt);
+    ks_chat_prompt_deinit(&prompt);
+    ks_tokenizer_destroy(tok);
     ks_chat_request_destroy(req);
     json_decref(body);
     ks_gguf_close(g);

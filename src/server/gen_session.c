@@ -8,6 +8,7 @@
  * call that turns out malformed comes out as the text it was, never as a broken call. */
 #include "server/gen_session.h"
 
+#include "chat/chat_prompt.h"
 #include "chat/think_split.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -87,35 +88,38 @@ static const char *recall_call(void *user, const char *call_id, size_t *len) {
     return NULL;
 }
 
-static ks_status render_and_tokenize(const ks_gen_context *ctx, const ks_chat_request *req, int32_t **tokens,
-                                     size_t *n_tokens, ks_err *err) {
+/* The prompt as the engine gets it: chat_prompt.h's one path (markup as control tokens,
+ * client text never; cache_control marks as token positions). */
+static ks_status render_and_tokenize(const ks_gen_context *ctx, const ks_chat_request *req, ks_chat_prompt *prompt,
+                                     ks_err *err) {
     recall_ctx rc = {ctx->toolcall_memory, req, NULL, 0, 0};
     ks_chat_render_opts opts = {recall_call, &rc};
-    char *prompt = NULL;
-    size_t len = 0;
-    ks_status s = ks_chat_render(ctx->format, req, &opts, &prompt, &len, err);
+    ks_status s = ks_chat_prompt_build(prompt, ctx->format, req, &opts, ctx->tokenizer, err);
     for (size_t i = 0; i < rc.n_texts; i++)
         free(rc.texts[i]);
     free(rc.texts);
-    if (s)
-        return s;
-    /* Chat markup is made of special tokens; the template puts them there. */
-    s = ks_tokenize_alloc(ctx->tokenizer, prompt, len, KS_TOKENIZE_SPECIAL | KS_TOKENIZE_ADD_SPECIAL, tokens,
-                          n_tokens);
-    free(prompt);
-    if (s)
-        return KS_ERRF(err, s, "cannot tokenize the prompt");
-    return KS_OK;
+    return s;
 }
 
 ks_status ks_gen_count_tokens(const ks_gen_context *ctx, const ks_chat_request *req, int *n_tokens, ks_err *err) {
-    int32_t *tokens = NULL;
-    size_t n = 0;
-    ks_status s = render_and_tokenize(ctx, req, &tokens, &n, err);
-    free(tokens);
+    ks_chat_prompt prompt;
+    ks_status s = render_and_tokenize(ctx, req, &prompt, err);
     if (!s)
-        *n_tokens = (int)n;
+        *n_tokens = (int)prompt.n_tokens;
+    ks_chat_prompt_deinit(&prompt);
     return s;
+}
+
+/* Debug log: the prompt's size and where its cache breakpoints fell. */
+static void log_prompt(const ks_chat_prompt *p) {
+    if (ks_log_get_level() > KS_LOG_DEBUG)
+        return;
+    char at[160] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < p->n_breakpoints && k < sizeof at; i++)
+        k += (size_t)snprintf(at + k, sizeof at - k, " %d", (int)p->breakpoints[i]);
+    KS_LOGD("prompt: %zu tokens, %zu cache breakpoints%s%s", p->n_tokens, p->n_breakpoints,
+            p->n_breakpoints ? " at tokens" : "", at);
 }
 
 static void on_toolcall(void *user, const ks_toolcall_event *ev);
@@ -151,12 +155,12 @@ ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, 
     ks_gen_session *s = ks_xcalloc(1, sizeof *s);
     s->ctx = ctx;
     s->stop_which = -1;
-    int32_t *tokens = NULL;
-    size_t n_tokens = 0;
-    ks_status st = render_and_tokenize(ctx, req, &tokens, &n_tokens, err);
+    ks_chat_prompt prompt = {0};
+    ks_status st = render_and_tokenize(ctx, req, &prompt, err);
     if (st)
         goto fail;
-    s->n_prompt = (int)n_tokens;
+    log_prompt(&prompt);
+    s->n_prompt = (int)prompt.n_tokens;
     if ((st = ks_detok_init(&s->detok, ks_tokenizer_vocab(ctx->tokenizer), false)))
         goto fail;
     if (req->n_stop > 0) {
@@ -182,8 +186,10 @@ ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, 
                                    : (ctx->default_max_output > 0 ? KS_MIN(ctx->default_max_output, max_out) : max_out);
     ks_gen_request gr;
     memset(&gr, 0, sizeof gr);
-    gr.prompt = tokens;
-    gr.n_prompt = (int)n_tokens;
+    gr.prompt = prompt.tokens;
+    gr.n_prompt = (int)prompt.n_tokens;
+    gr.breakpoints = prompt.breakpoints;
+    gr.n_breakpoints = (int)prompt.n_breakpoints;
     gr.max_tokens = want;
     gr.timeout_ms = ctx->request_timeout_ms;
     fill_sampling(req, &gr.sampling, id_seed);
@@ -202,11 +208,11 @@ ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, 
     free(forced);
     if (st)
         goto fail;
-    free(tokens);
+    ks_chat_prompt_deinit(&prompt);
     *out = s;
     return KS_OK;
 fail:
-    free(tokens);
+    ks_chat_prompt_deinit(&prompt);
     ks_gen_session_destroy(s);
     return st;
 }
