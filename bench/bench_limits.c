@@ -1,0 +1,239 @@
+/* bench_limits.c — measuring the machine's roofs (see bench_limits.h): the buffer, the
+ * passes, the threads, and the choice of ISA loop. Compiled without ISA flags; the loops
+ * it calls are in bench_limits_avx2.c and bench_limits_avx512.c. */
+#include "bench_limits.h"
+
+#include "core/cpu.h"
+#include "core/threadpool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Timed passes per figure; the best one counts. Five is enough for the best to be a
+ * pass nothing else disturbed on a quiet machine. */
+#define PASSES 5
+/* The int8 loops run until a pass takes at least this long (seconds): long enough that
+ * the thread wake-up (microseconds) and timer do not matter, short enough that the
+ * whole measurement stays under a few seconds. */
+#define PEAK_PASS_S 0.05
+/* Huge-page size the buffer is aligned to (x86-64 and arm64 with 4 KiB base pages). */
+#define HUGE_PAGE_BYTES (2u << 20)
+/* The last-level cache when the C library cannot tell (bytes). */
+#define FALLBACK_LLC_BYTES (32u << 20)
+/* The read loops consume 256-byte chunks (four 64-byte loads). */
+#define CHUNK_BYTES 256
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+size_t ks_bench_limits_default_buffer_bytes(void) {
+    long llc = -1;
+#ifdef _SC_LEVEL3_CACHE_SIZE
+    llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+    uint64_t bytes = 4 * (llc > 0 ? (uint64_t)llc : FALLBACK_LLC_BYTES);
+    bytes = KS_MAX(bytes, (uint64_t)512 << 20);
+    bytes = KS_MIN(bytes, (uint64_t)4 << 30);
+    long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0)
+        bytes = KS_MIN(bytes, (uint64_t)pages * (uint64_t)page / 4);
+    return (size_t)(bytes / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES);
+}
+
+/* Transparent huge pages are on for an madvise'd region ("[always]" or "[madvise]"). */
+static bool thp_enabled(void) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f)
+        return false;
+    char line[128] = {0};
+    bool on = fgets(line, sizeof line, f) &&
+              (strstr(line, "[always]") || strstr(line, "[madvise]"));
+    fclose(f);
+    return on;
+}
+
+/* ---- the loops, chosen once --------------------------------------------------------- */
+
+typedef uint64_t (*read_fn)(const void *buf, size_t bytes);
+typedef uint64_t (*int8_fn)(int64_t iters, const uint8_t *a, const int8_t *b, int32_t *sink);
+
+/* Portable reads: eight independent sums so the adds never limit the loop. */
+static uint64_t read_scalar(const void *buf, size_t bytes) {
+    const uint64_t *p = buf;
+    uint64_t s[8] = {0};
+    for (size_t i = 0, n = bytes / 8; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            s[j] += p[i + j];
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+static read_fn pick_read(const char **isa) {
+#if defined(KS_LIMITS_X86)
+    const ks_cpu_features *f = ks_cpu_detect();
+    if (f->avx512f) {
+        *isa = "avx512";
+        return ks_bench_limits_read_avx512;
+    }
+    if (f->avx2) {
+        *isa = "avx2";
+        return ks_bench_limits_read_avx2;
+    }
+#endif
+    *isa = "scalar";
+    return read_scalar;
+}
+
+/* The int8 instruction of the best kernel set this CPU runs. */
+static int8_fn pick_int8(const char **isa) {
+#if defined(KS_LIMITS_X86)
+    const ks_cpu_features *f = ks_cpu_detect();
+    if (f->avx512f && f->avx512bw && f->avx512vnni) {
+        *isa = "avx512-vnni";
+        return ks_bench_limits_int8_avx512_vnni;
+    }
+    if (f->avx2) {
+        *isa = "avx2";
+        return ks_bench_limits_int8_avx2;
+    }
+#endif
+    *isa = NULL;
+    return NULL;
+}
+
+/* ---- threads ------------------------------------------------------------------------ */
+
+typedef struct read_job {
+    read_fn fn;
+    const uint8_t *buf;
+    size_t chunks;             /* CHUNK_BYTES units in buf */
+    uint64_t sink[64];         /* one per thread (ks_bench_limits_measure caps threads at 64) */
+} read_job;
+
+static void read_share(void *ctx, int ith, int nth) {
+    read_job *j = ctx;
+    long r0, r1;
+    ks_split_range((long)j->chunks, ith, nth, &r0, &r1);
+    j->sink[ith] = j->fn(j->buf + (size_t)r0 * CHUNK_BYTES, (size_t)(r1 - r0) * CHUNK_BYTES);
+}
+
+typedef struct int8_job {
+    int8_fn fn;
+    int64_t iters;
+    const uint8_t *a;
+    const int8_t *b;
+    uint64_t macs[64];
+    int32_t sink[64];
+} int8_job;
+
+static void int8_share(void *ctx, int ith, int nth) {
+    (void)nth;
+    int8_job *j = ctx;
+    j->macs[ith] = j->fn(j->iters, j->a, j->b, &j->sink[ith]);
+}
+
+/* Best bytes/s over PASSES passes of the whole buffer. */
+static double read_rate(ks_threadpool *tp, read_job *j) {
+    double best = 0;
+    for (int p = 0; p < PASSES; p++) {
+        double t0 = now_s();
+        ks_threadpool_run(tp, read_share, j);
+        double dt = now_s() - t0;
+        if (dt > 0)
+            best = KS_MAX(best, (double)(j->chunks * CHUNK_BYTES) / dt);
+    }
+    return best;
+}
+
+/* Best multiply-adds/s over PASSES passes of iters each, iters grown first until one
+ * pass takes PEAK_PASS_S. */
+static double int8_rate(ks_threadpool *tp, int8_job *j) {
+    int nth = ks_threadpool_n_threads(tp);
+    double dt = 0;
+    for (j->iters = 1 << 12; j->iters < ((int64_t)1 << 40); j->iters *= 2) {
+        double t0 = now_s();
+        ks_threadpool_run(tp, int8_share, j);
+        if ((dt = now_s() - t0) >= PEAK_PASS_S)
+            break;
+    }
+    double best = 0;
+    for (int p = 0; p < PASSES; p++) {
+        double t0 = now_s();
+        ks_threadpool_run(tp, int8_share, j);
+        dt = now_s() - t0;
+        uint64_t macs = 0;
+        for (int i = 0; i < nth; i++)
+            macs += j->macs[i];
+        if (dt > 0)
+            best = KS_MAX(best, (double)macs / dt);
+    }
+    return best;
+}
+
+ks_status ks_bench_limits_measure(ks_bench_limits *out, int n_threads, size_t buffer_bytes,
+                                  ks_err *err) {
+    ks_bench_limits l;
+    memset(&l, 0, sizeof l);
+    l.n_threads = KS_MAX(1, KS_MIN(n_threads, 64));
+    if (buffer_bytes == 0)
+        buffer_bytes = ks_bench_limits_default_buffer_bytes();
+    size_t bytes = (buffer_bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+    void *buf = NULL;
+    if (posix_memalign(&buf, HUGE_PAGE_BYTES, bytes) != 0)
+        return KS_ERRF(err, KS_ERR_NOMEM, "no memory for a %zu MiB read buffer", bytes >> 20);
+#ifdef MADV_HUGEPAGE
+    l.huge_pages = madvise(buf, bytes, MADV_HUGEPAGE) == 0 && thp_enabled();
+#endif
+    memset(buf, 1, bytes); /* fault every page in (as huge pages where granted) */
+    l.read_buffer_bytes = bytes;
+
+    /* Operands of the int8 loops: 2 KiB each covers the AMX tiles (two of 1 KiB). */
+    static uint8_t a[2048];
+    static int8_t b[2048];
+    for (size_t i = 0; i < sizeof a; i++) {
+        a[i] = (uint8_t)(i * 7 + 1);
+        b[i] = (int8_t)((int)(i * 13 % 255) - 127);
+    }
+
+    read_job rj = {.buf = buf, .chunks = bytes / CHUNK_BYTES};
+    rj.fn = pick_read(&l.read_isa);
+    int8_job ij = {.a = a, .b = b};
+    ij.fn = pick_int8(&l.int8_isa);
+#if defined(KS_LIMITS_X86)
+    if (ks_bench_limits_amx_enable())
+        l.amx_isa = "amx-int8";
+#endif
+    /* one thread, then n_threads (the same figures when n_threads is 1) */
+    for (int k = 0; k < (l.n_threads > 1 ? 2 : 1); k++) {
+        ks_threadpool *tp = ks_threadpool_create(k ? l.n_threads : 1);
+        double *read = k ? &l.read_bps : &l.read_bps_1t;
+        double *int8 = k ? &l.int8_macs : &l.int8_macs_1t;
+        double *amx = k ? &l.amx_macs : &l.amx_macs_1t;
+        *read = read_rate(tp, &rj);
+        if (ij.fn)
+            *int8 = int8_rate(tp, &ij);
+#if defined(KS_LIMITS_X86)
+        if (l.amx_isa) {
+            int8_job aj = {.fn = ks_bench_limits_int8_amx, .a = a, .b = b};
+            *amx = int8_rate(tp, &aj);
+        }
+#else
+        (void)amx;
+#endif
+        ks_threadpool_destroy(tp);
+    }
+    if (l.n_threads == 1) {
+        l.read_bps = l.read_bps_1t;
+        l.int8_macs = l.int8_macs_1t;
+        l.amx_macs = l.amx_macs_1t;
+    }
+    free(buf);
+    *out = l;
+    return KS_OK;
+}
