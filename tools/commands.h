@@ -12,5 +12,6 @@ int ks_cmd_run(int argc, char **argv);
 int ks_cmd_tokenize(int argc, char **argv);
 int ks_cmd_render(int argc, char **argv);
 int ks_cmd_cache(int argc, char **argv);
+int ks_cmd_bench(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const command commands[] = {
     {"logits", ks_cmd_logits, "print the top logits at every position of a token sequence"},
     {"cpu", ks_cmd_cpu, "print CPU features and the kernels chosen for them"},
     {"render", ks_cmd_render, "print the prompt a chat request renders to (Anthropic or OpenAI body)"},
+    {"bench", ks_cmd_bench, "prefill and decode throughput, as shares of this machine's limits"},
     {"cache", ks_cmd_cache, "inspect, verify or clear the on-disk KV cache (no model needed)"},
 };
 
