@@ -212,11 +212,22 @@ typedef struct matmul_task {
 static void matmul_worker(void *arg, int ith, int nth) {
     matmul_task *mt = arg;
     ks_vec_dot_fn dot = mt->f->k->vec_dot[mt->w->type];
+    ks_vec_dot_4_fn dot4 = mt->f->k->vec_dot_4[mt->w->type];
     long r0, r1;
     ks_split_range(mt->n_out, ith, nth, &r0, &r1);
     for (long r = r0; r < r1; r++) {
         const uint8_t *wr = (const uint8_t *)mt->w->data + (size_t)(mt->row0 + r) * mt->w->row_bytes;
-        for (int t = 0; t < mt->T; t++)
+        int t = 0;
+        if (dot4) {
+            /* four tokens per pass over the row: the row is decoded once for all four */
+            float out[KS_VEC_DOT_ROWS];
+            for (; t + KS_VEC_DOT_ROWS <= mt->T; t += KS_VEC_DOT_ROWS) {
+                dot4(wr, mt->xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
+                for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
+                    mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
+            }
+        }
+        for (; t < mt->T; t++)
             mt->y[(size_t)t * mt->ldy + r] = dot(wr, mt->xq + (size_t)t * mt->act_row_bytes, mt->n_in);
     }
 }
