@@ -95,3 +95,9 @@ bench-cache: build
 
 clean:
 	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz build-arm
+
+# make bench-peer [ARGS="--models qwen3-0.6b-q8_0 -d 0,4096"]: kvserve bench against
+# llama.cpp on the same generated models, one table (bench/peer.mjs describes it)
+.PHONY: bench-peer
+bench-peer: build
+	node bench/peer.mjs $(ARGS)
