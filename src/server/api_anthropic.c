@@ -34,6 +34,7 @@ typedef struct anth {
     bool stream;
     /* streaming state */
     bool started, finished;
+    double last_write_ms;   /* for keep-alive pings */
     int index;              /* next content block index */
     block_kind open;
     ks_strbuf *out;         /* where the current pump writes */
@@ -149,9 +150,9 @@ static void stream_fn(void *ctx, ks_strbuf *out, bool *done) {
         *done = true;
         return;
     }
-    int ended = ks_gen_session_pump(a->g, a->srv->p.ping_interval_ms, stream_event, a);
+    int ended = ks_gen_session_pump(a->g, KS_SERVER_WAIT_SLICE_MS, stream_event, a);
     if (!ended) {
-        if (out->len == 0)
+        if (ks_server_ping_due(a->srv, &a->last_write_ms, out->len > 0))
             sse(out, "ping", json_pack("{s:s}", "type", "ping"));
         return;
     }

@@ -28,6 +28,7 @@ typedef struct oai {
     long created;
     bool include_usage;
     bool started, finished;
+    double last_write_ms;   /* for keep-alive pings */
     int n_calls;
     ks_strbuf *out;
     /* collected */
@@ -104,8 +105,8 @@ static void stream_fn(void *ctx, ks_strbuf *out, bool *done) {
         *done = true;
         return;
     }
-    if (!ks_gen_session_pump(o->g, o->srv->p.ping_interval_ms, stream_event, o)) {
-        if (out->len == 0)
+    if (!ks_gen_session_pump(o->g, KS_SERVER_WAIT_SLICE_MS, stream_event, o)) {
+        if (ks_server_ping_due(o->srv, &o->last_write_ms, out->len > 0))
             ks_strbuf_puts(out, ": ping\n\n");
         return;
     }

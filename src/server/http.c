@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ typedef struct conn {
     bool client_gone;
     ks_strbuf log_extra;     /* filled before the stream is freed */
     bool logged;
+    struct MHD_Connection *mc;
 } conn;
 
 static double now_ms(void) {
@@ -89,11 +91,26 @@ static void conn_unref(conn *c) {
     free(c);
 }
 
+/* True if the client closed its side of the connection: checked between the stream's
+ * waits, so a client that hangs up is noticed even while nothing is being written. */
+static bool client_hung_up(conn *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return false;
+    struct pollfd p = {ci->connect_fd, POLLRDHUP, 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     conn *c = cls;
-    while (c->pending.len == 0 && !c->stream_done)
+    while (c->pending.len == 0 && !c->stream_done) {
         c->reply.stream(c->reply.stream_ctx, &c->pending, &c->stream_done);
+        if (c->pending.len == 0 && !c->stream_done && client_hung_up(c)) {
+            c->client_gone = true;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
     if (c->pending.len == 0) {
         /* the stream is complete: log now, not when libmicrohttpd lets go of it */
         if (c->reply.log_extra && !c->logged)
@@ -134,6 +151,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         ks_strbuf_init(&c->body);
         ks_strbuf_init(&c->pending);
         ks_strbuf_init(&c->log_extra);
+        c->mc = mc;
         *con_cls = c;
         return MHD_YES;
     }

@@ -107,6 +107,18 @@ json_t *ks_server_parse_body(ks_server *s, const ks_http_request *req, ks_http_r
     return body;
 }
 
+bool ks_server_ping_due(ks_server *s, double *last_write_ms, bool wrote) {
+    double t = now_ms();
+    if (wrote || *last_write_ms == 0) {
+        *last_write_ms = t;
+        return false;
+    }
+    if (t - *last_write_ms < s->p.ping_interval_ms)
+        return false;
+    *last_write_ms = t;
+    return true;
+}
+
 void ks_server_log_usage(ks_strbuf *line, const ks_gen_session *g) {
     const ks_kv_usage *u = ks_gen_session_usage(g);
     const ks_gen_timings *t = ks_gen_session_timings(g);

@@ -71,6 +71,14 @@ void ks_api_openai_chat(ks_server *s, const ks_http_request *req, ks_http_reply 
 typedef void (*ks_error_fn)(ks_server *s, ks_http_reply *r, int status, const char *type, const char *msg);
 json_t *ks_server_parse_body(ks_server *s, const ks_http_request *req, ks_http_reply *r, ks_error_fn error);
 
+/* Streams wait for the engine in slices this long, so the HTTP layer can notice a client
+ * that hung up (and cancel its request) within about this time, queued or not. */
+#define KS_SERVER_WAIT_SLICE_MS 250
+
+/* True when a keep-alive ping is due: nothing was written for ping_interval_ms. wrote:
+ * this slice produced output. last_write_ms is the stream's own clock. */
+bool ks_server_ping_due(ks_server *s, double *last_write_ms, bool wrote);
+
 /* Appends "prompt=.. cached_ram=.. ..." for the access log. */
 void ks_server_log_usage(ks_strbuf *line, const ks_gen_session *g);
 
