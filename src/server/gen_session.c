@@ -46,6 +46,7 @@ struct ks_gen_session {
     ks_gen_timings timings;
     ks_finish_reason finish;
     char error[256];
+    char *reply_prefix;  /* tool_choice: the call opening fed to the parser first */
     /* answer text: whitespace at the start of a text run and before a tool call or the
      * end is not sent (the chat templates trim it when they render the turn back) */
     bool text_started;
@@ -150,12 +151,31 @@ static void fill_sampling(const ks_chat_request *req, ks_sampler_params *sp, uin
     if (req->has_frequency_penalty) sp->frequency_penalty = (float)req->frequency_penalty;
 }
 
+/* The opening of a tool call that tool_choice "any" (name NULL) or "tool" (a name) puts at
+ * the start of the reply, in the format's call syntax. Static storage per thread. */
+static const char *tool_choice_prefix(ks_toolcall_syntax syntax, const char *name) {
+    static _Thread_local char buf[KS_TOOLCALL_NAME_MAX_BYTES + 64];
+    if (syntax == KS_TOOLCALL_SYNTAX_QWEN3_XML) {
+        if (name)
+            snprintf(buf, sizeof buf, "<tool_call>\n<function=%s>\n", name);
+        else
+            snprintf(buf, sizeof buf, "<tool_call>\n<function=");
+    } else {
+        if (name)
+            snprintf(buf, sizeof buf, "<tool_call>\n{\"name\": \"%s\", \"arguments\": ", name);
+        else
+            snprintf(buf, sizeof buf, "<tool_call>\n{\"name\": \"");
+    }
+    return buf;
+}
+
 ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, const ks_chat_request *req,
                                uint64_t id_seed, ks_err *err) {
     ks_gen_session *s = ks_xcalloc(1, sizeof *s);
     s->ctx = ctx;
     s->stop_which = -1;
     ks_chat_prompt prompt = {0};
+    int32_t *with_prefix = NULL;
     ks_status st = render_and_tokenize(ctx, req, &prompt, err);
     if (st)
         goto fail;
@@ -181,13 +201,30 @@ ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, 
             goto fail;
     }
 
+    /* tool_choice any / tool: the reply starts with the opening of a call, written into
+     * the prompt (the model continues it) and fed to the output parser first */
+    if (s->tools && (req->tool_choice == KS_TOOL_CHOICE_ANY || req->tool_choice == KS_TOOL_CHOICE_TOOL)) {
+        s->reply_prefix =
+            ks_xstrdup(tool_choice_prefix(syntax, req->tool_choice == KS_TOOL_CHOICE_TOOL ? req->tool_choice_name : NULL));
+        int32_t *pt = NULL;
+        size_t npt = 0;
+        if ((st = ks_tokenize_alloc(ctx->tokenizer, s->reply_prefix, strlen(s->reply_prefix), KS_TOKENIZE_SPECIAL, &pt,
+                                    &npt)))
+            goto fail;
+        with_prefix = ks_xmalloc((prompt.n_tokens + npt) * sizeof *with_prefix);
+        memcpy(with_prefix, prompt.tokens, prompt.n_tokens * sizeof *with_prefix);
+        memcpy(with_prefix + prompt.n_tokens, pt, npt * sizeof *with_prefix);
+        free(pt);
+        s->n_prompt = (int)(prompt.n_tokens + npt);
+    }
+
     int max_out = ctx->max_output > 0 ? ctx->max_output : KS_DEFAULT_MAX_OUTPUT;
     int want = req->max_tokens > 0 ? (int)KS_MIN(req->max_tokens, (int64_t)max_out)
                                    : (ctx->default_max_output > 0 ? KS_MIN(ctx->default_max_output, max_out) : max_out);
     ks_gen_request gr;
     memset(&gr, 0, sizeof gr);
-    gr.prompt = prompt.tokens;
-    gr.n_prompt = (int)prompt.n_tokens;
+    gr.prompt = with_prefix ? with_prefix : prompt.tokens;
+    gr.n_prompt = s->n_prompt;
     gr.breakpoints = prompt.breakpoints;
     gr.n_breakpoints = (int)prompt.n_breakpoints;
     gr.max_tokens = want;
@@ -208,10 +245,12 @@ ks_status ks_gen_session_start(ks_gen_session **out, const ks_gen_context *ctx, 
     free(forced);
     if (st)
         goto fail;
+    free(with_prefix);
     ks_chat_prompt_deinit(&prompt);
     *out = s;
     return KS_OK;
 fail:
+    free(with_prefix);
     ks_chat_prompt_deinit(&prompt);
     ks_gen_session_destroy(s);
     return st;
@@ -353,6 +392,11 @@ int ks_gen_session_pump(ks_gen_session *s, int timeout_ms, ks_out_sink sink, voi
         return 1;
     s->sink = sink;
     s->user = user;
+    if (s->reply_prefix) {
+        on_text(s, s->reply_prefix, strlen(s->reply_prefix));
+        free(s->reply_prefix);
+        s->reply_prefix = NULL;
+    }
     ks_gen_event ev;
     int wait = timeout_ms;
     while (ks_gen_next(s->gen, &ev, wait) == 1) {
@@ -420,6 +464,7 @@ void ks_gen_session_destroy(ks_gen_session *s) {
     ks_toolcall_parser_destroy(s->tools);
     json_decref(s->tools_json);
     free(s->pend);
+    free(s->reply_prefix);
     ks_strbuf_free(&s->ws_held);
     free(s);
 }

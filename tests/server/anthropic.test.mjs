@@ -26,6 +26,8 @@ const readTool = {
 const forced = [
   "I will read it.\n<tool_call>\n<function=Read>\n<parameter=file_path>\n/tmp/a.txt\n</parameter>\n<parameter=limit>\n20\n</parameter>\n</function>\n</tool_call>",
   "<tool_call>\n<function=Read>\n<parameter=file_path>\n/etc/hosts\n</parameter>\n</function>\n</tool_call>",
+  // tool_choice {type: "tool"}: the server writes "<tool_call>\n<function=Read>\n" itself
+  "<parameter=file_path>\n/tmp/b.txt\n</parameter>\n</function>\n</tool_call>",
 ];
 
 before(async () => {
@@ -77,6 +79,17 @@ test("tool call: forced Qwen3-Coder output becomes a typed tool_use block", asyn
   assert.ok(u.cache_read_input_tokens >= 0.8 * total - 64,
     `follow-up read ${u.cache_read_input_tokens} of ${total} prompt tokens from cache`);
   assert.deepEqual(followUp.content.at(-1).input, { file_path: "/etc/hosts" });
+});
+
+test("tool_choice tool: the reply is a call to that tool", async () => {
+  const msg = await client.messages.create({
+    model: "m", max_tokens: 100, tools: [readTool], tool_choice: { type: "tool", name: "Read" },
+    messages: [{ role: "user", content: "Anything" }],
+  });
+  assert.equal(msg.stop_reason, "tool_use");
+  assert.equal(msg.content.length, 1);
+  assert.equal(msg.content[0].name, "Read");
+  assert.deepEqual(msg.content[0].input, { file_path: "/tmp/b.txt" });
 });
 
 test("non-streaming message: shape, any model name, usage", async () => {
