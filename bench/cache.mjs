@@ -7,7 +7,9 @@
 //   node bench/cache.mjs [--model FILE] [--prefix-tokens N] [--turn-tokens MIN-MAX]
 //        [--turns N] [--conversations N] [--max-tokens N] [--threads N]
 //        [--restart-turns N] [--uncached-every K] [--scenarios 1,2,3,4] [--kvserve BIN]
-//        [--work DIR] [--keep] [--save FILE.json]
+//        [--work DIR] [--keep] [--save FILE.json] [--dry-run]
+//
+// --dry-run builds the session and prints its sizes and the RAM budgets, nothing more.
 //
 // The model: without --model, a synthetic model of the real Qwen3-0.6B shape (Q8_0
 // weights, real Qwen3 vocabulary, Qwen3-Coder chat template) is generated once with
@@ -15,7 +17,7 @@
 // but every shape, byte and FLOP is the real model's.
 //
 // The session (seeded, the same bytes on every run): a system prompt and tool schemas
-// of --prefix-tokens tokens (a coding agent's instructions and ~25 tools with JSON
+// of --prefix-tokens tokens (a coding agent's instructions and, at 12K, 28 tools with JSON
 // schemas, MCP tools past those), then --turns turns per conversation: each adds a user
 // message of --turn-tokens tokens (file reads, grep hits, build and test logs, diffs)
 // and gets a streamed reply of --max-tokens tokens at temperature 0, which goes back
@@ -66,7 +68,8 @@ const opt = (name, dflt) => {
 };
 const flag = (name) => argv.includes(name);
 
-const kvserve = opt("--kvserve", process.env.KVSERVE_BIN ?? path.join(sourceDir, "build/kvserve"));
+const kvserveBuilt = opt("--kvserve", process.env.KVSERVE_BIN ?? path.join(sourceDir, "build/kvserve"));
+let kvserve = kvserveBuilt; // main() runs a copy, so a rebuild during the run cannot mix two builds
 const prefixTokens = Number(opt("--prefix-tokens", "12000"));
 const [turnMin, turnMax] = opt("--turn-tokens", "300-800").split("-").map(Number);
 const nTurns = Number(opt("--turns", "10"));
@@ -224,9 +227,16 @@ function toolSchema(kit, i) {
 
 // ---- servers --------------------------------------------------------------------------------
 
+const live = new Set(); // servers still running: killed if the benchmark dies
+process.on("exit", () => { for (const p of live) p.kill("SIGKILL"); });
+process.on("SIGINT", () => process.exit(130));
+process.on("SIGTERM", () => process.exit(143));
+
 async function startServer(model, args, logFile) {
   const proc = spawn(kvserve, ["serve", "-m", model, "--port", "0", ...(threads ? ["-t", threads] : []), ...args],
     { stdio: ["ignore", "ignore", "pipe"] });
+  live.add(proc);
+  proc.on("exit", () => live.delete(proc));
   const log = fs.createWriteStream(logFile, { flags: "a" });
   let head = "";
   const port = await new Promise((resolve, reject) => {
@@ -431,6 +441,9 @@ async function main() {
   const kvType = opt("--kv-type", "f16");
   const work = opt("--work", null) ?? fs.mkdtempSync(path.join(os.tmpdir(), "kvserve-bench-cache-"));
   fs.mkdirSync(work, { recursive: true });
+  kvserve = path.join(work, "kvserve");
+  fs.copyFileSync(kvserveBuilt, kvserve);
+  fs.chmodSync(kvserve, 0o755);
   const { perToken, nCtxTrain } = kvBytesPerToken(model, kvType);
   const blockBytes = perToken * KV_BLOCK_TOKENS;
 
@@ -479,6 +492,10 @@ async function main() {
   console.log(`KV RAM budgets: all conversations ${(ramAll / 2 ** 20).toFixed(1)} MiB, one conversation ` +
     `${(ramOne / 2 ** 20).toFixed(1)} MiB`);
   console.log("");
+  if (flag("--dry-run")) {
+    if (!keep) fs.rmSync(work, { recursive: true, force: true });
+    return;
+  }
 
   // Scenario 1's servers: with the cache (RAM for everything, disk tier on) and without.
   const cached = await startServer(model, [...common, "--kv-ram", ramAll, "--kv-dir", path.join(work, "kv1")],
@@ -508,7 +525,7 @@ async function main() {
     // turns not measured without the cache (--uncached-every): interpolated, marked ~
     const est1 = recomputeModel(recompute);
     for (const r of rows) if (r.uncached === undefined) r.recompute = est1(r.prompt);
-    console.log("Scenario 1: one conversation, TTFT with the cache and without it (both measured)");
+    console.log("Scenario 1: one conversation, TTFT with the cache and without it (~: interpolated, --uncached-every)");
     console.log("");
     table(["turn", "prompt tok", "computed", "RAM hit", "disk hit", "TTFT cached", "TTFT uncached", "ratio"],
       rows.map((r) => [r.turn, r.prompt, r.computed, r.ram, r.disk, fmt(r.ttft),
@@ -552,7 +569,7 @@ async function main() {
     const sum = (rs, k) => rs.reduce((s, r) => s + r[k], 0);
     table(["turn", "requests", "prompt tok (med)", "computed", "RAM hit", "disk hit", "TTFT (med)",
       "recompute (med)", "ratio (med)"],
-    [...byTurn].map(([t, rs]) => [t, rs.length, median(rs.map((r) => r.prompt)), sum(rs, "computed"),
+    [...byTurn].map(([t, rs]) => [t, rs.length, Math.round(median(rs.map((r) => r.prompt))), sum(rs, "computed"),
       sum(rs, "ram"), sum(rs, "disk"), fmt(median(rs.map((r) => r.ttft))), fmt(median(rs.map((r) => r.recompute))),
       fx(median(rs.map((r) => r.recompute / r.ttft)))]));
     const side = results.requests.filter((r) => r.scenario === scenario && r.conv < 0);
