@@ -10,6 +10,8 @@
 #   make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (clang)
 #   make bench-cache  TTFT with and without the KV cache on a replayed agent session
 #                     (BENCH_CACHE_ARGS, e.g. "--prefix-tokens 2000 --turn-tokens 50-130")
+#   make bench-load   1, 2, 4 concurrent streaming clients: decode tok/s, TTFT, errors, and a
+#                     cached follow-up's TTFT during a long prefill (BENCH_LOAD_ARGS)
 #   make clean        remove build directories
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -92,6 +94,12 @@ fuzz-%: fuzz-build
 BENCH_CACHE_ARGS ?=
 bench-cache: build
 	node bench/cache.mjs $(BENCH_CACHE_ARGS)
+
+# make bench-load [BENCH_LOAD_ARGS="--long-prefill 8000 --model FILE"] (bench/load.mjs)
+BENCH_LOAD_ARGS ?=
+.PHONY: bench-load
+bench-load: build
+	node bench/load.mjs $(BENCH_LOAD_ARGS)
 
 clean:
 	rm -rf build build-debug build-asan build-tsan build-ref build-fuzz build-arm

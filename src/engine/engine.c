@@ -1,9 +1,16 @@
 /* engine.c — the engine thread and continuous batching (see engine.h).
  *
  * Divisions: request handles (event queues shared with clients), admission (cache
- * lookup), batch building (decode tokens + one prefill chunk, KV reservation with
+ * lookup), batch building (decode tokens + prompt tokens, KV reservation with
  * preemption of the youngest sequence when the pool is full), the forward step and
  * sampling, ending sequences, the thread loop.
+ *
+ * Prompt tokens per step (at most --prefill-chunk): a prompt whose rest fits in one
+ * chunk ("short": a cached follow-up's new turn, a side request) goes first, shortest
+ * first, and without a long prompt's chunk beside it, so the step takes only as long as
+ * that work and its first token is not held back by someone else's 20K-token prompt. A
+ * long prompt gets the whole chunk otherwise, and every other step at least while short
+ * ones keep coming, so it is never starved; long prompts go oldest first.
  *
  * A sequence's tokens: [0, n_fed) have K/V in its blocks; [n_fed, n_tokens) are known
  * but not yet computed (the rest of the prompt while prefilling, or the one sampled
@@ -59,6 +66,7 @@ struct ks_gen {
     int64_t timeout_ms;
     double t_progress_log;    /* last prefill progress line */
     /* batch bookkeeping of the current step */
+    int plan;                 /* prompt tokens this step (prefilling) */
     int batch_first, batch_n, logits_row;
 };
 
@@ -82,6 +90,7 @@ struct ks_engine {
     ks_gen **running;
     int n_running;
     uint64_t admit_counter;
+    bool long_waited;            /* the last step left a long prompt out for short ones */
     int max_batch;
     int32_t *b_tokens, *b_pos, *b_seq;
     uint8_t *b_want;
@@ -406,6 +415,7 @@ static void requeue(ks_engine *e, ks_gen *g) {
         g->n_target = g->kv.n_tokens; /* everything fed; the sampled token is fed after */
     ks_kv_cache_release(e->cache, &g->kv);
     g->state = SEQ_WAITING;
+    g->plan = 0;
     g->next = e->waiting_head;
     e->waiting_head = g;
     pthread_mutex_lock(&e->mu);
@@ -588,6 +598,64 @@ static void drop_ended(ks_engine *e) {
     }
 }
 
+/* Chooses this step's prompt tokens (g->plan of each prefilling sequence; see the top of
+ * the file) and reserves their KV. */
+static void plan_prompt_tokens(ks_engine *e) {
+    int n_decode = 0;
+    for (int i = 0; i < e->n_running; i++) {
+        e->running[i]->plan = 0;
+        n_decode += e->running[i]->state == SEQ_DECODE;
+    }
+    int budget = KS_MIN(e->p.prefill_chunk, e->max_batch - n_decode);
+    /* the short prompts, shortest first, and the oldest long one */
+    ks_gen *shorts[256], *oldest_long = NULL;
+    int n_short = 0;
+    for (int i = 0; i < e->n_running; i++) {
+        ks_gen *g = e->running[i];
+        if (g->state != SEQ_PREFILL)
+            continue;
+        int rest = g->n_target - g->kv.n_tokens;
+        if (rest > budget) {
+            if (!oldest_long || g->admit_order < oldest_long->admit_order)
+                oldest_long = g;
+            continue;
+        }
+        int k = n_short++;
+        while (k > 0 && shorts[k - 1]->n_target - shorts[k - 1]->kv.n_tokens > rest) {
+            shorts[k] = shorts[k - 1];
+            k--;
+        }
+        shorts[k] = g;
+    }
+    ks_gen *planned[256];
+    int n_planned = 0;
+    if (n_short > 0 && !(oldest_long && e->long_waited)) {
+        for (int k = 0; k < n_short; k++) {
+            int rest = shorts[k]->n_target - shorts[k]->kv.n_tokens;
+            if (rest <= budget) {
+                shorts[k]->plan = rest;
+                budget -= rest;
+                planned[n_planned++] = shorts[k];
+            }
+        }
+        e->long_waited = oldest_long != NULL;
+    } else if (oldest_long) {
+        oldest_long->plan = budget;
+        planned[n_planned++] = oldest_long;
+        e->long_waited = false;
+    }
+    /* A reservation that fails ends its sequence with an error or sends it back to wait
+     * for room; one that succeeds may preempt a sequence planned before it. Either way
+     * the batch is assembled from what is still running. */
+    for (int k = 0; k < n_planned; k++) {
+        ks_gen *g = planned[k];
+        if (g->state == SEQ_PREFILL) {
+            ks_err err;
+            reserve_prefill(e, g, g->kv.n_tokens + g->plan, &err);
+        }
+    }
+}
+
 /* Builds and runs one batch; returns false when there was nothing to do. */
 static bool step(ks_engine *e) {
     drop_ended(e);
@@ -610,23 +678,7 @@ static bool step(ks_engine *e) {
             i = -1;
         }
     }
-    /* one prefill chunk: the oldest sequence still prefilling */
-    ks_gen *pf = NULL;
-    for (int i = 0; i < e->n_running; i++)
-        if (e->running[i]->state == SEQ_PREFILL && (!pf || e->running[i]->admit_order < pf->admit_order))
-            pf = e->running[i];
-    int n_decode = 0;
-    for (int i = 0; i < e->n_running; i++)
-        n_decode += e->running[i]->state == SEQ_DECODE;
-    int chunk = 0;
-    if (pf) {
-        chunk = KS_MIN(e->p.prefill_chunk, pf->n_target - pf->kv.n_tokens);
-        chunk = KS_MIN(chunk, e->max_batch - n_decode);
-        if (chunk > 0 && reserve_prefill(e, pf, pf->kv.n_tokens + chunk, &err) != KS_OK) {
-            pf = NULL; /* it ended with an error, or went back to wait for room */
-            chunk = 0;
-        }
-    }
+    plan_prompt_tokens(e);
     /* reservations may have preempted sequences: assemble from what is still running */
     int n = 0, n_out = 0;
     for (int i = 0; i < e->n_running; i++) {
@@ -638,9 +690,9 @@ static bool step(ks_engine *e) {
         if (g->state == SEQ_DECODE) {
             add_tokens(e, &n, g, g->n_tokens - 1, 1, i, true);
             g->logits_row = n_out++;
-        } else if (g == pf && chunk > 0) {
-            bool last = pf->kv.n_tokens + chunk == pf->n_target;
-            add_tokens(e, &n, g, pf->kv.n_tokens, chunk, i, last);
+        } else if (g->state == SEQ_PREFILL && g->plan > 0) {
+            bool last = g->kv.n_tokens + g->plan == g->n_target;
+            add_tokens(e, &n, g, g->kv.n_tokens, g->plan, i, last);
             if (last)
                 g->logits_row = n_out++;
         }

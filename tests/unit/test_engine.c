@@ -2,7 +2,8 @@
  * runner's greedy tokens; requests running together each give what they give alone (also
  * when a small KV pool forces preemption); follow-ups reuse the cache; cancellation and
  * a full queue end requests cleanly; deadlines end running and queued requests; shutdown
- * ends what is left with an error and refuses more. */
+ * ends what is left with an error and refuses more; a short prompt is not stuck behind a
+ * long prefill, which still goes on. */
 #include "engine/engine.h"
 #include "engine/runner.h"
 #include "model/model.h"
@@ -288,6 +289,33 @@ Test(engine, test_engine_shutdown_ends_requests_with_error_and_refuses_more) {
     cr_assert_eq(ks_engine_submit(e, &req, &c, NULL), KS_ERR_FULL);
     ks_gen_release(a);
     ks_gen_release(b);
+    ks_engine_destroy(e);
+    ks_model_close(m);
+}
+
+Test(engine, test_engine_short_prompt_not_stuck_behind_long_prefill) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    static int32_t long_p[900], short_p[40], got[256];
+    prompt_of(long_p, 900, 7);
+    prompt_of(short_p, 40, 8);
+    /* chunks of 64: the long prompt needs 15 steps, the short one fits in one */
+    ks_engine *e = engine(m, 2, 128, 64);
+    ks_gen *a = submit(e, long_p, 900, 1);
+    ks_gen *b = submit(e, short_p, 40, 200);
+    ks_gen_event ev;
+    do
+        cr_assert_eq(ks_gen_next(b, &ev, 60000), 1);
+    while (ev.type != KS_GEN_EV_TOKEN);
+    ks_gen_progress pa;
+    ks_gen_progress_get(a, &pa);
+    cr_assert_lt(pa.n_done, 900 / 2, "the short prompt's first token came after %d of the long one's 900 tokens",
+                 pa.n_done);
+    /* and the long one is not starved by the short one's decoding */
+    int n = 0;
+    ks_gen_event done = drain(a, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_LENGTH);
+    ks_gen_release(b);
+    ks_gen_release(a);
     ks_engine_destroy(e);
     ks_model_close(m);
 }
