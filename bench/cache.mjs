@@ -8,6 +8,7 @@
 //        [--turns N] [--conversations N] [--max-tokens N] [--threads N]
 //        [--restart-turns N] [--uncached-every K] [--scenarios 1,2,3,4] [--kvserve BIN]
 //        [--work DIR] [--keep] [--save FILE.json] [--dry-run]
+//   node bench/cache.mjs --report FILE.json     (the tables again, from a --save file)
 //
 // --dry-run builds the session and prints its sizes and the RAM budgets, nothing more.
 //
@@ -39,7 +40,8 @@
 // Scenarios:
 //   1  one conversation: per turn, TTFT with the cache and without it (measured; with
 //      --uncached-every K only every K-th turn and the last are measured without it, the
-//      others interpolated and marked ~: recomputing is most of this benchmark's time)
+//      others taken from the line below and marked ~: recomputing is most of this
+//      benchmark's time)
 //   2  --conversations conversations round-robin, a side request after each round;
 //      RAM budget holds all of them
 //   3  the same on a fresh server and cache directory whose RAM budget holds one
@@ -47,8 +49,8 @@
 //      the disk tier
 //   4  a fresh server process on scenario 3's directory continues every conversation
 //      (--restart-turns turns each): the first follow-up is served from disk
-// In 2-4, "recompute" is the TTFT without the cache at the same prompt length,
-// interpolated linearly between scenario 1's measurements (it needs scenario 1).
+// In 2-4, "recompute" is the TTFT without the cache at the same prompt length, from the
+// least-squares line through scenario 1's measurements (it needs scenario 1).
 // RAM and disk hits are the server's own accounting (the cache_read_tokens_total
 // counters of /metrics, read around each request; requests never overlap).
 import { spawn, execFileSync } from "node:child_process";
@@ -386,17 +388,17 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-// Uncached TTFT at n prompt tokens: linear between scenario 1's measured points.
+// Uncached TTFT at n prompt tokens: the least-squares line through scenario 1's measured
+// points (a line, not point to point: one measurement under a noisy neighbour should not
+// bend the baseline of the requests near it).
 function recomputeModel(points) {
-  const p = [...points].sort((a, b) => a.n - b.n);
-  return (n) => {
-    if (p.length === 0) return NaN;
-    if (p.length === 1) return p[0].ms * n / p[0].n;
-    let i = 1;
-    while (i < p.length - 1 && p[i].n < n) i++;
-    const a = p[i - 1], b = p[i];
-    return a.ms + (b.ms - a.ms) * (n - a.n) / (b.n - a.n || 1);
-  };
+  const k = points.length;
+  if (k === 0) return () => NaN;
+  const mn = points.reduce((s, p) => s + p.n, 0) / k, mm = points.reduce((s, p) => s + p.ms, 0) / k;
+  const sxx = points.reduce((s, p) => s + (p.n - mn) ** 2, 0);
+  if (k === 1 || sxx === 0) return (n) => mm * n / mn;
+  const slope = points.reduce((s, p) => s + (p.n - mn) * (p.ms - mm), 0) / sxx;
+  return (n) => mm + slope * (n - mn);
 }
 
 const fmt = (ms) => (!Number.isFinite(ms) ? "-" : ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`);
@@ -449,7 +451,7 @@ async function main() {
 
   const ramBytes = (tokens) => String(Math.ceil(tokens / KV_BLOCK_TOKENS + 8) * blockBytes);
   const results = { config: { model, prefixTokens, turnTokens: [turnMin, turnMax], nTurns, nConvs, maxTokens, kvType,
-    threads, cpus: os.cpus().length }, requests: [] };
+    threads, cpus: os.cpus().length, date: new Date().toISOString() }, requests: [] };
   const record = (scenario, conv, turn, r, extra = {}) => {
     const row = { scenario, conv, turn, ttft: r.ttft, total: r.total, prompt: r.prompt, ram: r.ram, disk: r.disk,
       computed: r.computed, ...extra };
@@ -500,146 +502,144 @@ async function main() {
   // Scenario 1's servers: with the cache (RAM for everything, disk tier on) and without.
   const cached = await startServer(model, [...common, "--kv-ram", ramAll, "--kv-dir", path.join(work, "kv1")],
     path.join(work, "server1.log"));
-  const recompute = [];
   if (scenarios.has(1)) {
     const uncached = await startServer(model, [...common, "--kv-ram", ramOne, "--kv-disk", "0"],
       path.join(work, "server1-uncached.log"));
-    const rows = [];
     const replies = [];
     for (let t = 0; t < nTurns; t++) {
       const body = conversationBody(prefix, convTurns[0], replies, t);
       const a = await send(cached, body);
       replies.push(replyText(a));
       if (t % uncachedEvery && t !== nTurns - 1) {
-        rows.push(record(1, 0, t + 1, a));
+        record(1, 0, t + 1, a);
         continue;
       }
       const b = await send(uncached, salted(body, `${process.pid}-${t}-${Date.now()}`));
       if (b.usage.cache_read_input_tokens !== 0 || b.ram + b.disk !== 0)
         throw new Error(`the uncached server read ${b.ram + b.disk} tokens from its cache`);
-      recompute.push({ n: b.prompt, ms: b.ttft });
-      rows.push(record(1, 0, t + 1, a, { uncached: b.ttft, uncachedPrompt: b.prompt }));
+      record(1, 0, t + 1, a, { uncached: b.ttft, uncachedPrompt: b.prompt });
       process.stderr.write(`scenario 1 turn ${t + 1}: ${fmt(a.ttft)} vs ${fmt(b.ttft)}\n`);
     }
     await uncached.stop();
-    // turns not measured without the cache (--uncached-every): interpolated, marked ~
-    const est1 = recomputeModel(recompute);
-    for (const r of rows) if (r.uncached === undefined) r.recompute = est1(r.prompt);
-    console.log("Scenario 1: one conversation, TTFT with the cache and without it (~: interpolated, --uncached-every)");
-    console.log("");
-    table(["turn", "prompt tok", "computed", "RAM hit", "disk hit", "TTFT cached", "TTFT uncached", "ratio"],
-      rows.map((r) => [r.turn, r.prompt, r.computed, r.ram, r.disk, fmt(r.ttft),
-        r.uncached === undefined ? `~${fmt(r.recompute)}` : fmt(r.uncached), fx((r.uncached ?? r.recompute) / r.ttft)]));
-    const fu = rows.slice(1);
-    console.log("");
-    const un = (r) => r.uncached ?? r.recompute;
-    console.log(`follow-ups (turns 2-${nTurns}): median TTFT ${fmt(median(fu.map((r) => r.ttft)))} cached, ` +
-      `${fmt(median(fu.map(un)))} uncached; median ratio ` +
-      `${fx(median(fu.map((r) => un(r) / r.ttft)))}, worst ${fx(Math.min(...fu.map((r) => un(r) / r.ttft)))}`);
-    console.log("");
   }
   await cached.stop();
-  const est = recomputeModel(recompute);
 
   // Scenarios 2-4: conversations round-robin with side requests.
   const sideKit = textKit(99);
   let sides = 0;
   const convReplies = convTurns.map(() => []);
   const runRound = async (server, scenario, t, withSide) => {
-    const out = [];
     for (let c = 0; c < nConvs; c++) {
       const body = conversationBody(prefix, convTurns[c], convReplies[c], t);
       const r = await send(server, body);
       convReplies[c].push(replyText(r));
-      out.push(record(scenario, c, t + 1, r, { recompute: est(r.prompt) }));
+      record(scenario, c, t + 1, r);
       process.stderr.write(`scenario ${scenario} conversation ${c + 1} turn ${t + 1}: ${fmt(r.ttft)} ` +
         `(ram ${r.ram}, disk ${r.disk}, computed ${r.computed})\n`);
     }
-    if (withSide) {
-      const r = await send(server, sideRequest(sideKit, sides++));
-      record(scenario, -1, t + 1, r);
-    }
-    return out;
+    if (withSide) record(scenario, -1, t + 1, await send(server, sideRequest(sideKit, sides++)));
   };
-  const report = (scenario, title, rows) => {
-    console.log(`Scenario ${scenario}: ${title}`);
-    console.log("");
-    const byTurn = new Map();
-    for (const r of rows) byTurn.set(r.turn, [...(byTurn.get(r.turn) ?? []), r]);
-    const sum = (rs, k) => rs.reduce((s, r) => s + r[k], 0);
-    table(["turn", "requests", "prompt tok (med)", "computed", "RAM hit", "disk hit", "TTFT (med)",
-      "recompute (med)", "ratio (med)"],
-    [...byTurn].map(([t, rs]) => [t, rs.length, Math.round(median(rs.map((r) => r.prompt))), sum(rs, "computed"),
-      sum(rs, "ram"), sum(rs, "disk"), fmt(median(rs.map((r) => r.ttft))), fmt(median(rs.map((r) => r.recompute))),
-      fx(median(rs.map((r) => r.recompute / r.ttft)))]));
-    const side = results.requests.filter((r) => r.scenario === scenario && r.conv < 0);
-    if (side.length)
-      console.log(`\nside requests: ${side.length}, median TTFT ${fmt(median(side.map((r) => r.ttft)))}, ` +
-        `${sum(side, "ram") + sum(side, "disk")} of ${sum(side, "prompt")} prompt tokens cached`);
-    console.log("");
-  };
-
-  let s3 = null;
   if (scenarios.has(2)) {
     const server = await startServer(model, [...common, "--kv-ram", ramAll, "--kv-dir", path.join(work, "kv2")],
       path.join(work, "server2.log"));
-    const rows = [];
-    for (let t = 0; t < nTurns; t++) rows.push(...await runRound(server, 2, t, true));
+    for (let t = 0; t < nTurns; t++) await runRound(server, 2, t, true);
     await server.stop();
-    report(2, `${nConvs} conversations + side requests, RAM holds all`, rows);
   }
   if (scenarios.has(3) || scenarios.has(4)) {
     for (const r of convReplies) r.length = 0;
     const dir = path.join(work, "kv3");
-    s3 = await startServer(model, [...common, "--kv-ram", ramOne, "--kv-dir", dir], path.join(work, "server3.log"));
-    const rows = [];
-    for (let t = 0; t < nTurns; t++) rows.push(...await runRound(s3, 3, t, true));
-    await s3.stop();
-    if (scenarios.has(3))
-      report(3, `${nConvs} conversations + side requests, RAM holds one: the disk tier serves the rest`, rows);
+    const server = await startServer(model, [...common, "--kv-ram", ramOne, "--kv-dir", dir],
+      path.join(work, "server3.log"));
+    for (let t = 0; t < nTurns; t++) await runRound(server, 3, t, true);
+    await server.stop();
     if (scenarios.has(4)) {
-      const server = await startServer(model, [...common, "--kv-ram", ramOne, "--kv-dir", dir],
+      const again = await startServer(model, [...common, "--kv-ram", ramOne, "--kv-dir", dir],
         path.join(work, "server4.log"));
-      const rows4 = [];
-      for (let t = nTurns; t < nTurns + restartTurns; t++) rows4.push(...await runRound(server, 4, t, false));
-      await server.stop();
-      report(4, "a fresh server process on scenario 3's cache directory continues every conversation", rows4);
+      for (let t = nTurns; t < nTurns + restartTurns; t++) await runRound(again, 4, t, false);
+      await again.stop();
     }
   }
+  if (!scenarios.has(3)) results.requests = results.requests.filter((r) => r.scenario !== 3);
 
-  // Summary and the issue's targets.
-  const reqs = results.requests.filter((r) => r.conv >= 0);
-  const rowsOf = (s) => reqs.filter((r) => r.scenario === s && (s === 4 || r.turn > 1));
-  const ratio = (r) => (r.uncached ?? r.recompute) / r.ttft;
+  const save = opt("--save", null);
+  if (save) fs.writeFileSync(save, JSON.stringify(results, null, 1));
+  if (!keep) fs.rmSync(work, { recursive: true, force: true });
+  printReport(results);
+}
+
+// ---- the report -----------------------------------------------------------------------------
+
+function printReport(results) {
+  const { nTurns, nConvs } = results.config;
+  const reqs = results.requests;
+  const sum = (rs, k) => rs.reduce((a, r) => a + r[k], 0);
+  const s1 = reqs.filter((r) => r.scenario === 1);
+  const est = recomputeModel(s1.filter((r) => r.uncached !== undefined).map((r) => ({ n: r.uncachedPrompt,
+    ms: r.uncached })));
+  const base = (r) => r.uncached ?? est(r.prompt); // TTFT without the cache
+  const ratio = (r) => base(r) / r.ttft;
+
+  if (s1.length) {
+    console.log("Scenario 1: one conversation, TTFT with the cache and without it (~: from the fitted line, " +
+      "--uncached-every)");
+    console.log("");
+    table(["turn", "prompt tok", "computed", "RAM hit", "disk hit", "TTFT cached", "TTFT uncached", "ratio"],
+      s1.map((r) => [r.turn, r.prompt, r.computed, r.ram, r.disk, fmt(r.ttft),
+        r.uncached === undefined ? `~${fmt(base(r))}` : fmt(r.uncached), fx(ratio(r))]));
+    console.log("");
+  }
+  const titles = {
+    2: `${nConvs} conversations round-robin + side requests, RAM holds all of them`,
+    3: `${nConvs} conversations round-robin + side requests, RAM holds one: the disk tier serves the rest`,
+    4: "a fresh server process on scenario 3's cache directory continues every conversation",
+  };
+  for (const scenario of [2, 3, 4]) {
+    const rows = reqs.filter((r) => r.scenario === scenario && r.conv >= 0);
+    if (!rows.length) continue;
+    console.log(`Scenario ${scenario}: ${titles[scenario]}`);
+    console.log("");
+    const byTurn = new Map();
+    for (const r of rows) byTurn.set(r.turn, [...(byTurn.get(r.turn) ?? []), r]);
+    table(["turn", "requests", "prompt tok (med)", "computed", "RAM hit", "disk hit", "TTFT (med)",
+      "recompute (med)", "ratio (med)"],
+    [...byTurn].map(([t, rs]) => [t, rs.length, Math.round(median(rs.map((r) => r.prompt))), sum(rs, "computed"),
+      sum(rs, "ram"), sum(rs, "disk"), fmt(median(rs.map((r) => r.ttft))), fmt(median(rs.map(base))),
+      fx(median(rs.map(ratio)))]));
+    const side = reqs.filter((r) => r.scenario === scenario && r.conv < 0);
+    if (side.length)
+      console.log(`\nside requests: ${side.length}, median TTFT ${fmt(median(side.map((r) => r.ttft)))}, ` +
+        `${sum(side, "ram") + sum(side, "disk")} of ${sum(side, "prompt")} prompt tokens cached`);
+    console.log("");
+  }
+
+  // Follow-ups: every turn after a conversation's first (all of scenario 4's).
+  const followUps = (s) => reqs.filter((r) => r.scenario === s && r.conv >= 0 && (s === 4 || r.turn > 1));
   console.log("Summary (follow-up turns; recompute = TTFT without the cache at the same prompt length)");
   console.log("");
   table(["scenario", "requests", "TTFT (med)", "recompute (med)", "ratio (med)", "ratio (worst)", "RAM hit tok",
     "disk hit tok", "computed tok"],
-  [1, 2, 3, 4].filter((s) => rowsOf(s).length).map((s) => {
-    const rs = rowsOf(s);
-    return [s, rs.length, fmt(median(rs.map((r) => r.ttft))), fmt(median(rs.map((r) => r.uncached ?? r.recompute))),
-      fx(median(rs.map(ratio))), fx(Math.min(...rs.map(ratio))), rs.reduce((a, r) => a + r.ram, 0),
-      rs.reduce((a, r) => a + r.disk, 0), rs.reduce((a, r) => a + r.computed, 0)];
+  [1, 2, 3, 4].filter((s) => followUps(s).length).map((s) => {
+    const rs = followUps(s);
+    return [s, rs.length, fmt(median(rs.map((r) => r.ttft))), fmt(median(rs.map(base))), fx(median(rs.map(ratio))),
+      fx(Math.min(...rs.map(ratio))), sum(rs, "ram"), sum(rs, "disk"), sum(rs, "computed")];
   }));
   console.log("");
   const target = (label, rs, want) => {
     if (!rs.length) return;
     const m = median(rs.map(ratio)), w = Math.min(...rs.map(ratio));
     if (!Number.isFinite(m)) {
-        console.log(`n/a     ${label}: needs scenario 1's measurements without the cache`);
-        return;
+      console.log(`n/a     ${label}: needs scenario 1's measurements without the cache`);
+      return;
     }
     console.log(`${m >= want ? "met    " : "MISSED "} ${label}: median ${fx(m)}, worst ${fx(w)} (target >= ${want}x)`);
   };
-  target("follow-up TTFT vs recomputing (scenario 1)", rowsOf(1), 20);
+  target("follow-up TTFT vs recomputing (scenario 1)", followUps(1), 20);
   target("TTFT of requests with disk hits vs recomputing (scenarios 3, 4)",
-    reqs.filter((r) => (r.scenario === 3 || r.scenario === 4) && r.disk > 0), 10);
-  target("first follow-up after a restart vs recomputing (scenario 4)",
+    reqs.filter((r) => (r.scenario === 3 || r.scenario === 4) && r.conv >= 0 && r.disk > 0), 10);
+  target("first follow-up after a restart vs recomputing (scenario 4, conversation 1)",
     reqs.filter((r) => r.scenario === 4 && r.turn === nTurns + 1 && r.conv === 0), 10);
-
-  const save = opt("--save", null);
-  if (save) fs.writeFileSync(save, JSON.stringify(results, null, 1));
-  if (!keep) fs.rmSync(work, { recursive: true, force: true });
 }
 
+if (opt("--report", null)) printReport(JSON.parse(fs.readFileSync(opt("--report", null), "utf8")));
+else
 main().catch((e) => { console.error(e); process.exit(1); });
