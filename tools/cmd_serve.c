@@ -23,6 +23,7 @@
 #include "tensor/types.h"
 #include "tokenizer/tokenizer.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -172,6 +173,16 @@ int ks_cmd_serve(int argc, char **argv) {
     }
     if (verbose)
         ks_log_set_level(KS_LOG_DEBUG);
+    /* SIGINT/SIGTERM go to this thread only: they are blocked here before any other
+     * thread exists (threads inherit the mask) and waited for with sigsuspend below.
+     * A signal caught by an engine or connection thread would leave this one asleep. */
+    sigset_t stop_signals, wait_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &wait_mask);
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
     if (api_key && !*api_key)
         api_key = NULL;
     if (!api_key && !ks_server_host_is_loopback(host)) {
@@ -279,7 +290,9 @@ int ks_cmd_serve(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     while (atomic_load(&g_signals) == 0)
-        pause();
+        sigsuspend(&wait_mask); /* unblocks the stop signals only while it waits: no lost wake-up */
+    /* from here on a second signal exits at once, whatever this thread is doing */
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
 
     KS_LOGI("shutting down: no new connections, %ld s for %d requests in flight", grace, ks_http_active(srv.http));
     ks_http_quiesce(srv.http);
