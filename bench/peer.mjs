@@ -135,9 +135,10 @@ function tokens(n, seed, nVocab) {
 function kvserveBench(file, limits) {
   const p = spawnSync(kvserve, ["bench", "-m", file, "-p", String(P), "-n", String(N), "-t", String(T),
     "-d", depths.join(","), "-r", String(R), "-b", String(B), "--kv-type", "f16", "--json",
-    ...(limits ? [] : ["--no-limits"])], { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "pipe"] });
+    "--progress", ...(limits ? [] : ["--no-limits"])],
+  { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
   if (p.status !== 0)
-    throw new Error(`kvserve bench failed (${p.status}): ${p.stderr}`);
+    throw new Error(`kvserve bench failed (exit status ${p.status})`);
   return JSON.parse(p.stdout);
 }
 
@@ -182,8 +183,10 @@ async function peerBench(file, nVocab) {
   const rows = [];
   for (const depth of depths) {
     await seq.clearHistory();
-    if (depth > 0)
+    if (depth > 0) {
+      console.error(`llama.cpp: ${depth} tokens of context`);
       await seq.evaluateWithoutGeneratingNewTokens(context.slice(0, depth));
+    }
     for (const kind of ["pp", "tg"]) {
       const n = kind === "pp" ? P : N;
       if (n === 0)
@@ -206,16 +209,19 @@ async function peerBench(file, nVocab) {
         // llama.cpp counts a pp call as prompt eval and every 1-token call as eval
         return { s: got === count && ms > 0 ? ms / 1e3 : wall, wall, own: got === count && ms > 0 };
       };
+      const test = depth > 0 ? `${kind}${n} @ d${depth}` : `${kind}${n}`;
+      console.error(`llama.cpp: ${test}: warm-up`);
       await once(kind === "pp" ? n : 1, 0x5eed);
       const ts = [], wallTs = [];
       let own = true;
       for (let k = 0; k < R; k++) {
+        console.error(`llama.cpp: ${test}: rep ${k + 1} of ${R}`);
         const r = await once(n, 1000003 * (depth + 1) + 7919 * k + (kind === "pp" ? 1 : 2));
         ts.push(n / r.s);
         wallTs.push(n / r.wall);
         own &&= r.own;
       }
-      rows.push({ test: depth > 0 ? `${kind}${n} @ d${depth}` : `${kind}${n}`, kind, n, depth, ts, wallTs, own });
+      rows.push({ test, kind, n, depth, ts, wallTs, own });
     }
   }
   await ctx.dispose();

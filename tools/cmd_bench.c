@@ -66,7 +66,8 @@ static void usage(FILE *f) {
             "  --seed N        seed of the token streams (default 1)\n"
             "  --no-limits     skip measuring the machine (no roof shares)\n"
             "  --bw-buffer N   MiB read by the bandwidth loop (default: 4x the LLC, >= 512)\n"
-            "  --json          one JSON object instead of the table\n");
+            "  --json          one JSON object instead of the table\n"
+            "  --progress      a line on stderr as each test and rep starts\n");
 }
 
 static double now_s(void) {
@@ -386,7 +387,7 @@ int ks_cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *kv_name = "f16";
     long n_prompt = 512, n_gen = 128, threads = 2, reps = 5, batch = 512, seed = 1, bw_mib = 0;
     int depths[MAX_DEPTHS] = {0}, n_depths = 1, kv_type = KS_TYPE_F16;
-    bool json = false, limits = true;
+    bool json = false, limits = true, progress = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define INT_OPT(name, var, lo, hi) else if (!strcmp(a, name)) { if (!ks_cli_int("bench", a, v, lo, hi, &var)) return 2; i++; }
@@ -394,6 +395,7 @@ int ks_cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-m") || !strcmp(a, "--model")) { model_path = v; i++; }
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--no-limits")) limits = false;
+        else if (!strcmp(a, "--progress")) progress = true;
         else if (!strcmp(a, "-d")) {
             if (!v || (n_depths = parse_depths(v, depths)) < 1) {
                 fprintf(stderr, "kvserve bench: -d needs depths such as 0,4096 (at most %d)\n", MAX_DEPTHS);
@@ -523,10 +525,17 @@ int ks_cmd_bench(int argc, char **argv) {
                 goto fail;
             }
             n_rows_++;
+            char test[48];
+            test_name(w, test, sizeof test);
+            if (progress)
+                fprintf(stderr, "kvserve bench: %s: warm-up%s\n", test,
+                        w->depth > 0 ? " (and the context, computed once)" : "");
             /* warm-up: llama-bench's (the whole prompt; one decode token) */
             if (run_once(&b, prefill, prefill ? n : 1, w->depth, (uint64_t)seed ^ 0x5eedull) < 0)
                 goto fail;
             for (int k = 0; k < reps; k++) {
+                if (progress)
+                    fprintf(stderr, "kvserve bench: %s: rep %d of %ld\n", test, k + 1, reps);
                 double dt = run_once(&b, prefill, n, w->depth, (uint64_t)seed * 1000003u + (uint64_t)k + 1);
                 if (dt < 0)
                     goto fail;
