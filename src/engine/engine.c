@@ -5,12 +5,12 @@
  * preemption of the youngest sequence when the pool is full), the forward step and
  * sampling, ending sequences, the thread loop.
  *
- * Prompt tokens per step (at most --prefill-chunk): a prompt whose rest fits in one
- * chunk ("short": a cached follow-up's new turn, a side request) goes first, shortest
- * first, and without a long prompt's chunk beside it, so the step takes only as long as
- * that work and its first token is not held back by someone else's 20K-token prompt. A
- * long prompt gets the whole chunk otherwise, and every other step at least while short
- * ones keep coming, so it is never starved; long prompts go oldest first.
+ * Prompt tokens per step (at most --prefill-chunk) go to the prefilling sequence with the
+ * fewest left (a cached follow-up's new turn, a side request), with any others that also
+ * finish within the chunk; no partial chunk of a longer prompt rides along, so the step
+ * lasts only as long as that short work and its first token is not held back by someone
+ * else's 20K-token prompt. The oldest prefilling sequence, when passed over, gets the
+ * next step: a long prompt goes on at least every other step, never starved.
  *
  * A sequence's tokens: [0, n_fed) have K/V in its blocks; [n_fed, n_tokens) are known
  * but not yet computed (the rest of the prompt while prefilling, or the one sampled
@@ -90,7 +90,8 @@ struct ks_engine {
     ks_gen **running;
     int n_running;
     uint64_t admit_counter;
-    bool long_waited;            /* the last step left a long prompt out for short ones */
+    uint64_t passed_over;        /* admit_order of the oldest prefilling sequence if the
+                                  * last step left it out, else 0 */
     int max_batch;
     int32_t *b_tokens, *b_pos, *b_seq;
     uint8_t *b_want;
@@ -607,43 +608,45 @@ static void plan_prompt_tokens(ks_engine *e) {
         n_decode += e->running[i]->state == SEQ_DECODE;
     }
     int budget = KS_MIN(e->p.prefill_chunk, e->max_batch - n_decode);
-    /* the short prompts, shortest first, and the oldest long one */
-    ks_gen *shorts[256], *oldest_long = NULL;
-    int n_short = 0;
+    /* the prefilling sequences, fewest prompt tokens left first, and the oldest of them */
+    ks_gen *order[256], *oldest = NULL;
+    int n_pf = 0;
     for (int i = 0; i < e->n_running; i++) {
         ks_gen *g = e->running[i];
         if (g->state != SEQ_PREFILL)
             continue;
-        int rest = g->n_target - g->kv.n_tokens;
-        if (rest > budget) {
-            if (!oldest_long || g->admit_order < oldest_long->admit_order)
-                oldest_long = g;
-            continue;
-        }
-        int k = n_short++;
-        while (k > 0 && shorts[k - 1]->n_target - shorts[k - 1]->kv.n_tokens > rest) {
-            shorts[k] = shorts[k - 1];
+        if (!oldest || g->admit_order < oldest->admit_order)
+            oldest = g;
+        int rest = g->n_target - g->kv.n_tokens, k = n_pf++;
+        while (k > 0 && order[k - 1]->n_target - order[k - 1]->kv.n_tokens > rest) {
+            order[k] = order[k - 1];
             k--;
         }
-        shorts[k] = g;
+        order[k] = g;
+    }
+    if (n_pf == 0) {
+        e->passed_over = 0;
+        return;
     }
     ks_gen *planned[256];
     int n_planned = 0;
-    if (n_short > 0 && !(oldest_long && e->long_waited)) {
-        for (int k = 0; k < n_short; k++) {
-            int rest = shorts[k]->n_target - shorts[k]->kv.n_tokens;
+    if (oldest->admit_order == e->passed_over || order[0]->n_target - order[0]->kv.n_tokens > budget) {
+        /* one sequence's chunk: the oldest's turn, or the shortest does not finish in it */
+        ks_gen *g = oldest->admit_order == e->passed_over ? oldest : order[0];
+        g->plan = KS_MIN(g->n_target - g->kv.n_tokens, budget);
+        planned[n_planned++] = g;
+    } else {
+        /* every prompt that finishes within the chunk, shortest first */
+        for (int k = 0; k < n_pf; k++) {
+            int rest = order[k]->n_target - order[k]->kv.n_tokens;
             if (rest <= budget) {
-                shorts[k]->plan = rest;
+                order[k]->plan = rest;
                 budget -= rest;
-                planned[n_planned++] = shorts[k];
+                planned[n_planned++] = order[k];
             }
         }
-        e->long_waited = oldest_long != NULL;
-    } else if (oldest_long) {
-        oldest_long->plan = budget;
-        planned[n_planned++] = oldest_long;
-        e->long_waited = false;
     }
+    e->passed_over = oldest->plan == 0 ? oldest->admit_order : 0;
     /* A reservation that fails ends its sequence with an error or sends it back to wait
      * for room; one that succeeds may preempt a sequence planned before it. Either way
      * the batch is assembled from what is still running. */

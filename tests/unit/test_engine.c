@@ -293,24 +293,25 @@ Test(engine, test_engine_shutdown_ends_requests_with_error_and_refuses_more) {
     ks_model_close(m);
 }
 
-Test(engine, test_engine_short_prompt_not_stuck_behind_long_prefill) {
+/* A prompt of n_short tokens submitted just after one of 900, chunks of 64: its first
+ * token comes long before the long prompt is done, and the long one still finishes. */
+static void check_short_behind_long(int n_short) {
     ks_model *m = load("models/mini-qwen3-f32.gguf");
-    static int32_t long_p[900], short_p[40], got[256];
+    static int32_t long_p[900], short_p[200], got[256];
     prompt_of(long_p, 900, 7);
-    prompt_of(short_p, 40, 8);
-    /* chunks of 64: the long prompt needs 15 steps, the short one fits in one */
+    prompt_of(short_p, n_short, 8);
     ks_engine *e = engine(m, 2, 128, 64);
     ks_gen *a = submit(e, long_p, 900, 1);
-    ks_gen *b = submit(e, short_p, 40, 200);
+    ks_gen *b = submit(e, short_p, n_short, 200);
     ks_gen_event ev;
     do
         cr_assert_eq(ks_gen_next(b, &ev, 60000), 1);
     while (ev.type != KS_GEN_EV_TOKEN);
     ks_gen_progress pa;
     ks_gen_progress_get(a, &pa);
-    cr_assert_lt(pa.n_done, 900 / 2, "the short prompt's first token came after %d of the long one's 900 tokens",
-                 pa.n_done);
-    /* and the long one is not starved by the short one's decoding */
+    cr_assert_lt(pa.n_done, 900 / 2, "a %d-token prompt's first token came after %d of the long one's 900 tokens",
+                 n_short, pa.n_done);
+    /* the long one is not starved by the short one's decoding */
     int n = 0;
     ks_gen_event done = drain(a, got, &n);
     cr_assert_eq(done.reason, KS_STOP_LENGTH);
@@ -318,4 +319,9 @@ Test(engine, test_engine_short_prompt_not_stuck_behind_long_prefill) {
     ks_gen_release(a);
     ks_engine_destroy(e);
     ks_model_close(m);
+}
+
+Test(engine, test_engine_short_prompt_not_stuck_behind_long_prefill) {
+    check_short_behind_long(40);  /* fits in one chunk */
+    check_short_behind_long(150); /* takes three, still fewer left than the long one */
 }
