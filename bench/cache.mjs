@@ -152,7 +152,8 @@ function textKit(seed) {
       push("$ cmake --build build -j2 && ctest --test-dir build --output-on-failure");
       for (let p = 1; n < chars; p++)
         push(pick([`[${String(Math.min(99, p)).padStart(3)}%] Building C object CMakeFiles/kvserve_lib.dir/${file()}.o`,
-          `${int(1, 60)}/${int(60, 90)} Test #${int(1, 90)}: test_${pick(stems)}_${pick(idents)} ....   Passed    ${(r() * 3).toFixed(2)} sec`,
+          `${int(1, 60)}/${int(60, 90)} Test #${int(1, 90)}: test_${pick(stems)}_${pick(idents)} ....   Passed    ` +
+          `${(r() * 3).toFixed(2)} sec`,
           `${file()}:${int(1, 900)}:${int(1, 80)}: warning: unused variable '${pick(idents)}' [-Wunused-variable]`]));
     } else { // diff
       const f = file();
@@ -215,7 +216,8 @@ function toolSchema(kit, i) {
     const act = MCP_ACTIONS[Math.floor(k / MCP_SERVICES.length) % MCP_ACTIONS.length];
     name = `mcp__${svc}__${act}${k >= MCP_SERVICES.length * MCP_ACTIONS.length ? `_${k}` : ""}`;
     summary = `${act.replace(/_/g, " ")} through the ${svc} MCP server.`;
-    params = { [`${svc}_id`]: "string", query: "string", limit: "integer", cursor: "string", include_archived: "boolean" };
+    params = { [`${svc}_id`]: "string", query: "string", limit: "integer", cursor: "string",
+      include_archived: "boolean" };
     required = [`${svc}_id`];
   }
   const properties = {};
@@ -224,7 +226,8 @@ function toolSchema(kit, i) {
       : t === "array" ? { type: "array", items: { type: "string" }, description: kit.prose(1) }
         : { type: t, description: kit.prose(kit.int(1, 2)) };
   const usage = Array.from({ length: kit.int(2, 6) }, () => `- ${kit.prose(kit.int(1, 3))}`).join("\n");
-  return { name, description: `${summary}\n\nUsage:\n${usage}`, input_schema: { type: "object", properties, required } };
+  return { name, description: `${summary}\n\nUsage:\n${usage}`,
+    input_schema: { type: "object", properties, required } };
 }
 
 // ---- servers --------------------------------------------------------------------------------

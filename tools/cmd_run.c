@@ -84,7 +84,10 @@ int ks_cmd_run(int argc, char **argv) {
         }
         else if (!strcmp(a, "--kv-ram") || !strcmp(a, "--kv-disk")) {
             bool ram = !strcmp(a, "--kv-ram");
-            if (!ks_cli_size(v, ram ? &kv_ram : &kv_disk)) { fprintf(stderr, "kvserve run: %s needs a size such as 512M or 8G\n", a); return 2; }
+            if (!ks_cli_size(v, ram ? &kv_ram : &kv_disk)) {
+                fprintf(stderr, "kvserve run: %s needs a size such as 512M or 8G\n", a);
+                return 2;
+            }
             kv_disk_set |= !ram;
             i++;
         }
@@ -193,11 +196,13 @@ int ks_cmd_run(int argc, char **argv) {
     }
     /* The whole sequence lives in the pool: say so now rather than fail mid-way. */
     const ks_kv_layout *kvl = ks_kv_cache_layout(ks_runner_cache(r));
-    int64_t pool_tokens = (int64_t)ks_kv_cache_pool_blocks(ks_runner_cache(r)) * kvl->block_tokens;
+    int32_t pool_blocks = ks_kv_cache_pool_blocks(ks_runner_cache(r));
+    int64_t pool_tokens = (int64_t)pool_blocks * kvl->block_tokens;
     if (n_prompt + n_gen > pool_tokens) {
-        KS_ERRF(&err, KS_ERR_INVALID, "--kv-ram holds %lld tokens (%d blocks of %llu bytes); the prompt and -n need %lld",
-                (long long)pool_tokens, ks_kv_cache_pool_blocks(ks_runner_cache(r)),
-                (unsigned long long)kvl->block_bytes, (long long)(n_prompt + n_gen));
+        KS_ERRF(&err, KS_ERR_INVALID,
+                "--kv-ram holds %lld tokens (%d blocks of %llu bytes); the prompt and -n need %lld",
+                (long long)pool_tokens, pool_blocks, (unsigned long long)kvl->block_bytes,
+                (long long)(n_prompt + n_gen));
         goto fail;
     }
     ks_sampler_params sp = ks_sampler_params_default();
