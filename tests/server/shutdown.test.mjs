@@ -141,6 +141,9 @@ test("a second signal exits at once; the disk tier stays readable", async () => 
   let srv = await serve("second-a", [words(5), words(5000)], ["--shutdown-grace", "60"]);
   await srv.anthropic.messages.create({ model: "m", max_tokens: 50, system,
     messages: [{ role: "user", content: "Hello" }] });
+  // its blocks reach the disk tier in the background: wait for the files
+  for (let k = 0; k < 100 && !((await metrics(srv.url)).kvserve_kv_disk_files > 0); k++)
+    await new Promise((r) => setTimeout(r, 50));
   const { stream } = await streamStarted(srv.anthropic, { system });
   const t0 = Date.now();
   srv.proc.kill("SIGTERM");
