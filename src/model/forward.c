@@ -11,9 +11,11 @@
  * then logits = Wout(rmsnorm(x) * output_norm) for the tokens that want them.
  *
  * Divisions: scratch, elementwise ops (norm, rope, silu), matmul (weights read once per
- * batch: each thread dequantizes a row and dots it with all T inputs), attention
- * through the block tables, MoE routing and expert FFNs, the layer loop, run(). */
+ * batch: each thread dequantizes a row and dots it with all T inputs), MoE routing and
+ * expert FFNs, the layer loop, run(). Attention and the KV writes are attention.c's. */
 #include "model/forward.h"
+
+#include "model/attention.h"
 
 #include "tensor/kernels.h"
 #include "tensor/types.h"
@@ -23,12 +25,6 @@
 #include <string.h>
 
 /* ---- scratch -------------------------------------------------------------------------- */
-
-typedef struct thread_scratch {
-    float *row;      /* (max_row) one dequantized weight row or K/V head slice */
-    float *scores;   /* (n_ctx) attention scores of one query head */
-    float *acc;      /* (head_dim) attention output accumulator */
-} thread_scratch;
 
 struct ks_forward {
     const ks_model *m;
@@ -61,7 +57,7 @@ struct ks_forward {
     float *xo;         /* (T, n_embd) their normed final states */
     uint8_t *xq;       /* (T, max_row) activations converted to a weight's dot type */
 
-    thread_scratch *ts;
+    ks_attention *attn_op;
     float rope_theta_scale; /* base^(-2/head_dim) */
 };
 
@@ -83,14 +79,7 @@ void ks_forward_destroy(ks_forward *f) {
     free(f->rows);
     free(f->out_rows);
     free(f->xq);
-    if (f->ts) {
-        for (int i = 0; i < f->nth; i++) {
-            free(f->ts[i].row);
-            free(f->ts[i].scores);
-            free(f->ts[i].acc);
-        }
-        free(f->ts);
-    }
+    ks_attention_destroy(f->attn_op);
     free(f);
 }
 
@@ -143,16 +132,15 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
     /* converted activations take at most 4 bytes an element (F32) */
     f->xq = malloc(T * max_row * sizeof(float));
-    f->ts = calloc((size_t)f->nth, sizeof *f->ts);
-    ok = ok && f->ts && f->xq;
-    for (int i = 0; ok && i < f->nth; i++) {
-        f->ts[i].row = falloc(max_row, &ok);
-        f->ts[i].scores = falloc((size_t)n_ctx, &ok);
-        f->ts[i].acc = falloc((size_t)hp->head_dim, &ok);
-    }
+    ok = ok && f->xq;
     if (!ok) {
         ks_forward_destroy(f);
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for forward scratch (%d tokens)", max_tokens);
+    }
+    ks_status s = ks_attention_create(&f->attn_op, hp, kv, n_ctx, f->nth, err);
+    if (s) {
+        ks_forward_destroy(f);
+        return s;
     }
     f->rope_theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->head_dim);
     *out = f;
@@ -240,85 +228,6 @@ static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float 
         f->k->quantize_act[act](x + (size_t)t * n_in, f->xq + (size_t)t * act_row, n_in);
     matmul_task mt = {f, w, row0, n_in, n_out, T, f->xq, act_row, y, ldy};
     ks_threadpool_run(f->tp, matmul_worker, &mt);
-}
-
-/* ---- attention ---------------------------------------------------------------------------- */
-
-typedef struct attn_task {
-    ks_forward *f;
-    const ks_batch *b;
-    int il;
-    int T;
-} attn_task;
-
-/* Dequantizes head kvh of a K or V row into out (head_dim floats). head_dim is a
- * multiple of every KV type's block size, so a head is whole blocks. */
-static const float *kv_head(const ks_kernels *k, const ks_kv_layout *kv, const uint8_t *row, int kvh,
-                            int head_dim, float *out) {
-    size_t off = ks_type_row_size((ks_type)kv->kv_type, (int64_t)kvh * head_dim, NULL);
-    if (kv->kv_type == KS_TYPE_F32)
-        return (const float *)(row + off);
-    if (kv->kv_type == KS_TYPE_F16)
-        k->fp16_to_fp32_row((const ks_fp16 *)(row + off), out, head_dim);
-    else
-        ks_type_traits_of(kv->kv_type)->to_float(row + off, out, head_dim);
-    return out;
-}
-
-static void attn_worker(void *arg, int ith, int nth) {
-    attn_task *at = arg;
-    ks_forward *f = at->f;
-    const ks_hparams *hp = &f->m->hp;
-    const ks_kv_layout *kv = &f->kv;
-    int hd = hp->head_dim, gqa = hp->n_head / hp->n_head_kv, B = kv->block_tokens;
-    float scale = 1.0f / sqrtf((float)hd);
-    thread_scratch *ts = &f->ts[ith];
-    long j0, j1;
-    ks_split_range((long)at->T * hp->n_head, ith, nth, &j0, &j1);
-    for (long j = j0; j < j1; j++) {
-        int t = (int)(j / hp->n_head), h = (int)(j % hp->n_head), kvh = h / gqa;
-        const ks_seq_view *sv = &at->b->seqs[at->b->seq[t]];
-        int n_pos = at->b->pos[t] + 1;
-        const float *qh = f->q + ((size_t)t * hp->n_head + h) * hd;
-        /* scores[p] = q . k_p * scale, then softmax */
-        float mx = -INFINITY;
-        for (int p = 0; p < n_pos; p++) {
-            const uint8_t *krow = ks_kv_k_row(kv, f->kv_pool, sv->block_table[p / B], at->il, p % B);
-            const float *kh = kv_head(f->k, kv, krow, kvh, hd, ts->row);
-            float s = f->k->dot_f32(qh, kh, hd) * scale;
-            ts->scores[p] = s;
-            mx = s > mx ? s : mx;
-        }
-        double sum = 0;
-        for (int p = 0; p < n_pos; p++) {
-            ts->scores[p] = expf(ts->scores[p] - mx);
-            sum += ts->scores[p];
-        }
-        float inv = (float)(1.0 / sum);
-        memset(ts->acc, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p < n_pos; p++) {
-            const uint8_t *vrow = ks_kv_v_row(kv, f->kv_pool, sv->block_table[p / B], at->il, p % B);
-            const float *vh = kv_head(f->k, kv, vrow, kvh, hd, ts->row);
-            float wgt = ts->scores[p] * inv;
-            for (int i = 0; i < hd; i++)
-                ts->acc[i] += wgt * vh[i];
-        }
-        memcpy(f->attn + ((size_t)t * hp->n_head + h) * hd, ts->acc, (size_t)hd * sizeof(float));
-    }
-}
-
-/* Writes this batch's K and V rows into the KV blocks, converting to the KV type. */
-static void store_kv(ks_forward *f, const ks_batch *b, int il) {
-    const ks_kv_layout *kv = &f->kv;
-    const ks_type_traits *tr = ks_type_traits_of(kv->kv_type);
-    int B = kv->block_tokens;
-    for (int t = 0; t < b->n_tokens; t++) {
-        const ks_seq_view *sv = &b->seqs[b->seq[t]];
-        int p = b->pos[t];
-        int32_t blk = sv->block_table[p / B];
-        tr->from_float(f->kc + (size_t)t * kv->row_elems, ks_kv_k_row(kv, f->kv_pool, blk, il, p % B), kv->row_elems);
-        tr->from_float(f->vc + (size_t)t * kv->row_elems, ks_kv_v_row(kv, f->kv_pool, blk, il, p % B), kv->row_elems);
-    }
 }
 
 /* ---- feed-forward ------------------------------------------------------------------------- */
@@ -457,9 +366,8 @@ static void layer(ks_forward *f, const ks_batch *b, int il) {
             rope_neox(v, hd, b->pos[t], f->rope_theta_scale);
         }
     }
-    store_kv(f, b, il);
-    attn_task at = {f, b, il, T};
-    ks_threadpool_run(f->tp, attn_worker, &at);
+    ks_attention_store_kv(f->attn_op, f->kv_pool, b, il, f->kc, f->vc);
+    ks_attention_run(f->attn_op, f->tp, f->kv_pool, b, il, f->q, f->attn);
     matmul(f, &l->wo, 0, f->attn, q_dim, f->ffn_out, D, D, T);
     for (size_t i = 0; i < (size_t)T * D; i++)
         f->x[i] += f->ffn_out[i];
