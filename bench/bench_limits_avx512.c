@@ -4,6 +4,7 @@
  * that have it). Compiled with -mavx512f -mavx512bw -mavx512vnni -mamx-tile -mamx-int8; each
  * function is called only when the CPU (and, for AMX, the OS) runs its instructions. */
 #include "bench_limits.h"
+#include "tensor/x86/amx.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -75,16 +76,6 @@ bool ks_bench_limits_amx_enable(void) {
     return state == 1;
 }
 
-/* The tile configuration ldtilecfg reads (palette 1): per tile, rows and bytes a row. */
-typedef struct tile_config {
-    uint8_t palette_id;
-    uint8_t start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-_Static_assert(sizeof(tile_config) == 64, "ldtilecfg reads 64 bytes");
-
 /* Tiles 0-3 accumulate C (16 x 16 int32), 4-5 hold A (16 rows of 64 u8), 6-7 hold B
  * (16 rows of 16 x 4 s8): each TDPBUSD is 16 x 16 x 64 multiply-adds, and the four of a
  * round are independent. */
@@ -93,14 +84,14 @@ _Static_assert(sizeof(tile_config) == 64, "ldtilecfg reads 64 bytes");
 #define AMX_MACS_PER_OP (16 * 16 * 64)
 
 uint64_t ks_bench_limits_int8_amx(int64_t iters, const uint8_t *a, const int8_t *b, int32_t *sink) {
-    tile_config cfg;
+    ks_tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette_id = 1;
     for (int t = 0; t < 8; t++) {
         cfg.rows[t] = AMX_ROWS;
         cfg.colsb[t] = AMX_ROW_BYTES;
     }
-    _tile_loadconfig(&cfg);
+    ks_tile_load_config(&cfg);
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);

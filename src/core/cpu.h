@@ -12,6 +12,9 @@ typedef struct ks_cpu_features {
     bool avx512f, avx512bw, avx512vl, avx512dq;
     bool avx512vnni, avx512bf16;            /* Zen 4, Sapphire Rapids and later */
     bool avxvnni;                           /* VEX-encoded VNNI (Alder Lake) */
+    bool amx_int8;                          /* AMX tiles + INT8, OS saves the tile state
+                                               (Sapphire Rapids and later); a process
+                                               must still ask Linux for the tile data */
     bool neon, dotprod, i8mm;               /* aarch64 */
     int n_physical_cores;                   /* best effort; >= 1 */
     int n_logical_cpus;

@@ -56,10 +56,14 @@ struct ks_forward {
     int32_t *out_rows; /* (T) batch indices of tokens wanting logits */
     float *xo;         /* (T, n_embd) their normed final states */
     uint8_t *xq;       /* (T, max_row) activations converted to a weight's dot type */
+    void *gemm_act;    /* activations in a GEMM kernel's layout (NULL: no GEMM kernels) */
+    void **gemm_scratch; /* (nth) per-thread GEMM scratch */
 
     ks_attention *attn_op;
     float rope_theta_scale; /* base^(-2/head_dim) */
 };
+
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 static float *falloc(size_t n, bool *ok) {
     float *p = malloc((n ? n : 1) * sizeof(float));
@@ -79,6 +83,11 @@ void ks_forward_destroy(ks_forward *f) {
     free(f->rows);
     free(f->out_rows);
     free(f->xq);
+    free(f->gemm_act);
+    if (f->gemm_scratch)
+        for (int i = 0; i < f->nth; i++)
+            free(f->gemm_scratch[i]);
+    free(f->gemm_scratch);
     ks_attention_destroy(f->attn_op);
     free(f);
 }
@@ -133,6 +142,20 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     /* converted activations take at most 4 bytes an element (F32) */
     f->xq = malloc(T * max_row * sizeof(float));
     ok = ok && f->xq;
+    /* GEMM kernels' activation buffer and scratch: the largest any weight type needs */
+    size_t gemm_act = 0, gemm_scratch = 0;
+    for (int ty = 0; ty < KS_TYPE_COUNT; ty++)
+        if (f->k->gemm[ty].run) {
+            gemm_act = KS_MAX(gemm_act, f->k->gemm[ty].act_bytes(max_tokens, (int64_t)max_row));
+            gemm_scratch = KS_MAX(gemm_scratch, f->k->gemm[ty].scratch_bytes((int64_t)max_row));
+        }
+    if (ok && gemm_act) {
+        f->gemm_act = aligned_alloc(64, (gemm_act + 63) / 64 * 64);
+        f->gemm_scratch = calloc((size_t)f->nth, sizeof *f->gemm_scratch);
+        ok = f->gemm_act && f->gemm_scratch;
+        for (int i = 0; ok && i < f->nth; i++)
+            ok = (f->gemm_scratch[i] = malloc(gemm_scratch)) != NULL;
+    }
     if (!ok) {
         ks_forward_destroy(f);
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for forward scratch (%d tokens)", max_tokens);
@@ -183,50 +206,89 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
  * expert's slice of a 3-D weight); y rows have stride ldy.
  *
  * The activations are first converted to the weight type's dot type (Q8_0, Q8_1, Q8_K,
- * F16, BF16 or F32), once per call, exactly as llama.cpp does; each thread then takes a
- * contiguous range of weight rows and dots each row with all T converted inputs, so the
- * weights are read once per batch. */
+ * F16, BF16 or F32), exactly as llama.cpp does, the tokens split across the threads.
+ * Then each thread takes a contiguous range of weight rows, so the weights are read once
+ * per batch: with a tile GEMM for the type (AMX) when the batch has enough tokens to
+ * fill its tiles, else dotting each row with all T converted inputs, four at a time. */
+
+/* Fewest tokens for which a GEMM kernel beats four-token dot products. */
+#define GEMM_MIN_TOKENS 8
+
 typedef struct matmul_task {
     ks_forward *f;
     const ks_weight *w;
     int64_t row0;
     int n_in, n_out, T;
-    const uint8_t *xq;    /* (T, act_row_bytes) converted activations */
+    const float *x;            /* (T, n_in) inputs */
+    uint32_t act_type;         /* the weight type's dot type */
     size_t act_row_bytes;
+    const ks_gemm_kernel *gemm; /* NULL: vec_dot */
     float *y;
     int ldy;
 } matmul_task;
 
+static void quantize_worker(void *arg, int ith, int nth) {
+    matmul_task *mt = arg;
+    ks_forward *f = mt->f;
+    int rows = mt->gemm ? round_up(mt->T, KS_GEMM_ROWS) : mt->T;
+    long t0, t1;
+    ks_split_range(rows, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        uint8_t *xq = f->xq + (size_t)t * mt->act_row_bytes;
+        if (t < mt->T)
+            f->k->quantize_act[mt->act_type](mt->x + (size_t)t * mt->n_in, xq, mt->n_in);
+        if (mt->gemm)
+            mt->gemm->pack_act(t < mt->T ? xq : NULL, (int)t, mt->T, mt->n_in, f->gemm_act);
+    }
+}
+
 static void matmul_worker(void *arg, int ith, int nth) {
     matmul_task *mt = arg;
+    const uint8_t *w = (const uint8_t *)mt->w->data + (size_t)mt->row0 * mt->w->row_bytes;
+    if (mt->gemm) {
+        long p0, p1;
+        ks_split_range((mt->n_out + KS_GEMM_ROWS - 1) / KS_GEMM_ROWS, ith, nth, &p0, &p1);
+        int64_t r0 = (int64_t)p0 * KS_GEMM_ROWS, r1 = KS_MIN((int64_t)p1 * KS_GEMM_ROWS, (int64_t)mt->n_out);
+        if (r0 < r1)
+            mt->gemm->run(w, mt->w->row_bytes, r0, r1, mt->f->gemm_act, mt->T, mt->n_in, mt->y,
+                          (size_t)mt->ldy, mt->f->gemm_scratch[ith]);
+        return;
+    }
     ks_vec_dot_fn dot = mt->f->k->vec_dot[mt->w->type];
     ks_vec_dot_4_fn dot4 = mt->f->k->vec_dot_4[mt->w->type];
+    const uint8_t *xq = mt->f->xq;
     long r0, r1;
     ks_split_range(mt->n_out, ith, nth, &r0, &r1);
     for (long r = r0; r < r1; r++) {
-        const uint8_t *wr = (const uint8_t *)mt->w->data + (size_t)(mt->row0 + r) * mt->w->row_bytes;
+        const uint8_t *wr = w + (size_t)r * mt->w->row_bytes;
         int t = 0;
         if (dot4) {
             /* four tokens per pass over the row: the row is decoded once for all four */
             float out[KS_VEC_DOT_ROWS];
             for (; t + KS_VEC_DOT_ROWS <= mt->T; t += KS_VEC_DOT_ROWS) {
-                dot4(wr, mt->xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
+                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
                 for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
             }
         }
         for (; t < mt->T; t++)
-            mt->y[(size_t)t * mt->ldy + r] = dot(wr, mt->xq + (size_t)t * mt->act_row_bytes, mt->n_in);
+            mt->y[(size_t)t * mt->ldy + r] = dot(wr, xq + (size_t)t * mt->act_row_bytes, mt->n_in);
     }
 }
 
 static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in,
                    float *y, int n_out, int ldy, int T) {
     uint32_t act = ks_type_traits_of(w->type)->dot_type;
-    size_t act_row = ks_type_row_size((ks_type)act, n_in, NULL);
-    for (int t = 0; t < T; t++)
-        f->k->quantize_act[act](x + (size_t)t * n_in, f->xq + (size_t)t * act_row, n_in);
-    matmul_task mt = {f, w, row0, n_in, n_out, T, f->xq, act_row, y, ldy};
+    const ks_gemm_kernel *gemm = &f->k->gemm[w->type];
+    matmul_task mt = {
+        .f = f, .w = w, .row0 = row0, .n_in = n_in, .n_out = n_out, .T = T, .x = x,
+        .act_type = act, .act_row_bytes = ks_type_row_size((ks_type)act, n_in, NULL),
+        .gemm = gemm->run && T >= GEMM_MIN_TOKENS && n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL, .y = y, .ldy = ldy,
+    };
+    if (T > 1)
+        ks_threadpool_run(f->tp, quantize_worker, &mt);
+    else
+        quantize_worker(&mt, 0, 1);
     ks_threadpool_run(f->tp, matmul_worker, &mt);
 }
 

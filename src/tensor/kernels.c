@@ -7,13 +7,16 @@
 #if defined(KS_HAVE_ARM_KERNELS)
 #include "tensor/arm/kernels_arm.h"
 #endif
+#if defined(KS_HAVE_X86_KERNELS)
+#include "tensor/x86/kernels_x86.h"
+#endif
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-static ks_kernels ref_set, avx2_set, avx512_set, neon_set;
-static int have_avx2, have_avx512, have_neon;
+static ks_kernels ref_set, avx2_set, avx512_set, amx_set, neon_set;
+static int have_avx2, have_avx512, have_amx, have_neon;
 static const ks_kernels *selected;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -38,6 +41,13 @@ static void build_sets(void) {
         ks_kernels_register_avx512(&avx512_set);
         have_avx512 = 1;
     }
+    /* the AVX-512 table plus tile GEMMs for prefill, once Linux lets us use the tiles */
+    if (have_avx512 && f->amx_int8 && ks_amx_request()) {
+        amx_set = avx512_set;
+        amx_set.isa = "amx";
+        ks_gemm_amx_register(&amx_set);
+        have_amx = 1;
+    }
 #elif defined(KS_HAVE_ARM_KERNELS)
     if (f->neon) {
         neon_set = ref_set;
@@ -56,6 +66,7 @@ static void build_sets(void) {
     const ks_kernels *best = &ref_set;
     if (have_avx2) best = &avx2_set;
     if (have_avx512) best = &avx512_set;
+    if (have_amx) best = &amx_set;
     if (have_neon) best = &neon_set;
 
     const char *force = getenv("KS_KERNELS");
@@ -89,6 +100,7 @@ static const ks_kernels *lookup(const char *isa) {
     if (!strcmp(isa, "ref")) return &ref_set;
     if (!strcmp(isa, "avx2") && have_avx2) return &avx2_set;
     if (!strcmp(isa, "avx512") && have_avx512) return &avx512_set;
+    if (!strcmp(isa, "amx") && have_amx) return &amx_set;
     if (!strcmp(isa, "neon") && have_neon) return &neon_set;
     return NULL;
 }

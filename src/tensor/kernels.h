@@ -1,8 +1,9 @@
 /* kernels.h — the compute kernel table and its run-time selection.
  *
  * One table per ISA (ref = portable scalar C, always built; avx2 = AVX2+FMA+F16C;
- * avx512 = AVX-512 F/BW/VL/DQ + VNNI + BF16; neon). ks_kernels_get() picks the best the
- * CPU and OS support, once; KS_KERNELS=ref|avx2|avx512|neon in the environment forces a
+ * avx512 = AVX-512 F/BW/VL/DQ + VNNI + BF16; amx = avx512 plus AMX-INT8 tile GEMMs for
+ * prefill; neon). ks_kernels_get() picks the best the
+ * CPU and OS support, once; KS_KERNELS=ref|avx2|avx512|amx|neon in the environment forces a
  * set (an unavailable one falls back to ref with a warning). An ISA table fills in only
  * the kernels it implements; the rest are taken from ref.
  *
@@ -29,6 +30,24 @@ typedef float (*ks_vec_dot_fn)(const void *w, const void *a, int64_t n);
 typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, int64_t n,
                                 float *s);
 
+/* A matrix multiplication for prefill, where many tokens meet each weight row: tokens are
+ * the rows of tiles that share each weight tile (AMX). Activations are first quantized by
+ * quantize_act[dot_type] exactly as for vec_dot, then each token's row is moved into the
+ * kernel's own layout by pack_act; run() computes y[t * ldy + r] = vec_dot(w row r,
+ * token t) for t < T and r0 <= r < r1 up to the order of float additions. */
+#define KS_GEMM_ROWS 16 /* weight rows per tile: give run() ranges in multiples of it */
+typedef struct ks_gemm_kernel {
+    /* bytes of the packed activations of T tokens of n elements */
+    size_t (*act_bytes)(int T, int64_t n);
+    /* token t's dot-type row into the packed layout (row NULL: a zero pad row for
+     * T <= t < T rounded up to 16: call it for those too) */
+    void (*pack_act)(const void *row, int t, int T, int64_t n, void *act);
+    /* per-thread scratch run() needs for rows of n elements */
+    size_t (*scratch_bytes)(int64_t n);
+    void (*run)(const void *w, size_t w_row_bytes, int64_t r0, int64_t r1, const void *act,
+                int T, int64_t n, float *y, size_t ldy, void *scratch);
+} ks_gemm_kernel;
+
 typedef struct ks_kernels {
     const char *isa;
     /* y[i] = x[i] converted, n elements */
@@ -37,6 +56,20 @@ typedef struct ks_kernels {
     void (*bf16_to_fp32_row)(const ks_bf16 *x, float *y, int64_t n);
     /* sum_i x[i] * y[i], n elements */
     float (*dot_f32)(const float *x, const float *y, int64_t n);
+
+    /* Streaming attention (model/attention.c) over float rows of n = head_dim elements,
+     * row r of a matrix at base + r * ld (ld in floats). Any nq, nk >= 0 and n >= 1.
+     *   attn_scores:  s[r * ld_s + j] = dot(q row r, k row j)        r < nq, j < nk
+     *   softmax_step: *m = max(*m, x[0..n)); y[i] = exp(x[i] - *m); returns sum y.
+     *                 Some x[i] must be finite (x[i] = -inf gives y[i] = 0)
+     *   attn_accum:   acc row r += sum_j p[r * ld_p + j] * v row j, j in order
+     *   q8_0_to_fp32_row: n elements (whole Q8_0 blocks) as floats, d * q (exact) */
+    void (*attn_scores_f32)(const float *q, int64_t ld_q, int nq, const float *k, int64_t ld_k,
+                            int nk, int64_t n, float *s, int64_t ld_s);
+    float (*softmax_step_f32)(const float *x, float *y, int64_t n, float *m);
+    void (*attn_accum_f32)(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
+                           const float *v, int64_t ld_v, int nk, int64_t n);
+    void (*q8_0_to_fp32_row)(const void *x, float *y, int64_t n);
     /* indexed by weight type; NULL where no kernel exists */
     ks_vec_dot_fn vec_dot[KS_TYPE_COUNT];
     /* indexed by weight type: vec_dot over several activation rows at once, for prefill,
@@ -48,6 +81,8 @@ typedef struct ks_kernels {
     /* indexed by activation type (a weight type's dot_type): n floats of x into one row
      * of that type in y, rounded as vec_dot expects; NULL for non-activation types */
     void (*quantize_act[KS_TYPE_COUNT])(const float *x, void *y, int64_t n);
+    /* indexed by weight type; run NULL where the table has none */
+    ks_gemm_kernel gemm[KS_TYPE_COUNT];
 } ks_kernels;
 
 /* The selected set (first call selects; thread-safe afterwards). */

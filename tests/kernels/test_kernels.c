@@ -26,8 +26,9 @@ static const ks_kernels *isa_or_skip(const char *isa) {
 Test(kernels, test_kernels_selection_prefers_the_widest_available_isa) {
     const ks_kernels *sel = ks_kernels_get();
     cr_assert_not_null(sel);
-    if (ks_kernels_for_isa("avx512"))
-        cr_assert_str_eq(sel->isa, getenv("KS_KERNELS") ? getenv("KS_KERNELS") : "avx512");
+    const char *widest = ks_kernels_for_isa("amx") ? "amx" : ks_kernels_for_isa("avx512") ? "avx512" : NULL;
+    if (widest)
+        cr_assert_str_eq(sel->isa, getenv("KS_KERNELS") ? getenv("KS_KERNELS") : widest);
     cr_assert_str_eq(ks_kernels_ref()->isa, "ref");
 }
 
@@ -91,5 +92,145 @@ Test(kernels, test_kernels_dot_f32_within_float_error_of_ref) {
             cr_assert_leq(fabs((double)v - r), 1e-6 * abs_sum + 1e-7, "%s dot n=%d: %g vs ref %g",
                           isas[j], n, (double)v, (double)r);
         }
+    }
+}
+
+/* ---- streaming attention ---------------------------------------------------------------- */
+
+/* Query and key rows for the score tiles: up to 19 x 37 rows of up to 260 elements, with
+ * strides wider than a row so that reads past a row's end would show. */
+#define ATT_Q 19
+#define ATT_K 37
+#define ATT_LD 263
+
+Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_independent) {
+    static float q[ATT_Q * ATT_LD], k[ATT_K * ATT_LD], sr[ATT_Q * ATT_K], si[ATT_Q * ATT_K];
+    for (int i = 0; i < ATT_Q * ATT_LD; i++)
+        q[i] = frand();
+    for (int i = 0; i < ATT_K * ATT_LD; i++)
+        k[i] = frand();
+    static const int ns[] = {1, 5, 16, 31, 64, 100, 128, 129, 256, 260};
+    static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {8, 17}, {16, 32}, {19, 37}};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t si_ = 0; si_ < sizeof shapes / sizeof shapes[0]; si_++) {
+            const int n = ns[ni], nq = shapes[si_][0], nk = shapes[si_][1];
+            ks_kernels_ref()->attn_scores_f32(q, ATT_LD, nq, k, ATT_LD, nk, n, sr, ATT_K);
+            for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+                const ks_kernels *kk = isa_or_skip(isas[j]);
+                if (!kk)
+                    continue;
+                memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
+                kk->attn_scores_f32(q, ATT_LD, nq, k, ATT_LD, nk, n, si, ATT_K);
+                for (int r = 0; r < nq; r++)
+                    for (int c = 0; c < nk; c++) {
+                        double mag = 0;
+                        for (int i = 0; i < n; i++)
+                            mag += fabs((double)q[r * ATT_LD + i] * k[c * ATT_LD + i]);
+                        const float v = si[r * ATT_K + c], want = sr[r * ATT_K + c];
+                        cr_assert_leq(fabs((double)v - want), 1e-6 * mag + 1e-30,
+                                      "%s scores n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j], n, nq, nk,
+                                      r, c, (double)v, (double)want);
+                        /* the same score computed alone, bit for bit */
+                        float one;
+                        kk->attn_scores_f32(q + r * ATT_LD, ATT_LD, 1, k + c * ATT_LD, ATT_LD, 1, n, &one, 1);
+                        cr_assert_eq(memcmp(&one, &v, sizeof v), 0,
+                                     "%s scores n=%d %dx%d [%d][%d]: %a in the tile, %a alone", isas[j],
+                                     n, nq, nk, r, c, (double)v, (double)one);
+                    }
+            }
+        }
+}
+
+Test(kernels, test_kernels_softmax_step_within_exp_error_of_ref) {
+    enum { N = 70 };
+    static float x[N], yr[N], yi[N];
+    for (int n = 1; n <= N; n++)
+        for (int kind = 0; kind < 3; kind++) {
+            /* scores spread over [-120, 8]: weights from 1 down past the smallest float */
+            for (int i = 0; i < n; i++)
+                x[i] = frand() * (kind == 2 ? 64.0f : 8.0f) - (kind == 2 ? 56.0f : 0.0f);
+            if (n > 2)
+                x[n / 2] = -INFINITY; /* a masked position */
+            /* running max: none yet, below the scores, or above them all */
+            const float m0 = kind == 0 ? -INFINITY : kind == 1 ? -3.0f : 12.0f;
+            float mr = m0;
+            const float sumr = ks_kernels_ref()->softmax_step_f32(x, yr, n, &mr);
+            for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+                const ks_kernels *k = isa_or_skip(isas[j]);
+                if (!k)
+                    continue;
+                float mi = m0;
+                memset(yi, 0xff, sizeof yi);
+                const float sumi = k->softmax_step_f32(x, yi, n, &mi);
+                cr_assert_eq(mi, mr, "%s softmax n=%d max %g vs ref %g", isas[j], n, (double)mi, (double)mr);
+                /* a few ulp of exp, and values below the smallest normal float may be 0 */
+                for (int i = 0; i < n; i++)
+                    cr_assert_leq(fabs((double)yi[i] - yr[i]), 1e-6 * yr[i] + 1.2e-38,
+                                  "%s softmax n=%d y[%d] = exp(%g): %a vs ref %a", isas[j], n, i,
+                                  (double)(x[i] - mr), (double)yi[i], (double)yr[i]);
+                cr_assert_leq(fabs((double)sumi - sumr), 1e-6 * sumr + 1e-37, "%s softmax n=%d sum %g vs %g",
+                              isas[j], n, (double)sumi, (double)sumr);
+            }
+        }
+}
+
+Test(kernels, test_kernels_attn_accum_within_float_error_of_ref) {
+    static float p[ATT_Q * ATT_K], v[ATT_K * ATT_LD], a0[ATT_Q * ATT_LD], ar[ATT_Q * ATT_LD],
+        ai[ATT_Q * ATT_LD];
+    for (int i = 0; i < ATT_Q * ATT_K; i++)
+        p[i] = 0.5f * (frand() + 1.0f);
+    for (int i = 0; i < ATT_K * ATT_LD; i++)
+        v[i] = frand();
+    for (int i = 0; i < ATT_Q * ATT_LD; i++)
+        a0[i] = frand() * 4.0f;
+    static const int ns[] = {1, 5, 16, 31, 64, 100, 128, 129, 256, 260};
+    static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {5, 17}, {16, 32}, {19, 37}};
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+        for (size_t si_ = 0; si_ < sizeof shapes / sizeof shapes[0]; si_++) {
+            const int n = ns[ni], nq = shapes[si_][0], nk = shapes[si_][1];
+            memcpy(ar, a0, sizeof ar);
+            ks_kernels_ref()->attn_accum_f32(ar, ATT_LD, nq, p, ATT_K, v, ATT_LD, nk, n);
+            for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+                const ks_kernels *k = isa_or_skip(isas[j]);
+                if (!k)
+                    continue;
+                memcpy(ai, a0, sizeof ai);
+                k->attn_accum_f32(ai, ATT_LD, nq, p, ATT_K, v, ATT_LD, nk, n);
+                for (int r = 0; r < ATT_Q; r++)
+                    for (int i = 0; i < ATT_LD; i++) {
+                        const int at = r * ATT_LD + i;
+                        if (r >= nq || i >= n) { /* outside the rows and elements: untouched */
+                            cr_assert_eq(memcmp(&ai[at], &a0[at], 4), 0, "%s accum %dx%d n=%d wrote [%d][%d]",
+                                         isas[j], nq, nk, n, r, i);
+                            continue;
+                        }
+                        double mag = fabs((double)a0[at]);
+                        for (int c = 0; c < nk; c++)
+                            mag += fabs((double)p[r * ATT_K + c] * v[c * ATT_LD + i]);
+                        cr_assert_leq(fabs((double)ai[at] - ar[at]), 1e-6 * mag,
+                                      "%s accum n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j], n, nq, nk, r, i,
+                                      (double)ai[at], (double)ar[at]);
+                    }
+            }
+        }
+}
+
+Test(kernels, test_kernels_q8_0_rows_to_floats_match_ref_bit_exactly) {
+    enum { NB = 9, N = NB * 32 };
+    static float x[N], yr[N], yi[N];
+    static uint8_t q[NB * 34];
+    for (int i = 0; i < N; i++)
+        x[i] = frand() * (i < 32 ? 1e-3f : 40.0f);
+    ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, q, N);
+    ks_kernels_ref()->q8_0_to_fp32_row(q, yr, N);
+    float yt[N];
+    ks_type_traits_of(KS_TYPE_Q8_0)->to_float(q, yt, N);
+    cr_assert_eq(memcmp(yt, yr, sizeof yr), 0, "ref q8_0 rows differ from the type's to_float");
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *k = isa_or_skip(isas[j]);
+        if (!k)
+            continue;
+        k->q8_0_to_fp32_row(q, yi, N);
+        cr_assert_eq(memcmp(yi, yr, sizeof yr), 0, "%s q8_0 rows", isas[j]);
     }
 }

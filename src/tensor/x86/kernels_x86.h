@@ -4,6 +4,9 @@
  *   vec_dot_avx2.c     AVX2 + FMA + F16C dot products, every weight type
  *   quants_avx2.c      AVX2 activation quantizers (Q8_0, Q8_1, Q8_K), ref's bytes
  *   vec_dot_avx512.c   AVX-512 (F, BW, VL, VNNI, BF16) dot products, every weight type
+ *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
+ *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
+ *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
  *
  * The AVX-512 table starts as a copy of the AVX2 one (kernels.c), so entries that gain
  * nothing from 512-bit registers (the activation quantizers) are registered only once.
@@ -14,8 +17,15 @@
 
 #include "tensor/kernels.h"
 
+#include <stdbool.h>
+
 void ks_vec_dot_avx2_register(ks_kernels *k);
 void ks_quants_avx2_register(ks_kernels *k);
 void ks_vec_dot_avx512_register(ks_kernels *k);
+void ks_attn_avx2_register(ks_kernels *k);
+void ks_attn_avx512_register(ks_kernels *k);
+/* Asks Linux for the AMX tile data state (once per process); false if refused. */
+bool ks_amx_request(void);
+void ks_gemm_amx_register(ks_kernels *k);
 
 #endif
