@@ -87,7 +87,7 @@ static double run_case(const ks_kernels *k, ks_type wt, int T, int n, int n_rows
 
 Test(gemm, test_gemm_matches_vec_dot_on_every_shape) {
     static const int tokens[] = {1, 5, 16, 17, 40};
-    static const int lengths[] = {32, 96, 1024, 1056};
+    static const int lengths[] = {32, 96, 256, 1024, 1056};
     int tested = 0;
     for (size_t s = 0; s < sizeof isas / sizeof isas[0]; s++) {
         const ks_kernels *k = ks_kernels_for_isa(isas[s]);
