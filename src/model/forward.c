@@ -58,6 +58,7 @@ struct ks_forward {
     uint8_t *xq;       /* (T, max_row) activations converted to a weight's dot type */
     void *gemm_act;    /* activations in a GEMM kernel's layout (NULL: no GEMM kernels) */
     void **gemm_scratch; /* (nth) per-thread GEMM scratch */
+    float *rope_cs;      /* (nth, head_dim) per-thread cos | sin of one position's angles */
 
     ks_attention *attn_op;
     float rope_theta_scale; /* base^(-2/head_dim) */
@@ -84,6 +85,7 @@ void ks_forward_destroy(ks_forward *f) {
     free(f->out_rows);
     free(f->xq);
     free(f->gemm_act);
+    free(f->rope_cs);
     if (f->gemm_scratch)
         for (int i = 0; i < f->nth; i++)
             free(f->gemm_scratch[i]);
@@ -136,6 +138,7 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     f->sel = malloc(T * n_used * sizeof *f->sel);
     f->rows = malloc(T * sizeof *f->rows);
     f->out_rows = malloc(T * sizeof *f->out_rows);
+    f->rope_cs = falloc((size_t)f->nth * hp->head_dim, &ok);
     ok = ok && f->sel && f->rows && f->out_rows;
     /* the widest row a thread dequantizes: a weight row (n_embd, q_dim or ff elements) */
     size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
@@ -170,35 +173,98 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     return KS_OK;
 }
 
-/* ---- elementwise ops ---------------------------------------------------------------------- */
+/* ---- elementwise ops, split across threads ------------------------------------------------ */
 
-/* y = x / sqrt(mean(x^2) + eps) * w over n elements (w may be NULL: no scale). */
-static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / n + eps));
-    for (int i = 0; i < n; i++)
-        y[i] = x[i] * scale * (w ? w[i] : 1.0f);
-}
-
-/* NeoX-style rotation: element i pairs with i + d/2, angle pos * base^(-2i/d). The
- * angles are formed as llama.cpp forms them (a float running product of
- * theta_scale = base^(-2/d)), so that long positions rotate by exactly the same angles
- * as in the models' reference implementation. */
-static void rope_neox(float *v, int d, int pos, float theta_scale) {
-    int half = d / 2;
+/* cos and sin of the NeoX rotation angles of one position: element i pairs with
+ * i + d/2 at angle pos * base^(-2i/d). The angles are formed as llama.cpp forms them (a
+ * float running product of theta_scale = base^(-2/d)), so that long positions rotate by
+ * exactly the same angles as in the models' reference implementation. */
+static void rope_angles(int pos, int half, float theta_scale, float *c, float *s) {
     float theta = (float)pos;
     for (int i = 0; i < half; i++) {
-        float c = cosf(theta), s = sinf(theta);
-        float a = v[i], b = v[i + half];
-        v[i] = a * c - b * s;
-        v[i + half] = a * s + b * c;
+        c[i] = cosf(theta);
+        s[i] = sinf(theta);
         theta *= theta_scale;
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
+static void rope_rotate(float *v, int half, const float *c, const float *s) {
+    for (int i = 0; i < half; i++) {
+        float a = v[i], b = v[i + half];
+        v[i] = a * c[i] - b * s[i];
+        v[i + half] = a * s[i] + b * c[i];
+    }
+}
+
+typedef struct rows_task {
+    ks_forward *f;
+    const ks_batch *b;
+    const ks_layer *l;
+    const float *x, *w; /* norm: T rows of n, the norm weight */
+    float *y;
+    int n, T;
+    float *g;           /* swiglu: g = silu(g) * u over n_elems */
+    const float *u;
+    size_t n_elems;
+} rows_task;
+
+static void norm_worker(void *arg, int ith, int nth) {
+    rows_task *rt = arg;
+    long t0, t1;
+    ks_split_range(rt->T, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++)
+        rt->f->k->rmsnorm_f32(rt->x + (size_t)t * rt->n, rt->w, rt->y + (size_t)t * rt->n, rt->n,
+                              rt->f->m->hp.rms_eps);
+}
+
+/* y (T, n) = rmsnorm(x) * w, row by row. */
+static void norm_rows(ks_forward *f, const float *x, const float *w, float *y, int n, int T) {
+    rows_task rt = {.f = f, .x = x, .w = w, .y = y, .n = n, .T = T};
+    if (T > 1)
+        ks_threadpool_run(f->tp, norm_worker, &rt);
+    else
+        norm_worker(&rt, 0, 1);
+}
+
+/* Per token: QK-norm and RoPE on every query and key head (angles formed once a token). */
+static void qk_worker(void *arg, int ith, int nth) {
+    rows_task *rt = arg;
+    ks_forward *f = rt->f;
+    const ks_hparams *hp = &f->m->hp;
+    int hd = hp->head_dim, half = hd / 2;
+    float *c = f->rope_cs + (size_t)ith * hd, *s = c + half;
+    long t0, t1;
+    ks_split_range(rt->b->n_tokens, ith, nth, &t0, &t1);
+    for (long t = t0; t < t1; t++) {
+        rope_angles(rt->b->pos[t], half, f->rope_theta_scale, c, s);
+        for (int h = 0; h < hp->n_head + hp->n_head_kv; h++) {
+            bool is_q = h < hp->n_head;
+            float *v = is_q ? f->q + ((size_t)t * hp->n_head + h) * hd
+                            : f->kc + ((size_t)t * hp->n_head_kv + (h - hp->n_head)) * hd;
+            if (hp->qk_norm)
+                f->k->rmsnorm_f32(v, is_q ? rt->l->q_norm.data : rt->l->k_norm.data, v, hd, hp->rms_eps);
+            rope_rotate(v, half, c, s);
+        }
+    }
+}
+
+static void swiglu_worker(void *arg, int ith, int nth) {
+    rows_task *rt = arg;
+    long c0, c1; /* in chunks of 64 elements */
+    ks_split_range((long)((rt->n_elems + 63) / 64), ith, nth, &c0, &c1);
+    size_t i0 = (size_t)c0 * 64, i1 = KS_MIN((size_t)c1 * 64, rt->n_elems);
+    if (i0 < i1)
+        rt->f->k->swiglu_f32(rt->g + i0, rt->u + i0, rt->g + i0, (int64_t)(i1 - i0));
+}
+
+/* g = silu(g) * u over n elements. */
+static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
+    rows_task rt = {.f = f, .g = g, .u = u, .n_elems = n};
+    if (n >= 4096)
+        ks_threadpool_run(f->tp, swiglu_worker, &rt);
+    else
+        swiglu_worker(&rt, 0, 1);
+}
 
 /* ---- matmul ------------------------------------------------------------------------------- */
 
@@ -299,8 +365,7 @@ static void ffn_dense(ks_forward *f, const ks_layer *l, const float *h, float *o
     const ks_hparams *hp = &f->m->hp;
     matmul(f, &l->ffn_gate, 0, h, hp->n_embd, f->g, hp->n_ff, hp->n_ff, T);
     matmul(f, &l->ffn_up, 0, h, hp->n_embd, f->u, hp->n_ff, hp->n_ff, T);
-    for (size_t i = 0; i < (size_t)T * hp->n_ff; i++)
-        f->g[i] = silu(f->g[i]) * f->u[i];
+    swiglu(f, f->g, f->u, (size_t)T * hp->n_ff);
     matmul(f, &l->ffn_down, 0, f->g, hp->n_ff, out, hp->n_embd, hp->n_embd, T);
 }
 
@@ -358,8 +423,7 @@ static void ffn_moe(ks_forward *f, const ks_layer *l, const float *h, float *out
             continue;
         matmul(f, &l->gate_exps, (int64_t)e * F, f->xe, D, f->g, F, F, n);
         matmul(f, &l->up_exps, (int64_t)e * F, f->xe, D, f->u, F, F, n);
-        for (size_t i = 0; i < (size_t)n * F; i++)
-            f->g[i] = silu(f->g[i]) * f->u[i];
+        swiglu(f, f->g, f->u, (size_t)n * F);
         matmul(f, &l->down_exps, (int64_t)e * D, f->g, F, f->ye, D, D, n);
         for (int j = 0; j < n; j++) {
             float *o = out + (size_t)f->rows[j] * D;
@@ -409,33 +473,22 @@ static void layer(ks_forward *f, const ks_batch *b, int il) {
     int T = b->n_tokens, D = hp->n_embd, hd = hp->head_dim;
     int q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
 
-    for (int t = 0; t < T; t++)
-        rmsnorm(f->h + (size_t)t * D, f->x + (size_t)t * D, l->attn_norm.data, D, hp->rms_eps);
+    norm_rows(f, f->x, l->attn_norm.data, f->h, D, T);
     matmul(f, &l->wq, 0, f->h, D, f->q, q_dim, q_dim, T);
     matmul(f, &l->wk, 0, f->h, D, f->kc, kv_dim, kv_dim, T);
     matmul(f, &l->wv, 0, f->h, D, f->vc, kv_dim, kv_dim, T);
-    for (int t = 0; t < T; t++) {
-        for (int h = 0; h < hp->n_head; h++) {
-            float *v = f->q + (size_t)t * q_dim + (size_t)h * hd;
-            if (hp->qk_norm)
-                rmsnorm(v, v, l->q_norm.data, hd, hp->rms_eps);
-            rope_neox(v, hd, b->pos[t], f->rope_theta_scale);
-        }
-        for (int h = 0; h < hp->n_head_kv; h++) {
-            float *v = f->kc + (size_t)t * kv_dim + (size_t)h * hd;
-            if (hp->qk_norm)
-                rmsnorm(v, v, l->k_norm.data, hd, hp->rms_eps);
-            rope_neox(v, hd, b->pos[t], f->rope_theta_scale);
-        }
-    }
+    rows_task qk = {.f = f, .b = b, .l = l};
+    if (T > 1)
+        ks_threadpool_run(f->tp, qk_worker, &qk);
+    else
+        qk_worker(&qk, 0, 1);
     ks_attention_store_kv(f->attn_op, f->kv_pool, b, il, f->kc, f->vc);
     ks_attention_run(f->attn_op, f->tp, f->kv_pool, b, il, f->q, f->attn);
     matmul(f, &l->wo, 0, f->attn, q_dim, f->ffn_out, D, D, T);
     for (size_t i = 0; i < (size_t)T * D; i++)
         f->x[i] += f->ffn_out[i];
 
-    for (int t = 0; t < T; t++)
-        rmsnorm(f->h + (size_t)t * D, f->x + (size_t)t * D, l->ffn_norm.data, D, hp->rms_eps);
+    norm_rows(f, f->x, l->ffn_norm.data, f->h, D, T);
     if (hp->n_expert > 0)
         ffn_moe(f, l, f->h, f->ffn_out, T);
     else
@@ -456,7 +509,8 @@ ks_status ks_forward_run(ks_forward *f, const ks_batch *b, float *logits, ks_err
     int n_out = 0;
     for (int t = 0; t < b->n_tokens; t++)
         if (b->want_logits[t]) {
-            rmsnorm(f->xo + (size_t)n_out * D, f->x + (size_t)t * D, f->m->output_norm.data, D, hp->rms_eps);
+            f->k->rmsnorm_f32(f->x + (size_t)t * D, f->m->output_norm.data, f->xo + (size_t)n_out * D, D,
+                              hp->rms_eps);
             f->out_rows[n_out++] = t;
         }
     if (n_out > 0)

@@ -30,6 +30,7 @@ static void build_sets(void) {
         avx2_set = ref_set;
         avx2_set.isa = "avx2";
         ks_kernels_register_avx2(&avx2_set);
+        ks_elementwise_avx2_register(&avx2_set);
         have_avx2 = 1;
     }
     if (have_avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni &&
@@ -39,6 +40,7 @@ static void build_sets(void) {
         /* a 4-row kernel must match its own table's vec_dot: none is inherited */
         memset(avx512_set.vec_dot_4, 0, sizeof avx512_set.vec_dot_4);
         ks_kernels_register_avx512(&avx512_set);
+        ks_elementwise_avx512_register(&avx512_set);
         have_avx512 = 1;
     }
     /* the AVX-512 table plus tile GEMMs for prefill, once Linux lets us use the tiles */

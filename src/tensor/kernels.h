@@ -56,6 +56,10 @@ typedef struct ks_kernels {
     void (*bf16_to_fp32_row)(const ks_bf16 *x, float *y, int64_t n);
     /* sum_i x[i] * y[i], n elements */
     float (*dot_f32)(const float *x, const float *y, int64_t n);
+    /* row-wise ops of a layer (ref/elementwise_ref.c): y = x / rms(x) * w (w NULL: no
+     * scale; y may be x), and y = silu(g) * u (y may be g or u) */
+    void (*rmsnorm_f32)(const float *x, const float *w, float *y, int64_t n, float eps);
+    void (*swiglu_f32)(const float *g, const float *u, float *y, int64_t n);
 
     /* Streaming attention (model/attention.c) over float rows of n = head_dim elements,
      * row r of a matrix at base + r * ld (ld in floats). Any nq, nk >= 0 and n >= 1.

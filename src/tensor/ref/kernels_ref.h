@@ -6,5 +6,7 @@
 #include "tensor/kernels.h"
 
 void ks_kernels_ref_fill(ks_kernels *k);
+/* RMSNorm and SwiGLU (elementwise_ref.c); ks_kernels_ref_fill() calls it. */
+void ks_elementwise_ref_fill(ks_kernels *k);
 
 #endif

@@ -6,6 +6,7 @@
  *   vec_dot_avx512.c   AVX-512 (F, BW, VL, VNNI, BF16) dot products, every weight type
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
+ *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
  *
  * The AVX-512 table starts as a copy of the AVX2 one (kernels.c), so entries that gain
@@ -22,6 +23,8 @@
 void ks_vec_dot_avx2_register(ks_kernels *k);
 void ks_quants_avx2_register(ks_kernels *k);
 void ks_vec_dot_avx512_register(ks_kernels *k);
+void ks_elementwise_avx2_register(ks_kernels *k);
+void ks_elementwise_avx512_register(ks_kernels *k);
 void ks_attn_avx2_register(ks_kernels *k);
 void ks_attn_avx512_register(ks_kernels *k);
 /* Asks Linux for the AMX tile data state (once per process); false if refused. */
