@@ -59,6 +59,12 @@ struct ks_forward {
     void *gemm_act;    /* activations in a GEMM kernel's layout (NULL: no GEMM kernels) */
     void **gemm_scratch; /* (nth) per-thread GEMM scratch */
     float *rope_cs;      /* (nth, head_dim) per-thread cos | sin of one position's angles */
+    struct {             /* what xq / gemm_act hold now */
+        const float *x;
+        int n_in, T;
+        uint32_t act_type;
+        const ks_gemm_kernel *gemm;
+    } converted;
 
     ks_attention *attn_op;
     float rope_theta_scale; /* base^(-2/head_dim) */
@@ -342,8 +348,11 @@ static void matmul_worker(void *arg, int ith, int nth) {
     }
 }
 
-static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in,
-                   float *y, int n_out, int ldy, int T) {
+/* same_input: x holds what the previous matmul call converted (wk and wv after wq, up
+ * after gate): its conversion is reused when it was made for the same dot type and
+ * kernel layout. */
+static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in,
+                      float *y, int n_out, int ldy, int T, bool same_input) {
     uint32_t act = ks_type_traits_of(w->type)->dot_type;
     const ks_gemm_kernel *gemm = &f->k->gemm[w->type];
     matmul_task mt = {
@@ -351,11 +360,25 @@ static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float 
         .act_type = act, .act_row_bytes = ks_type_row_size((ks_type)act, n_in, NULL),
         .gemm = gemm->run && T >= GEMM_MIN_TOKENS && n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL, .y = y, .ldy = ldy,
     };
-    if (T > 1)
-        ks_threadpool_run(f->tp, quantize_worker, &mt);
-    else
-        quantize_worker(&mt, 0, 1);
+    bool reuse = same_input && f->converted.x == x && f->converted.n_in == n_in && f->converted.T == T &&
+                 f->converted.act_type == act && f->converted.gemm == mt.gemm;
+    if (!reuse) {
+        if (T > 1)
+            ks_threadpool_run(f->tp, quantize_worker, &mt);
+        else
+            quantize_worker(&mt, 0, 1);
+        f->converted.x = x;
+        f->converted.n_in = n_in;
+        f->converted.T = T;
+        f->converted.act_type = act;
+        f->converted.gemm = mt.gemm;
+    }
     ks_threadpool_run(f->tp, matmul_worker, &mt);
+}
+
+static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in, float *y,
+                   int n_out, int ldy, int T) {
+    matmul_ex(f, w, row0, x, n_in, y, n_out, ldy, T, false);
 }
 
 /* ---- feed-forward ------------------------------------------------------------------------- */
@@ -364,7 +387,7 @@ static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float 
 static void ffn_dense(ks_forward *f, const ks_layer *l, const float *h, float *out, int T) {
     const ks_hparams *hp = &f->m->hp;
     matmul(f, &l->ffn_gate, 0, h, hp->n_embd, f->g, hp->n_ff, hp->n_ff, T);
-    matmul(f, &l->ffn_up, 0, h, hp->n_embd, f->u, hp->n_ff, hp->n_ff, T);
+    matmul_ex(f, &l->ffn_up, 0, h, hp->n_embd, f->u, hp->n_ff, hp->n_ff, T, true);
     swiglu(f, f->g, f->u, (size_t)T * hp->n_ff);
     matmul(f, &l->ffn_down, 0, f->g, hp->n_ff, out, hp->n_embd, hp->n_embd, T);
 }
@@ -422,7 +445,7 @@ static void ffn_moe(ks_forward *f, const ks_layer *l, const float *h, float *out
         if (n == 0)
             continue;
         matmul(f, &l->gate_exps, (int64_t)e * F, f->xe, D, f->g, F, F, n);
-        matmul(f, &l->up_exps, (int64_t)e * F, f->xe, D, f->u, F, F, n);
+        matmul_ex(f, &l->up_exps, (int64_t)e * F, f->xe, D, f->u, F, F, n, true);
         swiglu(f, f->g, f->u, (size_t)n * F);
         matmul(f, &l->down_exps, (int64_t)e * D, f->g, F, f->ye, D, D, n);
         for (int j = 0; j < n; j++) {
@@ -475,8 +498,8 @@ static void layer(ks_forward *f, const ks_batch *b, int il) {
 
     norm_rows(f, f->x, l->attn_norm.data, f->h, D, T);
     matmul(f, &l->wq, 0, f->h, D, f->q, q_dim, q_dim, T);
-    matmul(f, &l->wk, 0, f->h, D, f->kc, kv_dim, kv_dim, T);
-    matmul(f, &l->wv, 0, f->h, D, f->vc, kv_dim, kv_dim, T);
+    matmul_ex(f, &l->wk, 0, f->h, D, f->kc, kv_dim, kv_dim, T, true);
+    matmul_ex(f, &l->wv, 0, f->h, D, f->vc, kv_dim, kv_dim, T, true);
     rows_task qk = {.f = f, .b = b, .l = l};
     if (T > 1)
         ks_threadpool_run(f->tp, qk_worker, &qk);
