@@ -35,7 +35,8 @@
 // llama.cpp (> 1: kvserve faster), and each side's share of the machine's roof as
 // `kvserve bench` measured it: read bandwidth for tg (bytes a token reads: weights it
 // touches plus the K/V it attends over), the int8 dot-product peak of kvserve's kernels
-// for pp (llama.cpp may pass 100% of it where it uses AMX).
+// for pp: AMX tiles where kvserve's "amx" kernel set runs prefill (llama.cpp uses them
+// too there), else VNNI (llama.cpp may pass 100% of that where it uses AMX).
 import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -243,7 +244,7 @@ function printTable(results, machine) {
   console.log("|" + cols.map(([, w, right]) => right ? "-".repeat(w + 1) + ":" : "-".repeat(w + 2)).join("|") + "|");
   for (const r of results)
     for (const row of r.rows) {
-      const roof = row.kind === "pp" ? machine.int8_macs_per_s : machine.read_bytes_per_s;
+      const roof = row.kind === "pp" ? (machine.pp_roof_macs_per_s ?? machine.int8_macs_per_s) : machine.read_bytes_per_s;
       const share = (ts) => roof ? ts * row.perToken / roof : undefined;
       console.log(line([r.name, row.test, fmtRate(row.ours), fmtRate(row.peer), (row.ours / row.peer).toFixed(2),
         pct(share(row.ours)), pct(share(row.peer))]));
@@ -292,8 +293,9 @@ async function main() {
   if (machine.read_bytes_per_s)
     console.log(`roofs (kvserve bench, ${T} threads): read bandwidth ${gbs(machine.read_bytes_per_s)} GB/s ` +
       `(1 thread ${gbs(machine.read_bytes_per_s_1t)}) for tg; int8 peak ${machine.int8_isa} ` +
-      `${gbs(machine.int8_macs_per_s)} GMAC/s for pp` +
-      (machine.amx_isa ? `; ${machine.amx_isa} peak ${gbs(machine.amx_macs_per_s)} GMAC/s (llama.cpp's)` : ""));
+      `${gbs(machine.int8_macs_per_s)} GMAC/s` +
+      (machine.amx_isa ? `, ${machine.amx_isa} peak ${gbs(machine.amx_macs_per_s)} GMAC/s` : "") +
+      `; pp roof (both sides): ${gbs(machine.pp_roof_macs_per_s ?? machine.int8_macs_per_s)} GMAC/s`);
   console.log("");
   printTable(results, machine);
   const worst = Math.max(...results.flatMap((r) => r.rows.map((row) => row.peer / row.peerWall - 1)));
