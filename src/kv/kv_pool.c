@@ -1,9 +1,12 @@
-/* kv_pool.c — block pool (see kv_pool.h). The pool memory is mmap'd anonymously so the
- * OS can back it with huge pages and so a failed allocation is an error, not an abort. */
+/* kv_pool.c — block pool (see kv_pool.h). The pool memory comes from platform/pages.h:
+ * 2 MiB-aligned and advised for huge pages (attention streams K/V rows of every block a
+ * sequence holds), faulted in as blocks are first written, and a failed allocation is an
+ * error, not an abort. */
 #include "kv/kv_pool.h"
 
+#include "platform/pages.h"
+
 #include <stdlib.h>
-#include <sys/mman.h>
 
 struct ks_kv_pool {
     ks_kv_layout layout;
@@ -25,21 +28,17 @@ ks_status ks_kv_pool_create(ks_kv_pool **out, const ks_kv_layout *layout, int32_
     p->layout = *layout;
     p->n_blocks = n_blocks;
     p->bytes = (size_t)n_blocks * layout->block_bytes;
-    void *mem = mmap(NULL, p->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem = ks_pages_alloc(p->bytes);
     p->refcount = calloc((size_t)n_blocks, sizeof *p->refcount);
     p->free_list = malloc((size_t)n_blocks * sizeof *p->free_list);
-    if (mem == MAP_FAILED || !p->refcount || !p->free_list) {
-        if (mem != MAP_FAILED)
-            munmap(mem, p->bytes);
+    if (!mem || !p->refcount || !p->free_list) {
+        ks_pages_free(mem, p->bytes);
         free(p->refcount);
         free(p->free_list);
         free(p);
         return KS_ERRF(err, KS_ERR_NOMEM, "cannot allocate a KV pool of %d blocks (%.1f MiB)", n_blocks,
                        (double)n_blocks * (double)layout->block_bytes / 1048576.0);
     }
-#ifdef MADV_HUGEPAGE
-    madvise(mem, p->bytes, MADV_HUGEPAGE);
-#endif
     p->base = mem;
     for (int32_t i = 0; i < n_blocks; i++)
         p->free_list[i] = n_blocks - 1 - i; /* pop order 0, 1, 2, ... */
@@ -51,7 +50,7 @@ ks_status ks_kv_pool_create(ks_kv_pool **out, const ks_kv_layout *layout, int32_
 void ks_kv_pool_destroy(ks_kv_pool *p) {
     if (!p)
         return;
-    munmap(p->base, p->bytes);
+    ks_pages_free(p->base, p->bytes);
     free(p->refcount);
     free(p->free_list);
     free(p);

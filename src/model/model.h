@@ -1,10 +1,12 @@
 /* model.h — a loaded model: hyperparameters and weight views into the GGUF mapping.
  *
  * Loading reads every hyperparameter from GGUF metadata (forward code has no literals),
- * binds each tensor as a view into the memory-mapped file (never copied) and validates
- * its type and shape against the hyperparameters: a missing or misshapen tensor is an
- * error naming it. One code path serves the Qwen family; architectures differ by flags
- * (QK-norm, QKV biases, MoE FFN, tied output), not by copies of the forward pass.
+ * binds each tensor as a view into the GGUF mapping and validates its type and shape
+ * against the hyperparameters: a missing or misshapen tensor is an error naming it. The
+ * mapping's tensor data is then read into huge pages in place (KS_WEIGHTS=mmap leaves
+ * the file mapped; see model_load.c): the views do not change. One code path serves the
+ * Qwen family; architectures differ by flags (QK-norm, QKV biases, MoE FFN, tied
+ * output), not by copies of the forward pass.
  *
  * Does not own: the forward pass (forward.h), the KV cache (kv/), tokenization. */
 #ifndef KS_MODEL_H

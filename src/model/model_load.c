@@ -1,7 +1,10 @@
-/* model_load.c — hyperparameters from metadata, weight binding and validation, and the
- * model fingerprint (see model.h). */
+/* model_load.c — hyperparameters from metadata, weight binding and validation, where the
+ * tensor data lives (read into huge pages or left mapped), and the model fingerprint (see
+ * model.h). */
 #include "model/model.h"
 
+#include "core/log.h"
+#include "platform/pages.h"
 #include "tensor/types.h"
 
 #include <inttypes.h>
@@ -237,6 +240,48 @@ static void fingerprint(ks_model *m) {
         snprintf(m->fingerprint_hex + 2 * i, 3, "%02x", m->fingerprint[i]);
 }
 
+/* Share of the memory available at load time the tensor data may take when read into
+ * RAM: past it the file stays mapped, so the page cache can still give pages back (a
+ * model near the size of RAM runs slowly instead of failing). */
+#define KS_WEIGHTS_MAX_SHARE_OF_AVAILABLE 0.9
+
+/* Where the tensor data lives. Decode streams all of it once per token, and from 4 KiB
+ * page-cache pages it reads at well under the machine's bandwidth (see platform/pages.h),
+ * so by default the data section is read (pread, no second copy) into anonymous memory
+ * the OS backs with huge pages, in place of its part of the mapping: every tensor view
+ * stays valid. KS_WEIGHTS=mmap keeps the plain file mapping (start-up without reading the
+ * file, pages shared with other processes and given back under memory pressure); so does
+ * a kernel without transparent huge pages, or too little free memory. */
+static ks_status place_weights(ks_model *m, const char *path, ks_err *err) {
+    const ks_gguf *g = m->gguf;
+    if (ks_gguf_n_tensors(g) == 0)
+        return KS_OK;
+    const ks_gguf_tensor *t = ks_gguf_tensor_at(g, 0);
+    const uint8_t *data = (const uint8_t *)t->data - t->offset; /* the data section */
+    uint64_t offset = ks_gguf_data_offset(g), bytes = ks_gguf_file_size(g) - offset;
+    const char *mode = getenv("KS_WEIGHTS");
+    uint64_t avail = ks_pages_available();
+    bool read = !(mode && !strcmp(mode, "mmap")) && ks_pages_thp_enabled();
+    if (read && avail > 0 && (double)bytes > KS_WEIGHTS_MAX_SHARE_OF_AVAILABLE * (double)avail) {
+        KS_LOGW("%s: %.1f GiB of tensor data, %.1f GiB of memory available: mapping the file "
+                "instead of reading it into huge pages", path, (double)bytes / (1 << 30),
+                (double)avail / (1 << 30));
+        read = false;
+    }
+    if (!read) {
+        ks_pages_advise_huge(data, (size_t)bytes); /* used by filesystems with large folios */
+        return KS_OK;
+    }
+    ks_err e;
+    ks_err_clear(&e);
+    ks_status s = ks_pages_load_file((void *)data, (size_t)bytes, path, offset, &e);
+    if (s == KS_ERR_INTERNAL)
+        return KS_ERRF(err, s, "%s", e.msg);
+    if (s)
+        KS_LOGW("%s; the file stays mapped", e.msg);
+    return KS_OK;
+}
+
 /* Names the weight type holding the most bytes (what users call the model's quant). */
 static void quant_name(ks_model *m) {
     uint64_t bytes[KS_TYPE_COUNT] = {0};
@@ -262,6 +307,8 @@ ks_status ks_model_load(ks_model **out, const char *path, ks_err *err) {
         s = read_hparams(&L, &m->hp);
         if (!s)
             s = bind_all(&L, m);
+        if (!s)
+            s = place_weights(m, path, err);
     }
     if (s) {
         ks_model_close(m);
