@@ -284,7 +284,7 @@ static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
  * fill its tiles, else dotting each row with all T converted inputs, four at a time. */
 
 /* Fewest tokens for which a GEMM kernel beats four-token dot products. */
-#define GEMM_MIN_TOKENS 8
+#define GEMM_MIN_TOKENS 5
 
 typedef struct matmul_task {
     ks_forward *f;
