@@ -1,6 +1,6 @@
 /* ks_core.h — the one place for compiler-specific macros and always-on assertions.
  *
- * Owns: KS_LIKELY/KS_UNLIKELY, KS_UNUSED, KS_ASSERT (always on, for invariants whose
+ * Owns: KS_LIKELY/KS_UNLIKELY, KS_UNUSED, KS_ALWAYS_INLINE, KS_ASSERT (always on, for invariants whose
  * violation would corrupt state), KS_ARRAY_LEN, KS_MIN/KS_MAX.
  * Does not own: error reporting for untrusted input (see status.h). */
 #ifndef KS_CORE_H
@@ -15,12 +15,17 @@
 #define KS_UNUSED __attribute__((unused))
 #define KS_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))
 #define KS_NORETURN __attribute__((noreturn))
+/* For kernel helpers written once over constant shape arguments (tile rows, vector
+ * counts): each call site must get its own copy with those constants folded in, so that
+ * the accumulator arrays live in registers, whatever the inliner's size estimate says. */
+#define KS_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define KS_LIKELY(x) (x)
 #define KS_UNLIKELY(x) (x)
 #define KS_UNUSED
 #define KS_PRINTF(fmt_idx, arg_idx)
 #define KS_NORETURN
+#define KS_ALWAYS_INLINE inline
 #endif
 
 #define KS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

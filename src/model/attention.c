@@ -1,29 +1,97 @@
-/* attention.c — causal attention over the paged KV pool (see attention.h).
+/* attention.c — causal attention over the paged KV pool in streaming ("flash") form (see
+ * attention.h), and the write of a batch's K/V rows into the pool.
  *
- * One work item is one (token, query head): scores against every visible position,
- * softmax, weighted sum of the values. K/V heads are converted to floats a position at
- * a time into per-thread scratch. */
+ * Owns: the grouping of query rows, the walk over KV blocks with a running softmax, the
+ * split of long contexts across threads and the merge of their partial states.
+ * Does not own: the arithmetic of a tile (the attn_* kernels of tensor/kernels.h), the
+ * KV layout (kv_layout.h), block allocation (kv/).
+ *
+ * Work item: a group of up to GROUP_TOKENS consecutive batch tokens of one sequence, all
+ * their query heads (rows), over a range of that sequence's positions. The item walks its
+ * range block by block:
+ *
+ *   K = the block's K rows, all KV heads                  (n <= B, n_head_kv * head_dim)
+ *   per KV head h:  S = Q_h K_h^T / sqrt(head_dim)         (rows of h, n)
+ *   per row r:      m' = max(m, S_r); P_r = exp(S_r - m'); masked tail of P_r = 0
+ *                   l = l e^(m - m') + sum P_r;  acc_r *= e^(m - m')
+ *   V = the block's V rows
+ *   per KV head h:  acc_h += P_h V_h                       (rows of h, head_dim)
+ *
+ * and ends with out_r = acc_r / l. Rows are ordered by KV head, then token, then the gqa
+ * query heads that share it, so that the rows reading one KV head are one matrix. The
+ * tile kernels read F32 and F16 rows straight from the pool (halves widened in
+ * registers); Q8_0 rows are first converted to floats in per-thread scratch, one block's
+ * K (then V) at a time. Either way each K/V row of a block is read from the pool once per
+ * item, in address order, for all the item's rows; nothing is sized by the context.
+ *
+ * Threads claim items from a shared counter, largest-first order roughly (later groups of
+ * a prefill see more positions). A batch with too few groups to keep every thread busy
+ * (decode: one token per sequence) has its groups' positions cut into chunks of whole
+ * blocks; each chunk leaves a partial (m, l, acc) per row, and a second pass merges
+ * them: M = max m_c, out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c.
+ *
+ * Divisions: scratch; planning; one item; the merge; run; the K/V writes. */
 #include "model/attention.h"
 
+#include "core/ks_core.h"
 #include "tensor/kernels.h"
 #include "tensor/types.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Tokens per group. With Qwen3-0.6B's 16 heads of 128 that is 128 query rows: 64 KiB of
+ * accumulators and 16 KiB of scores beside a 128 KiB converted block, all in L2, and each
+ * converted block serves 8 tokens. */
+#define GROUP_TOKENS 8
+
+/* Items per thread a batch should offer before its contexts are cut into chunks: enough
+ * that a thread slowed by a neighbour on a shared machine does not hold the others up. */
+#define ITEMS_PER_THREAD 4
+
+/* Fewest positions in a chunk: below this the chunk's fixed costs (gathering queries,
+ * writing and merging partial states) stop being small next to its walk. */
+#define MIN_CHUNK_POSITIONS 256
+
+/* ---- scratch ------------------------------------------------------------------------- */
+
 typedef struct thread_scratch {
-    float *row;      /* (head_dim) one K/V head slice as floats */
-    float *scores;   /* (n_ctx) attention scores of one query head */
-    float *acc;      /* (head_dim) attention output accumulator */
+    float *kvf;   /* (block_tokens, n_head_kv * head_dim) a Q8_0 block's K or V rows as floats */
+    float *q;     /* (max_rows, head_dim) the item's queries, rows by KV head */
+    float *s;     /* (max_rows, block_tokens) scores, then softmax numerators */
+    float *acc;   /* (max_rows, head_dim) running sums of weighted values */
+    float *m;     /* (max_rows) running max of a row's scores */
+    float *l;     /* (max_rows) running sum of exp(score - m) */
+    int *lim;     /* (max_rows) positions a row sees: [0, lim) */
 } thread_scratch;
+
+typedef struct group {
+    int t0, nt;    /* batch tokens [t0, t0 + nt), one sequence */
+    int n_pos;     /* positions the group reads: largest pos + 1 */
+    int n_chunks;  /* position chunks; 1: not split */
+    size_t part;   /* split groups: first partial row state (index into a->part) */
+} group;
+
+typedef struct item {
+    int g, c;      /* group, chunk */
+} item;
 
 struct ks_attention {
     ks_hparams hp;
     ks_kv_layout kv;
     const ks_kernels *k;
     int nth;
+    int max_rows;           /* GROUP_TOKENS * n_head */
     thread_scratch *ts;
+    /* the plan of the current batch; grows with the largest batch seen */
+    group *groups;
+    item *items;
+    int cap_groups, cap_items;
+    /* partial states of split groups: (cap_part, 2 + head_dim) floats, [m, l, acc] */
+    float *part;
+    size_t cap_part;
 };
 
 void ks_attention_destroy(ks_attention *a) {
@@ -31,16 +99,24 @@ void ks_attention_destroy(ks_attention *a) {
         return;
     if (a->ts)
         for (int i = 0; i < a->nth; i++) {
-            free(a->ts[i].row);
-            free(a->ts[i].scores);
+            free(a->ts[i].kvf);
+            free(a->ts[i].q);
+            free(a->ts[i].s);
             free(a->ts[i].acc);
+            free(a->ts[i].m);
+            free(a->ts[i].l);
+            free(a->ts[i].lim);
         }
     free(a->ts);
+    free(a->groups);
+    free(a->items);
+    free(a->part);
     free(a);
 }
 
 ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks_kv_layout *kv,
                               int n_ctx, int nth, ks_err *err) {
+    (void)n_ctx; /* nothing here grows with the context */
     ks_attention *a = calloc(1, sizeof *a);
     if (!a)
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for attention scratch");
@@ -48,21 +124,103 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     a->kv = *kv;
     a->k = ks_kernels_get();
     a->nth = nth;
+    a->max_rows = GROUP_TOKENS * hp->n_head;
+    size_t hd = (size_t)hp->head_dim, rows = (size_t)a->max_rows, B = (size_t)kv->block_tokens;
     a->ts = calloc((size_t)nth, sizeof *a->ts);
     bool ok = a->ts != NULL;
     for (int i = 0; ok && i < nth; i++) {
-        a->ts[i].row = malloc((size_t)hp->head_dim * sizeof(float));
-        a->ts[i].scores = malloc((size_t)n_ctx * sizeof(float));
-        a->ts[i].acc = malloc((size_t)hp->head_dim * sizeof(float));
-        ok = a->ts[i].row && a->ts[i].scores && a->ts[i].acc;
+        thread_scratch *t = &a->ts[i];
+        t->kvf = malloc(B * (size_t)kv->row_elems * sizeof(float));
+        t->q = malloc(rows * hd * sizeof(float));
+        t->s = malloc(rows * B * sizeof(float));
+        t->acc = malloc(rows * hd * sizeof(float));
+        t->m = malloc(rows * sizeof(float));
+        t->l = malloc(rows * sizeof(float));
+        t->lim = malloc(rows * sizeof(int));
+        ok = t->kvf && t->q && t->s && t->acc && t->m && t->l && t->lim;
     }
+    /* splitting happens with fewer than ITEMS_PER_THREAD * nth groups, each cut into at
+     * most twice its share of the target: partial rows stay below this */
+    a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
+    a->part = ok ? malloc(a->cap_part * (2 + hd) * sizeof(float)) : NULL;
+    ok = ok && a->part;
     if (!ok) {
         ks_attention_destroy(a);
-        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for attention scratch (%d positions)", n_ctx);
+        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for attention scratch (%d threads)", nth);
     }
     *out = a;
     return KS_OK;
 }
+
+/* ---- planning ----------------------------------------------------------------------- */
+
+/* Groups of the batch: runs of consecutive tokens of one sequence, cut every
+ * GROUP_TOKENS. Returns their count; a->groups holds them (n_chunks 1). */
+static int plan_groups(ks_attention *a, const ks_batch *b) {
+    int n = 0;
+    for (int t = 0; t < b->n_tokens;) {
+        int nt = 1;
+        while (nt < GROUP_TOKENS && t + nt < b->n_tokens && b->seq[t + nt] == b->seq[t])
+            nt++;
+        if (n == a->cap_groups) { /* the first batch this large: bookkeeping grows once */
+            a->cap_groups = 2 * n + 16;
+            a->groups = ks_xrealloc(a->groups, (size_t)a->cap_groups * sizeof *a->groups);
+        }
+        group *g = &a->groups[n++];
+        g->t0 = t;
+        g->nt = nt;
+        g->n_pos = 0;
+        for (int i = t; i < t + nt; i++)
+            g->n_pos = KS_MAX(g->n_pos, b->pos[i] + 1);
+        g->n_chunks = 1;
+        g->part = 0;
+        t += nt;
+    }
+    return n;
+}
+
+/* Cuts the groups' positions into chunks when there are too few groups for the threads,
+ * then lists the items, last groups first. Returns the item count; *split says whether
+ * any group was cut. */
+static int plan_items(ks_attention *a, int n_groups, bool *split) {
+    const int B = a->kv.block_tokens, target = ITEMS_PER_THREAD * a->nth;
+    const int min_blocks = KS_MAX(1, MIN_CHUNK_POSITIONS / B);
+    *split = false;
+    if (n_groups < target && a->nth > 1) {
+        for (int want = (target + n_groups - 1) / n_groups; want > 1; want--) {
+            size_t rows = 0;
+            for (int i = 0; i < n_groups; i++) {
+                group *g = &a->groups[i];
+                const int n_blocks = (g->n_pos + B - 1) / B;
+                g->n_chunks = KS_MAX(1, KS_MIN(want, n_blocks / min_blocks));
+                g->part = rows;
+                if (g->n_chunks > 1)
+                    rows += (size_t)g->n_chunks * (size_t)g->nt * (size_t)a->hp.n_head;
+            }
+            if (rows <= a->cap_part) {
+                *split = rows > 0;
+                break;
+            }
+        }
+        if (!*split)
+            for (int i = 0; i < n_groups; i++)
+                a->groups[i].n_chunks = 1;
+    }
+    int n_items = 0;
+    for (int i = 0; i < n_groups; i++)
+        n_items += a->groups[i].n_chunks;
+    if (n_items > a->cap_items) {
+        a->cap_items = 2 * n_items;
+        a->items = ks_xrealloc(a->items, (size_t)a->cap_items * sizeof *a->items);
+    }
+    int at = 0;
+    for (int i = n_groups - 1; i >= 0; i--)
+        for (int c = 0; c < a->groups[i].n_chunks; c++)
+            a->items[at++] = (item){i, c};
+    return n_items;
+}
+
+/* ---- one item ----------------------------------------------------------------------- */
 
 typedef struct attn_task {
     ks_attention *a;
@@ -71,69 +229,185 @@ typedef struct attn_task {
     int il;
     const float *q;
     float *out;
+    int n_items;
+    atomic_int next;     /* the next unclaimed item */
+    size_t n_merge_rows; /* merge pass: output rows of the split groups */
 } attn_task;
 
-/* Dequantizes head kvh of a K or V row into out (head_dim floats). head_dim is a
- * multiple of every KV type's block size, so a head is whole blocks. */
-static const float *kv_head(const ks_kernels *k, const ks_kv_layout *kv, const uint8_t *row, int kvh,
-                            int head_dim, float *out) {
-    size_t off = ks_type_row_size((ks_type)kv->kv_type, (int64_t)kvh * head_dim, NULL);
-    if (kv->kv_type == KS_TYPE_F32)
-        return (const float *)(row + off);
-    if (kv->kv_type == KS_TYPE_F16)
-        k->fp16_to_fp32_row((const ks_fp16 *)(row + off), out, head_dim);
-    else
-        ks_type_traits_of(kv->kv_type)->to_float(row + off, out, head_dim);
-    return out;
+/* Rows of KV head kvh start at kvh * rows_h (rows_h = nt * gqa); within them token ti's
+ * gqa heads are consecutive. Query head of row r: kvh * gqa + r % gqa. */
+
+/* The n rows of the block starting at pool row `row` (K or V of one layer) as the tile
+ * kernels read them: F32 and F16 rows in place, Q8_0 rows converted into kvf. Rows of
+ * one block and layer are contiguous in the pool, so n rows are one conversion. */
+static const void *block_rows(const ks_attention *a, const uint8_t *row, int n, float *kvf) {
+    if (a->kv.kv_type != KS_TYPE_Q8_0)
+        return row;
+    a->k->q8_0_to_fp32_row(row, kvf, (int64_t)n * a->kv.row_elems);
+    return kvf;
 }
 
-static void attn_worker(void *arg, int ith, int nth) {
-    attn_task *at = arg;
-    ks_attention *a = at->a;
+static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
+    const ks_attention *a = at->a;
+    const ks_kernels *k = a->k;
     const ks_hparams *hp = &a->hp;
     const ks_kv_layout *kv = &a->kv;
-    int hd = hp->head_dim, gqa = hp->n_head / hp->n_head_kv, B = kv->block_tokens;
-    float scale = 1.0f / sqrtf((float)hd);
-    thread_scratch *ts = &a->ts[ith];
-    long j0, j1;
-    ks_split_range((long)at->b->n_tokens * hp->n_head, ith, nth, &j0, &j1);
-    for (long j = j0; j < j1; j++) {
-        int t = (int)(j / hp->n_head), h = (int)(j % hp->n_head), kvh = h / gqa;
-        const ks_seq_view *sv = &at->b->seqs[at->b->seq[t]];
-        int n_pos = at->b->pos[t] + 1;
-        const float *qh = at->q + ((size_t)t * hp->n_head + h) * hd;
-        /* scores[p] = q . k_p * scale, then softmax */
-        float mx = -INFINITY;
-        for (int p = 0; p < n_pos; p++) {
-            const uint8_t *krow = ks_kv_k_row(kv, at->kv_pool, sv->block_table[p / B], at->il, p % B);
-            const float *kh = kv_head(a->k, kv, krow, kvh, hd, ts->row);
-            float s = a->k->dot_f32(qh, kh, hd) * scale;
-            ts->scores[p] = s;
-            mx = s > mx ? s : mx;
+    const ks_batch *b = at->b;
+    const ks_seq_view *sv = &b->seqs[b->seq[g->t0]];
+    const int hd = hp->head_dim, n_kv = hp->n_head_kv, gqa = hp->n_head / n_kv;
+    const int B = kv->block_tokens, rows_h = g->nt * gqa, rows = rows_h * n_kv;
+    const int64_t ld_kv = kv->row_elems;
+    const float scale = 1.0f / sqrtf((float)hd);
+    /* the tiles' row type: the pool's, or F32 where block_rows() converts */
+    const ks_type rt = kv->kv_type == KS_TYPE_Q8_0 ? KS_TYPE_F32 : (ks_type)kv->kv_type;
+    const size_t head_bytes = (size_t)hd * (rt == KS_TYPE_F16 ? 2 : 4);
+
+    /* positions [p0, p1) of chunk c: whole blocks, as even as blocks allow */
+    const int n_blocks = (g->n_pos + B - 1) / B;
+    const int b0 = (int)((long)n_blocks * c / g->n_chunks);
+    const int b1 = (int)((long)n_blocks * (c + 1) / g->n_chunks);
+
+    for (int kvh = 0; kvh < n_kv; kvh++)
+        for (int ti = 0; ti < g->nt; ti++)
+            for (int e = 0; e < gqa; e++) {
+                const int r = kvh * rows_h + ti * gqa + e, t = g->t0 + ti;
+                const float *src = at->q + ((size_t)t * hp->n_head + (size_t)(kvh * gqa + e)) * hd;
+                memcpy(ts->q + (size_t)r * hd, src, (size_t)hd * sizeof(float));
+                ts->lim[r] = b->pos[t] + 1;
+                ts->m[r] = -INFINITY;
+                ts->l[r] = 0.0f;
+            }
+    memset(ts->acc, 0, (size_t)rows * hd * sizeof(float));
+
+    for (int bi = b0; bi < b1; bi++) {
+        const int plo = bi * B, n = KS_MIN(B, g->n_pos - plo);
+        const int32_t blk = sv->block_table[bi];
+        /* scores and the softmax step */
+        const uint8_t *kr = block_rows(a, ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0), n, ts->kvf);
+        for (int kvh = 0; kvh < n_kv; kvh++)
+            k->attn_scores[rt](ts->q + (size_t)kvh * rows_h * hd, hd, rows_h, kr + kvh * head_bytes, ld_kv,
+                               n, hd, scale, ts->s + (size_t)kvh * rows_h * B, B);
+        for (int r = 0; r < rows; r++) {
+            float *s = ts->s + (size_t)r * B;
+            const int nv = KS_MAX(0, KS_MIN(n, ts->lim[r] - plo));
+            if (nv > 0) {
+                const float m_old = ts->m[r];
+                const float sum = k->softmax_step_f32(s, s, nv, &ts->m[r]);
+                if (ts->m[r] != m_old) {
+                    const float corr = expf(m_old - ts->m[r]);
+                    float *acc = ts->acc + (size_t)r * hd;
+                    for (int i = 0; i < hd; i++)
+                        acc[i] *= corr;
+                    ts->l[r] *= corr;
+                }
+                ts->l[r] += sum;
+            }
+            for (int j = nv; j < n; j++)
+                s[j] = 0.0f;
         }
-        double sum = 0;
-        for (int p = 0; p < n_pos; p++) {
-            ts->scores[p] = expf(ts->scores[p] - mx);
-            sum += ts->scores[p];
-        }
-        float inv = (float)(1.0 / sum);
-        memset(ts->acc, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p < n_pos; p++) {
-            const uint8_t *vrow = ks_kv_v_row(kv, at->kv_pool, sv->block_table[p / B], at->il, p % B);
-            const float *vh = kv_head(a->k, kv, vrow, kvh, hd, ts->row);
-            float wgt = ts->scores[p] * inv;
+        /* weighted values */
+        const uint8_t *vr = block_rows(a, ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0), n, ts->kvf);
+        for (int kvh = 0; kvh < n_kv; kvh++)
+            k->attn_accum[rt](ts->acc + (size_t)kvh * rows_h * hd, hd, rows_h, ts->s + (size_t)kvh * rows_h * B,
+                              B, vr + kvh * head_bytes, ld_kv, n, hd);
+    }
+
+    for (int r = 0; r < rows; r++) {
+        const int kvh = r / rows_h, ti = (r % rows_h) / gqa, e = r % gqa;
+        const float *acc = ts->acc + (size_t)r * hd;
+        if (g->n_chunks > 1) {
+            float *p = a->part + (g->part + (size_t)c * rows + (size_t)r) * (size_t)(2 + hd);
+            p[0] = ts->m[r];
+            p[1] = ts->l[r];
+            memcpy(p + 2, acc, (size_t)hd * sizeof(float));
+        } else {
+            float *o = at->out + ((size_t)(g->t0 + ti) * hp->n_head + (size_t)(kvh * gqa + e)) * hd;
+            const float inv = 1.0f / ts->l[r];
             for (int i = 0; i < hd; i++)
-                ts->acc[i] += wgt * vh[i];
+                o[i] = acc[i] * inv;
         }
-        memcpy(at->out + ((size_t)t * hp->n_head + h) * hd, ts->acc, (size_t)hd * sizeof(float));
     }
 }
 
+static void attn_worker(void *arg, int ith, int nth) {
+    (void)nth;
+    attn_task *at = arg;
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&at->next, 1, memory_order_relaxed);
+        if (i >= at->n_items)
+            break;
+        const item *it = &at->a->items[i];
+        run_item(at, &at->a->ts[ith], &at->a->groups[it->g], it->c);
+    }
+}
+
+/* ---- the merge ------------------------------------------------------------------------ */
+
+/* Output row `row` of the split groups (their rows counted in group order): the merge
+ * of its chunks' partial states. */
+static void merge_row(attn_task *at, size_t row) {
+    const ks_attention *a = at->a;
+    const int hd = a->hp.head_dim, gqa = a->hp.n_head / a->hp.n_head_kv;
+    const size_t stride = (size_t)(2 + hd);
+    const group *g = a->groups;
+    size_t base = 0; /* the group holding the row: groups are few when any is split */
+    for (;; g++) {
+        if (g->n_chunks < 2)
+            continue;
+        if (row < base + (size_t)g->nt * (size_t)a->hp.n_head)
+            break;
+        base += (size_t)g->nt * (size_t)a->hp.n_head;
+    }
+    const int rows = g->nt * a->hp.n_head, rows_h = g->nt * gqa, r = (int)(row - base);
+    const float *first = a->part + (g->part + (size_t)r) * stride; /* chunk c: + c * rows */
+    float mx = -INFINITY;
+    for (int c = 0; c < g->n_chunks; c++)
+        mx = KS_MAX(mx, first[(size_t)c * rows * stride]);
+    const int kvh = r / rows_h, ti = (r % rows_h) / gqa, e = r % gqa;
+    float *o = at->out + ((size_t)(g->t0 + ti) * a->hp.n_head + (size_t)(kvh * gqa + e)) * hd;
+    float l = 0.0f;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int c = 0; c < g->n_chunks; c++) {
+        const float *pc = first + (size_t)c * rows * stride;
+        if (pc[1] == 0.0f) /* the row saw no position of this chunk */
+            continue;
+        const float w = expf(pc[0] - mx);
+        l += w * pc[1];
+        for (int i = 0; i < hd; i++)
+            o[i] += w * pc[2 + i];
+    }
+    const float inv = 1.0f / l;
+    for (int i = 0; i < hd; i++)
+        o[i] *= inv;
+}
+
+static void merge_worker(void *arg, int ith, int nth) {
+    attn_task *at = arg;
+    long r0, r1;
+    ks_split_range((long)at->n_merge_rows, ith, nth, &r0, &r1);
+    for (long p = r0; p < r1; p++)
+        merge_row(at, (size_t)p);
+}
+
+/* ---- run ------------------------------------------------------------------------------ */
+
 void ks_attention_run(ks_attention *a, ks_threadpool *tp, uint8_t *kv_pool, const ks_batch *b,
                       int il, const float *q, float *out) {
-    attn_task at = {a, kv_pool, b, il, q, out};
+    bool split;
+    const int n_groups = plan_groups(a, b);
+    attn_task at = {.a = a, .kv_pool = kv_pool, .b = b, .il = il, .q = q, .out = out};
+    at.n_items = plan_items(a, n_groups, &split);
+    atomic_init(&at.next, 0);
     ks_threadpool_run(tp, attn_worker, &at);
+    if (split) {
+        for (int i = 0; i < n_groups; i++)
+            if (a->groups[i].n_chunks > 1)
+                at.n_merge_rows += (size_t)a->groups[i].nt * (size_t)a->hp.n_head;
+        ks_threadpool_run(tp, merge_worker, &at);
+    }
 }
+
+/* ---- the K/V writes ------------------------------------------------------------------- */
 
 void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b, int il,
                            const float *k, const float *v) {
@@ -144,7 +418,21 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
         const ks_seq_view *sv = &b->seqs[b->seq[t]];
         int p = b->pos[t];
         int32_t blk = sv->block_table[p / B];
-        tr->from_float(k + (size_t)t * kv->row_elems, ks_kv_k_row(kv, kv_pool, blk, il, p % B), kv->row_elems);
-        tr->from_float(v + (size_t)t * kv->row_elems, ks_kv_v_row(kv, kv_pool, blk, il, p % B), kv->row_elems);
+        const float *kt = k + (size_t)t * kv->row_elems, *vt = v + (size_t)t * kv->row_elems;
+        uint8_t *kd = ks_kv_k_row(kv, kv_pool, blk, il, p % B), *vd = ks_kv_v_row(kv, kv_pool, blk, il, p % B);
+        switch (kv->kv_type) {
+        case KS_TYPE_F32:
+            memcpy(kd, kt, kv->row_bytes);
+            memcpy(vd, vt, kv->row_bytes);
+            break;
+        case KS_TYPE_F16:
+            a->k->fp32_to_fp16_row(kt, (ks_fp16 *)kd, kv->row_elems);
+            a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
+            break;
+        default:
+            tr->from_float(kt, kd, kv->row_elems);
+            tr->from_float(vt, vd, kv->row_elems);
+            break;
+        }
     }
 }

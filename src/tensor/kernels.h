@@ -48,6 +48,13 @@ typedef struct ks_gemm_kernel {
                 int T, int64_t n, float *y, size_t ldy, void *scratch);
 } ks_gemm_kernel;
 
+/* Attention tiles (see attn_scores, attn_accum below). */
+typedef void (*ks_attn_scores_fn)(const float *q, int64_t ld_q, int nq, const void *k,
+                                  int64_t ld_k, int nk, int64_t n, float scale, float *s,
+                                  int64_t ld_s);
+typedef void (*ks_attn_accum_fn)(float *acc, int64_t ld_acc, int nq, const float *p,
+                                 int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n);
+
 typedef struct ks_kernels {
     const char *isa;
     /* y[i] = x[i] converted, n elements */
@@ -61,18 +68,18 @@ typedef struct ks_kernels {
     void (*rmsnorm_f32)(const float *x, const float *w, float *y, int64_t n, float eps);
     void (*swiglu_f32)(const float *g, const float *u, float *y, int64_t n);
 
-    /* Streaming attention (model/attention.c) over float rows of n = head_dim elements,
-     * row r of a matrix at base + r * ld (ld in floats). Any nq, nk >= 0 and n >= 1.
-     *   attn_scores:  s[r * ld_s + j] = dot(q row r, k row j)        r < nq, j < nk
-     *   softmax_step: *m = max(*m, x[0..n)); y[i] = exp(x[i] - *m); returns sum y.
-     *                 Some x[i] must be finite (x[i] = -inf gives y[i] = 0)
+    /* Streaming attention (model/attention.c) over rows of n = head_dim elements, row r
+     * of a matrix at base + r * ld elements; queries, scores and accumulators are floats,
+     * K and V rows F32 or F16 (the index of attn_scores / attn_accum; NULL for other
+     * types). Any nq, nk >= 0 and n >= 1.
+     *   attn_scores:  s[r * ld_s + j] = scale * dot(q row r, k row j) r < nq, j < nk
+     *   softmax_step: *m = max(*m, x[0..n)); y[i] = exp(x[i] - *m) (y may be x);
+     *                 returns sum y. Some x[i] must be finite (-inf gives y[i] = 0)
      *   attn_accum:   acc row r += sum_j p[r * ld_p + j] * v row j, j in order
      *   q8_0_to_fp32_row: n elements (whole Q8_0 blocks) as floats, d * q (exact) */
-    void (*attn_scores_f32)(const float *q, int64_t ld_q, int nq, const float *k, int64_t ld_k,
-                            int nk, int64_t n, float *s, int64_t ld_s);
+    ks_attn_scores_fn attn_scores[KS_TYPE_COUNT];
     float (*softmax_step_f32)(const float *x, float *y, int64_t n, float *m);
-    void (*attn_accum_f32)(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
-                           const float *v, int64_t ld_v, int nk, int64_t n);
+    ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];
     void (*q8_0_to_fp32_row)(const void *x, float *y, int64_t n);
     /* indexed by weight type; NULL where no kernel exists */
     ks_vec_dot_fn vec_dot[KS_TYPE_COUNT];

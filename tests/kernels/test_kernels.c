@@ -103,42 +103,72 @@ Test(kernels, test_kernels_dot_f32_within_float_error_of_ref) {
 #define ATT_K 37
 #define ATT_LD 263
 
+/* K/V rows of the attention tests in F32 (as given) or F16 (rounded), and the floats they
+ * stand for. */
+typedef struct kv_rows {
+    const void *data;
+    float *as_float;
+} kv_rows;
+
+static kv_rows make_kv_rows(ks_type t, const float *x, size_t n) {
+    static ks_fp16 halves[2][ATT_K * ATT_LD];
+    static float widened[2][ATT_K * ATT_LD];
+    static int slot;
+    if (t == KS_TYPE_F32)
+        return (kv_rows){x, (float *)x};
+    slot ^= 1;
+    for (size_t i = 0; i < n; i++) {
+        halves[slot][i] = ks_fp32_to_fp16(x[i]);
+        widened[slot][i] = ks_fp16_to_fp32(halves[slot][i]);
+    }
+    return (kv_rows){halves[slot], widened[slot]};
+}
+
+static const ks_type kv_types[] = {KS_TYPE_F32, KS_TYPE_F16};
+
 Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_independent) {
-    static float q[ATT_Q * ATT_LD], k[ATT_K * ATT_LD], sr[ATT_Q * ATT_K], si[ATT_Q * ATT_K];
+    static float q[ATT_Q * ATT_LD], kx[ATT_K * ATT_LD], sr[ATT_Q * ATT_K], si[ATT_Q * ATT_K];
     for (int i = 0; i < ATT_Q * ATT_LD; i++)
         q[i] = frand();
     for (int i = 0; i < ATT_K * ATT_LD; i++)
-        k[i] = frand();
+        kx[i] = frand();
     static const int ns[] = {1, 5, 16, 31, 64, 100, 128, 129, 256, 260};
     static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {8, 17}, {16, 32}, {19, 37}};
-    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
-        for (size_t si_ = 0; si_ < sizeof shapes / sizeof shapes[0]; si_++) {
-            const int n = ns[ni], nq = shapes[si_][0], nk = shapes[si_][1];
-            ks_kernels_ref()->attn_scores_f32(q, ATT_LD, nq, k, ATT_LD, nk, n, sr, ATT_K);
-            for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-                const ks_kernels *kk = isa_or_skip(isas[j]);
-                if (!kk)
-                    continue;
-                memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
-                kk->attn_scores_f32(q, ATT_LD, nq, k, ATT_LD, nk, n, si, ATT_K);
-                for (int r = 0; r < nq; r++)
-                    for (int c = 0; c < nk; c++) {
-                        double mag = 0;
-                        for (int i = 0; i < n; i++)
-                            mag += fabs((double)q[r * ATT_LD + i] * k[c * ATT_LD + i]);
-                        const float v = si[r * ATT_K + c], want = sr[r * ATT_K + c];
-                        cr_assert_leq(fabs((double)v - want), 1e-6 * mag + 1e-30,
-                                      "%s scores n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j], n, nq, nk,
-                                      r, c, (double)v, (double)want);
-                        /* the same score computed alone, bit for bit */
-                        float one;
-                        kk->attn_scores_f32(q + r * ATT_LD, ATT_LD, 1, k + c * ATT_LD, ATT_LD, 1, n, &one, 1);
-                        cr_assert_eq(memcmp(&one, &v, sizeof v), 0,
-                                     "%s scores n=%d %dx%d [%d][%d]: %a in the tile, %a alone", isas[j],
-                                     n, nq, nk, r, c, (double)v, (double)one);
-                    }
+    for (size_t ti = 0; ti < sizeof kv_types / sizeof kv_types[0]; ti++) {
+        const ks_type kt = kv_types[ti];
+        const kv_rows k = make_kv_rows(kt, kx, ATT_K * ATT_LD);
+        const size_t esz = kt == KS_TYPE_F16 ? 2 : 4;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
+                ks_kernels_ref()->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, sr, ATT_K);
+                for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+                    const ks_kernels *kk = isa_or_skip(isas[j]);
+                    if (!kk)
+                        continue;
+                    memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
+                    kk->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, si, ATT_K);
+                    for (int r = 0; r < nq; r++)
+                        for (int c = 0; c < nk; c++) {
+                            double mag = 0; /* of the scaled terms */
+                            for (int i = 0; i < n; i++)
+                                mag += fabs(0.125 * q[r * ATT_LD + i] * k.as_float[c * ATT_LD + i]);
+                            const float v = si[r * ATT_K + c], want = sr[r * ATT_K + c];
+                            cr_assert_leq(fabs((double)v - want), 1e-6 * mag + 1e-30,
+                                          "%s scores %s n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j],
+                                          ks_type_name(kt), n, nq, nk, r, c, (double)v, (double)want);
+                            /* the same score computed alone, bit for bit */
+                            float one;
+                            kk->attn_scores[kt](q + r * ATT_LD, ATT_LD, 1,
+                                                (const char *)k.data + (size_t)c * ATT_LD * esz, ATT_LD, 1,
+                                                n, 0.125f, &one, 1);
+                            cr_assert_eq(memcmp(&one, &v, sizeof v), 0,
+                                         "%s scores %s n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
+                                         isas[j], ks_type_name(kt), n, nq, nk, r, c, (double)v, (double)one);
+                        }
+                }
             }
-        }
+    }
 }
 
 Test(kernels, test_kernels_softmax_step_within_exp_error_of_ref) {
@@ -175,44 +205,48 @@ Test(kernels, test_kernels_softmax_step_within_exp_error_of_ref) {
 }
 
 Test(kernels, test_kernels_attn_accum_within_float_error_of_ref) {
-    static float p[ATT_Q * ATT_K], v[ATT_K * ATT_LD], a0[ATT_Q * ATT_LD], ar[ATT_Q * ATT_LD],
+    static float p[ATT_Q * ATT_K], vx[ATT_K * ATT_LD], a0[ATT_Q * ATT_LD], ar[ATT_Q * ATT_LD],
         ai[ATT_Q * ATT_LD];
     for (int i = 0; i < ATT_Q * ATT_K; i++)
         p[i] = 0.5f * (frand() + 1.0f);
     for (int i = 0; i < ATT_K * ATT_LD; i++)
-        v[i] = frand();
+        vx[i] = frand();
     for (int i = 0; i < ATT_Q * ATT_LD; i++)
         a0[i] = frand() * 4.0f;
     static const int ns[] = {1, 5, 16, 31, 64, 100, 128, 129, 256, 260};
     static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {5, 17}, {16, 32}, {19, 37}};
-    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
-        for (size_t si_ = 0; si_ < sizeof shapes / sizeof shapes[0]; si_++) {
-            const int n = ns[ni], nq = shapes[si_][0], nk = shapes[si_][1];
-            memcpy(ar, a0, sizeof ar);
-            ks_kernels_ref()->attn_accum_f32(ar, ATT_LD, nq, p, ATT_K, v, ATT_LD, nk, n);
-            for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-                const ks_kernels *k = isa_or_skip(isas[j]);
-                if (!k)
-                    continue;
-                memcpy(ai, a0, sizeof ai);
-                k->attn_accum_f32(ai, ATT_LD, nq, p, ATT_K, v, ATT_LD, nk, n);
-                for (int r = 0; r < ATT_Q; r++)
-                    for (int i = 0; i < ATT_LD; i++) {
-                        const int at = r * ATT_LD + i;
-                        if (r >= nq || i >= n) { /* outside the rows and elements: untouched */
-                            cr_assert_eq(memcmp(&ai[at], &a0[at], 4), 0, "%s accum %dx%d n=%d wrote [%d][%d]",
-                                         isas[j], nq, nk, n, r, i);
-                            continue;
+    for (size_t ti = 0; ti < sizeof kv_types / sizeof kv_types[0]; ti++) {
+        const ks_type kt = kv_types[ti];
+        const kv_rows v = make_kv_rows(kt, vx, ATT_K * ATT_LD);
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
+                memcpy(ar, a0, sizeof ar);
+                ks_kernels_ref()->attn_accum[kt](ar, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n);
+                for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+                    const ks_kernels *k = isa_or_skip(isas[j]);
+                    if (!k)
+                        continue;
+                    memcpy(ai, a0, sizeof ai);
+                    k->attn_accum[kt](ai, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n);
+                    for (int r = 0; r < ATT_Q; r++)
+                        for (int i = 0; i < ATT_LD; i++) {
+                            const int at = r * ATT_LD + i;
+                            if (r >= nq || i >= n) { /* outside the rows and elements: untouched */
+                                cr_assert_eq(memcmp(&ai[at], &a0[at], 4), 0, "%s accum %s %dx%d n=%d wrote [%d][%d]",
+                                             isas[j], ks_type_name(kt), nq, nk, n, r, i);
+                                continue;
+                            }
+                            double mag = fabs((double)a0[at]);
+                            for (int c = 0; c < nk; c++)
+                                mag += fabs((double)p[r * ATT_K + c] * v.as_float[c * ATT_LD + i]);
+                            cr_assert_leq(fabs((double)ai[at] - ar[at]), 1e-6 * mag,
+                                          "%s accum %s n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j],
+                                          ks_type_name(kt), n, nq, nk, r, i, (double)ai[at], (double)ar[at]);
                         }
-                        double mag = fabs((double)a0[at]);
-                        for (int c = 0; c < nk; c++)
-                            mag += fabs((double)p[r * ATT_K + c] * v[c * ATT_LD + i]);
-                        cr_assert_leq(fabs((double)ai[at] - ar[at]), 1e-6 * mag,
-                                      "%s accum n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j], n, nq, nk, r, i,
-                                      (double)ai[at], (double)ar[at]);
-                    }
+                }
             }
-        }
+    }
 }
 
 Test(kernels, test_kernels_q8_0_rows_to_floats_match_ref_bit_exactly) {

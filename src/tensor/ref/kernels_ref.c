@@ -34,6 +34,7 @@ void ks_kernels_ref_fill(ks_kernels *k) {
     k->bf16_to_fp32_row = bf16_to_fp32_row_ref;
     k->dot_f32 = dot_f32_ref;
     ks_elementwise_ref_fill(k);
+    ks_attn_ref_fill(k);
 
     k->vec_dot[KS_TYPE_F32] = ks_vec_dot_f32_f32_ref;
     k->vec_dot[KS_TYPE_F16] = ks_vec_dot_f16_f16_ref;

@@ -8,5 +8,7 @@
 void ks_kernels_ref_fill(ks_kernels *k);
 /* RMSNorm and SwiGLU (elementwise_ref.c); ks_kernels_ref_fill() calls it. */
 void ks_elementwise_ref_fill(ks_kernels *k);
+/* The streaming-attention kernels (attn_ref.c); ks_kernels_ref_fill() calls it. */
+void ks_attn_ref_fill(ks_kernels *k);
 
 #endif

@@ -49,4 +49,5 @@ void ks_kernels_register_avx2(ks_kernels *k) {
     k->dot_f32 = dot_f32_avx2;
     ks_vec_dot_avx2_register(k);
     ks_quants_avx2_register(k);
+    ks_attn_avx2_register(k);
 }

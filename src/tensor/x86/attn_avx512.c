@@ -1,0 +1,66 @@
+/* attn_avx512.c — the streaming-attention kernels on AVX-512 (attn_x86.h holds them,
+ * written once; this file gives them a vector of 16 floats and row tiles of 4). Q8_0 rows
+ * to floats are attn_avx2.c's, which wider registers would not speed up.
+ *
+ * exp (attn_x86.h) takes its 2^n from vscalefps, which also takes care of results that
+ * underflow. */
+#include "tensor/x86/kernels_x86.h"
+
+#include <immintrin.h>
+
+typedef __m512 attn_vec;
+typedef __mmask16 attn_mask;
+#define ATTN_LANES 16
+#define ATTN_TILE 16
+#define ATTN_ROWS 4
+
+static inline attn_mask vmask(int64_t cnt) { return (attn_mask)((1u << cnt) - 1); }
+static inline attn_vec vzero(void) { return _mm512_setzero_ps(); }
+static inline attn_vec vset1(float x) { return _mm512_set1_ps(x); }
+static inline attn_vec vloadm(const float *p, attn_mask m) { return _mm512_maskz_loadu_ps(m, p); }
+static inline attn_vec vloadm_or(const float *p, attn_mask m, attn_vec v) {
+    return _mm512_mask_loadu_ps(v, m, p);
+}
+static inline attn_vec vloadm_h(const ks_fp16 *p, attn_mask m, int64_t cnt) {
+    (void)cnt;
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+static inline void vstorem(float *p, attn_mask m, attn_vec v) { _mm512_mask_storeu_ps(p, m, v); }
+static inline attn_vec vkeep(attn_mask m, attn_vec v) { return _mm512_maskz_mov_ps(m, v); }
+static inline attn_vec vfma(attn_vec a, attn_vec b, attn_vec c) { return _mm512_fmadd_ps(a, b, c); }
+static inline attn_vec vadd(attn_vec a, attn_vec b) { return _mm512_add_ps(a, b); }
+static inline attn_vec vsub(attn_vec a, attn_vec b) { return _mm512_sub_ps(a, b); }
+static inline attn_vec vmax(attn_vec a, attn_vec b) { return _mm512_max_ps(a, b); }
+static inline float vhsum(attn_vec v) { return _mm512_reduce_add_ps(v); }
+static inline float vhmax(attn_vec v) { return _mm512_reduce_max_ps(v); }
+
+static inline __m128 vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d) {
+    /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], the same of c and d */
+    const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    /* per 128-bit lane: [a, b, c, d] */
+    const __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
+    const __m512 t = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)),
+                                   _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(t), _mm512_extractf32x8_ps(t, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* e^-104 is below the smallest float: inputs are clamped there */
+#define ATTN_EXP_MIN -104.0f
+static inline attn_vec vround(attn_vec x) {
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline attn_vec vmul(attn_vec a, attn_vec b) { return _mm512_mul_ps(a, b); }
+static inline attn_vec vfnma(attn_vec a, attn_vec b, attn_vec c) { return _mm512_fnmadd_ps(a, b, c); }
+/* p 2^n, underflowing to 0 as the product would */
+static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
+    (void)x;
+    return _mm512_scalef_ps(p, n);
+}
+
+#include "tensor/x86/attn_x86.h"
+
+void ks_attn_avx512_register(ks_kernels *k) {
+    attn_register(k);
+}

@@ -1,0 +1,255 @@
+/* attn_x86.h — the streaming-attention kernels (kernels.h: attn_scores and attn_accum
+ * over K/V rows of F32 or F16, softmax_step_f32; specification in ref/attn_ref.c)
+ * written once over a float vector of ATTN_LANES lanes. attn_avx2.c (8 lanes, 16 registers) and
+ * attn_avx512.c (16 lanes, 32 registers) each define the vector and its operations, then
+ * include this file, which defines the kernels as static functions of that file and
+ * attn_register(), which puts them into a table:
+ *
+ *   attn_vec, attn_mask       a vector of floats; a mask of its first lanes
+ *   ATTN_LANES                lanes per vector
+ *   ATTN_ROWS                 largest row tile: 4 (AVX-512) or 2 (AVX2)
+ *   ATTN_TILE                 accumulators of a score tile: 16 (AVX-512) or 8 (AVX2)
+ *   vmask(cnt)                the mask of lanes [0, cnt), 0 <= cnt <= ATTN_LANES
+ *   vzero() vset1(x) vloadm(p, m) vloadm_or(p, m, v) vstorem(p, m, v) vkeep(m, v)
+ *   vloadm_h(p, m, cnt)       vloadm of halves (m and cnt say the same lanes)
+ *   vfma(a, b, c) vadd(a, b) vsub(a, b) vmax(a, b)
+ *                             vloadm: lanes outside m read as 0 (vloadm_or: as v's),
+ *                             no memory past them touched; vstorem writes the lanes of
+ *                             m only; vkeep zeroes the lanes outside m
+ *   vround(x) vmul(a, b) vfnma(a, b, c)      nearest integer; a b; c - a b
+ *   vldexp(p, n, x)           p 2^n for the integers n of exp's range reduction of x
+ *   ATTN_EXP_MIN              the input below which vldexp's results may be 0
+ *   vhsum(v) vhmax(v)         sum, largest of the lanes
+ *   vhsum4(a, b, c, d)        [sum a, sum b, sum c, sum d], one fixed tree for each
+ *
+ * Scores: tiles of nr query rows x ATTN_TILE / nr key rows, one accumulator per score,
+ * each vector of a row loaded once per tile. Row and key tails point at the last row
+ * again and drop those results; the tail of the elements is a masked load. Every score is the same sum in the same
+ * order whatever tile it falls in (its own accumulator, its lanes reduced by vhsum4's
+ * tree), so a query scores the same in a prefill tile and alone in decode.
+ *
+ * K and V rows of halves are widened to floats in registers as they are loaded: decode
+ * streams them from the KV pool once, with nothing written in between.
+ *
+ * Accumulation: up to ATTN_ROWS rows x 4 vectors of accumulators held in registers while
+ * the value rows stream past, each value vector loaded once per row tile;
+ * acc = fma(p, v, acc) per element in key order, again the same in any tile.
+ *
+ * exp: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2; e^r = 1 + r + r^2 P(r),
+ * P Cephes' degree-5 fit (about 1 ulp over the range), then vldexp.
+ *
+ * Include only from files compiled with the ISA's flags, after the definitions above. */
+#ifndef KS_ATTN_X86_H
+#define KS_ATTN_X86_H
+
+#include "core/ks_core.h"
+#include "tensor/fp16.h"
+#include "tensor/kernels.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+
+/* ---- rows of K and V ------------------------------------------------------------------ */
+
+/* Element idx of K/V rows of floats (h 0) or halves (h 1); h a constant where inlined. */
+static KS_ALWAYS_INLINE const void *kv_at(int h, const void *base, int64_t idx) {
+    return (const char *)base + idx * (h ? 2 : 4);
+}
+
+/* ATTN_LANES elements of a K/V row from element i on, lanes [0, cnt) = mask m. */
+static KS_ALWAYS_INLINE attn_vec vload_kv(int h, const void *row, int64_t i, attn_mask m,
+                                          int64_t cnt) {
+    return h ? vloadm_h((const ks_fp16 *)row + i, m, cnt) : vloadm((const float *)row + i, m);
+}
+
+/* ---- scores --------------------------------------------------------------------------- */
+
+/* s[r * ld_s + j] = scale * dot for r < nr_valid, j < nk_valid of a tile of nr rows x nkt
+ * keys (nr * nkt = ATTN_TILE; h, nr, nkt constants where inlined). */
+static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q, int64_t ld_q,
+                                         int nr_valid, const void *k, int64_t ld_k,
+                                         int nk_valid, int64_t n, float scale, float *s,
+                                         int64_t ld_s) {
+    const float *qp[ATTN_ROWS];
+    const void *kp[ATTN_TILE];
+    attn_vec acc[ATTN_TILE];
+    for (int r = 0; r < nr; r++)
+        qp[r] = q + (r < nr_valid ? r : nr_valid - 1) * ld_q;
+    for (int j = 0; j < nkt; j++)
+        kp[j] = kv_at(h, k, (j < nk_valid ? j : nk_valid - 1) * ld_k);
+    for (int a = 0; a < nr * nkt; a++)
+        acc[a] = vzero();
+    for (int64_t i = 0; i < n; i += ATTN_LANES) {
+        const int64_t cnt = KS_MIN(n - i, ATTN_LANES);
+        const attn_mask m = vmask(cnt);
+        if (nr == 1) { /* each key vector used once: no registers to hold it in */
+            const attn_vec qv = vloadm(qp[0] + i, m);
+            for (int j = 0; j < nkt; j++)
+                acc[j] = vfma(qv, vload_kv(h, kp[j], i, m, cnt), acc[j]);
+            continue;
+        }
+        attn_vec kv[ATTN_TILE];
+        for (int j = 0; j < nkt; j++)
+            kv[j] = vload_kv(h, kp[j], i, m, cnt);
+        for (int r = 0; r < nr; r++) {
+            const attn_vec qv = vloadm(qp[r] + i, m);
+            for (int j = 0; j < nkt; j++)
+                acc[r * nkt + j] = vfma(qv, kv[j], acc[r * nkt + j]);
+        }
+    }
+    for (int r = 0; r < nr && r < nr_valid; r++)
+        for (int j = 0; j < nkt; j += 4) {
+            float out[4];
+            const attn_vec *a4 = acc + r * nkt + j;
+            _mm_storeu_ps(out, _mm_mul_ps(vhsum4(a4[0], a4[1], a4[2], a4[3]), _mm_set1_ps(scale)));
+            for (int c = 0; c < 4 && j + c < nk_valid; c++)
+                s[r * ld_s + j + c] = out[c];
+        }
+}
+
+/* All nk keys for nr_valid <= nr rows, h and nr constants where inlined. */
+static KS_ALWAYS_INLINE void scores_rows(int h, int nr, const float *q, int64_t ld_q,
+                                         int nr_valid, const void *k, int64_t ld_k, int nk,
+                                         int64_t n, float scale, float *s, int64_t ld_s) {
+    const int nkt = ATTN_TILE / nr;
+    for (int j = 0; j < nk; j += nkt)
+        scores_tile(h, nr, nkt, q, ld_q, nr_valid, kv_at(h, k, j * ld_k), ld_k, KS_MIN(nk - j, nkt),
+                    n, scale, s + j, ld_s);
+}
+
+static KS_ALWAYS_INLINE void scores(int h, const float *q, int64_t ld_q, int nq, const void *k,
+                                    int64_t ld_k, int nk, int64_t n, float scale, float *s,
+                                    int64_t ld_s) {
+    int r = 0;
+    for (; r + ATTN_ROWS <= nq; r += ATTN_ROWS)
+        scores_rows(h, ATTN_ROWS, q + r * ld_q, ld_q, ATTN_ROWS, k, ld_k, nk, n, scale, s + r * ld_s,
+                    ld_s);
+    if (ATTN_ROWS > 2 && nq - r >= 2) {
+        scores_rows(h, 2, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s);
+        r += 2;
+    }
+    if (r < nq)
+        scores_rows(h, 1, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s);
+}
+
+static void attn_scores_f32(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
+                            int nk, int64_t n, float scale, float *s, int64_t ld_s) {
+    scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
+}
+
+static void attn_scores_f16(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
+                            int nk, int64_t n, float scale, float *s, int64_t ld_s) {
+    scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
+}
+
+/* ---- softmax step ---------------------------------------------------------------------- */
+
+/* e^x for x <= 0 and -inf; see the file comment. */
+static inline attn_vec vexp(attn_vec x) {
+    const attn_vec xc = vmax(x, vset1(ATTN_EXP_MIN));
+    const attn_vec n = vround(vmul(xc, vset1(1.44269504088896341f)));
+    /* r = x - n ln2, ln2 in two parts: n * 0.693359375 is exact for |n| < 2^15 */
+    attn_vec r = vfnma(n, vset1(0.693359375f), xc);
+    r = vfnma(n, vset1(-2.12194440e-4f), r);
+    attn_vec p = vset1(1.9875691500e-4f);
+    p = vfma(p, r, vset1(1.3981999507e-3f));
+    p = vfma(p, r, vset1(8.3334519073e-3f));
+    p = vfma(p, r, vset1(4.1665795894e-2f));
+    p = vfma(p, r, vset1(1.6666665459e-1f));
+    p = vfma(p, r, vset1(5.0000001201e-1f));
+    p = vfma(p, vmul(r, r), vadd(r, vset1(1.0f)));
+    return vldexp(p, n, x);
+}
+
+static float softmax_step_f32(const float *x, float *y, int64_t n, float *m) {
+    attn_vec mx = vset1(*m);
+    for (int64_t i = 0; i < n; i += ATTN_LANES) /* lanes past the tail read as mx */
+        mx = vmax(mx, vloadm_or(x + i, vmask(KS_MIN(n - i, ATTN_LANES)), mx));
+    const float mf = vhmax(mx);
+    const attn_vec mv = vset1(mf);
+    attn_vec sum = vzero();
+    for (int64_t i = 0; i < n; i += ATTN_LANES) {
+        const attn_mask t = vmask(KS_MIN(n - i, ATTN_LANES));
+        const attn_vec e = vkeep(t, vexp(vsub(vloadm(x + i, t), mv)));
+        vstorem(y + i, t, e);
+        sum = vadd(sum, e);
+    }
+    *m = mf;
+    return vhsum(sum);
+}
+
+/* ---- value accumulation -------------------------------------------------------------- */
+
+/* acc rows [0, nr) += p . v over nk keys, elements [i0, i0 + 4 ATTN_LANES) under the four
+ * masks mk of cnt[c] lanes (h, nr constants where inlined). */
+static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, float *acc, int64_t ld_acc,
+                                         const float *p, int64_t ld_p, const void *v,
+                                         int64_t ld_v, int nk, int64_t i0,
+                                         const attn_mask mk[4], const int64_t cnt[4]) {
+    attn_vec a[ATTN_ROWS * 4];
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < 4; c++)
+            a[r * 4 + c] = vloadm(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c]);
+    for (int j = 0; j < nk; j++) {
+        const void *vj = kv_at(h, v, j * ld_v);
+        attn_vec vv[4];
+        for (int c = 0; c < 4; c++)
+            vv[c] = vload_kv(h, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
+        for (int r = 0; r < nr; r++) {
+            const attn_vec w = vset1(p[r * ld_p + j]);
+            for (int c = 0; c < 4; c++)
+                a[r * 4 + c] = vfma(w, vv[c], a[r * 4 + c]);
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < 4; c++)
+            vstorem(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c], a[r * 4 + c]);
+}
+
+static KS_ALWAYS_INLINE void accum_rows(int h, int nr, float *acc, int64_t ld_acc, const float *p,
+                                        int64_t ld_p, const void *v, int64_t ld_v, int nk,
+                                        int64_t n) {
+    for (int64_t i0 = 0; i0 < n; i0 += 4 * ATTN_LANES) {
+        attn_mask mk[4];
+        int64_t cnt[4];
+        for (int c = 0; c < 4; c++) {
+            cnt[c] = KS_MAX(0, KS_MIN(ATTN_LANES, n - i0 - ATTN_LANES * c));
+            mk[c] = vmask(cnt[c]);
+        }
+        accum_chunk(h, nr, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt);
+    }
+}
+
+static KS_ALWAYS_INLINE void accum(int h, float *acc, int64_t ld_acc, int nq, const float *p,
+                                   int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n) {
+    int r = 0;
+    for (; r + ATTN_ROWS <= nq; r += ATTN_ROWS)
+        accum_rows(h, ATTN_ROWS, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+    if (ATTN_ROWS > 2 && nq - r >= 2) {
+        accum_rows(h, 2, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+        r += 2;
+    }
+    if (r < nq)
+        accum_rows(h, 1, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+}
+
+static void attn_accum_f32(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
+                           const void *v, int64_t ld_v, int nk, int64_t n) {
+    accum(0, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n);
+}
+
+static void attn_accum_f16(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
+                           const void *v, int64_t ld_v, int nk, int64_t n) {
+    accum(1, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n);
+}
+
+/* The kernels above into the table. */
+static void attn_register(ks_kernels *k) {
+    k->attn_scores[KS_TYPE_F32] = attn_scores_f32;
+    k->attn_scores[KS_TYPE_F16] = attn_scores_f16;
+    k->softmax_step_f32 = softmax_step_f32;
+    k->attn_accum[KS_TYPE_F32] = attn_accum_f32;
+    k->attn_accum[KS_TYPE_F16] = attn_accum_f16;
+}
+
+#endif
