@@ -58,7 +58,7 @@
 /* ---- scratch ------------------------------------------------------------------------- */
 
 typedef struct thread_scratch {
-    float *kvf;   /* (block_tokens, n_head_kv * head_dim) a Q8_0 block's K or V rows as floats */
+    float *kvf;   /* (block_tokens, head_dim) one head's K or V rows of a block, staged */
     float *q;     /* (max_rows, head_dim) the item's queries, rows by KV head */
     float *s;     /* (max_rows, block_tokens) scores, then softmax numerators */
     float *acc;   /* (max_rows, head_dim) running sums of weighted values */
@@ -84,6 +84,7 @@ struct ks_attention {
     const ks_kernels *k;
     int nth;
     int max_rows;           /* GROUP_TOKENS * n_head */
+    size_t head_bytes;      /* one KV head's share of a K/V row */
     thread_scratch *ts;
     /* the plan of the current batch; grows with the largest batch seen */
     group *groups;
@@ -125,12 +126,13 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     a->k = ks_kernels_get();
     a->nth = nth;
     a->max_rows = GROUP_TOKENS * hp->n_head;
+    a->head_bytes = kv->row_bytes / (size_t)hp->n_head_kv;
     size_t hd = (size_t)hp->head_dim, rows = (size_t)a->max_rows, B = (size_t)kv->block_tokens;
     a->ts = calloc((size_t)nth, sizeof *a->ts);
     bool ok = a->ts != NULL;
     for (int i = 0; ok && i < nth; i++) {
         thread_scratch *t = &a->ts[i];
-        t->kvf = malloc(B * (size_t)kv->row_elems * sizeof(float));
+        t->kvf = malloc(B * hd * sizeof(float));
         t->q = malloc(rows * hd * sizeof(float));
         t->s = malloc(rows * B * sizeof(float));
         t->acc = malloc(rows * hd * sizeof(float));
@@ -237,14 +239,33 @@ typedef struct attn_task {
 /* Rows of KV head kvh start at kvh * rows_h (rows_h = nt * gqa); within them token ti's
  * gqa heads are consecutive. Query head of row r: kvh * gqa + r % gqa. */
 
-/* The n rows of the block starting at pool row `row` (K or V of one layer) as the tile
- * kernels read them: F32 and F16 rows in place, Q8_0 rows converted into kvf. Rows of
- * one block and layer are contiguous in the pool, so n rows are one conversion. */
-static const void *block_rows(const ks_attention *a, const uint8_t *row, int n, float *kvf) {
-    if (a->kv.kv_type != KS_TYPE_Q8_0)
-        return row;
-    a->k->q8_0_to_fp32_row(row, kvf, (int64_t)n * a->kv.row_elems);
-    return kvf;
+/* Where the tile kernels read one KV head's rows of a block: row j at p + j * ld
+ * elements of type. */
+typedef struct head_rows {
+    const void *p;
+    int64_t ld;
+    ks_type type;
+} head_rows;
+
+/* The n rows of KV head kvh among the block rows that start at `row` (K or V of one
+ * layer): in place when staged is false (F32, F16), else widened into kvf ((n, head_dim)
+ * floats, contiguous), as Q8_0 rows must be. */
+static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh, int n, bool staged,
+                              float *kvf) {
+    const ks_kv_layout *kv = &a->kv;
+    const int hd = a->hp.head_dim;
+    row += (size_t)kvh * a->head_bytes;
+    if (!staged)
+        return (head_rows){row, kv->row_elems, (ks_type)kv->kv_type};
+    for (int j = 0; j < n; j++, row += kv->row_bytes) {
+        float *dst = kvf + (size_t)j * hd;
+        switch (kv->kv_type) {
+        case KS_TYPE_F32: memcpy(dst, row, (size_t)hd * sizeof(float)); break;
+        case KS_TYPE_F16: a->k->fp16_to_fp32_row((const ks_fp16 *)row, dst, hd); break;
+        default: a->k->q8_0_to_fp32_row(row, dst, hd); break;
+        }
+    }
+    return (head_rows){kvf, hd, KS_TYPE_F32};
 }
 
 static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
@@ -256,11 +277,11 @@ static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
     const ks_seq_view *sv = &b->seqs[b->seq[g->t0]];
     const int hd = hp->head_dim, n_kv = hp->n_head_kv, gqa = hp->n_head / n_kv;
     const int B = kv->block_tokens, rows_h = g->nt * gqa, rows = rows_h * n_kv;
-    const int64_t ld_kv = kv->row_elems;
     const float scale = 1.0f / sqrtf((float)hd);
-    /* the tiles' row type: the pool's, or F32 where block_rows() converts */
-    const ks_type rt = kv->kv_type == KS_TYPE_Q8_0 ? KS_TYPE_F32 : (ks_type)kv->kv_type;
-    const size_t head_bytes = (size_t)hd * (rt == KS_TYPE_F16 ? 2 : 4);
+    /* Q8_0 rows are widened first; F32 and F16 rows are read in place, halves widened in
+     * registers (staging those too measured slower in prefill, where each row meets 16
+     * queries: the tile's loads are not what bounds it) */
+    const bool staged = kv->kv_type == KS_TYPE_Q8_0;
 
     /* positions [p0, p1) of chunk c: whole blocks, as even as blocks allow */
     const int n_blocks = (g->n_pos + B - 1) / B;
@@ -283,10 +304,12 @@ static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
         const int plo = bi * B, n = KS_MIN(B, g->n_pos - plo);
         const int32_t blk = sv->block_table[bi];
         /* scores and the softmax step */
-        const uint8_t *kr = block_rows(a, ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0), n, ts->kvf);
-        for (int kvh = 0; kvh < n_kv; kvh++)
-            k->attn_scores[rt](ts->q + (size_t)kvh * rows_h * hd, hd, rows_h, kr + kvh * head_bytes, ld_kv,
-                               n, hd, scale, ts->s + (size_t)kvh * rows_h * B, B);
+        const uint8_t *k0 = ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0);
+        for (int kvh = 0; kvh < n_kv; kvh++) {
+            const head_rows kh = rows_of_head(a, k0, kvh, n, staged, ts->kvf);
+            k->attn_scores[kh.type](ts->q + (size_t)kvh * rows_h * hd, hd, rows_h, kh.p, kh.ld, n, hd, scale,
+                                    ts->s + (size_t)kvh * rows_h * B, B);
+        }
         for (int r = 0; r < rows; r++) {
             float *s = ts->s + (size_t)r * B;
             const int nv = KS_MAX(0, KS_MIN(n, ts->lim[r] - plo));
@@ -306,10 +329,12 @@ static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
                 s[j] = 0.0f;
         }
         /* weighted values */
-        const uint8_t *vr = block_rows(a, ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0), n, ts->kvf);
-        for (int kvh = 0; kvh < n_kv; kvh++)
-            k->attn_accum[rt](ts->acc + (size_t)kvh * rows_h * hd, hd, rows_h, ts->s + (size_t)kvh * rows_h * B,
-                              B, vr + kvh * head_bytes, ld_kv, n, hd);
+        const uint8_t *v0 = ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0);
+        for (int kvh = 0; kvh < n_kv; kvh++) {
+            const head_rows vh = rows_of_head(a, v0, kvh, n, staged, ts->kvf);
+            k->attn_accum[vh.type](ts->acc + (size_t)kvh * rows_h * hd, hd, rows_h,
+                                   ts->s + (size_t)kvh * rows_h * B, B, vh.p, vh.ld, n, hd);
+        }
     }
 
     for (int r = 0; r < rows; r++) {
