@@ -284,8 +284,11 @@ static inline void accumulate(__m512 acc[TILE], const int32_t *cbuf, const float
 
 /* One panel of 16 weight rows x one tile of 16 tokens, over nsb sub-blocks of sb. */
 static void tile_product(const panel *p, size_t nsb, size_t sb, const int8_t *bt, const float *da,
-                         const float *asum, int32_t *cbuf, __m512 acc[TILE]) {
+                         const float *asum, int32_t *cbuf, __m512 out[TILE]) {
     size_t b_bytes = sb * TILE;
+    /* the accumulators are this function's own (their address never escapes), so they
+     * live in registers across the tile instructions, which clobber memory */
+    __m512 acc[TILE];
     for (int i = 0; i < TILE; i++)
         acc[i] = _mm512_setzero_ps();
     int32_t *buf0 = cbuf, *buf1 = cbuf + TILE * TILE;
@@ -308,6 +311,8 @@ static void tile_product(const panel *p, size_t nsb, size_t sb, const int8_t *bt
             _tile_stored(TC0, buf0, TILE * 4);
         ACCUMULATE(buf1, j + 1);
     }
+    for (int i = 0; i < TILE; i++)
+        out[i] = acc[i];
 }
 
 /* In-register transpose: on return r[c] lane i = r[i] lane c on entry. */
