@@ -11,6 +11,8 @@
  *                       A76, Neoverse N1 and later; not Cortex-A53/A57/A72)
  *   vec_dot_int_neon.h  the integer dot products themselves, written once over an 8-bit
  *                       dot step that vec_dot_neon.c and vec_dot_dotprod.c each define
+ *   attn_neon.c         streaming-attention tiles (tensor/attn_tiles.h on 4 lanes) and
+ *                       Q8_0 rows to floats
  *
  * The "neon" table is ref's with the NEON entries over it; where the CPU has DotProd,
  * kernels.c then lays the SDOT entries over those. Every file here is compiled with
@@ -27,6 +29,7 @@
 
 void ks_vec_dot_neon_register(ks_kernels *k);
 void ks_quants_neon_register(ks_kernels *k);
+void ks_attn_neon_register(ks_kernels *k);
 /* Only called when ks_cpu_detect()->dotprod. */
 void ks_kernels_register_neon_dotprod(ks_kernels *k);
 

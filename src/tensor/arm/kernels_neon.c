@@ -31,4 +31,5 @@ void ks_kernels_register_neon(ks_kernels *k) {
     k->fp16_to_fp32_row = fp16_to_fp32_row_neon;
     ks_vec_dot_neon_register(k);
     ks_quants_neon_register(k);
+    ks_attn_neon_register(k);
 }

@@ -1,9 +1,9 @@
-/* attn_avx2.c — the streaming-attention kernels on AVX2 + FMA (attn_x86.h holds them,
- * written once; this file gives them a vector of 8 floats and row tiles of 2, which with
- * 16 registers leave room for the operands), and Q8_0 rows to floats, which the AVX-512
- * table uses too.
+/* attn_avx2.c — the streaming-attention kernels on AVX2 + FMA (tensor/attn_tiles.h holds
+ * them, written once; this file gives them a vector of 8 floats and row tiles of 2, which
+ * with 16 registers leave room for the operands), and Q8_0 rows to floats, which the
+ * AVX-512 table uses too.
  *
- * exp (attn_x86.h) builds its 2^n in the exponent field, which needs n >= -126: inputs
+ * exp (attn_tiles.h) builds its 2^n in the exponent field, which needs n >= -126: inputs
  * below ln(FLT_MIN) = -87.34 give 0 (e^x < 1.2e-38 there; a softmax weight that small is
  * lost in any sum that holds the maximum's weight 1). */
 #include "tensor/quants.h"
@@ -50,9 +50,10 @@ static inline float vhmax(attn_vec v) {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
-static inline __m128 vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d) {
+static inline void vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d, float scale, float *out) {
     const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    _mm_storeu_ps(out, _mm_mul_ps(sum, _mm_set1_ps(scale)));
 }
 
 /* ln(FLT_MIN): below it 2^n has no exponent field; vldexp gives 0 there */
@@ -71,7 +72,7 @@ static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
     return _mm256_andnot_ps(below, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-#include "tensor/x86/attn_x86.h"
+#include "tensor/attn_tiles.h"
 
 static void q8_0_to_fp32_row_avx2(const void *x, float *y, int64_t n) {
     const ks_block_q8_0 *b = x;

@@ -1,8 +1,8 @@
-/* attn_avx512.c — the streaming-attention kernels on AVX-512 (attn_x86.h holds them,
- * written once; this file gives them a vector of 16 floats and row tiles of 4). Q8_0 rows
- * to floats are attn_avx2.c's, which wider registers would not speed up.
+/* attn_avx512.c — the streaming-attention kernels on AVX-512 (tensor/attn_tiles.h holds
+ * them, written once; this file gives them a vector of 16 floats and row tiles of 4).
+ * Q8_0 rows to floats are attn_avx2.c's, which wider registers would not speed up.
  *
- * exp (attn_x86.h) takes its 2^n from vscalefps, which also takes care of results that
+ * exp (attn_tiles.h) takes its 2^n from vscalefps, which also takes care of results that
  * underflow. */
 #include "tensor/x86/kernels_x86.h"
 
@@ -34,7 +34,7 @@ static inline attn_vec vmax(attn_vec a, attn_vec b) { return _mm512_max_ps(a, b)
 static inline float vhsum(attn_vec v) { return _mm512_reduce_add_ps(v); }
 static inline float vhmax(attn_vec v) { return _mm512_reduce_max_ps(v); }
 
-static inline __m128 vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d) {
+static inline void vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d, float scale, float *out) {
     /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], the same of c and d */
     const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
     const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
@@ -43,7 +43,8 @@ static inline __m128 vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d) {
     const __m512 t = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)),
                                    _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(t), _mm512_extractf32x8_ps(t, 1));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    _mm_storeu_ps(out, _mm_mul_ps(sum, _mm_set1_ps(scale)));
 }
 
 /* e^-104 is below the smallest float: inputs are clamped there */
@@ -59,7 +60,7 @@ static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
     return _mm512_scalef_ps(p, n);
 }
 
-#include "tensor/x86/attn_x86.h"
+#include "tensor/attn_tiles.h"
 
 void ks_attn_avx512_register(ks_kernels *k) {
     attn_register(k);

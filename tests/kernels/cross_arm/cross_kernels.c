@@ -447,6 +447,95 @@ static void test_dot_f32(const char *table, const ks_kernels *k, const ks_kernel
     end(&c, NULL);
 }
 
+/* ---- streaming attention --------------------------------------------------------------- */
+
+/* The attention entries against ref, as tests/kernels/test_kernels.c holds the x86 ones:
+ * scores and value accumulation over F32 and F16 rows within 1e-6 of the terms'
+ * magnitude, each score equal bit for bit to the same score computed alone; the softmax
+ * step within a few ulp of expf (weights below the smallest normal float may be 0); Q8_0
+ * rows to floats bit for bit. */
+#define ATT_ROWS 19
+#define ATT_LD 131
+static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *ref) {
+    static float q[ATT_ROWS * ATT_LD], kv[ATT_ROWS * ATT_LD], wide[ATT_ROWS * ATT_LD];
+    static float sr[ATT_ROWS * ATT_ROWS], sk[ATT_ROWS * ATT_ROWS], ar[ATT_ROWS * ATT_LD],
+        ak[ATT_ROWS * ATT_LD];
+    static ks_fp16 half[ATT_ROWS * ATT_LD];
+    static const int ns[] = {1, 7, 64, 128, 131};
+    static const int shapes[][2] = {{1, 1}, {2, 19}, {5, 17}, {16, 16}, {19, 19}};
+    test_case c;
+    begin(&c, "%s attention tiles, softmax step, q8_0 rows", table);
+    rng_state = 0x452821e638d01377ull;
+    for (int i = 0; i < ATT_ROWS * ATT_LD; i++) {
+        q[i] = frand();
+        kv[i] = frand();
+        half[i] = ks_fp32_to_fp16(kv[i]);
+    }
+    for (int h = 0; h < 2; h++) {
+        const ks_type t = h ? KS_TYPE_F16 : KS_TYPE_F32;
+        const void *rows = h ? (const void *)half : (const void *)kv;
+        for (int i = 0; i < ATT_ROWS * ATT_LD; i++)
+            wide[i] = h ? ks_fp16_to_fp32(half[i]) : kv[i];
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                const int n = ns[ni], nq = shapes[si][0], nk = shapes[si][1];
+                ref->attn_scores[t](q, ATT_LD, nq, rows, ATT_LD, nk, n, 0.25f, sr, ATT_ROWS);
+                k->attn_scores[t](q, ATT_LD, nq, rows, ATT_LD, nk, n, 0.25f, sk, ATT_ROWS);
+                for (int i = 0; i < ATT_ROWS * ATT_LD; i++)
+                    ar[i] = ak[i] = q[i];
+                ref->attn_accum[t](ar, ATT_LD, nq, sr, ATT_ROWS, rows, ATT_LD, nk, n);
+                k->attn_accum[t](ak, ATT_LD, nq, sr, ATT_ROWS, rows, ATT_LD, nk, n);
+                for (int r = 0; r < nq; r++) {
+                    for (int j = 0; j < nk; j++) {
+                        double mag = 0;
+                        for (int i = 0; i < n; i++)
+                            mag += fabs(0.25 * q[r * ATT_LD + i] * wide[j * ATT_LD + i]);
+                        const float v = sk[r * ATT_ROWS + j], want = sr[r * ATT_ROWS + j];
+                        check(&c, fabs((double)v - want) <= 1e-6 * mag + 1e-30,
+                              "%s scores n=%d %dx%d [%d][%d]: %g vs ref %g", ks_type_name(t), n, nq,
+                              nk, r, j, (double)v, (double)want);
+                        float one;
+                        k->attn_scores[t](q + r * ATT_LD, ATT_LD, 1,
+                                          (const char *)rows + (size_t)j * ATT_LD * (h ? 2 : 4),
+                                          ATT_LD, 1, n, 0.25f, &one, 1);
+                        check(&c, memcmp(&one, &v, sizeof v) == 0,
+                              "%s scores n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
+                              ks_type_name(t), n, nq, nk, r, j, (double)v, (double)one);
+                    }
+                    for (int i = 0; i < ATT_LD; i++) {
+                        const int at = r * ATT_LD + i;
+                        double mag = fabs((double)q[at]);
+                        for (int j = 0; i < n && j < nk; j++)
+                            mag += fabs((double)sr[r * ATT_ROWS + j] * wide[j * ATT_LD + i]);
+                        check(&c, i < n ? fabs((double)ak[at] - ar[at]) <= 1e-6 * mag : ak[at] == q[at],
+                              "%s accum n=%d %dx%d [%d][%d]: %g vs ref %g", ks_type_name(t), n, nq,
+                              nk, r, i, (double)ak[at], (double)ar[at]);
+                    }
+                }
+            }
+    }
+    for (int n = 1; n <= 70; n++) {
+        for (int i = 0; i < n; i++)
+            q[i] = frand() * 64.0f - 56.0f; /* weights from 1 down past the smallest float */
+        if (n > 2)
+            q[n / 2] = -INFINITY;
+        float mr = -3.0f, mk = -3.0f;
+        const float sumr = ref->softmax_step_f32(q, ar, n, &mr), sumk = k->softmax_step_f32(q, ak, n, &mk);
+        check(&c, mr == mk, "softmax n=%d: max %g vs ref %g", n, (double)mk, (double)mr);
+        check(&c, fabs((double)sumk - sumr) <= 1e-6 * sumr, "softmax n=%d: sum %g vs ref %g", n,
+              (double)sumk, (double)sumr);
+        for (int i = 0; i < n; i++)
+            check(&c, fabs((double)ak[i] - ar[i]) <= 1e-6 * ar[i] + 1.2e-38,
+                  "softmax n=%d: y[%d] %a vs ref %a", n, i, (double)ak[i], (double)ar[i]);
+    }
+    const int nq8 = 9 * 32;
+    ks_type_traits_of(KS_TYPE_Q8_0)->from_float(kv, wbuf, nq8);
+    ref->q8_0_to_fp32_row(wbuf, ar, nq8);
+    k->q8_0_to_fp32_row(wbuf, ak, nq8);
+    check(&c, memcmp(ar, ak, (size_t)nq8 * sizeof *ar) == 0, "q8_0_to_fp32_row differs from ref");
+    end(&c, NULL);
+}
+
 /* ---- tables --------------------------------------------------------------------------- */
 
 static const ks_type weight_types[] = {
@@ -468,6 +557,8 @@ static void test_table(const char *name, const ks_kernels *k, const ks_kernels *
         test_fp16_to_fp32(name, k, ref);
     if (NEW(dot_f32))
         test_dot_f32(name, k, ref);
+    if (NEW(attn_scores[KS_TYPE_F32]))
+        test_attn(name, k, ref);
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
         if (NEW(vec_dot[weight_types[i]]))
             test_vec_dot(name, k, ref, weight_types[i]);

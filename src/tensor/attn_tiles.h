@@ -1,9 +1,10 @@
-/* attn_x86.h — the streaming-attention kernels (kernels.h: attn_scores and attn_accum
+/* attn_tiles.h — the streaming-attention kernels (kernels.h: attn_scores and attn_accum
  * over K/V rows of F32 or F16, softmax_step_f32; specification in ref/attn_ref.c)
- * written once over a float vector of ATTN_LANES lanes. attn_avx2.c (8 lanes, 16 registers) and
- * attn_avx512.c (16 lanes, 32 registers) each define the vector and its operations, then
- * include this file, which defines the kernels as static functions of that file and
- * attn_register(), which puts them into a table:
+ * written once over a float vector of ATTN_LANES lanes. x86/attn_avx2.c (8 lanes, 16
+ * registers), x86/attn_avx512.c (16 lanes, 32 registers) and arm/attn_neon.c (4 lanes,
+ * 32 registers) each define the vector and its operations, then include this file, which
+ * defines the kernels as static functions of that file and attn_register(), which puts
+ * them into a table:
  *
  *   attn_vec, attn_mask       a vector of floats; a mask of its first lanes
  *   ATTN_LANES                lanes per vector
@@ -20,7 +21,8 @@
  *   vldexp(p, n, x)           p 2^n for the integers n of exp's range reduction of x
  *   ATTN_EXP_MIN              the input below which vldexp's results may be 0
  *   vhsum(v) vhmax(v)         sum, largest of the lanes
- *   vhsum4(a, b, c, d)        [sum a, sum b, sum c, sum d], one fixed tree for each
+ *   vhsum4(a, b, c, d, scale, out)   out[0..4) = scale [sum a, sum b, sum c, sum d],
+ *                             one fixed tree for each
  *
  * Scores: tiles of nr query rows x ATTN_TILE / nr key rows, one accumulator per score,
  * each vector of a row loaded once per tile. Row and key tails point at the last row
@@ -38,15 +40,15 @@
  * exp: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2; e^r = 1 + r + r^2 P(r),
  * P Cephes' degree-5 fit (about 1 ulp over the range), then vldexp.
  *
- * Include only from files compiled with the ISA's flags, after the definitions above. */
-#ifndef KS_ATTN_X86_H
-#define KS_ATTN_X86_H
+ * Include only from files compiled with the ISA's flags, after the definitions above.
+ * Portable C over those definitions: no intrinsics here. */
+#ifndef KS_ATTN_TILES_H
+#define KS_ATTN_TILES_H
 
 #include "core/ks_core.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 
-#include <immintrin.h>
 #include <stdint.h>
 
 /* ---- rows of K and V ------------------------------------------------------------------ */
@@ -101,7 +103,7 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
         for (int j = 0; j < nkt; j += 4) {
             float out[4];
             const attn_vec *a4 = acc + r * nkt + j;
-            _mm_storeu_ps(out, _mm_mul_ps(vhsum4(a4[0], a4[1], a4[2], a4[3]), _mm_set1_ps(scale)));
+            vhsum4(a4[0], a4[1], a4[2], a4[3], scale, out);
             for (int c = 0; c < 4 && j + c < nk_valid; c++)
                 s[r * ld_s + j + c] = out[c];
         }
