@@ -1,5 +1,6 @@
 /* test_threadpool.c — every thread runs every op exactly once, ops are ordered, and the
- * range split covers [0, n) without overlap. */
+ * range split covers [0, n) without overlap, whichever phase of its wait (polling,
+ * yielding, asleep) a thread is in when the next op or the last share arrives. */
 #include "core/threadpool.h"
 
 #include <criterion/criterion.h>
@@ -44,6 +45,50 @@ Test(threadpool, test_threadpool_wakes_sleeping_workers) {
         ks_threadpool_run(p, count_op, &c);
     }
     cr_assert_eq(atomic_load(&c.calls[2]), 3);
+    ks_threadpool_destroy(p);
+}
+
+static void sleep_us(long us) {
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Gaps between ops that end each phase of a worker's wait: none (polling), tens of µs
+ * (yielding), hundreds of µs (asleep on the condition variable). */
+Test(threadpool, test_threadpool_wakes_workers_from_every_wait_phase) {
+    static const long gaps_us[] = {0, 0, 30, 0, 300, 5, 60, 1000};
+    ks_threadpool *p = ks_threadpool_create(3);
+    counts c = {.n_items = 100};
+    int n_ops = 400;
+    for (int op = 0; op < n_ops; op++) {
+        sleep_us(gaps_us[op % 8]);
+        ks_threadpool_run(p, count_op, &c);
+    }
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(atomic_load(&c.calls[i]), n_ops, "thread %d ran %d of %d ops", i,
+                     atomic_load(&c.calls[i]), n_ops);
+    cr_assert_eq(atomic_load(&c.sum), (long)n_ops * (99L * 100L / 2));
+    ks_threadpool_destroy(p);
+}
+
+/* One share far longer than the others: the submitter (thread 0) or a worker is late,
+ * the rest wait past the polling phase. */
+static void late_op(void *ctx, int ith, int nth) {
+    counts *c = ctx;
+    if (ith == c->n_items % nth)
+        sleep_us(500);
+    atomic_fetch_add(&c->calls[ith], 1);
+}
+
+Test(threadpool, test_threadpool_waits_for_a_late_share) {
+    ks_threadpool *p = ks_threadpool_create(3);
+    counts c = {0};
+    for (int op = 0; op < 30; op++) {
+        c.n_items = op; /* the late thread: op % 3 */
+        ks_threadpool_run(p, late_op, &c);
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(atomic_load(&c.calls[i]), op + 1, "op %d: thread %d", op, i);
+    }
     ks_threadpool_destroy(p);
 }
 
