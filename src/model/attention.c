@@ -437,7 +437,6 @@ void ks_attention_run(ks_attention *a, ks_threadpool *tp, uint8_t *kv_pool, cons
 void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b, int il,
                            const float *k, const float *v) {
     const ks_kv_layout *kv = &a->kv;
-    const ks_type_traits *tr = ks_type_traits_of(kv->kv_type);
     int B = kv->block_tokens;
     for (int t = 0; t < b->n_tokens; t++) {
         const ks_seq_view *sv = &b->seqs[b->seq[t]];
@@ -454,9 +453,9 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
             a->k->fp32_to_fp16_row(kt, (ks_fp16 *)kd, kv->row_elems);
             a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
             break;
-        default:
-            tr->from_float(kt, kd, kv->row_elems);
-            tr->from_float(vt, vd, kv->row_elems);
+        default: /* Q8_0 rounded as llama.cpp's CPU build stores its Q8_0 cache */
+            a->k->quantize_act[KS_TYPE_Q8_0](kt, kd, kv->row_elems);
+            a->k->quantize_act[KS_TYPE_Q8_0](vt, vd, kv->row_elems);
             break;
         }
     }
