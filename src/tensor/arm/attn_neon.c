@@ -1,6 +1,6 @@
 /* attn_neon.c — the streaming-attention kernels on NEON, any ARMv8-A CPU
  * (tensor/attn_tiles.h holds them, written once; this file gives them a vector of 4 floats
- * and row tiles of 4, 16 accumulators of the 32 registers), and Q8_0 rows to floats.
+ * and tiles of 16 accumulators of the 32 registers), and Q8_0 rows to floats.
  *
  * NEON has no masked loads and stores: a mask here is the count of lanes, and a partial
  * vector goes through a small array, which only a row's tail (head_dim not a multiple of
@@ -19,6 +19,7 @@ typedef int attn_mask; /* lanes [0, mask) */
 #define ATTN_LANES 4
 #define ATTN_TILE 16
 #define ATTN_ROWS 4
+#define ATTN_ACC_ROWS 8
 
 static inline attn_mask vmask(int64_t cnt) { return (attn_mask)cnt; }
 static inline attn_vec vzero(void) { return vdupq_n_f32(0.0f); }

@@ -1,7 +1,7 @@
 /* attn_avx2.c — the streaming-attention kernels on AVX2 + FMA (tensor/attn_tiles.h holds
- * them, written once; this file gives them a vector of 8 floats and row tiles of 2, which
- * with 16 registers leave room for the operands), and Q8_0 rows to floats, which the
- * AVX-512 table uses too.
+ * them, written once; this file gives them a vector of 8 floats and tiles of 8
+ * accumulators, which with 16 registers leave room for the operands), and Q8_0 rows to
+ * floats, which the AVX-512 table uses too.
  *
  * exp (attn_tiles.h) builds its 2^n in the exponent field, which needs n >= -126: inputs
  * below ln(FLT_MIN) = -87.34 give 0 (e^x < 1.2e-38 there; a softmax weight that small is
@@ -18,6 +18,7 @@ typedef __m256i attn_mask;
 #define ATTN_LANES 8
 #define ATTN_TILE 8
 #define ATTN_ROWS 2
+#define ATTN_ACC_ROWS 4
 
 static inline attn_mask vmask(int64_t cnt) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

@@ -1,5 +1,6 @@
 /* attn_avx512.c — the streaming-attention kernels on AVX-512 (tensor/attn_tiles.h holds
- * them, written once; this file gives them a vector of 16 floats and row tiles of 4).
+ * them, written once; this file gives them a vector of 16 floats and tiles of 16
+ * accumulators).
  * Q8_0 rows to floats are attn_avx2.c's, which wider registers would not speed up.
  *
  * exp (attn_tiles.h) takes its 2^n from vscalefps, which also takes care of results that
@@ -13,6 +14,7 @@ typedef __mmask16 attn_mask;
 #define ATTN_LANES 16
 #define ATTN_TILE 16
 #define ATTN_ROWS 4
+#define ATTN_ACC_ROWS 8
 
 static inline attn_mask vmask(int64_t cnt) { return (attn_mask)((1u << cnt) - 1); }
 static inline attn_vec vzero(void) { return _mm512_setzero_ps(); }
