@@ -24,11 +24,11 @@
  * K (then V) at a time. Either way each K/V row of a block is read from the pool once per
  * item, in address order, for all the item's rows; nothing is sized by the context.
  *
- * Threads claim items from a shared counter, largest-first order roughly (later groups of
- * a prefill see more positions). A batch with too few groups to keep every thread busy
- * (decode: one token per sequence) has its groups' positions cut into chunks of whole
- * blocks; each chunk leaves a partial (m, l, acc) per row, and a second pass merges
- * them: M = max m_c, out = sum_c e^(m_c - M) acc_c / sum_c e^(m_c - M) l_c.
+ * Threads claim items from a shared counter, largest first. A group holding more than
+ * its threads' share of the work (a decode token deep in its context) has its positions
+ * cut into chunks of whole blocks; each chunk leaves a partial (m, l, acc) per row, and a
+ * second pass merges them: M = max m_c, out = sum_c e^(m_c - M) acc_c / sum_c
+ * e^(m_c - M) l_c.
  *
  * Divisions: scratch; planning; one item; the merge; run; the K/V writes. */
 #include "model/attention.h"
@@ -47,8 +47,9 @@
  * converted block serves 8 tokens. */
 #define GROUP_TOKENS 8
 
-/* Items per thread a batch should offer before its contexts are cut into chunks: enough
- * that a thread slowed by a neighbour on a shared machine does not hold the others up. */
+/* Items per thread a batch should offer: contexts are cut into chunks until no item holds
+ * more than 1 / (ITEMS_PER_THREAD * nth) of the work, so that a thread slowed by a
+ * neighbour on a shared machine does not hold the others up. */
 #define ITEMS_PER_THREAD 4
 
 /* Fewest positions in a chunk: below this the chunk's fixed costs (gathering queries,
@@ -76,6 +77,7 @@ typedef struct group {
 
 typedef struct item {
     int g, c;      /* group, chunk */
+    long work;     /* its blocks x tokens, to order items by */
 } item;
 
 struct ks_attention {
@@ -141,8 +143,7 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
         t->lim = malloc(rows * sizeof(int));
         ok = t->kvf && t->q && t->s && t->acc && t->m && t->l && t->lim;
     }
-    /* splitting happens with fewer than ITEMS_PER_THREAD * nth groups, each cut into at
-     * most twice its share of the target: partial rows stay below this */
+    /* the most partial rows plan_items() can cut */
     a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
     a->part = ok ? malloc(a->cap_part * (2 + hd) * sizeof(float)) : NULL;
     ok = ok && a->part;
@@ -181,44 +182,62 @@ static int plan_groups(ks_attention *a, const ks_batch *b) {
     return n;
 }
 
-/* Cuts the groups' positions into chunks when there are too few groups for the threads,
- * then lists the items, last groups first. Returns the item count; *split says whether
- * any group was cut. */
+/* Largest first; ties in batch order, so that the order never depends on qsort. */
+static int item_order(const void *pa, const void *pb) {
+    const item *x = pa, *y = pb;
+    if (x->work != y->work)
+        return x->work > y->work ? -1 : 1;
+    if (x->g != y->g)
+        return x->g < y->g ? -1 : 1;
+    return (x->c > y->c) - (x->c < y->c);
+}
+
+/* Lists the items: a group whose work (tokens x positions) exceeds an even share of
+ * the batch's, 1 / (ITEMS_PER_THREAD * nth), is cut into chunks of about that share
+ * (whole blocks, at least MIN_CHUNK_POSITIONS). So a decode step (one group per
+ * sequence) spreads over the threads, and a deep decode token next to a prefill chunk
+ * does not leave the others waiting. Items go largest first, so the last ones claimed
+ * are short. Returns their count; *split says whether any group was cut.
+ *
+ * The cut groups' partial rows fit a->part: each such group holds more than a share,
+ * so there are at most ITEMS_PER_THREAD * nth of them, with at most that many chunks
+ * between them plus one each, of at most GROUP_TOKENS * n_head rows. */
 static int plan_items(ks_attention *a, int n_groups, bool *split) {
-    const int B = a->kv.block_tokens, target = ITEMS_PER_THREAD * a->nth;
-    const int min_blocks = KS_MAX(1, MIN_CHUNK_POSITIONS / B);
-    *split = false;
-    if (n_groups < target && a->nth > 1) {
-        for (int want = (target + n_groups - 1) / n_groups; want > 1; want--) {
-            size_t rows = 0;
-            for (int i = 0; i < n_groups; i++) {
-                group *g = &a->groups[i];
-                const int n_blocks = (g->n_pos + B - 1) / B;
-                g->n_chunks = KS_MAX(1, KS_MIN(want, n_blocks / min_blocks));
-                g->part = rows;
-                if (g->n_chunks > 1)
-                    rows += (size_t)g->n_chunks * (size_t)g->nt * (size_t)a->hp.n_head;
-            }
-            if (rows <= a->cap_part) {
-                *split = rows > 0;
-                break;
-            }
-        }
-        if (!*split)
-            for (int i = 0; i < n_groups; i++)
-                a->groups[i].n_chunks = 1;
-    }
-    int n_items = 0;
+    const int B = a->kv.block_tokens, min_blocks = KS_MAX(1, MIN_CHUNK_POSITIONS / B);
+    double total = 0;
     for (int i = 0; i < n_groups; i++)
-        n_items += a->groups[i].n_chunks;
+        total += (double)a->groups[i].nt * a->groups[i].n_pos;
+    const double share = total / (ITEMS_PER_THREAD * a->nth);
+    size_t rows = 0;
+    int n_items = 0;
+    *split = false;
+    for (int i = 0; i < n_groups; i++) {
+        group *g = &a->groups[i];
+        const int n_blocks = (g->n_pos + B - 1) / B;
+        const double want = a->nth > 1 ? ceil((double)g->nt * g->n_pos / share) : 1;
+        g->n_chunks = (int)KS_MAX(1, KS_MIN(want, n_blocks / min_blocks));
+        g->part = rows;
+        if (g->n_chunks > 1) {
+            rows += (size_t)g->n_chunks * (size_t)g->nt * (size_t)a->hp.n_head;
+            *split = true;
+        }
+        n_items += g->n_chunks;
+    }
+    KS_ASSERT(rows <= a->cap_part);
     if (n_items > a->cap_items) {
         a->cap_items = 2 * n_items;
         a->items = ks_xrealloc(a->items, (size_t)a->cap_items * sizeof *a->items);
     }
     int at = 0;
-    for (int i = n_groups - 1; i >= 0; i--)
-        for (int c = 0; c < a->groups[i].n_chunks; c++)
-            a->items[at++] = (item){i, c};
+    for (int i = 0; i < n_groups; i++) {
+        const group *g = &a->groups[i];
+        const int n_blocks = (g->n_pos + B - 1) / B;
+        for (int c = 0; c < g->n_chunks; c++) {
+            const long blocks = (long)n_blocks * (c + 1) / g->n_chunks - (long)n_blocks * c / g->n_chunks;
+            a->items[at++] = (item){i, c, blocks * g->nt};
+        }
+    }
+    qsort(a->items, (size_t)n_items, sizeof *a->items, item_order);
     return n_items;
 }
 

@@ -217,13 +217,14 @@ Test(attention, test_attention_deep_decode_split_across_threads_matches_referenc
 }
 
 static void mixed_case(fixture *fx, ks_attention *a) {
-    fill(fx, a, 0, 0, 701);
+    fill(fx, a, 0, 0, MAX_POS);
     fill(fx, a, 1, 0, 320);
     fill(fx, a, 2, 0, 6);
-    /* a decode deep in seq 0, 20 prompt tokens of seq 1, a decode at 5 in seq 2, and
-     * seq 0 again at an earlier position (a second decode step's worth of work) */
+    /* a decode deep in seq 0 (more than its share of the work: cut into chunks with 2 and
+     * 3 threads), 20 prompt tokens of seq 1, a decode at 5 in seq 2, and seq 0 again at
+     * an earlier position (not cut) */
     int32_t seq[23], pos[23];
-    seq[0] = 0, pos[0] = 700;
+    seq[0] = 0, pos[0] = MAX_POS - 1;
     for (int t = 0; t < 20; t++)
         seq[1 + t] = 1, pos[1 + t] = 300 + t;
     seq[21] = 2, pos[21] = 5;
