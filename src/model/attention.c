@@ -42,9 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tokens per group. With Qwen3-0.6B's 16 heads of 128 that is 128 query rows: 64 KiB of
- * accumulators and 16 KiB of scores beside a 128 KiB converted block, all in L2, and each
- * converted block serves 8 tokens. */
+/* Tokens per group. With Qwen3-0.6B's 16 query heads of 128 over 8 KV heads that is 128
+ * query rows, 16 per KV head: each K/V row of a block is read once for 16 queries, and
+ * the rows' accumulators (64 KiB) and scores (16 KiB) stay in L2. */
 #define GROUP_TOKENS 8
 
 /* Items per thread a batch should offer: contexts are cut into chunks until no item holds
@@ -120,6 +120,10 @@ void ks_attention_destroy(ks_attention *a) {
 ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks_kv_layout *kv,
                               int n_ctx, int nth, ks_err *err) {
     (void)n_ctx; /* nothing here grows with the context */
+    /* a KV head is read on its own: it must be whole blocks of the KV type */
+    if (hp->head_dim % ks_type_traits_of(kv->kv_type)->block_size != 0)
+        return KS_ERRF(err, KS_ERR_UNSUPPORTED, "KV heads of %d elements are not whole %s blocks", hp->head_dim,
+                       ks_type_name(kv->kv_type));
     ks_attention *a = calloc(1, sizeof *a);
     if (!a)
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for attention scratch");
@@ -182,6 +186,13 @@ static int plan_groups(ks_attention *a, const ks_batch *b) {
     return n;
 }
 
+/* Blocks [*b0, *b1) of chunk c of group g: whole blocks, as even as blocks allow. */
+static void chunk_blocks(const group *g, int c, int B, int *b0, int *b1) {
+    const long n_blocks = (g->n_pos + B - 1) / B;
+    *b0 = (int)(n_blocks * c / g->n_chunks);
+    *b1 = (int)(n_blocks * (c + 1) / g->n_chunks);
+}
+
 /* Largest first; ties in batch order, so that the order never depends on qsort. */
 static int item_order(const void *pa, const void *pb) {
     const item *x = pa, *y = pb;
@@ -229,14 +240,12 @@ static int plan_items(ks_attention *a, int n_groups, bool *split) {
         a->items = ks_xrealloc(a->items, (size_t)a->cap_items * sizeof *a->items);
     }
     int at = 0;
-    for (int i = 0; i < n_groups; i++) {
-        const group *g = &a->groups[i];
-        const int n_blocks = (g->n_pos + B - 1) / B;
-        for (int c = 0; c < g->n_chunks; c++) {
-            const long blocks = (long)n_blocks * (c + 1) / g->n_chunks - (long)n_blocks * c / g->n_chunks;
-            a->items[at++] = (item){i, c, blocks * g->nt};
+    for (int i = 0; i < n_groups; i++)
+        for (int c = 0; c < a->groups[i].n_chunks; c++) {
+            int b0, b1;
+            chunk_blocks(&a->groups[i], c, B, &b0, &b1);
+            a->items[at++] = (item){i, c, (long)(b1 - b0) * a->groups[i].nt};
         }
-    }
     qsort(a->items, (size_t)n_items, sizeof *a->items, item_order);
     return n_items;
 }
@@ -254,9 +263,6 @@ typedef struct attn_task {
     atomic_int next;     /* the next unclaimed item */
     size_t n_merge_rows; /* merge pass: output rows of the split groups */
 } attn_task;
-
-/* Rows of KV head kvh start at kvh * rows_h (rows_h = nt * gqa); within them token ti's
- * gqa heads are consecutive. Query head of row r: kvh * gqa + r % gqa. */
 
 /* Where the tile kernels read one KV head's rows of a block: row j at p + j * ld
  * elements of type. */
@@ -287,6 +293,9 @@ static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh
     return (head_rows){kvf, hd, KS_TYPE_F32};
 }
 
+/* Chunk c of group g (see the file comment). Rows of KV head kvh start at kvh * rows_h
+ * (rows_h = nt * gqa); within them token ti's gqa heads are consecutive, so row r is
+ * query head kvh * gqa + r % gqa of token t0 + (r % rows_h) / gqa. */
 static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
     const ks_attention *a = at->a;
     const ks_kernels *k = a->k;
@@ -302,10 +311,8 @@ static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
      * queries: the tile's loads are not what bounds it) */
     const bool staged = kv->kv_type == KS_TYPE_Q8_0;
 
-    /* positions [p0, p1) of chunk c: whole blocks, as even as blocks allow */
-    const int n_blocks = (g->n_pos + B - 1) / B;
-    const int b0 = (int)((long)n_blocks * c / g->n_chunks);
-    const int b1 = (int)((long)n_blocks * (c + 1) / g->n_chunks);
+    int b0, b1;
+    chunk_blocks(g, c, B, &b0, &b1);
 
     for (int kvh = 0; kvh < n_kv; kvh++)
         for (int ti = 0; ti < g->nt; ti++)

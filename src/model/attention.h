@@ -16,7 +16,8 @@
 
 typedef struct ks_attention ks_attention;
 
-/* Per-thread scratch for nth threads and contexts of up to n_ctx positions. */
+/* Scratch for nth threads, the size of the pool later given to ks_attention_run(); none
+ * of it grows with n_ctx, the longest context. */
 ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks_kv_layout *kv,
                               int n_ctx, int nth, ks_err *err);
 void ks_attention_destroy(ks_attention *a);
@@ -26,7 +27,9 @@ void ks_attention_destroy(ks_attention *a);
 void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b, int il,
                            const float *k, const float *v);
 
-/* out = softmax(q K^T / sqrt(head_dim)) V per token and head, over layer il. */
+/* out = softmax(q K^T / sqrt(head_dim)) V per token and head, over layer il, on the
+ * threads of tp (streaming form: see attention.c). Allocates nothing once the largest
+ * batch has been seen. */
 void ks_attention_run(ks_attention *a, ks_threadpool *tp, uint8_t *kv_pool, const ks_batch *b,
                       int il, const float *q, float *out);
 

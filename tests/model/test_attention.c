@@ -265,3 +265,16 @@ Test(attention, test_attention_store_kv_writes_each_token_at_its_block_slot) {
     ks_attention_destroy(a);
     free(fx.pool);
 }
+
+Test(attention, test_attention_rejects_kv_heads_that_split_a_q8_0_block) {
+    ks_hparams hp = {.n_head = 4, .n_head_kv = 2, .head_dim = 16, .n_layer = 1};
+    ks_kv_layout kv;
+    ks_err err;
+    /* the row (2 heads of 16) is one Q8_0 block, a head half of one */
+    cr_assert_eq(ks_kv_layout_init(&kv, KS_TYPE_Q8_0, B, 1, 2, 16, &err), KS_OK, "%s", err.msg);
+    ks_attention *a = NULL;
+    ks_err_clear(&err);
+    cr_assert_eq(ks_attention_create(&a, &hp, &kv, 64, 1, &err), KS_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.msg, "16 elements") && strstr(err.msg, "q8_0"), "%s", err.msg);
+    cr_assert_null(a);
+}
