@@ -1,8 +1,12 @@
 /* threadpool.c — persistent fork-join pool (see threadpool.h).
  *
  * Protocol: the submitter publishes (fn, ctx), increments `generation` and, if some
- * worker sleeps, broadcasts. Each worker runs its share, then increments `done`. The
- * submitter runs share 0 and waits until done == nth - 1.
+ * worker sleeps, broadcasts. Worker i takes share i of the new generation (a
+ * compare-and-swap on its `claimed` generation), runs it, then increments `done`. The
+ * submitter runs share 0 and waits until every other share is done. A share its worker
+ * has not taken KS_POOL_YIELD_NS after the submitter finished its own is late (the
+ * worker is preempted, or still waking up): the submitter takes and runs it itself, so
+ * an op never waits a whole time slice for a thread that has not started.
  *
  * Waiting, on both sides, is timed in nanoseconds, not in polls: a pause instruction
  * takes ~10 ns on one x86 core and ~40 ns (~140 cycles) on another, so a poll count
@@ -10,7 +14,8 @@
  *
  *   worker, for the next op     spin KS_POOL_SPIN_NS, yielding after KS_POOL_YIELD_NS,
  *                               then sleep on the condition variable
- *   submitter, for the workers  spin, yielding after KS_POOL_YIELD_NS (never sleeps)
+ *   submitter, for the workers  spin; after KS_POOL_YIELD_NS take the shares not taken
+ *                               yet, then yield between polls (never sleeps)
  *
  * Yielding matters when the machine has more runnable threads than cores: a thread that
  * waits on a preempted partner gives its core back instead of spinning out its time
@@ -18,8 +23,9 @@
  * sched_yield() returns at once and costs one system call per poll.
  *
  * Memory layout: what the submitter writes per op (generation, fn, ctx), what workers
- * write per op (done) and the cold sleeping/shutdown state sit on separate cache lines,
- * so finishing workers do not invalidate the line the others are polling. */
+ * write per op (done), each worker's claim and the cold sleeping/shutdown state sit on
+ * separate cache lines, so finishing workers do not invalidate the line the others are
+ * polling. */
 #include "core/threadpool.h"
 
 #include "core/cpu.h"
@@ -60,6 +66,9 @@
 #define KS_POOL_POLLS_PER_CLOCK 64
 
 typedef struct worker {
+    /* the last generation whose share `ith` was taken, by this worker or the submitter:
+     * generation - 1 until someone takes the current one */
+    _Alignas(KS_CACHE_LINE_BYTES) atomic_uint claimed;
     ks_threadpool *pool;
     int ith;
     pthread_t thread;
@@ -140,6 +149,15 @@ static unsigned wait_for_op(ks_threadpool *p, unsigned seen) {
     return gen;
 }
 
+/* Takes share w->ith of generation `gen` for the calling thread; false if it was taken. */
+static bool claim(worker *w, unsigned gen) {
+    unsigned prev = gen - 1;
+    /* the plain load first: polling a taken share does not pull its line exclusive */
+    return atomic_load_explicit(&w->claimed, memory_order_relaxed) == prev &&
+           atomic_compare_exchange_strong_explicit(&w->claimed, &prev, gen, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     ks_threadpool *p = w->pool;
@@ -148,6 +166,8 @@ static void *worker_main(void *arg) {
         seen = wait_for_op(p, seen);
         if (stopping(p))
             return NULL;
+        if (!claim(w, seen))
+            continue; /* late: the submitter ran it */
         p->fn(p->ctx, w->ith, p->nth);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
@@ -165,7 +185,9 @@ ks_threadpool *ks_threadpool_create(int n_threads) {
     p->nth = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    p->workers = ks_xcalloc((size_t)n_threads, sizeof *p->workers);
+    p->workers = aligned_alloc(KS_CACHE_LINE_BYTES, (size_t)n_threads * sizeof *p->workers);
+    KS_ASSERT(p->workers);
+    memset(p->workers, 0, (size_t)n_threads * sizeof *p->workers);
     for (int i = 1; i < n_threads; i++) {
         p->workers[i].pool = p;
         p->workers[i].ith = i;
@@ -203,15 +225,24 @@ void ks_threadpool_run(ks_threadpool *p, ks_parallel_fn fn, void *ctx) {
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    atomic_fetch_add(&p->generation, 1); /* seq_cst: ordered before the sleepers load */
+    /* seq_cst: ordered before the sleepers load */
+    unsigned gen = atomic_fetch_add(&p->generation, 1) + 1;
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->nth);
+    int mine = 0; /* workers' shares run here */
     spin s;
     spin_start(&s);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) != p->nth - 1)
-        spin_once(&s);
+    while (atomic_load_explicit(&p->done, memory_order_acquire) != p->nth - 1 - mine) {
+        if (spin_once(&s) < KS_POOL_YIELD_NS)
+            continue;
+        for (int i = 1; i < p->nth; i++)
+            if (claim(&p->workers[i], gen)) {
+                fn(ctx, i, p->nth);
+                mine++;
+            }
+    }
 }

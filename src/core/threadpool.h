@@ -1,9 +1,12 @@
 /* threadpool.h — one persistent pool of compute threads, woken per operation.
  *
- * ks_threadpool_run(pool, fn, ctx) calls fn(ctx, ith, nth) on every thread of the pool
- * (the caller is thread 0) and returns when all have returned: the fork-join step of
- * every op in a forward pass. Workers spin briefly on a generation counter before
- * sleeping, so back-to-back ops wake them in well under a microsecond.
+ * ks_threadpool_run(pool, fn, ctx) calls fn(ctx, ith, nth) once for every share ith in
+ * [0, nth) and returns when all have returned: the fork-join step of every op in a
+ * forward pass. Share 0 runs on the caller, share i on worker i; a worker that has not
+ * started its share well after the caller finished its own (preempted, or waking up)
+ * leaves it to the caller. So fn may keep per-share scratch indexed by ith, but must not
+ * rely on which OS thread runs a share. Workers spin briefly on a generation counter
+ * before sleeping, so back-to-back ops wake them in well under a microsecond.
  *
  * Single-submitter: only one thread (the engine thread) calls run() on a pool. */
 #ifndef KS_THREADPOOL_H

@@ -1,9 +1,11 @@
-/* test_threadpool.c — every thread runs every op exactly once, ops are ordered, and the
- * range split covers [0, n) without overlap, whichever phase of its wait (polling,
- * yielding, asleep) a thread is in when the next op or the last share arrives. */
+/* test_threadpool.c — every share of every op runs exactly once, on its own worker or (a
+ * late worker's) on the caller, ops are ordered, and the range split covers [0, n)
+ * without overlap, whichever phase of its wait (polling, yielding, asleep) a thread is
+ * in when the next op or the last share arrives. */
 #include "core/threadpool.h"
 
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -89,6 +91,46 @@ Test(threadpool, test_threadpool_waits_for_a_late_share) {
         for (int i = 0; i < 3; i++)
             cr_assert_eq(atomic_load(&c.calls[i]), op + 1, "op %d: thread %d", op, i);
     }
+    ks_threadpool_destroy(p);
+}
+
+/* The threads that ran each share of one op. */
+typedef struct who {
+    pthread_t ran[4];
+} who;
+
+static void who_op(void *ctx, int ith, int nth) {
+    (void)nth;
+    ((who *)ctx)->ran[ith] = pthread_self();
+}
+
+/* After an idle millisecond the workers are asleep and take tens of µs to wake: the
+ * caller takes the shares they have not taken yet. A share runs on its own worker or on
+ * the caller, never on another worker. */
+Test(threadpool, test_threadpool_caller_takes_late_shares) {
+    ks_threadpool *p = ks_threadpool_create(4);
+    pthread_t self = pthread_self(), owner[4];
+    bool owned[4] = {false};
+    int by_caller = 0, n_ops = 50;
+    for (int op = 0; op < n_ops; op++) {
+        sleep_us(1000);
+        who w;
+        ks_threadpool_run(p, who_op, &w);
+        cr_assert(pthread_equal(w.ran[0], self), "op %d: share 0 ran off the caller", op);
+        for (int i = 1; i < 4; i++) {
+            if (pthread_equal(w.ran[i], self)) {
+                by_caller++;
+                continue;
+            }
+            cr_assert(!owned[i] || pthread_equal(w.ran[i], owner[i]), "op %d: share %d ran on another worker", op, i);
+            for (int j = 1; j < 4; j++)
+                cr_assert(j == i || !owned[j] || !pthread_equal(w.ran[i], owner[j]),
+                          "op %d: share %d ran on worker %d", op, i, j);
+            owner[i] = w.ran[i];
+            owned[i] = true;
+        }
+    }
+    cr_log_info("%d of %d workers' shares ran on the caller", by_caller, 3 * n_ops);
     ks_threadpool_destroy(p);
 }
 
