@@ -49,17 +49,18 @@ static inline void vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d, float 
     _mm_storeu_ps(out, _mm_mul_ps(sum, _mm_set1_ps(scale)));
 }
 
-/* e^-104 is below the smallest float: inputs are clamped there */
+/* e^-104 rounds to 0 (half the smallest denormal is e^-103.97): inputs are clamped there,
+ * and those below give 0 */
 #define ATTN_EXP_MIN -104.0f
 static inline attn_vec vround(attn_vec x) {
     return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 static inline attn_vec vmul(attn_vec a, attn_vec b) { return _mm512_mul_ps(a, b); }
 static inline attn_vec vfnma(attn_vec a, attn_vec b, attn_vec c) { return _mm512_fnmadd_ps(a, b, c); }
-/* p 2^n, underflowing to 0 as the product would */
+/* p 2^n, underflowing as the product would; 0 where the unclamped input x was below
+ * ATTN_EXP_MIN (-inf among them) */
 static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
-    (void)x;
-    return _mm512_scalef_ps(p, n);
+    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(ATTN_EXP_MIN), _CMP_GE_OQ), p, n);
 }
 
 #include "tensor/attn_tiles.h"
