@@ -25,6 +25,9 @@
 
 #include <pthread.h>
 #include <signal.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +103,17 @@ static void wait_requests(ks_server *srv, double ms) {
     }
 }
 
+/* A long-running server's heap: glibc raises its mmap threshold to the size of each large
+ * block freed (up to 32 MiB), after which request-sized buffers (prompt text, token
+ * arrays, JSON) come from the per-thread arenas and stay resident there, fragmented,
+ * once freed: after 1,000 mixed requests the process held ~45 MiB more than after a
+ * warm-up. A fixed threshold keeps them in their own mappings, returned when freed. */
+static void heap_return_large_blocks(void) {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+#endif
+}
+
 static const char *file_stem(const char *path, char *buf, size_t n) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -173,6 +187,7 @@ int ks_cmd_serve(int argc, char **argv) {
     }
     if (verbose)
         ks_log_set_level(KS_LOG_DEBUG);
+    heap_return_large_blocks();
     /* SIGINT/SIGTERM go to this thread only: they are blocked here before any other
      * thread exists (threads inherit the mask) and waited for with sigsuspend below.
      * A signal caught by an engine or connection thread would leave this one asleep. */
