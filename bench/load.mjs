@@ -4,24 +4,30 @@
 // between its turns, as a coding agent and its helpers do. Per concurrency: aggregate
 // decode tok/s, time to first token (median, p95) and errors. Then the long-prefill
 // check: while another client's prompt of --long-prefill tokens is being prefilled, the
-// TTFT of a cached follow-up, against the same follow-up on an idle server.
+// TTFT of a cached follow-up, against the same follow-up on an idle server. Last, from the
+// server's own log of its steps (it runs with -v): per phase, how long a step that only
+// decodes takes with 1, 2, 3, 4 sequences in it (the batching gain, free of prefill work
+// and of the clients), and how long the steps with prompt tokens take.
 //
 //   make bench-load [BENCH_LOAD_ARGS="--long-prefill 8000"]
 //   node bench/load.mjs [--url URL] [--model FILE] [--concurrency 1,2,4] [--rounds N]
 //        [--prefix-tokens N] [--turn-tokens N] [--max-tokens N] [--long-prefill N]
-//        [--followups N] [--threads N] [--parallel N] [--prefill-chunk N] [--kv-ram SIZE]
-//        [--kvserve BIN] [--save FILE.json]
+//        [--followups N] [--threads N] [--parallel N] [--prefill-chunk N] [--step-budget K]
+//        [--kv-ram SIZE] [--kvserve BIN] [--save FILE.json]
 //
 // Without --url the benchmark starts `kvserve serve` itself on a synthetic model of the
 // real Qwen3-0.6B shape (Q8_0, real Qwen3 vocabulary, Qwen3-Coder template), generated
 // once into build/bench/ (the file bench/cache.mjs uses too). With --url it drives that
-// server as it is (its --parallel and --prefill-chunk are its own).
+// server as it is (its --parallel, --prefill-chunk and --step-budget are its own, and its
+// steps are not reported).
 //
 // Definitions:
 //   TTFT       request sent -> first content event of the stream (client clock)
 //   decode     a request's output tokens after its first, from the usage it reports
 //   aggregate  sum of all requests' decode tokens / the phase's wall time
 //   per stream median over requests of decode tokens / (end - first token)
+//   D=n        the server's steps that decode n sequences and compute no prompt token:
+//              median time, and n / that time = the engine's decode tok/s at n streams
 // Each client's conversation is sent once before the phases (untimed), so turns find
 // their prefix cached, as an agent's do; side requests share one short system prompt.
 import { spawn, execFileSync } from "node:child_process";
@@ -92,19 +98,26 @@ function defaultModel() {
 async function startServer(work) {
   const model = opt("--model", null) ?? defaultModel();
   const args = ["serve", "-m", model, "--port", "0", "-c", String(Math.max(32768, longPrefill + 4096)),
-    "--kv-dir", path.join(work, "kv")];
+    "--kv-dir", path.join(work, "kv"), "-v"];
   for (const [flag, name] of [["--threads", "-t"], ["--parallel", "--parallel"], ["--prefill-chunk", "--prefill-chunk"],
-    ["--kv-ram", "--kv-ram"]])
+    ["--step-budget", "--step-budget"], ["--kv-ram", "--kv-ram"]])
     if (opt(flag, null) !== null) args.push(name, opt(flag, null));
   const logFile = path.join(work, "server.log");
   const proc = spawn(kvserve, args, { stdio: ["ignore", "ignore", "pipe"] });
   process.on("exit", () => proc.kill("SIGKILL"));
   const log = fs.createWriteStream(logFile);
-  let head = "";
+  let head = "", partial = "";
+  const steps = []; // {decode, prompt, ms} of every step the server logs
   const port = await new Promise((resolve, reject) => {
     proc.stderr.on("data", (d) => {
       log.write(d);
       if (head.length < 65536) head += d;
+      const lines = (partial + d).split("\n");
+      partial = lines.pop();
+      for (const line of lines) {
+        const m = line.match(/engine: step of (\d+) decode \+ (\d+) prompt tokens, ([\d.]+) ms(?: \(forward ([\d.]+))?/);
+        if (m) steps.push({ decode: Number(m[1]), prompt: Number(m[2]), ms: Number(m[3]), forward: Number(m[4] ?? m[3]) });
+      }
       const m = head.match(/listening on http:\/\/[^:]+:(\d+)/);
       if (m) resolve(Number(m[1]));
     });
@@ -112,7 +125,7 @@ async function startServer(work) {
   });
   const engine = head.match(/engine: .*/)?.[0] ?? "";
   return {
-    url: `http://127.0.0.1:${port}`, logFile, engine,
+    url: `http://127.0.0.1:${port}`, logFile, engine, steps,
     async stop() {
       const exited = new Promise((resolve) => proc.on("exit", resolve));
       proc.kill("SIGTERM");
@@ -182,6 +195,30 @@ function quantile(xs, q) {
 }
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : "-");
 
+// ---- the server's steps ------------------------------------------------------------------
+
+/** Summary of the steps logged while fn ran: decode-only steps by batch size, and the
+ *  steps that computed prompt tokens; and the share of the wall time the engine was busy
+ *  (/metrics: the rest it waited for requests). */
+async function withSteps(srv, fn) {
+  const from = srv.steps?.length ?? 0;
+  const busy0 = await metric(srv.url, "kvserve_engine_busy_seconds_total"), t0 = performance.now();
+  const result = await fn();
+  const busy = ((await metric(srv.url, "kvserve_engine_busy_seconds_total")) - busy0) / ((performance.now() - t0) / 1e3);
+  return { result, steps: srv.steps ? { ...summarizeSteps(srv.steps.slice(from)), busy } : null };
+}
+
+function summarizeSteps(steps) {
+  const decode = {};
+  for (const s of steps.filter((s) => s.prompt === 0)) (decode[s.decode] ??= []).push(s.ms);
+  const byBatch = Object.fromEntries(Object.entries(decode).map(([n, ms]) =>
+    [n, { steps: ms.length, medianMs: median(ms), tokS: Number(n) / (median(ms) / 1e3) }]));
+  const pf = steps.filter((s) => s.prompt > 0), dec = steps.filter((s) => s.prompt === 0);
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  return { byBatch, promptSteps: pf.length, outsideForward: 1 - sum(dec.map((s) => s.forward)) / sum(dec.map((s) => s.ms)), promptMedianMs: median(pf.map((s) => s.ms)),
+    promptMaxMs: Math.max(...pf.map((s) => s.ms)), promptMedianTokens: median(pf.map((s) => s.prompt)) };
+}
+
 async function phase(client, n, convs) {
   const results = [];
   const t0 = performance.now();
@@ -238,6 +275,29 @@ async function longPrefillCheck(client, base, conv) {
 
 // ---- main -----------------------------------------------------------------------------------
 
+function printSteps(rows, lp, whole) {
+  const phases = [...rows.map((r) => [`${r.concurrency} client${r.concurrency > 1 ? "s" : ""}`, r.steps]),
+    ...(lp ? [["long prefill", lp.steps]] : [])];
+  const widths = [...new Set(phases.flatMap(([, s]) => Object.keys(s.byBatch).map(Number)))].sort((a, b) => a - b);
+  console.log("\nserver steps: decode only, by sequences in the step: median ms (tok/s); with prompt tokens: " +
+    "steps, median / max ms, median tokens; the engine's busy share of the wall time");
+  console.log("phase         " + widths.map((n) => `D=${n}`.padStart(16)).join("") + "   prompt steps" +
+    " ".repeat(24) + "busy");
+  for (const [name, s] of phases) {
+    const cells = widths.map((n) => s.byBatch[n] ? `${fmt(s.byBatch[n].medianMs, 1)} (${fmt(s.byBatch[n].tokS, 1)})` : "-");
+    const pf = `${s.promptSteps}, ${fmt(s.promptMedianMs)} / ${fmt(s.promptMaxMs)} ms, ${fmt(s.promptMedianTokens)} tokens`;
+    console.log(name.padEnd(14) + cells.map((c) => c.padStart(16)).join("") + `   ${pf.padEnd(36)}${fmt(100 * s.busy)}%`);
+  }
+  // the whole run: the engine's decode throughput at the widest batch against one sequence
+  const top = widths.at(-1), one = whole.byBatch[1], wide = whole.byBatch[top];
+  if (one && wide && top > 1)
+    console.log(`whole run: decode-only steps of ${top} sequences give ${fmt(wide.tokS, 1)} tok/s, ` +
+      `${fmt(wide.tokS / one.tokS, 2)}x one sequence's ${fmt(one.tokS, 1)} tok/s (a step of ${top} takes ` +
+      `${fmt(wide.medianMs / one.medianMs, 2)}x as long as a step of one); ` +
+      `${fmt(100 * whole.outsideForward, 1)}% of decode-only steps' time outside the forward pass ` +
+      "(sampling, events, KV bookkeeping)");
+}
+
 async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvserve-bench-load-"));
   const srv = url ? { url, engine: "(external server)" } : await startServer(work);
@@ -253,7 +313,8 @@ async function main() {
   const rows = [];
   console.log("\nclients  requests  errors  decode tok/s (aggregate)  per stream  TTFT median  TTFT p95  (turn / side median)");
   for (const n of levels) {
-    const r = await phase(client, n, convs);
+    const { result: r, steps } = await withSteps(srv, () => phase(client, n, convs));
+    r.steps = steps;
     rows.push(r);
     console.log(`${String(n).padStart(7)}  ${String(r.requests).padStart(8)}  ${String(r.errors).padStart(6)}  ` +
       `${fmt(r.aggregateTokS, 1).padStart(24)}  ${fmt(r.perStreamTokS, 1).padStart(10)}  ` +
@@ -267,13 +328,15 @@ async function main() {
 
   let lp = null;
   if (longPrefill > 0) {
-    lp = await longPrefillCheck(client, srv.url, convs[0]);
+    const { result, steps } = await withSteps(srv, () => longPrefillCheck(client, srv.url, convs[0]));
+    lp = { ...result, steps };
     console.log(`\nlong prefill: ${lp.longPrefillTokens} tokens took ${fmt(lp.longPrefillSeconds, 1)} s; ` +
       `a cached follow-up's TTFT: ${fmt(lp.idleMedian)} ms idle, ${fmt(lp.busyMedian)} ms during it ` +
       `(${fmt(lp.ratio, 2)}x; each: idle ${lp.idleTtft.map((x) => fmt(x)).join(", ")}, ` +
       `busy ${lp.busyTtft.map((x) => fmt(x)).join(", ")})` +
       (lp.overlapped ? "" : " — the prefill ended before the follow-ups did: raise --long-prefill"));
   }
+  if (srv.steps) printSteps(rows, lp, summarizeSteps(srv.steps));
   if (saveFile) fs.writeFileSync(saveFile, JSON.stringify({ engine: srv.engine, rows, longPrefill: lp }, null, 2));
   if (srv.stop) await srv.stop();
   if (!url) fs.rmSync(work, { recursive: true, force: true });

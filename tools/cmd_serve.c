@@ -66,7 +66,11 @@ static void usage(FILE *f) {
             "  --alias NAME           model name listed by /v1/models (default: the file's name)\n"
             "  -c, --ctx N            most tokens per conversation (default: min(model's, 32768))\n"
             "  --parallel N           sequences decoded together (default 4)\n"
-            "  --prefill-chunk N      prompt tokens per step (default 512)\n"
+            "  --prefill-chunk N      most prompt tokens per step (default %d)\n"
+            "  --step-budget K        size steps that compute prompt tokens to last about K decode steps\n"
+            "                         (measured as the server runs): streams keep ~1/K of their speed\n"
+            "                         beside a long prefill, a new request waits ~K decode steps for the\n"
+            "                         step in progress (default %d; 0: off, --prefill-chunk tokens a step)\n"
             "  --max-queue N          waiting requests before 529/503 (default 64)\n"
             "  --max-output N         cap on max_tokens (default 32768)\n"
             "  --request-timeout S    end a request S seconds after it arrived with a timeout error\n"
@@ -85,7 +89,7 @@ static void usage(FILE *f) {
             "  --log-file FILE        append logs to FILE\n"
             "  --test-forced-outputs FILE  tests only: emit these outputs (JSON strings, one per line) in turn\n"
             "                         instead of sampling\n",
-            ks_chat_format_names());
+            KS_ENGINE_DEFAULT_CHUNK, KS_STEP_BUDGET_DEFAULT, ks_chat_format_names());
 }
 
 static double now_ms(void) {
@@ -129,7 +133,8 @@ int ks_cmd_serve(int argc, char **argv) {
                *log_file = NULL, *forced_path = NULL;
     const char *api_key = getenv("KVSERVE_API_KEY");
     long port = KS_DEFAULT_PORT, ctx = 0, parallel = 0, chunk = 0, queue = 0, max_output = 32768, threads = 0,
-         idle = KS_DEFAULT_IDLE_TIMEOUT_S, grace = KS_DEFAULT_GRACE_S, req_timeout = 0;
+         idle = KS_DEFAULT_IDLE_TIMEOUT_S, grace = KS_DEFAULT_GRACE_S, req_timeout = 0,
+         step_budget = KS_STEP_BUDGET_DEFAULT;
     uint64_t kv_ram = 0, kv_disk = 20ull << 30, max_body = KS_DEFAULT_MAX_BODY;
     int kv_type = KS_TYPE_F16, verbose = 0;
     for (int i = 1; i < argc; i++) {
@@ -152,6 +157,7 @@ int ks_cmd_serve(int argc, char **argv) {
         INT_OPT("--ctx", ctx, 0, 1 << 24)
         INT_OPT("--parallel", parallel, 1, 256)
         INT_OPT("--prefill-chunk", chunk, 1, 1 << 16)
+        INT_OPT("--step-budget", step_budget, 0, 1000)
         INT_OPT("--max-queue", queue, 1, 1 << 20)
         INT_OPT("--max-output", max_output, 1, 1 << 24)
         INT_OPT("-t", threads, 0, 1024)
@@ -251,6 +257,7 @@ int ks_cmd_serve(int argc, char **argv) {
     ep.n_ctx = (int)ctx;
     ep.n_parallel = (int)parallel;
     ep.prefill_chunk = (int)chunk;
+    ep.step_budget = step_budget > 0 ? (int)step_budget : -1;
     ep.max_queue = (int)queue;
     ep.kv.kv_type = (uint32_t)kv_type;
     ep.kv.ram_bytes = kv_ram ? kv_ram : ks_kv_cache_default_ram_bytes();
@@ -270,10 +277,13 @@ int ks_cmd_serve(int argc, char **argv) {
         goto fail;
     ks_engine_stats st;
     ks_engine_stats_get(engine, &st);
-    KS_LOGI("engine: %d threads, context %d, parallel %d, KV %s in RAM %.2f GiB (%d blocks of %d tokens), disk %s "
-            "(%.2f GiB budget) (%.0f ms)",
+    char steps[64] = "off";
+    if (step_budget > 0)
+        snprintf(steps, sizeof steps, "~%ld decode steps", step_budget);
+    KS_LOGI("engine: %d threads, context %d, parallel %d, prefill chunk %ld, step budget %s, KV %s in RAM %.2f GiB "
+            "(%d blocks of %d tokens), disk %s (%.2f GiB budget) (%.0f ms)",
             ep.n_threads > 0 ? ep.n_threads : ks_cpu_detect()->n_physical_cores, ks_engine_n_ctx(engine),
-            ep.n_parallel > 0 ? ep.n_parallel : 4, ks_type_name((uint32_t)kv_type),
+            ep.n_parallel > 0 ? ep.n_parallel : 4, chunk > 0 ? chunk : KS_ENGINE_DEFAULT_CHUNK, steps, ks_type_name((uint32_t)kv_type),
             (double)ep.kv.ram_bytes / (1u << 30), st.kv.pool_blocks, 32, ep.kv.disk_dir ? ep.kv.disk_dir : "off",
             (double)kv_disk / (1u << 30), now_ms() - t0);
 

@@ -7,10 +7,16 @@
  *
  * Prompt tokens per step (at most --prefill-chunk) go to the prefilling sequence with the
  * fewest left (a cached follow-up's new turn, a side request), with any others that also
- * finish within the chunk; no partial chunk of a longer prompt rides along, so the step
- * lasts only as long as that short work and its first token is not held back by someone
- * else's 20K-token prompt. The oldest prefilling sequence, when passed over, gets the
- * next step: a long prompt goes on at least every other step, never starved.
+ * finish in the step; no partial chunk of a longer prompt rides along, so the step lasts
+ * only as long as that short work and its first token is not held back by someone else's
+ * 20K-token prompt. The oldest prefilling sequence, when passed over, gets the next step:
+ * a long prompt goes on at least every other step, never starved.
+ *
+ * How many is a matter of time, not of a count (step_budget.h): a step with prompt tokens
+ * is sized from the engine's measured step times to last about K decode steps, so that
+ * streams keep about 1/K of their speed beside a long prefill, and a request that arrives
+ * during one waits about K decode steps for the step in progress, early in the prompt or
+ * 20K tokens into it, where a token costs many times more.
  *
  * A sequence's tokens: [0, n_fed) have K/V in its blocks; [n_fed, n_tokens) are known
  * but not yet computed (the rest of the prompt while prefilling, or the one sampled
@@ -23,6 +29,7 @@
 #include "tensor/types.h"
 #include "tokenizer/vocab.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,7 +39,6 @@
 
 #define KS_ENGINE_DEFAULT_CTX 32768
 #define KS_ENGINE_DEFAULT_PARALLEL 4
-#define KS_ENGINE_DEFAULT_CHUNK 512
 #define KS_ENGINE_DEFAULT_QUEUE 64
 
 typedef enum { SEQ_WAITING, SEQ_PREFILL, SEQ_DECODE } seq_state;
@@ -92,6 +98,7 @@ struct ks_engine {
     uint64_t admit_counter;
     uint64_t passed_over;        /* admit_order of the oldest prefilling sequence if the
                                   * last step left it out, else 0 */
+    ks_step_budget budget;       /* prompt tokens per step, from measured step times */
     int max_batch;
     int32_t *b_tokens, *b_pos, *b_seq;
     uint8_t *b_want;
@@ -403,9 +410,8 @@ static void admit(ks_engine *e) {
     }
 }
 
-/* Puts the youngest running sequence other than keep back at the front of the waiting
- * list, releasing its blocks (its published prefix stays cached, so resuming it costs
- * little). Returns false if there is none. */
+/* Puts g back at the front of the waiting list, releasing its blocks (its published
+ * prefix stays cached, so resuming it costs little). */
 static void requeue(ks_engine *e, ks_gen *g) {
     for (int i = 0; i < e->n_running; i++)
         if (e->running[i] == g) {
@@ -493,7 +499,7 @@ static ks_status reserve_prefill(ks_engine *e, ks_gen *pf, int n, ks_err *err) {
  * expected time left. */
 #define KS_PREFILL_LOG_INTERVAL_MS 5000.0
 
-static void log_prefill_progress(ks_gen *g, int fed) {
+static void log_prefill_progress(ks_gen *g, int fed, int step_tokens) {
     double t = now_ms();
     if (g->t_progress_log == 0)
         g->t_progress_log = g->t_admit;
@@ -506,8 +512,8 @@ static void log_prefill_progress(ks_gen *g, int fed) {
     int computed = fed - cached;
     double rate = computed / ((t - g->t_admit) / 1e3 + 1e-9);
     int left = g->n_target - fed;
-    KS_LOGI("prefill %d/%d tokens (%d from cache), %.0f tok/s, %.0f s left", fed, g->n_target, cached, rate,
-            rate > 0 ? left / rate : 0.0);
+    KS_LOGI("prefill %d/%d tokens (%d from cache), %.0f tok/s, %.0f s left, %d tokens this step", fed, g->n_target,
+            cached, rate, rate > 0 ? left / rate : 0.0, step_tokens);
 }
 
 /* Samples g's next token from logits and posts it; ends g on end-of-generation,
@@ -599,6 +605,13 @@ static void drop_ended(ks_engine *e) {
     }
 }
 
+/* The most of g's prompt this step can take, at most max_tokens, with planned_work in
+ * the step already. */
+static int fit_prompt(const ks_engine *e, const ks_gen *g, double planned_work, int max_tokens, bool with_decode) {
+    int n = KS_MIN(g->n_target - g->kv.n_tokens, max_tokens);
+    return ks_step_budget_fit(&e->budget, planned_work, with_decode, g->kv.n_tokens, n);
+}
+
 /* Chooses this step's prompt tokens (g->plan of each prefilling sequence; see the top of
  * the file) and reserves their KV. */
 static void plan_prompt_tokens(ks_engine *e) {
@@ -607,7 +620,10 @@ static void plan_prompt_tokens(ks_engine *e) {
         e->running[i]->plan = 0;
         n_decode += e->running[i]->state == SEQ_DECODE;
     }
-    int budget = KS_MIN(e->p.prefill_chunk, e->max_batch - n_decode);
+    int tokens = KS_MIN(e->p.prefill_chunk, e->max_batch - n_decode);
+    bool with_decode = n_decode > 0;
+    if (with_decode && ks_step_budget_wants_decode_step(&e->budget))
+        return; /* a step of decode tokens only, to measure one (step_budget.h) */
     /* the prefilling sequences, fewest prompt tokens left first, and the oldest of them */
     ks_gen *order[256], *oldest = NULL;
     int n_pf = 0;
@@ -630,20 +646,27 @@ static void plan_prompt_tokens(ks_engine *e) {
     }
     ks_gen *planned[256];
     int n_planned = 0;
-    if (oldest->admit_order == e->passed_over || order[0]->n_target - order[0]->kv.n_tokens > budget) {
-        /* one sequence's chunk: the oldest's turn, or the shortest does not finish in it */
-        ks_gen *g = oldest->admit_order == e->passed_over ? oldest : order[0];
-        g->plan = KS_MIN(g->n_target - g->kv.n_tokens, budget);
-        planned[n_planned++] = g;
+    if (oldest->admit_order == e->passed_over) {
+        /* the oldest's turn */
+        oldest->plan = fit_prompt(e, oldest, 0, tokens, with_decode);
+        planned[n_planned++] = oldest;
     } else {
-        /* every prompt that finishes within the chunk, shortest first */
+        /* every prompt that finishes in the step, shortest first */
+        double work = 0;
         for (int k = 0; k < n_pf; k++) {
-            int rest = order[k]->n_target - order[k]->kv.n_tokens;
-            if (rest <= budget) {
-                order[k]->plan = rest;
-                budget -= rest;
-                planned[n_planned++] = order[k];
-            }
+            ks_gen *g = order[k];
+            int rest = g->n_target - g->kv.n_tokens;
+            if (rest > tokens || fit_prompt(e, g, work, rest, with_decode) < rest)
+                break;
+            g->plan = rest;
+            tokens -= rest;
+            work += ks_step_budget_work(&e->budget, g->kv.n_tokens, rest);
+            planned[n_planned++] = g;
+        }
+        if (n_planned == 0) {
+            /* none does: one chunk of the shortest */
+            order[0]->plan = fit_prompt(e, order[0], 0, tokens, with_decode);
+            planned[n_planned++] = order[0];
         }
     }
     e->passed_over = oldest->plan == 0 ? oldest->admit_order : 0;
@@ -684,6 +707,7 @@ static bool step(ks_engine *e) {
     plan_prompt_tokens(e);
     /* reservations may have preempted sequences: assemble from what is still running */
     int n = 0, n_out = 0;
+    ks_step_shape shape = {0, 0, 0, 0};
     for (int i = 0; i < e->n_running; i++) {
         ks_gen *g = e->running[i];
         e->b_views[i].block_table = g->kv.blocks;
@@ -693,8 +717,11 @@ static bool step(ks_engine *e) {
         if (g->state == SEQ_DECODE) {
             add_tokens(e, &n, g, g->n_tokens - 1, 1, i, true);
             g->logits_row = n_out++;
+            shape.n_decode++;
         } else if (g->state == SEQ_PREFILL && g->plan > 0) {
             bool last = g->kv.n_tokens + g->plan == g->n_target;
+            shape.n_prompt += g->plan;
+            shape.prompt_work += ks_step_budget_work(&e->budget, g->kv.n_tokens, g->plan);
             add_tokens(e, &n, g, g->kv.n_tokens, g->plan, i, last);
             if (last)
                 g->logits_row = n_out++;
@@ -707,6 +734,7 @@ static bool step(ks_engine *e) {
     ks_batch b = {n, e->b_tokens, e->b_pos, e->b_seq, e->b_want, e->b_views, e->n_running};
     ks_err_clear(&err);
     ks_status s = ks_forward_run(e->fwd, &b, e->logits, &err);
+    double forward_ms = now_ms() - t0;
     if (s != KS_OK) {
         /* an internal error: fail every sequence in the batch, keep serving */
         while (e->n_running > 0) {
@@ -735,7 +763,7 @@ static bool step(ks_engine *e) {
                 if (g->breakpoints[j] <= fed)
                     ks_kv_cache_mark_breakpoint(e->cache, &g->kv, g->breakpoints[j]);
             set_progress(g);
-            log_prefill_progress(g, fed);
+            log_prefill_progress(g, fed, g->batch_n);
             if (fed < g->n_target)
                 continue;
             g->state = SEQ_DECODE;
@@ -755,10 +783,18 @@ static bool step(ks_engine *e) {
     ks_kv_cache_poll(e->cache);
     ks_kv_cache_stats kvs;
     ks_kv_cache_stats_get(e->cache, &kvs);
+    /* the step's time, with everything every sequence in it waited for, teaches the budget */
+    shape.ms = now_ms() - t0;
+    double busy = shape.ms, target = ks_step_budget_target_ms(&e->budget);
+    KS_LOGD("engine: step of %d decode + %d prompt tokens, %.1f ms (forward %.1f ms, target %.0f ms)", shape.n_decode,
+            shape.n_prompt, shape.ms, forward_ms, isfinite(target) ? target : 0.0);
+    if (e->p.step_ms)
+        shape.ms = e->p.step_ms(e->p.step_ms_ctx, &shape);
+    ks_step_budget_observe(&e->budget, &shape);
     pthread_mutex_lock(&e->mu);
     e->kv_snapshot = kvs;
     e->stats.steps++;
-    e->stats.busy_ms += now_ms() - t0;
+    e->stats.busy_ms += busy;
     e->stats.running = e->n_running;
     pthread_mutex_unlock(&e->mu);
     return true;
@@ -827,6 +863,9 @@ ks_status ks_engine_create(ks_engine **out, const ks_model *m, const ks_engine_p
         e->p.n_parallel = 256;
     if (e->p.prefill_chunk <= 0)
         e->p.prefill_chunk = KS_ENGINE_DEFAULT_CHUNK;
+    if (e->p.step_budget == 0)
+        e->p.step_budget = KS_STEP_BUDGET_DEFAULT;
+    ks_step_budget_init(&e->budget, &m->hp, e->p.prefill_chunk, e->p.step_budget);
     if (e->p.max_queue <= 0)
         e->p.max_queue = KS_ENGINE_DEFAULT_QUEUE;
     e->max_batch = e->p.prefill_chunk + e->p.n_parallel;

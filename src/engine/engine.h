@@ -2,9 +2,10 @@
  * serves generation requests submitted from other threads with continuous batching.
  *
  * Each step runs one forward pass over a batch that mixes the next token of every
- * decoding sequence with a bounded chunk of one sequence's prompt (prefill), so a long
- * prompt never stalls the streams of others. A request's prompt first takes every
- * cached block of its prefix (RAM or disk); only the rest is computed.
+ * decoding sequence with a bounded chunk of prompt tokens (prefill), sized from measured
+ * step times so that a long prompt never stalls the streams of others for long and a
+ * newcomer never waits long for the step in progress (see step_budget.h). A request's prompt first takes every cached block of its prefix (RAM
+ * or disk); only the rest is computed.
  *
  * Threads: ks_engine_submit / ks_gen_* are called from any thread (HTTP handlers); all
  * model and cache state belongs to the engine thread. A request's events (tokens, the
@@ -16,6 +17,7 @@
 #define KS_ENGINE_H
 
 #include "core/status.h"
+#include "engine/step_budget.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
 #include "sample/sampler.h"
@@ -23,13 +25,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Most prompt tokens per step unless told: a step's time is what bounds it once the
+ * engine has measured some (step_budget.h). */
+#define KS_ENGINE_DEFAULT_CHUNK 512
+
 typedef struct ks_engine_params {
     int n_threads;        /* compute threads; <= 0: physical cores */
     int n_ctx;            /* most tokens in one sequence; <= 0: min(model's, 32768) */
     int n_parallel;       /* most sequences running at once; <= 0: 4 */
-    int prefill_chunk;    /* most prompt tokens per step; <= 0: 512 */
+    int prefill_chunk;    /* most prompt tokens per step; <= 0: KS_ENGINE_DEFAULT_CHUNK */
+    /* A step with prompt tokens lasts about this many decode steps (measured;
+     * step_budget.h); 0: KS_STEP_BUDGET_DEFAULT; < 0: off (prefill_chunk tokens every
+     * step). */
+    int step_budget;
     int max_queue;        /* requests waiting beyond the running ones; <= 0: 64 */
     ks_kv_cache_params kv;
+    /* Tests only: the time each step is taken to have lasted (ms), computed from its
+     * shape in place of the clock's reading, so that budgets are deterministic. Called
+     * on the engine thread after each step. NULL: the clock. */
+    double (*step_ms)(void *ctx, const ks_step_shape *step);
+    void *step_ms_ctx;
 } ks_engine_params;
 
 void ks_engine_params_default(ks_engine_params *p);

@@ -3,7 +3,12 @@
  * when a small KV pool forces preemption); follow-ups reuse the cache; cancellation and
  * a full queue end requests cleanly; deadlines end running and queued requests; shutdown
  * ends what is left with an error and refuses more; a short prompt is not stuck behind a
- * long prefill, which still goes on. */
+ * long prefill, which still goes on. The step budget, fed a simulated machine's step
+ * times: no target until it has measured both kinds of step, then steps that converge to
+ * K decode steps with deep prompt tokens weighing more; in the engine (step times
+ * injected, so every decision is deterministic), a decoding stream keeps getting a token
+ * every short step while a long prompt is computed, and a follow-up that arrives during a
+ * long prefill goes whole in the next step. */
 #include "engine/engine.h"
 #include "engine/runner.h"
 #include "model/model.h"
@@ -11,6 +16,8 @@
 #include "test_support.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +63,23 @@ static void reference(const ks_model *m, const int32_t *prompt, int n, int32_t *
     ks_runner_destroy(r);
 }
 
-static ks_engine *engine(const ks_model *m, int parallel, uint64_t ram_blocks, int chunk) {
+typedef struct fake_clock fake_clock;
+static double fake_step_ms(void *ctx, const ks_step_shape *s);
+
+/* clock: NULL, or the simulated step times; step_budget as ks_engine_params has it. */
+static ks_engine *engine_timed(const ks_model *m, int parallel, uint64_t ram_blocks, int chunk, int step_budget,
+                               fake_clock *clock) {
     ks_engine_params p;
     ks_engine_params_default(&p);
     p.n_threads = 2;
     p.n_ctx = 1024;
     p.n_parallel = parallel;
     p.prefill_chunk = chunk;
+    p.step_budget = step_budget;
+    if (clock) {
+        p.step_ms = fake_step_ms;
+        p.step_ms_ctx = clock;
+    }
     p.max_queue = 8;
     p.kv.kv_type = KS_TYPE_F32;
     p.kv.block_tokens = B;
@@ -74,6 +91,10 @@ static ks_engine *engine(const ks_model *m, int parallel, uint64_t ram_blocks, i
     ks_err_clear(&err);
     cr_assert_eq(ks_engine_create(&e, m, &p, &err), KS_OK, "%s", err.msg);
     return e;
+}
+
+static ks_engine *engine(const ks_model *m, int parallel, uint64_t ram_blocks, int chunk) {
+    return engine_timed(m, parallel, ram_blocks, chunk, 0, NULL);
 }
 
 static ks_gen *submit_timed(ks_engine *e, const int32_t *prompt, int n, int max_tokens, int64_t timeout_ms) {
@@ -324,4 +345,299 @@ static void check_short_behind_long(int n_short) {
 Test(engine, test_engine_short_prompt_not_stuck_behind_long_prefill) {
     check_short_behind_long(40);  /* fits in one chunk */
     check_short_behind_long(150); /* takes three, still fewer left than the long one */
+}
+
+/* ---- the step budget ------------------------------------------------------------------ */
+
+/* Qwen3-0.6B's shapes. */
+static ks_hparams qwen3_06b_shapes(void) {
+    ks_hparams hp = {.n_layer = 28, .n_embd = 1024, .n_head = 16, .n_head_kv = 8, .head_dim = 128, .n_ff = 3072};
+    return hp;
+}
+
+/* A machine the budget knows nothing of: a step costs fixed_ms, plus a pass over the
+ * weights for decode tokens, plus ms_per_token per prompt token at depth 0 (more deeper,
+ * as the budget's own work weighs them); share_hidden of the prompt time overlaps that
+ * pass (arithmetic under memory traffic), so steps are not additive. */
+typedef struct sim_machine {
+    double fixed_ms, pass_ms, ms_per_token, share_hidden;
+} sim_machine;
+
+static double sim_ms(const sim_machine *mc, const ks_step_budget *b, const ks_step_shape *s) {
+    double prompt = mc->ms_per_token / b->token_macs * s->prompt_work;
+    double hidden = mc->share_hidden * prompt, pass = s->n_decode > 0 ? mc->pass_ms : 0;
+    return mc->fixed_ms + KS_MAX(pass, hidden) + (prompt - hidden);
+}
+
+static void observe(ks_step_budget *b, const sim_machine *mc, int n_decode, int depth, int n_prompt,
+                    ks_step_shape *out) {
+    ks_step_shape s = {n_decode, n_prompt, ks_step_budget_work(b, depth, n_prompt), 0};
+    s.ms = sim_ms(mc, b, &s);
+    ks_step_budget_observe(b, &s);
+    if (out)
+        *out = s;
+}
+
+Test(engine, test_engine_step_budget_no_target_until_measured) {
+    ks_hparams hp = qwen3_06b_shapes();
+    sim_machine mc = {2, 50, 5, 0};
+    ks_step_budget b;
+    ks_step_budget_init(&b, &hp, 512, 4);
+    cr_assert(isinf(ks_step_budget_target_ms(&b)));
+    cr_assert(ks_step_budget_wants_decode_step(&b), "a decode step to measure first");
+    cr_assert_eq(ks_step_budget_fit(&b, 0, false, 0, 600), 600, "no target: the caller's chunk");
+    observe(&b, &mc, 2, 0, 0, NULL); /* a decode step alone: still no prompt rate */
+    cr_assert(isinf(ks_step_budget_target_ms(&b)));
+    cr_assert_not(ks_step_budget_wants_decode_step(&b));
+    cr_assert_eq(ks_step_budget_fit(&b, 0, true, 0, 512), KS_STEP_MIN_TOKENS, "beside streams: measured cheaply");
+    observe(&b, &mc, 0, 0, 512, NULL);
+    double target = ks_step_budget_target_ms(&b);
+    cr_assert_lt(fabs(target - 4 * 52.0), 1e-9, "target %g ms, want 4 decode steps of 52 ms", target);
+    int n = ks_step_budget_fit(&b, 0, true, 0, 512);
+    cr_assert(n > KS_STEP_MIN_TOKENS && n < 512, "a step with decode tokens takes %d of 512 prompt tokens", n);
+    cr_assert_gt(ks_step_budget_fit(&b, 0, false, 0, 512), n, "more with nothing decoding");
+    /* the unit is measured again after KS_STEP_DECODE_REFRESH steps with prompt tokens */
+    for (int i = 0; i < KS_STEP_DECODE_REFRESH; i++)
+        observe(&b, &mc, 1, 0, n, NULL);
+    cr_assert(ks_step_budget_wants_decode_step(&b));
+    observe(&b, &mc, 1, 0, 0, NULL);
+    cr_assert_not(ks_step_budget_wants_decode_step(&b));
+    /* k = 0: never a target */
+    ks_step_budget_init(&b, &hp, 512, 0);
+    observe(&b, &mc, 2, 0, 0, NULL);
+    observe(&b, &mc, 0, 0, 512, NULL);
+    cr_assert(isinf(ks_step_budget_target_ms(&b)));
+    cr_assert_not(ks_step_budget_wants_decode_step(&b));
+    cr_assert_eq(ks_step_budget_fit(&b, 0, true, 0, 512), 512);
+}
+
+/* A long prompt computed beside decode tokens, then alone, on a machine whose steps are
+ * not additive (half the prompt time hides under the pass over the weights): the measured
+ * step times correct the model until the steps last their target, however deep. */
+static void check_convergence(bool with_decode, double ms_per_token) {
+    ks_hparams hp = qwen3_06b_shapes();
+    sim_machine mc = {3, 60, ms_per_token, 0.5};
+    ks_step_budget b;
+    ks_step_budget_init(&b, &hp, 512, 4);
+    observe(&b, &mc, 1, 0, 0, NULL);
+    observe(&b, &mc, with_decode, 0, 512, NULL); /* the first chunk, before there was a target */
+    int depth = 512, steps = 0;
+    while (depth < 4000 && steps < 2000) {
+        for (int d = 0; d < 2; d++) /* decode steps in between keep decode_ms current */
+            observe(&b, &mc, 1, 0, 0, NULL);
+        double target = ks_step_budget_target_ms(&b);
+        int n = ks_step_budget_fit(&b, 0, with_decode, depth, 512);
+        ks_step_shape s;
+        observe(&b, &mc, with_decode, depth, n, &s);
+        if (++steps > 8)
+            cr_assert_lt(fabs(s.ms - target) / target, 0.15,
+                         "step %d at depth %d: %d tokens took %.1f ms, target %.1f ms", steps, depth, n, s.ms, target);
+        cr_assert_gt(n, with_decode ? KS_STEP_MIN_TOKENS : KS_STEP_MIN_ALONE_TOKENS, "the floor is not what holds");
+        cr_assert_lt(n, 512);
+        depth += n;
+    }
+    cr_assert_geq(depth, 4000, "the prompt got to %d tokens in %d steps", depth, steps);
+}
+
+Test(engine, test_engine_step_budget_steps_converge_to_target) {
+    check_convergence(true, 1.5);
+    check_convergence(false, 0.5);
+}
+
+Test(engine, test_engine_step_budget_deep_tokens_weigh_more) {
+    ks_hparams hp = qwen3_06b_shapes();
+    sim_machine mc = {0, 40, 1, 0};
+    ks_step_budget b;
+    ks_step_budget_init(&b, &hp, 512, 8);
+    observe(&b, &mc, 1, 0, 0, NULL);
+    observe(&b, &mc, 0, 0, 100, NULL);
+    /* beside a 40-ms decode step, 280 ms of 1-ms tokens at the start, less their attention
+     * among themselves; 2,000 positions in, a token also attends to 0.52x its matmuls'
+     * worth of multiply-adds, weighed 5x: ~3x fewer */
+    double target = ks_step_budget_target_ms(&b);
+    int shallow = ks_step_budget_fit(&b, 0, true, 0, 512);
+    int deep = ks_step_budget_fit(&b, 0, true, 2000, 512);
+    double t = ks_step_budget_predict_ms(&b, ks_step_budget_work(&b, 0, shallow), true);
+    cr_assert(t <= target && t > 0.99 * target, "%d tokens at the start: %.1f ms, target %.1f", shallow, t, target);
+    cr_assert(3.0 * deep < shallow && 3.4 * deep > shallow, "%d tokens 2,000 positions in, %d at the start", deep,
+              shallow);
+    /* work already planned counts */
+    double planned = ks_step_budget_work(&b, 0, 100);
+    int more = ks_step_budget_fit(&b, planned, true, 0, 512);
+    cr_assert(ks_step_budget_predict_ms(&b, planned + ks_step_budget_work(&b, 0, more), true) <= target &&
+                  ks_step_budget_predict_ms(&b, planned + ks_step_budget_work(&b, 0, more + 1), true) > target &&
+                  more < shallow - 80,
+              "%d tokens of another prompt after 100 of one", more);
+    cr_assert_eq(ks_step_budget_fit(&b, ks_step_budget_work(&b, 0, 512), true, 0, 512), 0);
+    /* the floors hold for a first prompt; a shorter prompt is not padded */
+    cr_assert_eq(ks_step_budget_fit(&b, 0, true, 1000000, 512), KS_STEP_MIN_TOKENS);
+    cr_assert_eq(ks_step_budget_fit(&b, 0, false, 1000000, 512), KS_STEP_MIN_ALONE_TOKENS);
+    cr_assert_eq(ks_step_budget_fit(&b, 0, false, 1000000, 5), 5);
+}
+
+/* ---- the step budget in the engine ------------------------------------------------------- */
+
+/* Step times for the engine, from each step's shape: fixed_ms, plus decode_ms with decode
+ * tokens, plus 0.5 ms per prompt token at depth 0 (more deeper, as the budget weighs them).
+ * Records every step; can hold the engine thread inside the hold_at-th step with prompt
+ * tokens and no decode tokens (counted once armed) until released, so that a request can
+ * be submitted at a known point of a prefill. */
+struct fake_clock {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    double fixed_ms, decode_ms, ms_per_work;
+    ks_step_shape steps[2048];
+    int n_steps;
+    bool armed, held, released;
+    int hold_at, n_prompt_steps, held_step;
+};
+
+static void fake_clock_init(fake_clock *c, const ks_model *m) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    ks_step_budget b;
+    ks_step_budget_init(&b, &m->hp, 1, 1);
+    c->fixed_ms = 2;
+    c->decode_ms = 10;
+    c->ms_per_work = 0.5 / b.token_macs;
+    c->held_step = -1;
+}
+
+static void fake_clock_deinit(fake_clock *c) {
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+static double fake_step_ms(void *ctx, const ks_step_shape *s) {
+    fake_clock *c = ctx;
+    double ms = c->fixed_ms + (s->n_decode > 0 ? c->decode_ms : 0) + c->ms_per_work * s->prompt_work;
+    pthread_mutex_lock(&c->mu);
+    if (c->n_steps < (int)KS_ARRAY_LEN(c->steps)) {
+        c->steps[c->n_steps] = *s;
+        c->steps[c->n_steps].ms = ms;
+    }
+    int index = c->n_steps++;
+    if (c->armed && s->n_prompt > 0 && s->n_decode == 0 && ++c->n_prompt_steps == c->hold_at) {
+        c->held = true;
+        c->held_step = index;
+        pthread_cond_broadcast(&c->cv);
+        while (!c->released)
+            pthread_cond_wait(&c->cv, &c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return ms;
+}
+
+/* A stream decodes while a 900-token prompt is computed: with a budget of 4 decode steps
+ * (12 ms each), every step that carries both lasts about 48 ms instead of a 256-token
+ * chunk's 140 ms or more, and the stream gets a token in each. */
+static void check_decode_beside_long_prompt(int step_budget) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    static int32_t a_p[40], b_p[900], got[512];
+    prompt_of(a_p, 40, 21);
+    prompt_of(b_p, 900, 22);
+    static fake_clock c;
+    fake_clock_init(&c, m);
+    ks_engine *e = engine_timed(m, 2, 128, 256, step_budget, &c);
+    ks_gen *a = submit(e, a_p, 40, 600);
+    ks_gen_event ev;
+    do
+        cr_assert_eq(ks_gen_next(a, &ev, 60000), 1);
+    while (ev.type != KS_GEN_EV_TOKEN);
+    ks_gen *b = submit(e, b_p, 900, 1);
+    int n = 0;
+    ks_gen_event done = drain(b, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_LENGTH);
+    ks_gen_release(a); /* cancels the stream */
+    ks_gen_release(b);
+    ks_engine_destroy(e); /* joins the engine thread: c is this thread's now */
+    int mixed = 0, largest = 0;
+    double longest = 0;
+    for (int i = 0; i < KS_MIN(c.n_steps, (int)KS_ARRAY_LEN(c.steps)); i++) {
+        const ks_step_shape *s = &c.steps[i];
+        if (s->n_decode == 0 || s->n_prompt == 0)
+            continue;
+        if (++mixed > 2 && s->ms > longest) /* the first two teach the budget its rate */
+            longest = s->ms;
+        largest = KS_MAX(largest, s->n_prompt);
+    }
+    cr_log_info("step budget %d: %d steps with decode and prompt tokens, at most %d prompt tokens, %.1f ms", step_budget,
+                mixed, largest, longest);
+    if (step_budget < 0) {
+        cr_assert_eq(largest, 256, "without a budget, a chunk rides with the decode token");
+    } else {
+        cr_assert_geq(mixed, 900 / 48, "the prompt went on in %d steps beside the stream", mixed);
+        cr_assert_leq(longest, 4 * 12.0 * 1.1, "a step with the stream's token took %.1f ms", longest);
+        cr_assert_lt(largest, 64);
+    }
+    fake_clock_deinit(&c);
+    ks_model_close(m);
+}
+
+Test(engine, test_engine_step_budget_keeps_stream_going_beside_long_prompt) {
+    check_decode_beside_long_prompt(4);
+    check_decode_beside_long_prompt(-1);
+}
+
+/* A long prompt alone goes in steps of about K decode steps (fewer tokens as it gets
+ * deeper), not in whole chunks: a follow-up that arrives during it waits one such step,
+ * then goes whole in the next. */
+Test(engine, test_engine_step_budget_follow_up_waits_one_step_of_long_prefill) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    static int32_t w_p[40], l_p[900], f_p[40], got[512];
+    prompt_of(w_p, 40, 31);
+    prompt_of(l_p, 900, 32);
+    prompt_of(f_p, 40, 33);
+    static fake_clock c;
+    fake_clock_init(&c, m);
+    ks_engine *e = engine_timed(m, 2, 128, 256, 16, &c);
+    /* a first request measures both kinds of step */
+    ks_gen *w = submit(e, w_p, 40, 4);
+    int n = 0;
+    cr_assert_eq(drain(w, got, &n).reason, KS_STOP_LENGTH);
+    ks_gen_release(w);
+    pthread_mutex_lock(&c.mu);
+    c.armed = true;
+    c.hold_at = 6;
+    pthread_mutex_unlock(&c.mu);
+    ks_gen *l = submit(e, l_p, 900, 1);
+    pthread_mutex_lock(&c.mu);
+    while (!c.held)
+        pthread_cond_wait(&c.cv, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    ks_gen *f = submit(e, f_p, 40, 1); /* queued before the held step ends */
+    pthread_mutex_lock(&c.mu);
+    c.released = true;
+    pthread_cond_broadcast(&c.cv);
+    pthread_mutex_unlock(&c.mu);
+    cr_assert_eq(drain(f, got, &n).reason, KS_STOP_LENGTH);
+    cr_assert_eq(drain(l, got, &n).reason, KS_STOP_LENGTH);
+    ks_gen_release(f);
+    ks_gen_release(l);
+    ks_engine_destroy(e);
+    int h = c.held_step;
+    cr_assert(h >= 0 && h + 2 < c.n_steps, "held at step %d of %d", h, c.n_steps);
+    cr_assert_eq(c.steps[h + 1].n_prompt, 40, "the follow-up's step: %d prompt tokens", c.steps[h + 1].n_prompt);
+    cr_assert_eq(c.steps[h + 1].n_decode, 0);
+    /* the long prompt's steps (a chunk while that is within the target, then time-bound),
+     * but for its remainder, the last step */
+    double target = 16 * 12.0;
+    int first = -1, last = -1, n_long = 0;
+    for (int i = h - 3; i + 1 < c.n_steps; i++) {
+        const ks_step_shape *s = &c.steps[i];
+        if (i == h + 1)
+            continue;
+        cr_assert(s->ms < 1.1 * target && (s->n_prompt == 256 || s->ms > 0.8 * target),
+                  "step %d: %d tokens, %.1f ms, target %.0f ms", i, s->n_prompt, s->ms, target);
+        if (first < 0)
+            first = s->n_prompt;
+        last = s->n_prompt;
+        n_long++;
+    }
+    cr_log_info("long prompt alone: %d steps from the one before the follow-up, %d tokens then, %d in the last but one",
+                n_long, first, last);
+    cr_assert_lt(last, 0.7 * first, "deeper tokens weigh more");
+    fake_clock_deinit(&c);
+    ks_model_close(m);
 }
