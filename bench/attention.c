@@ -1,0 +1,220 @@
+/* attention.c — micro-benchmark of the streaming attention (model/attention.c) alone, on
+ * Qwen3-0.6B's attention shape (16 query heads over 8 KV heads of 128, 28 layers).
+ *
+ *   bench_attention [-t THREADS] [-d DEPTH[,DEPTH...]] [-s SEQS] [-p TOKENS] [--kv f16|q8_0|f32]
+ *                   [-r RUNS]
+ *
+ * For each depth D, two cases over all layers in turn, as a forward pass runs them:
+ *
+ *   decode   SEQS sequences (default 1), each one token at position D attending to its
+ *            D + 1 positions: the bytes of K/V read per second against the machine's read
+ *            bandwidth (what bounds decode at depth);
+ *   prefill  TOKENS (default 512) consecutive tokens of one sequence at positions
+ *            D .. D + TOKENS - 1: multiply-adds of Q K^T and P V per second.
+ *
+ * Each figure is the median of RUNS runs (default 5) after a warm-up. The KV pool holds
+ * random rows, its blocks scattered as a long-running server's are; it is allocated once
+ * for the deepest case, 2 MiB-aligned and advised for huge pages, as the server's is. */
+#include "core/ks_core.h"
+#include "core/threadpool.h"
+#include "model/attention.h"
+#include "platform/pages.h"
+#include "tensor/kernels.h"
+#include "tensor/types.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define N_HEAD 16
+#define N_HEAD_KV 8
+#define HEAD_DIM 128
+#define N_LAYER 28
+#define BLOCK 32
+#define MAX_RUNS 51
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+typedef struct bench {
+    ks_hparams hp;
+    ks_kv_layout kv;
+    uint8_t *pool;
+    size_t pool_bytes;
+    int n_blocks_seq;   /* blocks per sequence */
+    int n_seqs;
+    int32_t *tables;    /* (n_seqs, n_blocks_seq) */
+    ks_seq_view *views;
+    ks_attention *attn;
+    ks_threadpool *tp;
+} bench;
+
+/* Fills every block with random rows of the KV type (a few distinct rows, tiled). */
+static void fill_pool(bench *b) {
+    float row[N_HEAD_KV * HEAD_DIM];
+    uint8_t seed[4][N_HEAD_KV * HEAD_DIM * 4];
+    for (int s = 0; s < 4; s++) {
+        for (int i = 0; i < N_HEAD_KV * HEAD_DIM; i++)
+            row[i] = frand();
+        const ks_kernels *k = ks_kernels_get();
+        switch (b->kv.kv_type) {
+        case KS_TYPE_F32: memcpy(seed[s], row, sizeof row); break;
+        case KS_TYPE_F16: k->fp32_to_fp16_row(row, (ks_fp16 *)seed[s], N_HEAD_KV * HEAD_DIM); break;
+        default: k->quantize_act[KS_TYPE_Q8_0](row, seed[s], N_HEAD_KV * HEAD_DIM); break;
+        }
+    }
+    size_t n_rows = b->pool_bytes / b->kv.row_bytes;
+    for (size_t r = 0; r < n_rows; r++)
+        memcpy(b->pool + r * b->kv.row_bytes, seed[r % 4], b->kv.row_bytes);
+}
+
+/* Times fn over all layers; the median of runs, in seconds. */
+static double time_layers(bench *b, const ks_batch *batch, const float *q, float *out, int runs) {
+    double t[MAX_RUNS];
+    for (int r = -1; r < runs; r++) {
+        double t0 = now_s();
+        for (int il = 0; il < N_LAYER; il++)
+            ks_attention_run(b->attn, b->tp, b->pool, batch, il, q, out);
+        if (r >= 0)
+            t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    return t[runs / 2];
+}
+
+int main(int argc, char **argv) {
+    int nth = 2, n_seqs = 1, n_prompt = 512, runs = 5;
+    const char *depths = "0,4096,16384", *kv_name = "f16";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-t") && v) nth = atoi(argv[++i]);
+        else if (!strcmp(a, "-d") && v) depths = argv[++i];
+        else if (!strcmp(a, "-s") && v) n_seqs = atoi(argv[++i]);
+        else if (!strcmp(a, "-p") && v) n_prompt = atoi(argv[++i]);
+        else if (!strcmp(a, "-r") && v) runs = atoi(argv[++i]);
+        else if (!strcmp(a, "--kv") && v) kv_name = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_attention [-t THREADS] [-d DEPTH,...] [-s SEQS] [-p TOKENS] "
+                            "[--kv f16|q8_0|f32] [-r RUNS]\n");
+            return 2;
+        }
+    }
+    runs = KS_MAX(1, KS_MIN(runs, MAX_RUNS));
+    n_seqs = KS_MAX(1, n_seqs);
+    int kv_type = ks_type_from_name(kv_name);
+    if (kv_type < 0) {
+        fprintf(stderr, "bench_attention: unknown KV type %s\n", kv_name);
+        return 2;
+    }
+    int max_depth = 0, list[32], n_depths = 0;
+    for (const char *p = depths; *p && n_depths < 32;) {
+        list[n_depths] = atoi(p);
+        max_depth = KS_MAX(max_depth, list[n_depths++]);
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        p++;
+    }
+
+    bench b = {0};
+    b.hp.n_head = N_HEAD;
+    b.hp.n_head_kv = N_HEAD_KV;
+    b.hp.head_dim = HEAD_DIM;
+    b.hp.n_layer = N_LAYER;
+    ks_err err;
+    if (ks_kv_layout_init(&b.kv, (uint32_t)kv_type, BLOCK, N_LAYER, N_HEAD_KV, HEAD_DIM, &err) != KS_OK) {
+        fprintf(stderr, "bench_attention: %s\n", err.msg);
+        return 1;
+    }
+    int max_pos = max_depth + KS_MAX(n_prompt, 1);
+    b.n_blocks_seq = (max_pos + BLOCK - 1) / BLOCK;
+    b.n_seqs = n_seqs;
+    int n_blocks = b.n_blocks_seq * n_seqs;
+    b.pool_bytes = (size_t)n_blocks * b.kv.block_bytes;
+    b.pool = ks_pages_alloc(b.pool_bytes);
+    b.tables = malloc((size_t)n_blocks * sizeof *b.tables);
+    b.views = malloc((size_t)n_seqs * sizeof *b.views);
+    if (!b.pool || !b.tables || !b.views) {
+        fprintf(stderr, "bench_attention: out of memory for a %.2f GiB pool\n", (double)b.pool_bytes / (1u << 30));
+        return 1;
+    }
+    fill_pool(&b);
+    /* sequence s's block i: interleaved with the others', as sequences that grew together */
+    for (int s = 0; s < n_seqs; s++) {
+        for (int i = 0; i < b.n_blocks_seq; i++)
+            b.tables[s * b.n_blocks_seq + i] = i * n_seqs + s;
+        b.views[s] = (ks_seq_view){b.tables + (size_t)s * b.n_blocks_seq, b.n_blocks_seq};
+    }
+    if (ks_attention_create(&b.attn, &b.hp, &b.kv, max_pos, nth, &err) != KS_OK) {
+        fprintf(stderr, "bench_attention: %s\n", err.msg);
+        return 1;
+    }
+    b.tp = ks_threadpool_create(nth);
+
+    int max_t = KS_MAX(n_seqs, n_prompt);
+    float *q = malloc((size_t)max_t * N_HEAD * HEAD_DIM * sizeof(float));
+    float *out = malloc((size_t)max_t * N_HEAD * HEAD_DIM * sizeof(float));
+    int32_t *pos = malloc((size_t)max_t * sizeof(int32_t)), *seq = malloc((size_t)max_t * sizeof(int32_t));
+    for (size_t i = 0; i < (size_t)max_t * N_HEAD * HEAD_DIM; i++)
+        q[i] = frand();
+
+    printf("attention: %d query heads over %d KV heads of %d, %d layers, KV %s, %d threads; median of %d runs\n\n",
+           N_HEAD, N_HEAD_KV, HEAD_DIM, N_LAYER, ks_type_name((uint32_t)kv_type), nth, runs);
+    printf("| case                 |   depth | ms (all layers) | K/V read GB/s |  GMAC/s |\n");
+    printf("|----------------------|--------:|----------------:|--------------:|--------:|\n");
+    for (int di = 0; di < n_depths; di++) {
+        int d = list[di];
+        /* decode: one token per sequence at position d */
+        for (int s = 0; s < n_seqs; s++) {
+            pos[s] = d;
+            seq[s] = s;
+        }
+        ks_batch dec = {n_seqs, NULL, pos, seq, NULL, b.views, n_seqs};
+        double t = time_layers(&b, &dec, q, out, runs);
+        double rows = (double)(d + 1) * n_seqs * N_LAYER * 2; /* K and V rows read */
+        double macs = 2.0 * (d + 1) * N_HEAD * HEAD_DIM * N_LAYER * n_seqs;
+        char label[32];
+        snprintf(label, sizeof label, "decode x%d", n_seqs);
+        printf("| %-20s | %7d | %15.2f | %13.2f | %7.1f |\n", label, d, t * 1e3, rows * b.kv.row_bytes / t / 1e9,
+               macs / t / 1e9);
+        if (n_prompt <= 0)
+            continue;
+        /* prefill: n_prompt tokens of sequence 0 from position d on */
+        for (int i = 0; i < n_prompt; i++) {
+            pos[i] = d + i;
+            seq[i] = 0;
+        }
+        ks_batch pre = {n_prompt, NULL, pos, seq, NULL, b.views, 1};
+        t = time_layers(&b, &pre, q, out, runs);
+        macs = 0;
+        for (int i = 0; i < n_prompt; i++)
+            macs += 2.0 * (d + i + 1) * N_HEAD * HEAD_DIM * N_LAYER;
+        snprintf(label, sizeof label, "prefill %d", n_prompt);
+        printf("| %-20s | %7d | %15.2f | %13s | %7.1f |\n", label, d, t * 1e3, "-", macs / t / 1e9);
+    }
+    free(q);
+    free(out);
+    free(pos);
+    free(seq);
+    ks_threadpool_destroy(b.tp);
+    ks_attention_destroy(b.attn);
+    ks_pages_free(b.pool, b.pool_bytes);
+    free(b.tables);
+    free(b.views);
+    return 0;
+}
