@@ -124,7 +124,8 @@ int main(int argc, char **argv) {
     int max_depth = 0, list[32], n_depths = 0;
     for (const char *p = depths; *p && n_depths < 32;) {
         list[n_depths] = atoi(p);
-        max_depth = KS_MAX(max_depth, list[n_depths++]);
+        max_depth = KS_MAX(max_depth, list[n_depths]);
+        n_depths++;
         p = strchr(p, ',');
         if (!p)
             break;
