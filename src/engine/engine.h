@@ -4,8 +4,9 @@
  * Each step runs one forward pass over a batch that mixes the next token of every
  * decoding sequence with a bounded chunk of prompt tokens (prefill), sized from measured
  * step times so that a long prompt never stalls the streams of others for long and a
- * newcomer never waits long for the step in progress (see step_budget.h). A request's prompt first takes every cached block of its prefix (RAM
- * or disk); only the rest is computed.
+ * newcomer never waits long for the step in progress (see step_budget.h). A request's
+ * prompt first takes every cached block of its prefix (RAM or disk); only the rest is
+ * computed.
  *
  * Threads: ks_engine_submit / ks_gen_* are called from any thread (HTTP handlers); all
  * model and cache state belongs to the engine thread. A request's events (tokens, the
