@@ -55,6 +55,7 @@ static void detect_x86(ks_cpu_features *f) {
         f->avxvnni = (a71 >> 4) & 1;
         bool os_tiles = (xcr0 & 0x60000) == 0x60000;   /* XTILECFG and XTILEDATA */
         f->amx_int8 = os_tiles && ((d7 >> 24) & 1) && ((d7 >> 25) & 1);
+        f->amx_bf16 = os_tiles && ((d7 >> 24) & 1) && ((d7 >> 22) & 1);
     } else {
         unsigned int a71, b71, c71, d71;
         __cpuid_count(7, 1, a71, b71, c71, d71);
@@ -135,6 +136,7 @@ void ks_cpu_describe(const ks_cpu_features *f, char *buf, int buf_len) {
         if (f->avx512vnni) PUT(",VNNI");
         if (f->avx512bf16) PUT(",BF16");
         if (f->amx_int8) PUT(",AMX-INT8");
+        if (f->amx_bf16) PUT(",AMX-BF16");
         PUT(")");
     }
     if (f->avxvnni) PUT(" AVX-VNNI");

@@ -15,6 +15,7 @@ typedef struct ks_cpu_features {
     bool amx_int8;                          /* AMX tiles + INT8, OS saves the tile state
                                                (Sapphire Rapids and later); a process
                                                must still ask Linux for the tile data */
+    bool amx_bf16;                          /* AMX tiles + BF16, likewise */
     bool neon, dotprod, i8mm;               /* aarch64 */
     int n_physical_cores;                   /* best effort; >= 1 */
     int n_logical_cpus;

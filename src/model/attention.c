@@ -32,13 +32,22 @@
  * with a group's rows in vector lanes measured 20% faster for a prefill at depth 4096,
  * but sum in an order decode cannot afford to follow.)
  *
+ * With a tile kernel (kernels.h, attn_tile_f16: AMX-BF16) and an F16 cache, an item with
+ * at least TILE_MIN_ROWS query rows per KV head (a prefill group) goes through it
+ * instead: one call per KV head and block does the three steps above in tiles, and groups
+ * are larger (TILE_GROUP_ROWS rows per KV head), as the kernel converts each block's K and
+ * V for its tiles once per group. Its products keep ~16 significant bits, not F32's 24:
+ * on such CPUs a prefill no longer attends exactly as decode (which stays on the vector
+ * kernels), as on them the batched matmuls already do not (forward.c).
+ *
  * Threads claim items from a shared counter, largest first. A group holding more than
  * its threads' share of the work (a decode token deep in its context) has its positions
  * cut into chunks of whole blocks; each chunk leaves a partial (m, l, acc) per row, and a
  * second pass merges them: M = max m_c, out = sum_c e^(m_c - M) acc_c / sum_c
  * e^(m_c - M) l_c.
  *
- * Divisions: scratch; planning; one item; the merge; run; the K/V writes. */
+ * Divisions: scratch; planning; one item (vector kernels, tiles); the merge; run; the K/V
+ * writes. */
 #include "model/attention.h"
 
 #include "core/ks_core.h"
@@ -56,6 +65,12 @@
  * at depth 4096), and the rows' accumulators (128 KiB) and scores (32 KiB) stay in L2. */
 #define GROUP_TOKENS 16
 
+/* With the tile kernel: groups of up to this many query rows per KV head (64 tokens of
+ * Qwen3-0.6B, 16 of Qwen3-30B-A3B), as each block's K and V are converted for the tiles
+ * once per group: at 128 rows that costs less than the tile products (pp512 attention at
+ * depth 4096, bench_attention: 146 GMAC/s with groups of 32 rows, 199 with 128). */
+#define TILE_GROUP_ROWS 128
+
 /* Items per thread a batch should offer: contexts are cut into chunks until no item holds
  * more than 1 / (ITEMS_PER_THREAD * nth) of the work, so that a thread slowed by a
  * neighbour on a shared machine does not hold the others up. */
@@ -72,9 +87,15 @@
  * further ahead (2 to 8 heads, or the next block into L2) measured slower. */
 #define PREFETCH_MAX_ROWS 8
 
+/* Query rows of a KV head from which an item uses the tile kernel where there is one
+ * (a tile has 16 rows: fewer would leave most of it idle). */
+#define TILE_MIN_ROWS 16
+
 /* ---- scratch ------------------------------------------------------------------------- */
 
 typedef struct thread_scratch {
+    void *tile_q;     /* tiles: the item's queries prepared, per KV head (tile_q_bytes) */
+    void *tile_work;  /* tiles: the kernel's scratch */
     float *kvf;   /* (block_tokens, head_dim) one head's K or V rows of a block, staged */
     float *q;     /* (max_rows, head_dim) the item's queries, rows by KV head */
     float *s;     /* (max_rows, block_tokens) scores, then softmax numerators */
@@ -101,8 +122,11 @@ struct ks_attention {
     ks_kv_layout kv;
     const ks_kernels *k;
     int nth;
-    int max_rows;           /* GROUP_TOKENS * n_head */
+    int group_tokens;       /* most tokens in a group: GROUP_TOKENS, more with tiles */
+    int max_rows;           /* group_tokens * n_head */
     size_t head_bytes;      /* one KV head's share of a K/V row */
+    bool tiles;             /* F16 K/V and a tile kernel for them (attn_tile_f16) */
+    size_t tile_q_bytes;    /* one KV head's prepared queries, the most rows an item has */
     thread_scratch *ts;
     /* the plan of the current batch; grows with the largest batch seen */
     group *groups;
@@ -118,6 +142,8 @@ void ks_attention_destroy(ks_attention *a) {
         return;
     if (a->ts)
         for (int i = 0; i < a->nth; i++) {
+            free(a->ts[i].tile_q);
+            free(a->ts[i].tile_work);
             free(a->ts[i].kvf);
             free(a->ts[i].q);
             free(a->ts[i].s);
@@ -147,13 +173,30 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     a->kv = *kv;
     a->k = ks_kernels_get();
     a->nth = nth;
-    a->max_rows = GROUP_TOKENS * hp->n_head;
     a->head_bytes = kv->row_bytes / (size_t)hp->n_head_kv;
+    const ks_attn_tile_kernel *tk = &a->k->attn_tile_f16;
+    const int gqa = hp->n_head / hp->n_head_kv;
+    a->tiles = tk->block && kv->kv_type == KS_TYPE_F16 && hp->head_dim % 32 == 0 &&
+               hp->head_dim <= KS_ATTN_TILE_DIM && kv->block_tokens <= KS_ATTN_TILE_KEYS &&
+               GROUP_TOKENS * gqa <= KS_ATTN_TILE_ROWS;
+    a->group_tokens = a->tiles ? KS_MAX(GROUP_TOKENS, KS_MIN(TILE_GROUP_ROWS, KS_ATTN_TILE_ROWS) / gqa) : GROUP_TOKENS;
+    a->max_rows = a->group_tokens * hp->n_head;
+    const int rows_per_head = a->group_tokens * gqa;
     size_t hd = (size_t)hp->head_dim, rows = (size_t)a->max_rows, B = (size_t)kv->block_tokens;
     a->ts = calloc((size_t)nth, sizeof *a->ts);
     bool ok = a->ts != NULL;
+    if (a->tiles)
+        a->tile_q_bytes = tk->q_bytes(rows_per_head, hd);
     for (int i = 0; ok && i < nth; i++) {
         thread_scratch *t = &a->ts[i];
+        if (a->tiles) {
+            t->tile_q = aligned_alloc(64, (a->tile_q_bytes * (size_t)hp->n_head_kv + 63) & ~(size_t)63);
+            t->tile_work = aligned_alloc(64, (tk->scratch_bytes(rows_per_head, hd) + 63) & ~(size_t)63);
+            if (!t->tile_q || !t->tile_work) {
+                ok = false;
+                break;
+            }
+        }
         t->kvf = malloc(B * hd * sizeof(float));
         t->q = malloc(rows * hd * sizeof(float));
         t->s = malloc(rows * B * sizeof(float));
@@ -178,12 +221,12 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
 /* ---- planning ----------------------------------------------------------------------- */
 
 /* Groups of the batch: runs of consecutive tokens of one sequence, cut every
- * GROUP_TOKENS. Returns their count; a->groups holds them (n_chunks 1). */
+ * a->group_tokens. Returns their count; a->groups holds them (n_chunks 1). */
 static int plan_groups(ks_attention *a, const ks_batch *b) {
     int n = 0;
     for (int t = 0; t < b->n_tokens;) {
         int nt = 1;
-        while (nt < GROUP_TOKENS && t + nt < b->n_tokens && b->seq[t + nt] == b->seq[t])
+        while (nt < a->group_tokens && t + nt < b->n_tokens && b->seq[t + nt] == b->seq[t])
             nt++;
         if (n == a->cap_groups) { /* the first batch this large: bookkeeping grows once */
             a->cap_groups = 2 * n + 16;
@@ -228,7 +271,7 @@ static int item_order(const void *pa, const void *pb) {
  *
  * The cut groups' partial rows fit a->part: each such group holds more than a share,
  * so there are at most ITEMS_PER_THREAD * nth of them, with at most that many chunks
- * between them plus one each, of at most GROUP_TOKENS * n_head rows. */
+ * between them plus one each, of at most group_tokens * n_head rows. */
 static int plan_items(ks_attention *a, int n_groups, bool *split) {
     const int B = a->kv.block_tokens, min_blocks = KS_MAX(1, MIN_CHUNK_POSITIONS / B);
     double total = 0;
@@ -339,17 +382,42 @@ static KS_ALWAYS_INLINE void prefetch_unit(const ks_attention *a, const attn_tas
     prefetch_head(a, row, u % n_kv, n);
 }
 
-/* Chunk c of group g (see the file comment). Rows of KV head kvh start at kvh * rows_h
- * (rows_h = nt * gqa); within them token ti's gqa heads are consecutive, so row r is
- * query head kvh * gqa + r % gqa of token t0 + (r % rows_h) / gqa. */
-static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
+/* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
+ * gathered by KV head in ts->q, prepared once; then per block and KV head one call that
+ * scores, steps the softmax and accumulates the values. */
+static void walk_blocks_tiles(attn_task *at, thread_scratch *ts, const group *g, int b0, int b1) {
+    const ks_attention *a = at->a;
+    const ks_attn_tile_kernel *tk = &a->k->attn_tile_f16;
+    const ks_kv_layout *kv = &a->kv;
+    const ks_seq_view *sv = &at->b->seqs[at->b->seq[g->t0]];
+    const int hd = a->hp.head_dim, n_kv = a->hp.n_head_kv, gqa = a->hp.n_head / n_kv;
+    const int B = kv->block_tokens, rows_h = g->nt * gqa;
+    uint8_t *qp = ts->tile_q;
+    for (int kvh = 0; kvh < n_kv; kvh++)
+        tk->prep_q(ts->q + (size_t)kvh * rows_h * hd, hd, rows_h, hd, 1.0f / sqrtf((float)hd),
+                   qp + (size_t)kvh * a->tile_q_bytes);
+    for (int bi = b0; bi < b1; bi++) {
+        const int plo = bi * B, n = KS_MIN(B, g->n_pos - plo);
+        const int32_t blk = sv->block_table[bi];
+        const uint8_t *k0 = ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0);
+        const uint8_t *v0 = ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0);
+        for (int kvh = 0; kvh < n_kv; kvh++) {
+            const size_t r0 = (size_t)kvh * rows_h;
+            tk->block(qp + (size_t)kvh * a->tile_q_bytes, rows_h, hd, (const ks_fp16 *)(k0 + kvh * a->head_bytes),
+                      (const ks_fp16 *)(v0 + kvh * a->head_bytes), kv->row_elems, n, ts->lim + r0, plo, ts->m + r0,
+                      ts->l + r0, ts->acc + r0 * hd, hd, ts->tile_work);
+        }
+    }
+}
+
+/* Blocks [b0, b1) of group g's item with the vector kernels (see the file comment); the
+ * queries are gathered by KV head in ts->q, the state (m, l, acc) initialised. */
+static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b0, int b1) {
     const ks_attention *a = at->a;
     const ks_kernels *k = a->k;
-    const ks_hparams *hp = &a->hp;
     const ks_kv_layout *kv = &a->kv;
-    const ks_batch *b = at->b;
-    const ks_seq_view *sv = &b->seqs[b->seq[g->t0]];
-    const int hd = hp->head_dim, n_kv = hp->n_head_kv, gqa = hp->n_head / n_kv;
+    const ks_seq_view *sv = &at->b->seqs[at->b->seq[g->t0]];
+    const int hd = a->hp.head_dim, n_kv = a->hp.n_head_kv, gqa = a->hp.n_head / n_kv;
     const int B = kv->block_tokens, rows_h = g->nt * gqa, rows = rows_h * n_kv;
     const float scale = 1.0f / sqrtf((float)hd);
     /* Q8_0 rows are widened first; F32 and F16 rows are read in place, halves widened in
@@ -357,22 +425,6 @@ static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
      * queries: the tile's loads are not what bounds it) */
     const bool staged = kv->kv_type == KS_TYPE_Q8_0;
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
-
-    int b0, b1;
-    chunk_blocks(g, c, B, &b0, &b1);
-
-    for (int kvh = 0; kvh < n_kv; kvh++)
-        for (int ti = 0; ti < g->nt; ti++)
-            for (int e = 0; e < gqa; e++) {
-                const int r = kvh * rows_h + ti * gqa + e, t = g->t0 + ti;
-                const float *src = at->q + ((size_t)t * hp->n_head + (size_t)(kvh * gqa + e)) * hd;
-                memcpy(ts->q + (size_t)r * hd, src, (size_t)hd * sizeof(float));
-                ts->lim[r] = b->pos[t] + 1;
-                ts->m[r] = -INFINITY;
-                ts->l[r] = 0.0f;
-            }
-    memset(ts->acc, 0, (size_t)rows * hd * sizeof(float));
-
     for (int bi = b0; bi < b1; bi++) {
         const int plo = bi * B, n = KS_MIN(B, g->n_pos - plo);
         const int32_t blk = sv->block_table[bi];
@@ -413,6 +465,37 @@ static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
                                    ts->s + (size_t)kvh * rows_h * B, B, vh.p, vh.ld, n, hd);
         }
     }
+}
+
+/* Chunk c of group g (see the file comment). Rows of KV head kvh start at kvh * rows_h
+ * (rows_h = nt * gqa); within them token ti's gqa heads are consecutive, so row r is
+ * query head kvh * gqa + r % gqa of token t0 + (r % rows_h) / gqa. */
+static void run_item(attn_task *at, thread_scratch *ts, const group *g, int c) {
+    const ks_attention *a = at->a;
+    const ks_hparams *hp = &a->hp;
+    const ks_batch *b = at->b;
+    const int hd = hp->head_dim, n_kv = hp->n_head_kv, gqa = hp->n_head / n_kv;
+    const int rows_h = g->nt * gqa, rows = rows_h * n_kv;
+
+    int b0, b1;
+    chunk_blocks(g, c, a->kv.block_tokens, &b0, &b1);
+
+    for (int kvh = 0; kvh < n_kv; kvh++)
+        for (int ti = 0; ti < g->nt; ti++)
+            for (int e = 0; e < gqa; e++) {
+                const int r = kvh * rows_h + ti * gqa + e, t = g->t0 + ti;
+                const float *src = at->q + ((size_t)t * hp->n_head + (size_t)(kvh * gqa + e)) * hd;
+                memcpy(ts->q + (size_t)r * hd, src, (size_t)hd * sizeof(float));
+                ts->lim[r] = b->pos[t] + 1;
+                ts->m[r] = -INFINITY;
+                ts->l[r] = 0.0f;
+            }
+    memset(ts->acc, 0, (size_t)rows * hd * sizeof(float));
+
+    if (a->tiles && rows_h >= TILE_MIN_ROWS)
+        walk_blocks_tiles(at, ts, g, b0, b1);
+    else
+        walk_blocks(at, ts, g, b0, b1);
 
     for (int r = 0; r < rows; r++) {
         const int kvh = r / rows_h, ti = (r % rows_h) / gqa, e = r % gqa;

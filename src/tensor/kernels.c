@@ -48,6 +48,8 @@ static void build_sets(void) {
         amx_set = avx512_set;
         amx_set.isa = "amx";
         ks_gemm_amx_register(&amx_set);
+        if (f->amx_bf16)
+            ks_attn_amx_register(&amx_set);
         have_amx = 1;
     }
 #elif defined(KS_HAVE_ARM_KERNELS)

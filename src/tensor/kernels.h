@@ -2,8 +2,8 @@
  *
  * One table per ISA (ref = portable scalar C, always built; avx2 = AVX2+FMA+F16C;
  * avx512 = AVX-512 F/BW/VL/DQ + VNNI + BF16; amx = avx512 plus AMX-INT8 tile GEMMs for
- * prefill; neon). ks_kernels_get() picks the best the
- * CPU and OS support, once; KS_KERNELS=ref|avx2|avx512|amx|neon in the environment forces a
+ * prefill and, where the CPU has AMX-BF16, tile attention for prefill; neon).
+ * ks_kernels_get() picks the best the CPU and OS support, once; KS_KERNELS=ref|avx2|avx512|amx|neon in the environment forces a
  * set (an unavailable one falls back to ref with a warning). An ISA table fills in only
  * the kernels it implements; the rest are taken from ref.
  *
@@ -55,6 +55,29 @@ typedef void (*ks_attn_scores_fn)(const float *q, int64_t ld_q, int nq, const vo
 typedef void (*ks_attn_accum_fn)(float *acc, int64_t ld_acc, int nq, const float *p,
                                  int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n);
 
+/* Streaming attention over F16 K/V with tiles (AMX-BF16), for groups of many query rows
+ * (prefill): one KV head of one block of nk <= KS_ATTN_TILE_KEYS keys at a time, for nq
+ * query rows (1 <= nq <= KS_ATTN_TILE_ROWS) of n elements (n a multiple of 32, at most
+ * KS_ATTN_TILE_DIM). Queries are first prepared (scaled, split, laid out for the tiles)
+ * by prep_q into q_bytes(nq, n) bytes; block() then does, for every row r with keys
+ * [0, lim[r] - p0) of the block visible (none if that is <= 0),
+ *   s_j = q_r . k_j (scale applied by prep_q);  m' = max(m[r], s_j);  P_j = e^(s_j - m')
+ *   l[r] = l[r] e^(m[r] - m') + sum P_j;  acc row r = acc row r e^(m[r] - m') + sum P_j v_j
+ * (the state of attn_scores / softmax_step / attn_accum, up to rounding). Products are
+ * taken in BF16 pairs, each operand split into a high and a low BF16 part (hi.hi +
+ * hi.lo + lo.hi, F32 sums): about 16 significant bits, more than F16 K/V carry.
+ * scratch: scratch_bytes(nq, n) bytes per thread. */
+#define KS_ATTN_TILE_KEYS 32
+#define KS_ATTN_TILE_ROWS 128
+#define KS_ATTN_TILE_DIM 256
+typedef struct ks_attn_tile_kernel {
+    size_t (*q_bytes)(int nq, int64_t n);
+    void (*prep_q)(const float *q, int64_t ld_q, int nq, int64_t n, float scale, void *qp);
+    size_t (*scratch_bytes)(int nq, int64_t n);
+    void (*block)(const void *qp, int nq, int64_t n, const ks_fp16 *k, const ks_fp16 *v, int64_t ld_kv, int nk,
+                  const int *lim, int p0, float *m, float *l, float *acc, int64_t ld_acc, void *scratch);
+} ks_attn_tile_kernel;
+
 typedef struct ks_kernels {
     const char *isa;
     /* y[i] = x[i] converted, n elements */
@@ -81,6 +104,9 @@ typedef struct ks_kernels {
     float (*softmax_step_f32)(const float *x, float *y, int64_t n, float *m);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];
     void (*q8_0_to_fp32_row)(const void *x, float *y, int64_t n);
+    /* F16 K/V with tiles, for prefill (see ks_attn_tile_kernel); block NULL where the
+     * table has none */
+    ks_attn_tile_kernel attn_tile_f16;
     /* indexed by weight type; NULL where no kernel exists */
     ks_vec_dot_fn vec_dot[KS_TYPE_COUNT];
     /* indexed by weight type: vec_dot over several activation rows at once, for prefill,

@@ -39,6 +39,7 @@
 
 #include "tensor/quants.h"
 #include "tensor/x86/amx.h"
+#include "tensor/x86/transpose_avx512.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -315,32 +316,6 @@ static void tile_product(const panel *p, size_t nsb, size_t sb, const int8_t *bt
         out[i] = acc[i];
 }
 
-/* In-register transpose: on return r[c] lane i = r[i] lane c on entry. */
-static inline void transpose16(__m512 r[TILE]) {
-    __m512 t[TILE], u[TILE];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* u[4i + k], 128-bit lane L: rows 4i..4i+3 of column 4L + k */
-    for (int i = 0; i < 4; i++) {
-        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int k = 0; k < 4; k++) {
-        __m512 v0 = _mm512_shuffle_f32x4(u[k], u[4 + k], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 v1 = _mm512_shuffle_f32x4(u[k], u[4 + k], _MM_SHUFFLE(3, 1, 3, 1));
-        __m512 v2 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], _MM_SHUFFLE(2, 0, 2, 0));
-        __m512 v3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], _MM_SHUFFLE(3, 1, 3, 1));
-        r[0 + k] = _mm512_shuffle_f32x4(v0, v2, _MM_SHUFFLE(2, 0, 2, 0));
-        r[8 + k] = _mm512_shuffle_f32x4(v0, v2, _MM_SHUFFLE(3, 1, 3, 1));
-        r[4 + k] = _mm512_shuffle_f32x4(v1, v3, _MM_SHUFFLE(2, 0, 2, 0));
-        r[12 + k] = _mm512_shuffle_f32x4(v1, v3, _MM_SHUFFLE(3, 1, 3, 1));
-    }
-}
-
 typedef panel (*panel_fn)(const uint8_t *w, size_t w_row_bytes, int64_t n, const scratch_layout *s);
 
 /* Rows [r0, r1) against all T tokens, a panel of 16 rows at a time; a short last panel
@@ -360,7 +335,7 @@ static void run_panels(const void *w, size_t w_row_bytes, int64_t r0, int64_t r1
             tile_product(&p, l.nsb, l.sb, l.b + at * l.sb * TILE, l.da + at * TILE,
                          l.asum ? l.asum + at * TILE : NULL, s.cbuf, acc);
             /* acc[i] lane m = y[tt * 16 + m][base + i]: transposed, a store per token */
-            transpose16(acc);
+            ks_transpose16_ps(acc);
             int mt = (int)((size_t)T - tt * TILE < TILE ? (size_t)T - tt * TILE : TILE);
             for (int m = 0; m < mt; m++)
                 _mm512_mask_storeu_ps(y + (tt * TILE + (size_t)m) * ldy + base, store_mask, acc[m]);

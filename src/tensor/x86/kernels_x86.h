@@ -8,6 +8,8 @@
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
+ *   attn_amx.c         AMX-BF16 attention tiles for prefill (in the "amx" table where
+ *                      the CPU has AMX-BF16 too)
  *
  * The AVX-512 table starts as a copy of the AVX2 one (kernels.c), so entries that gain
  * nothing from 512-bit registers (the activation quantizers) are registered only once.
@@ -30,5 +32,7 @@ void ks_attn_avx512_register(ks_kernels *k);
 /* Asks Linux for the AMX tile data state (once per process); false if refused. */
 bool ks_amx_request(void);
 void ks_gemm_amx_register(ks_kernels *k);
+/* AMX-BF16 attention tiles (attn_amx.c); the caller checks the CPU has AMX-BF16 */
+void ks_attn_amx_register(ks_kernels *k);
 
 #endif
