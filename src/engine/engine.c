@@ -16,7 +16,9 @@
  * is sized from the engine's measured step times to last about K decode steps, so that
  * streams keep about 1/K of their speed beside a long prefill, and a request that arrives
  * during one waits about K decode steps for the step in progress, early in the prompt or
- * 20K tokens into it, where a token costs many times more.
+ * 20K tokens into it, where a token costs many times more. With no stream decoding, a
+ * shorter prompt than the oldest's goes whole when the chunk holds it, rather than in
+ * steps that alternate with the oldest's.
  *
  * A sequence's tokens: [0, n_fed) have K/V in its blocks; [n_fed, n_tokens) are known
  * but not yet computed (the rest of the prompt while prefilling, or the one sampled
@@ -651,12 +653,16 @@ static void plan_prompt_tokens(ks_engine *e) {
         oldest->plan = fit_prompt(e, oldest, 0, tokens, with_decode);
         planned[n_planned++] = oldest;
     } else {
-        /* every prompt that finishes in the step, shortest first */
+        /* every prompt that finishes in the step, shortest first; with no stream to
+         * keep going, the shortest (not the oldest) goes whole if the chunk holds it:
+         * cut to the budget, its steps would alternate with the oldest's, and it would
+         * wait for those too */
         double work = 0;
         for (int k = 0; k < n_pf; k++) {
             ks_gen *g = order[k];
             int rest = g->n_target - g->kv.n_tokens;
-            if (rest > tokens || fit_prompt(e, g, work, rest, with_decode) < rest)
+            bool whole = k == 0 && !with_decode && rest <= tokens && g != oldest;
+            if (rest > tokens || (!whole && fit_prompt(e, g, work, rest, with_decode) < rest))
                 break;
             g->plan = rest;
             tokens -= rest;

@@ -580,44 +580,54 @@ Test(engine, test_engine_step_budget_keeps_stream_going_beside_long_prompt) {
     check_decode_beside_long_prompt(-1);
 }
 
-/* A long prompt alone goes in steps of about K decode steps (fewer tokens as it gets
- * deeper), not in whole chunks: a follow-up that arrives during it waits one such step,
- * then goes whole in the next. */
-Test(engine, test_engine_step_budget_follow_up_waits_one_step_of_long_prefill) {
+/* A 900-token prompt runs alone (budget 16 decode steps, chunk 256, prompt tokens
+ * cost_scale times the clock's usual); a follow-up of n_follow tokens is submitted while
+ * the engine is held inside its 6th step. Returns that step's index in c->steps. */
+static int follow_up_during_long_prefill(fake_clock *c, int n_follow, double cost_scale) {
     ks_model *m = load("models/mini-qwen3-f32.gguf");
-    static int32_t w_p[40], l_p[900], f_p[40], got[512];
+    static int32_t w_p[40], l_p[900], f_p[256], got[512];
     prompt_of(w_p, 40, 31);
     prompt_of(l_p, 900, 32);
-    prompt_of(f_p, 40, 33);
-    static fake_clock c;
-    fake_clock_init(&c, m);
-    ks_engine *e = engine_timed(m, 2, 128, 256, 16, &c);
+    prompt_of(f_p, n_follow, 33);
+    fake_clock_init(c, m);
+    c->ms_per_work *= cost_scale;
+    ks_engine *e = engine_timed(m, 2, 128, 256, 16, c);
     /* a first request measures both kinds of step */
     ks_gen *w = submit(e, w_p, 40, 4);
     int n = 0;
     cr_assert_eq(drain(w, got, &n).reason, KS_STOP_LENGTH);
     ks_gen_release(w);
-    pthread_mutex_lock(&c.mu);
-    c.armed = true;
-    c.hold_at = 6;
-    pthread_mutex_unlock(&c.mu);
+    pthread_mutex_lock(&c->mu);
+    c->armed = true;
+    c->hold_at = 6;
+    pthread_mutex_unlock(&c->mu);
     ks_gen *l = submit(e, l_p, 900, 1);
-    pthread_mutex_lock(&c.mu);
-    while (!c.held)
-        pthread_cond_wait(&c.cv, &c.mu);
-    pthread_mutex_unlock(&c.mu);
-    ks_gen *f = submit(e, f_p, 40, 1); /* queued before the held step ends */
-    pthread_mutex_lock(&c.mu);
-    c.released = true;
-    pthread_cond_broadcast(&c.cv);
-    pthread_mutex_unlock(&c.mu);
+    pthread_mutex_lock(&c->mu);
+    while (!c->held)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    ks_gen *f = submit(e, f_p, n_follow, 1); /* queued before the held step ends */
+    pthread_mutex_lock(&c->mu);
+    c->released = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
     cr_assert_eq(drain(f, got, &n).reason, KS_STOP_LENGTH);
     cr_assert_eq(drain(l, got, &n).reason, KS_STOP_LENGTH);
     ks_gen_release(f);
     ks_gen_release(l);
-    ks_engine_destroy(e);
-    int h = c.held_step;
-    cr_assert(h >= 0 && h + 2 < c.n_steps, "held at step %d of %d", h, c.n_steps);
+    ks_engine_destroy(e); /* joins the engine thread: c is this thread's now */
+    ks_model_close(m);
+    int h = c->held_step;
+    cr_assert(h >= 0 && h + 2 < c->n_steps, "held at step %d of %d", h, c->n_steps);
+    return h;
+}
+
+/* A long prompt alone goes in steps of about K decode steps (fewer tokens as it gets
+ * deeper), not in whole chunks: a follow-up that arrives during it waits one such step,
+ * then goes whole in the next. */
+Test(engine, test_engine_step_budget_follow_up_waits_one_step_of_long_prefill) {
+    static fake_clock c;
+    int h = follow_up_during_long_prefill(&c, 40, 1.0);
     cr_assert_eq(c.steps[h + 1].n_prompt, 40, "the follow-up's step: %d prompt tokens", c.steps[h + 1].n_prompt);
     cr_assert_eq(c.steps[h + 1].n_decode, 0);
     /* the long prompt's steps (a chunk while that is within the target, then time-bound),
@@ -639,5 +649,15 @@ Test(engine, test_engine_step_budget_follow_up_waits_one_step_of_long_prefill) {
                 n_long, first, last);
     cr_assert_lt(last, 0.7 * first, "deeper tokens weigh more");
     fake_clock_deinit(&c);
-    ks_model_close(m);
+}
+
+/* A follow-up longer than the budget allows but within the chunk goes whole all the same
+ * when nothing decodes: cut, its steps would alternate with the long prompt's. */
+Test(engine, test_engine_step_budget_short_prompt_goes_whole_beside_long_prefill) {
+    static fake_clock c;
+    int h = follow_up_during_long_prefill(&c, 200, 4.0);
+    cr_assert_eq(c.steps[h + 1].n_prompt, 200, "the follow-up's step: %d prompt tokens", c.steps[h + 1].n_prompt);
+    cr_assert_gt(c.steps[h + 1].ms, 16 * 12.0 * 1.5, "over the budget: %.1f ms", c.steps[h + 1].ms);
+    cr_assert_lt(c.steps[h + 2].n_prompt, 200, "then the long prompt, to its budget");
+    fake_clock_deinit(&c);
 }
