@@ -148,8 +148,10 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     ok = ok && f->sel && f->rows && f->out_rows;
     /* the widest row a thread dequantizes: a weight row (n_embd, q_dim or ff elements) */
     size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
-    /* converted activations take at most 4 bytes an element (F32) */
-    f->xq = malloc(T * max_row * sizeof(float));
+    /* converted activations take at most 4 bytes an element (F32); KS_VEC_DOT_ROWS - 1
+     * rows more, zeroed, for a last group of tokens short of a 4-row dot product's
+     * (matmul_worker) */
+    f->xq = calloc((T + KS_VEC_DOT_ROWS - 1) * max_row, sizeof(float));
     ok = ok && f->xq;
     /* GEMM kernels' activation buffer and scratch: the largest any weight type needs */
     size_t gemm_act = 0, gemm_scratch = 0;
@@ -349,6 +351,14 @@ static void matmul_worker(void *arg, int ith, int nth) {
                 dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
                 for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
+            }
+            /* three left (three decoding sequences): one 4-row pass over a spare row costs
+             * less than three 1-row ones (the results are the same, bit for bit) */
+            if (mt->T - t == KS_VEC_DOT_ROWS - 1) {
+                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
+                for (int j = 0; j < KS_VEC_DOT_ROWS - 1; j++)
+                    mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
+                t = mt->T;
             }
         }
         for (; t < mt->T; t++)
