@@ -352,6 +352,17 @@ static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh
     return (head_rows){kvf, hd, KS_TYPE_F32};
 }
 
+/* Block bi of group g's sequence: how many of its positions the group reads, and where
+ * its K and V rows of layer il start. */
+static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const group *g, int bi, const uint8_t **k0,
+                      const uint8_t **v0) {
+    const ks_kv_layout *kv = &at->a->kv;
+    const int32_t blk = sv->block_table[bi];
+    *k0 = ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0);
+    *v0 = ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0);
+    return KS_MIN(kv->block_tokens, g->n_pos - bi * kv->block_tokens);
+}
+
 /* Asks for the n rows of KV head kvh among the block rows that start at `row` to be
  * brought into cache while the head before them is computed. A head's share of a row is
  * a few cache lines, a row apart (all KV heads' shares of a position are one row): a
@@ -370,16 +381,14 @@ static KS_ALWAYS_INLINE void prefetch_head(const ks_attention *a, const uint8_t 
  * without effects, and drops the calls. */
 static KS_ALWAYS_INLINE void prefetch_unit(const ks_attention *a, const attn_task *at, const ks_seq_view *sv,
                                            const group *g, int bi, int b1, int u) {
-    const int n_kv = a->hp.n_head_kv, B = a->kv.block_tokens;
+    const int n_kv = a->hp.n_head_kv;
     bi += u / (2 * n_kv);
     u %= 2 * n_kv;
     if (bi >= b1)
         return;
-    const int n = KS_MIN(B, g->n_pos - bi * B);
-    const int32_t blk = sv->block_table[bi];
-    const uint8_t *row = u < n_kv ? ks_kv_k_row(&a->kv, at->kv_pool, blk, at->il, 0)
-                                  : ks_kv_v_row(&a->kv, at->kv_pool, blk, at->il, 0);
-    prefetch_head(a, row, u % n_kv, n);
+    const uint8_t *k0, *v0;
+    const int n = block_rows(at, sv, g, bi, &k0, &v0);
+    prefetch_head(a, u < n_kv ? k0 : v0, u % n_kv, n);
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
@@ -397,10 +406,8 @@ static void walk_blocks_tiles(attn_task *at, thread_scratch *ts, const group *g,
         tk->prep_q(ts->q + (size_t)kvh * rows_h * hd, hd, rows_h, hd, 1.0f / sqrtf((float)hd),
                    qp + (size_t)kvh * a->tile_q_bytes);
     for (int bi = b0; bi < b1; bi++) {
-        const int plo = bi * B, n = KS_MIN(B, g->n_pos - plo);
-        const int32_t blk = sv->block_table[bi];
-        const uint8_t *k0 = ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0);
-        const uint8_t *v0 = ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0);
+        const uint8_t *k0, *v0;
+        const int plo = bi * B, n = block_rows(at, sv, g, bi, &k0, &v0);
         for (int kvh = 0; kvh < n_kv; kvh++) {
             const size_t r0 = (size_t)kvh * rows_h;
             tk->block(qp + (size_t)kvh * a->tile_q_bytes, rows_h, hd, (const ks_fp16 *)(k0 + kvh * a->head_bytes),
@@ -426,11 +433,9 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
     const bool staged = kv->kv_type == KS_TYPE_Q8_0;
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
     for (int bi = b0; bi < b1; bi++) {
-        const int plo = bi * B, n = KS_MIN(B, g->n_pos - plo);
-        const int32_t blk = sv->block_table[bi];
+        const uint8_t *k0, *v0;
+        const int plo = bi * B, n = block_rows(at, sv, g, bi, &k0, &v0);
         /* scores and the softmax step */
-        const uint8_t *k0 = ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0);
-        const uint8_t *v0 = ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0);
         for (int kvh = 0; kvh < n_kv; kvh++) {
             if (prefetch)
                 prefetch_unit(a, at, sv, g, bi, b1, kvh + 1);

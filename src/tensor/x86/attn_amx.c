@@ -43,6 +43,10 @@
 
 static int row_tiles(int nq) { return (nq + TILE - 1) / TILE; }
 
+/* Row tiles of the prepared queries and of the scores: an even count (a last one of zero
+ * queries where needed), as the scores are taken two row tiles at a time. */
+static int score_tiles(int nq) { return (row_tiles(nq) + 1) & ~1; }
+
 /* ---- BF16 splits ---------------------------------------------------------------------- */
 
 /* The 16 floats of a BF16 vector's half (the exact values). */
@@ -80,11 +84,11 @@ static inline __m512 exp_ps(__m512 x) {
 /* Prepared queries: for hi then lo, per element chunk c (32 elements) and row tile t, a
  * B tile of 16 rows (element pairs) x 16 columns (query rows) of BF16 pairs. */
 static size_t q_bytes(int nq, int64_t n) {
-    return 2 * (size_t)(n / 32) * (size_t)row_tiles(nq) * 1024;
+    return 2 * (size_t)(n / 32) * (size_t)score_tiles(nq) * 1024;
 }
 
 static void prep_q(const float *q, int64_t ld_q, int nq, int64_t n, float scale, void *qp) {
-    const int nc = (int)(n / 32), nt = row_tiles(nq);
+    const int nc = (int)(n / 32), nt = score_tiles(nq);
     uint32_t *hi = qp, *lo = hi + (size_t)nc * nt * 256;
     memset(qp, 0, q_bytes(nq, n));
     const __m512 sc = _mm512_set1_ps(scale);
@@ -118,14 +122,14 @@ typedef struct scratch {
 } scratch;
 
 static scratch carve(void *mem, int nq, int64_t n) {
-    const size_t nt = (size_t)row_tiles(nq);
+    const size_t nt = (size_t)row_tiles(nq), ns = (size_t)score_tiles(nq);
     uint8_t *p = mem;
     scratch s;
     s.kh = (uint16_t *)p; p += KEYS * (size_t)n * 2;
     s.kl = (uint16_t *)p; p += KEYS * (size_t)n * 2;
     s.vh = (uint32_t *)p; p += KEYS / 2 * (size_t)n * 4;
     s.vl = (uint32_t *)p; p += KEYS / 2 * (size_t)n * 4;
-    s.s = (float *)p;     p += KEYS * nt * TILE * 4;
+    s.s = (float *)p;     p += KEYS * ns * TILE * 4;
     s.ph = (uint16_t *)p; p += nt * TILE * KEYS * 2;
     s.pl = (uint16_t *)p; p += nt * TILE * KEYS * 2;
     s.pad = (float *)p;
@@ -133,8 +137,8 @@ static scratch carve(void *mem, int nq, int64_t n) {
 }
 
 static size_t scratch_bytes(int nq, int64_t n) {
-    const size_t nt = (size_t)row_tiles(nq);
-    return 2 * KEYS * (size_t)n * 2 + 2 * KEYS / 2 * (size_t)n * 4 + KEYS * nt * TILE * 4 + 2 * nt * TILE * KEYS * 2 +
+    const size_t nt = (size_t)row_tiles(nq), ns = (size_t)score_tiles(nq);
+    return 2 * KEYS * (size_t)n * 2 + 2 * KEYS / 2 * (size_t)n * 4 + KEYS * ns * TILE * 4 + 2 * nt * TILE * KEYS * 2 +
            TILE * (size_t)n * 4 + 64;
 }
 
@@ -184,14 +188,14 @@ static void stage_kv(const scratch *s, int64_t n, const ks_fp16 *k, const ks_fp1
 
 /* The softmax step of row tile t over the scores in s->s, its weights into P hi/lo; returns
  * the per-row factor the output rows are to be scaled by (lanes: rows). */
-static __m512 softmax_tile(const scratch *s, int t, int nt, int nq, int nk, const int *lim, int p0, float *m,
+static __m512 softmax_tile(const scratch *s, int t, int ns, int nq, int nk, const int *lim, int p0, float *m,
                            float *l) {
     const int r0 = t * TILE, cnt = nq - r0 < TILE ? nq - r0 : TILE;
     const __mmask16 live = (__mmask16)((1u << cnt) - 1);
     const __m512i vis = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(live, lim + r0), _mm512_set1_epi32(p0));
     const __m512 m_old = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), live, m + r0);
-    const float *st = s->s + r0; /* key j's scores of these rows at st + j * nt * 16 */
-    const int ld = nt * TILE;
+    const float *st = s->s + r0; /* key j's scores of these rows at st + j * ns * 16 */
+    const int ld = ns * TILE;
     __m512 mx = m_old;
     for (int j = 0; j < nk; j++) {
         const __mmask16 on = _mm512_mask_cmpgt_epi32_mask(live, vis, _mm512_set1_epi32(j));
@@ -232,27 +236,27 @@ static void block(const void *qp, int nq, int64_t n, const ks_fp16 *k, const ks_
                   const int *lim, int p0, float *m, float *l, float *acc, int64_t ld_acc, void *mem) {
     const int nc = (int)(n / 32), nt = row_tiles(nq);
     const scratch s = carve(mem, nq, n);
-    const uint8_t *qh = qp, *ql = qh + (size_t)nc * nt * 1024;
+    const uint8_t *qh = qp, *ql = qh + (size_t)nc * score_tiles(nq) * 1024;
     stage_kv(&s, n, k, v, ld_kv, nk);
     tiles_config();
 
     /* scores: S^T = K Q^T, 16 keys x 16 rows a tile; two row tiles at a time (C tiles 0
      * and 5), so that two chains of tile products overlap */
-    const size_t ld_s = (size_t)nt * TILE;
+    const int ns = score_tiles(nq);
+    const size_t ld_s = (size_t)ns * TILE;
     for (int kt = 0; kt * TILE < nk; kt++) {
         const uint16_t *kh = s.kh + (size_t)kt * TILE * n, *kl = s.kl + (size_t)kt * TILE * n;
         float *srow = s.s + (size_t)kt * TILE * ld_s;
-        int t = 0;
-        for (; t + 2 <= nt; t += 2) {
+        for (int t = 0; t < ns; t += 2) {
             _tile_zero(0);
             _tile_zero(5);
             for (int c = 0; c < nc; c++) {
                 _tile_loadd(1, kh + 32 * c, n * 2);
                 _tile_loadd(2, kl + 32 * c, n * 2);
-                _tile_loadd(3, qh + ((size_t)c * nt + t) * 1024, 64);
-                _tile_loadd(4, ql + ((size_t)c * nt + t) * 1024, 64);
-                _tile_loadd(6, qh + ((size_t)c * nt + t + 1) * 1024, 64);
-                _tile_loadd(7, ql + ((size_t)c * nt + t + 1) * 1024, 64);
+                _tile_loadd(3, qh + ((size_t)c * ns + t) * 1024, 64);
+                _tile_loadd(4, ql + ((size_t)c * ns + t) * 1024, 64);
+                _tile_loadd(6, qh + ((size_t)c * ns + t + 1) * 1024, 64);
+                _tile_loadd(7, ql + ((size_t)c * ns + t + 1) * 1024, 64);
                 _tile_dpbf16ps(0, 1, 3);
                 _tile_dpbf16ps(5, 1, 6);
                 _tile_dpbf16ps(0, 1, 4);
@@ -263,24 +267,11 @@ static void block(const void *qp, int nq, int64_t n, const ks_fp16 *k, const ks_
             _tile_stored(0, srow + t * TILE, ld_s * 4);
             _tile_stored(5, srow + (t + 1) * TILE, ld_s * 4);
         }
-        if (t < nt) {
-            _tile_zero(0);
-            for (int c = 0; c < nc; c++) {
-                _tile_loadd(1, kh + 32 * c, n * 2);
-                _tile_loadd(2, kl + 32 * c, n * 2);
-                _tile_loadd(3, qh + ((size_t)c * nt + t) * 1024, 64);
-                _tile_loadd(4, ql + ((size_t)c * nt + t) * 1024, 64);
-                _tile_dpbf16ps(0, 1, 3);
-                _tile_dpbf16ps(0, 1, 4);
-                _tile_dpbf16ps(0, 2, 3);
-            }
-            _tile_stored(0, srow + t * TILE, ld_s * 4);
-        }
     }
 
     for (int t = 0; t < nt; t++) {
         const int r0 = t * TILE, cnt = nq - r0 < TILE ? nq - r0 : TILE;
-        const __m512 corr = softmax_tile(&s, t, nt, nq, nk, lim, p0, m, l);
+        const __m512 corr = softmax_tile(&s, t, ns, nq, nk, lim, p0, m, l);
         /* the output rows: scaled by their factors, then += P V in tiles */
         float *o = cnt == TILE ? acc + (size_t)r0 * ld_acc : s.pad;
         const int64_t ld_o = cnt == TILE ? ld_acc : n;
