@@ -12,8 +12,9 @@
  *             kernel's own speed, which is what a memory-bound kernel needs to spare;
  *   prefill   the hot matrix against KS_VEC_DOT_ROWS tokens, each weight row dotted
  *             with all of them by vec_dot one token at a time and by vec_dot_4 at once
- *             (where the set has it), in GB/s of weight bytes x tokens: the compute
- *             side of a batched prefill.
+ *             (where the set has it; over rows packed beforehand where the set has a
+ *             packed 4-row kernel, as matmul uses it), in GB/s of weight bytes x tokens:
+ *             the compute side of a batched prefill or of a decode step of 4 sequences.
  *
  * One run does what forward.c's matmul does for one token on one thread: dot every weight
  * row with the activation row (converted beforehand by the set's quantize_act). The
@@ -105,6 +106,7 @@ typedef struct gemv {
     float *y;         /* (rows, KS_VEC_DOT_ROWS) */
     int tokens;       /* 1, or KS_VEC_DOT_ROWS */
     bool use4;        /* tokens > 1: one vec_dot_4 call per weight row */
+    uint8_t *packed;  /* use4 with a packed 4-row kernel: the rows packed for it, else NULL */
 } gemv;
 
 /* Converts the activations to t's dot type (once per measurement, outside the timing:
@@ -114,18 +116,27 @@ static void convert_activations(const gemv *g) {
     for (int j = 0; j < g->tokens; j++)
         g->k->quantize_act[at](g->x + (size_t)j * g->cols, g->xq + (size_t)j * g->act_bytes,
                                g->cols);
+    if (g->packed) {
+        const void *rows[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
+            rows[j] = g->xq + (size_t)j * g->act_bytes;
+        g->k->vec_dot_4_packed[g->t].pack(rows, g->cols, g->packed);
+    }
 }
 
 /* The weight rows times the tokens, the rows read `passes` times; seconds taken. */
 static double run_gemv(const gemv *g, int passes) {
     const ks_vec_dot_fn dot = g->k->vec_dot[g->t];
     const ks_vec_dot_4_fn dot4 = g->k->vec_dot_4[g->t];
+    const ks_dot4_packed *pk = &g->k->vec_dot_4_packed[g->t];
     const double t0 = now_s();
     for (int p = 0; p < passes; p++) {
         for (int64_t r = 0; r < g->rows; r++) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
             float *yr = g->y + (size_t)r * KS_VEC_DOT_ROWS;
-            if (g->use4)
+            if (g->use4 && g->packed)
+                pk->run(wr, g->packed, g->cols, yr);
+            else if (g->use4)
                 dot4(wr, g->xq, g->act_bytes, g->cols, yr);
             else
                 for (int j = 0; j < g->tokens; j++)
@@ -226,7 +237,8 @@ int main(int argc, char **argv) {
     float *x = malloc((size_t)cols * nx * sizeof *x);
     float *y = malloc((size_t)rows * nx * sizeof *y);
     uint8_t *xq = malloc((size_t)cols * nx * sizeof(float));
-    if (!x || !y || !xq) {
+    uint8_t *packed = aligned_alloc(64, (size_t)cols * nx * sizeof(float));
+    if (!x || !y || !xq || !packed) {
         fprintf(stderr, "bench_kernels: out of memory\n");
         return 1;
     }
@@ -255,7 +267,7 @@ int main(int argc, char **argv) {
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
                 const gemv g = {sets[j], t,  w,         rows, cols, row_bytes,
-                                x,       xq, act_bytes, y,    1,    false};
+                                x,       xq, act_bytes, y,    1,    false, NULL};
                 printf(" %7.2f", median_gbps(&g, 1, runs));
                 fflush(stdout);
             }
@@ -263,17 +275,19 @@ int main(int argc, char **argv) {
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
                 const gemv g = {sets[j], t,  w,         hot_rows, cols, row_bytes,
-                                x,       xq, act_bytes, y,        1,    false};
+                                x,       xq, act_bytes, y,        1,    false, NULL};
                 printf(" %7.2f", median_gbps(&g, hot_passes, runs));
                 fflush(stdout);
             }
         printf(" |            ");
         for (int j = 1; j < N_ISAS; j++)
             if (sets[j]) {
-                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false};
+                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false, NULL};
                 const int passes = hot_passes / nx + 1;
                 printf(" %6.2f", median_gbps(&g, passes, runs));
                 g.use4 = sets[j]->vec_dot_4[t] != NULL;
+                if (g.use4 && sets[j]->vec_dot_4_packed[t].run)
+                    g.packed = packed;
                 if (g.use4)
                     printf(" %6.2f", median_gbps(&g, passes, runs));
                 else
@@ -286,5 +300,6 @@ int main(int argc, char **argv) {
     free(x);
     free(y);
     free(xq);
+    free(packed);
     return 0;
 }

@@ -8,6 +8,9 @@
  *                    last only (prefill, chunked by -b as a server request is)
  *   tg<N> [@ d<D>]   N tokens evaluated one at a time after D tokens, each with its
  *                    logits (decode; nothing is sampled)
+ *   tg<N> x<S> ...   with -s S > 1: S sequences, each with its own D tokens of context,
+ *                    decode N tokens each in N steps of S tokens (one per sequence), as
+ *                    the server's batched decode steps do; t/s counts every sequence's
  *
  * Each test runs once untimed (warm-up), then -r timed reps; a rep's rate is tokens over
  * the wall time of its evaluation calls. Rows show mean ± sample stddev and the median.
@@ -22,7 +25,8 @@
  *            expert tensors for MoE; the LM head; one embedding row) plus the K/V rows
  *            it attends over (D + i + 1 positions for the i-th token of the test). The
  *            effective GB/s is t/s times the test's mean bytes per token; the share is
- *            that over the measured read bandwidth at -t threads.
+ *            that over the measured read bandwidth at -t threads. With S sequences a
+ *            step reads the weights once for its S tokens: a token's share is 1/S.
  *   prefill  multiply-adds a token costs: every weight element it multiplies (the same
  *            weights as above, the LM head once per test), plus attention's QK and PV
  *            (2 * n_head * head_dim per layer and attended position), over the measured
@@ -59,6 +63,7 @@ static void usage(FILE *f) {
             "usage: kvserve bench -m MODEL [options]\n"
             "  -p N            prompt tokens of the prefill test (default 512; 0: none)\n"
             "  -n N            tokens of the decode test (default 128; 0: none)\n"
+            "  -s S            sequences decoding together in the decode test (default 1)\n"
             "  -t N            threads (default 2)\n"
             "  -d D[,D...]     run both tests after D tokens of context too (default 0)\n"
             "  -r N            timed repetitions per test (default 5)\n"
@@ -147,9 +152,10 @@ static void measure_cost(const ks_model *m, const ks_kv_layout *kv, token_cost *
 /* Sum of attended positions over tokens D+1 .. D+n: token i of a test attends D+i+1. */
 static double attended(int depth, int n) { return (double)n * depth + (double)n * (n + 1) / 2; }
 
-/* Mean bytes a decode token of tg<n> @ d<depth> reads. */
-static double tg_bytes(const token_cost *c, int depth, int n) {
-    return c->weight_bytes + c->kv_bytes_per_pos * attended(depth, n) / n;
+/* Mean bytes a decode token of tg<n> x<n_seqs> @ d<depth> reads: the weights are read
+ * once per step of n_seqs tokens. */
+static double tg_bytes(const token_cost *c, int depth, int n, int n_seqs) {
+    return c->weight_bytes / n_seqs + c->kv_bytes_per_pos * attended(depth, n) / n;
 }
 
 /* Mean multiply-adds a token of pp<n> @ d<depth> costs. */
@@ -162,31 +168,43 @@ static double pp_macs(const token_cost *c, int depth, int n) {
 typedef struct bench {
     ks_runner *r;
     const ks_model *m;
-    int32_t *ctx_tokens;   /* (max depth) the context stream */
-    int32_t *test_tokens;  /* (max(p, n)) */
-    float *logits;         /* (n_vocab) */
+    int n_seqs;            /* sequences of the decode test */
+    int32_t *ctx_tokens;   /* (n_seqs, max depth) each sequence's context stream */
+    int32_t *test_tokens;  /* (max(p, n * n_seqs)) */
+    float *logits;         /* (n_seqs, n_vocab) */
     uint64_t seed;
     ks_err *err;
 } bench;
 
-/* Sets up depth tokens of context (untimed); runs the test; returns seconds, or < 0. */
-static double run_once(bench *b, bool prefill, int n, int depth, uint64_t rep_seed) {
-    ks_status s;
-    if (depth > 0)
-        s = ks_runner_start(b->r, b->ctx_tokens, depth, NULL, NULL, b->err);
-    else {
+/* Sets up depth tokens of context (untimed) in sequence j, or an empty sequence. */
+static ks_status set_up(bench *b, int j, int depth, int max_depth) {
+    ks_runner_select(b->r, j);
+    if (depth == 0) {
         ks_runner_reset(b->r);
-        s = KS_OK;
+        return KS_OK;
     }
+    return ks_runner_start(b->r, b->ctx_tokens + (size_t)j * (size_t)max_depth, depth, NULL, NULL, b->err);
+}
+
+/* Sets up the context (one sequence for prefill, n_seqs for decode), runs the test;
+ * returns seconds, or < 0. */
+static double run_once(bench *b, bool prefill, int n, int depth, int max_depth, uint64_t rep_seed) {
+    ks_status s = KS_OK;
+    int n_seqs = prefill ? 1 : b->n_seqs;
+    for (int j = n_seqs - 1; j >= 0 && !s; j--) /* ends with sequence 0 selected */
+        s = set_up(b, j, depth, max_depth);
     if (s)
         return -1;
-    fill_tokens(b->test_tokens, n, rep_seed, b->m->hp.n_vocab);
+    fill_tokens(b->test_tokens, n * n_seqs, rep_seed, b->m->hp.n_vocab);
     double t0 = now_s();
     if (prefill)
         s = ks_runner_eval(b->r, b->test_tokens, n, false, b->logits, b->err);
-    else
+    else if (n_seqs == 1)
         for (int i = 0; i < n && !s; i++)
             s = ks_runner_eval(b->r, b->test_tokens + i, 1, false, b->logits, b->err);
+    else
+        for (int i = 0; i < n && !s; i++)
+            s = ks_runner_decode(b->r, b->test_tokens + (size_t)i * (size_t)n_seqs, b->logits, b->err);
     double dt = now_s() - t0;
     return s ? -1 : dt;
 }
@@ -194,6 +212,7 @@ static double run_once(bench *b, bool prefill, int n, int depth, uint64_t rep_se
 typedef struct row {
     bool prefill;
     int n, depth;
+    int n_seqs;            /* decode: sequences decoding together */
     double *ts;            /* (reps) tokens/s of each rep */
     double mean, sd, median;
     double per_token;      /* bytes (decode) or multiply-adds (prefill) per token */
@@ -235,6 +254,8 @@ static double pp_roof(const ks_bench_limits *lim) {
 
 static void test_name(const row *w, char *buf, size_t len) {
     int k = snprintf(buf, len, "%s%d", w->prefill ? "pp" : "tg", w->n);
+    if (w->n_seqs > 1 && k > 0 && (size_t)k < len)
+        k += snprintf(buf + k, len - (size_t)k, " x%d", w->n_seqs);
     if (w->depth > 0 && k > 0 && (size_t)k < len)
         snprintf(buf + k, len - (size_t)k, " @ d%d", w->depth);
 }
@@ -370,6 +391,7 @@ static json_t *json_report(const char *path, const char *label, const ks_model *
                               w->prefill ? "pp" : "tg", "n", w->n, "depth", w->depth, "ts", ts, "mean", w->mean,
                               "stddev", w->sd, "median", w->median, w->prefill ? "macs_per_token" : "bytes_per_token",
                               w->per_token);
+        json_object_set_new(o, "seqs", json_integer(w->n_seqs));
         if (have_limits && roof > 0)
             json_object_set_new(o, "roof_share", json_real(rate / roof));
         json_array_append_new(jrows, o);
@@ -395,7 +417,7 @@ static int parse_depths(const char *v, int *out) {
 
 int ks_cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *kv_name = "f16";
-    long n_prompt = 512, n_gen = 128, threads = 2, reps = 5, batch = 512, seed = 1, bw_mib = 0;
+    long n_prompt = 512, n_gen = 128, n_seqs = 1, threads = 2, reps = 5, batch = 512, seed = 1, bw_mib = 0;
     int depths[MAX_DEPTHS] = {0}, n_depths = 1, kv_type = KS_TYPE_F16;
     bool json = false, limits = true, progress = false;
     for (int i = 1; i < argc; i++) {
@@ -420,6 +442,7 @@ int ks_cmd_bench(int argc, char **argv) {
         }
         INT_OPT("-p", n_prompt, 0, 1 << 20)
         INT_OPT("-n", n_gen, 0, 1 << 20)
+        INT_OPT("-s", n_seqs, 1, KS_RUNNER_MAX_SEQS)
         INT_OPT("-t", threads, 1, 1024)
         INT_OPT("-r", reps, 1, MAX_REPS)
         INT_OPT("-b", batch, 1, 1 << 16)
@@ -468,21 +491,25 @@ int ks_cmd_bench(int argc, char **argv) {
     p.n_threads = (int)threads;
     p.n_batch = (int)batch;
     p.n_ctx = max_depth + (int)KS_MAX(n_prompt, n_gen) + 1;
+    p.n_seqs = n_gen > 0 ? (int)n_seqs : 1;
     p.kv.kv_type = (uint32_t)kv_type;
     if (ks_runner_create(&r, m, &p, &err))
         goto fail;
     p.n_threads = ks_runner_n_threads(r);
     b.r = r;
     b.m = m;
-    b.ctx_tokens = malloc((size_t)KS_MAX(max_depth, 1) * sizeof *b.ctx_tokens);
-    b.test_tokens = malloc((size_t)KS_MAX(n_prompt, n_gen) * sizeof *b.test_tokens);
-    b.logits = malloc((size_t)m->hp.n_vocab * sizeof *b.logits);
+    b.n_seqs = p.n_seqs;
+    b.ctx_tokens = malloc((size_t)KS_MAX(max_depth, 1) * (size_t)b.n_seqs * sizeof *b.ctx_tokens);
+    b.test_tokens = malloc((size_t)KS_MAX(n_prompt, n_gen * b.n_seqs) * sizeof *b.test_tokens);
+    b.logits = malloc((size_t)m->hp.n_vocab * (size_t)b.n_seqs * sizeof *b.logits);
     rows = calloc((size_t)n_depths * 2, sizeof *rows);
     if (!b.ctx_tokens || !b.test_tokens || !b.logits || !rows) {
         KS_ERRF(&err, KS_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    fill_tokens(b.ctx_tokens, max_depth, (uint64_t)seed, m->hp.n_vocab);
+    for (int j = 0; j < b.n_seqs; j++) /* sequence 0's stream is the one of -s 1 */
+        fill_tokens(b.ctx_tokens + (size_t)j * (size_t)max_depth, max_depth, (uint64_t)seed + (uint64_t)j * 7919u,
+                    m->hp.n_vocab);
 
     token_cost cost;
     measure_cost(m, ks_kv_cache_layout(ks_runner_cache(r)), &cost);
@@ -530,7 +557,8 @@ int ks_cmd_bench(int argc, char **argv) {
             w->prefill = prefill;
             w->n = n;
             w->depth = depths[di];
-            w->per_token = prefill ? pp_macs(&cost, w->depth, n) : tg_bytes(&cost, w->depth, n);
+            w->n_seqs = prefill ? 1 : b.n_seqs;
+            w->per_token = prefill ? pp_macs(&cost, w->depth, n) : tg_bytes(&cost, w->depth, n, w->n_seqs);
             if (!(w->ts = malloc((size_t)reps * sizeof *w->ts))) {
                 KS_ERRF(&err, KS_ERR_NOMEM, "out of memory");
                 goto fail;
@@ -542,15 +570,16 @@ int ks_cmd_bench(int argc, char **argv) {
                 fprintf(stderr, "kvserve bench: %s: warm-up%s\n", test,
                         w->depth > 0 ? " (and the context, computed once)" : "");
             /* warm-up: llama-bench's (the whole prompt; one decode token) */
-            if (run_once(&b, prefill, prefill ? n : 1, w->depth, (uint64_t)seed ^ 0x5eedull) < 0)
+            if (run_once(&b, prefill, prefill ? n : 1, w->depth, max_depth, (uint64_t)seed ^ 0x5eedull) < 0)
                 goto fail;
             for (int k = 0; k < reps; k++) {
                 if (progress)
                     fprintf(stderr, "kvserve bench: %s: rep %d of %ld\n", test, k + 1, reps);
-                double dt = run_once(&b, prefill, n, w->depth, (uint64_t)seed * 1000003u + (uint64_t)k + 1);
+                double dt = run_once(&b, prefill, n, w->depth, max_depth,
+                                     (uint64_t)seed * 1000003u + (uint64_t)k + 1);
                 if (dt < 0)
                     goto fail;
-                w->ts[k] = dt > 0 ? n / dt : 0;
+                w->ts[k] = dt > 0 ? (double)n * w->n_seqs / dt : 0;
             }
             stats(w, (int)reps);
         }

@@ -17,12 +17,16 @@ struct ks_runner {
     ks_threadpool *tp;
     ks_kv_cache *cache;
     ks_forward *fwd;
-    ks_kv_seq seq;
-    int32_t *tokens;        /* (n_ctx) the sequence's tokens */
-    /* batch arrays, (n_batch) each */
-    int32_t *pos, *seq_idx;
+    ks_kv_seq *seqs;        /* (n_seqs) */
+    int32_t **tokens;       /* (n_seqs) x (n_ctx) each sequence's tokens */
+    int cur;                /* the current sequence */
+    /* batch arrays, (max(n_batch, n_seqs)) each */
+    int32_t *pos, *seq_idx, *step_tokens;
     uint8_t *want;
+    ks_seq_view *views;     /* (n_seqs) */
 };
+
+#define CUR_SEQ(r) (&(r)->seqs[(r)->cur])
 
 void ks_runner_params_default(ks_runner_params *p) {
     memset(p, 0, sizeof *p);
@@ -32,16 +36,23 @@ void ks_runner_params_default(ks_runner_params *p) {
 void ks_runner_destroy(ks_runner *r) {
     if (!r)
         return;
-    if (r->cache)
-        ks_kv_cache_release(r->cache, &r->seq);
-    ks_kv_seq_deinit(&r->seq);
+    for (int j = 0; r->seqs && j < r->p.n_seqs; j++) {
+        if (r->cache)
+            ks_kv_cache_release(r->cache, &r->seqs[j]);
+        ks_kv_seq_deinit(&r->seqs[j]);
+        if (r->tokens)
+            free(r->tokens[j]);
+    }
     ks_forward_destroy(r->fwd);
     ks_kv_cache_destroy(r->cache);
     ks_threadpool_destroy(r->tp);
+    free(r->seqs);
     free(r->tokens);
     free(r->pos);
     free(r->seq_idx);
+    free(r->step_tokens);
     free(r->want);
+    free(r->views);
     free(r);
 }
 
@@ -56,14 +67,28 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
     if (r->p.n_batch <= 0)
         r->p.n_batch = KS_DEFAULT_BATCH;
     r->p.n_batch = KS_MIN(r->p.n_batch, r->p.n_ctx);
-    ks_kv_seq_init(&r->seq);
+    if (r->p.n_seqs <= 0)
+        r->p.n_seqs = 1;
+    if (r->p.n_seqs > KS_RUNNER_MAX_SEQS) {
+        ks_status s = KS_ERRF(err, KS_ERR_INVALID, "%d sequences: at most %d", r->p.n_seqs, KS_RUNNER_MAX_SEQS);
+        free(r);
+        return s;
+    }
+    int n_seqs = r->p.n_seqs;
+    r->seqs = calloc((size_t)n_seqs, sizeof *r->seqs);
+    r->tokens = calloc((size_t)n_seqs, sizeof *r->tokens);
+    if (!r->seqs || !r->tokens) {
+        ks_runner_destroy(r);
+        return KS_ERRF(err, KS_ERR_NOMEM, "out of memory");
+    }
+    for (int j = 0; j < n_seqs; j++)
+        ks_kv_seq_init(&r->seqs[j]);
     r->tp = ks_threadpool_create(r->p.n_threads);
     r->p.n_threads = ks_threadpool_n_threads(r->tp);
 
     ks_kv_cache_params kvp = r->p.kv;
     if (kvp.ram_bytes == 0) {
-        /* room for the context plus a block of slack; with a disk tier, also room to keep
-         * other prefixes warm */
+        /* room for each sequence's context plus a block of slack */
         ks_kv_layout l;
         ks_status s = ks_kv_layout_init(&l, kvp.kv_type, kvp.block_tokens > 0 ? kvp.block_tokens : 32,
                                         m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, err);
@@ -71,20 +96,26 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
             ks_runner_destroy(r);
             return s;
         }
-        uint64_t blocks = (uint64_t)r->p.n_ctx / (uint64_t)l.block_tokens + 2;
+        uint64_t blocks = ((uint64_t)r->p.n_ctx / (uint64_t)l.block_tokens + 2) * (uint64_t)n_seqs;
         uint64_t need = (blocks < 4 ? 4 : blocks) * l.block_bytes; /* the cache's minimum is 4 */
         kvp.ram_bytes = need;
     }
     ks_status s = ks_kv_cache_create(&r->cache, m, &kvp, err);
     if (!s)
         s = ks_forward_create(&r->fwd, m, ks_kv_cache_layout(r->cache), ks_kv_cache_pool_base(r->cache),
-                              ks_kv_cache_pool_blocks(r->cache), r->p.n_batch, r->p.n_ctx, r->tp, err);
+                              ks_kv_cache_pool_blocks(r->cache), KS_MAX(r->p.n_batch, n_seqs), r->p.n_ctx,
+                              r->tp, err);
     if (!s) {
-        r->tokens = malloc((size_t)r->p.n_ctx * sizeof *r->tokens);
-        r->pos = malloc((size_t)r->p.n_batch * sizeof *r->pos);
-        r->seq_idx = calloc((size_t)r->p.n_batch, sizeof *r->seq_idx);
-        r->want = malloc((size_t)r->p.n_batch);
-        if (!r->tokens || !r->pos || !r->seq_idx || !r->want)
+        size_t n_rows = (size_t)KS_MAX(r->p.n_batch, n_seqs);
+        bool ok = true;
+        for (int j = 0; j < n_seqs; j++)
+            ok = ok && (r->tokens[j] = malloc((size_t)r->p.n_ctx * sizeof **r->tokens));
+        r->pos = malloc(n_rows * sizeof *r->pos);
+        r->seq_idx = calloc(n_rows, sizeof *r->seq_idx);
+        r->step_tokens = malloc(n_rows * sizeof *r->step_tokens);
+        r->want = malloc(n_rows);
+        r->views = malloc((size_t)n_seqs * sizeof *r->views);
+        if (!ok || !r->pos || !r->seq_idx || !r->step_tokens || !r->want || !r->views)
             s = KS_ERRF(err, KS_ERR_NOMEM, "out of memory");
     }
     if (s) {
@@ -95,12 +126,18 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
     return KS_OK;
 }
 
-int ks_runner_n_past(const ks_runner *r) { return r->seq.n_tokens; }
+void ks_runner_select(ks_runner *r, int j) {
+    if (j >= 0 && j < r->p.n_seqs)
+        r->cur = j;
+}
+
+int ks_runner_n_past(const ks_runner *r) { return r->seqs[r->cur].n_tokens; }
+int ks_runner_n_seqs(const ks_runner *r) { return r->p.n_seqs; }
 int ks_runner_n_ctx(const ks_runner *r) { return r->p.n_ctx; }
 int ks_runner_n_threads(const ks_runner *r) { return r->p.n_threads; }
 ks_kv_cache *ks_runner_cache(ks_runner *r) { return r->cache; }
 
-void ks_runner_reset(ks_runner *r) { ks_kv_cache_release(r->cache, &r->seq); }
+void ks_runner_reset(ks_runner *r) { ks_kv_cache_release(r->cache, CUR_SEQ(r)); }
 
 static ks_status check_tokens(const ks_runner *r, const int32_t *tokens, int n, int n_past, ks_err *err) {
     int n_vocab = r->m->hp.n_vocab;
@@ -116,11 +153,16 @@ static ks_status check_tokens(const ks_runner *r, const int32_t *tokens, int n, 
     return KS_OK;
 }
 
-/* Computes tokens [from, n) of r->tokens, in chunks; logits as ks_runner_eval says. */
+/* Computes tokens [from, n) of the current sequence, in chunks; logits as ks_runner_eval
+ * says. */
 static ks_status compute(ks_runner *r, int from, int n, bool all_logits, float *out, ks_kv_usage *usage,
                          ks_err *err) {
     int n_vocab = r->m->hp.n_vocab;
-    ks_status s = ks_kv_cache_reserve(r->cache, &r->seq, n, err);
+    ks_kv_seq *seq = CUR_SEQ(r);
+    int32_t *tokens = r->tokens[r->cur];
+    for (int i = 0; i < r->p.n_batch; i++)
+        r->seq_idx[i] = 0;
+    ks_status s = ks_kv_cache_reserve(r->cache, seq, n, err);
     if (s)
         return s;
     for (int done = from; done < n;) {
@@ -130,15 +172,15 @@ static ks_status compute(ks_runner *r, int from, int n, bool all_logits, float *
             r->pos[i] = done + i;
             r->want[i] = out && (all_logits || (last_chunk && i == chunk - 1));
         }
-        ks_seq_view sv = {r->seq.blocks, r->seq.n_blocks};
-        ks_batch b = {chunk, r->tokens + done, r->pos, r->seq_idx, r->want, &sv, 1};
+        ks_seq_view sv = {seq->blocks, seq->n_blocks};
+        ks_batch b = {chunk, tokens + done, r->pos, r->seq_idx, r->want, &sv, 1};
         float *dst = NULL;
         if (out)
             dst = all_logits ? out + (size_t)(done - from) * n_vocab : out;
         if ((s = ks_forward_run(r->fwd, &b, dst, err)))
             return s;
         done += chunk;
-        ks_kv_cache_commit(r->cache, &r->seq, r->tokens, done, usage);
+        ks_kv_cache_commit(r->cache, seq, tokens, done, usage);
     }
     return KS_OK;
 }
@@ -153,10 +195,10 @@ ks_status ks_runner_start(ks_runner *r, const int32_t *prompt, int n, float *las
     ks_status s = check_tokens(r, prompt, n, 0, err);
     if (s)
         return s;
-    memcpy(r->tokens, prompt, (size_t)n * sizeof *prompt);
-    if ((s = ks_kv_cache_attach(r->cache, &r->seq, prompt, n, usage, err)))
+    memcpy(r->tokens[r->cur], prompt, (size_t)n * sizeof *prompt);
+    if ((s = ks_kv_cache_attach(r->cache, CUR_SEQ(r), prompt, n, usage, err)))
         return s;
-    int cached = r->seq.n_tokens;
+    int cached = CUR_SEQ(r)->n_tokens;
     usage->computed_tokens = n - cached;
     s = compute(r, cached, n, false, last_logits, usage, err);
     if (s)
@@ -166,10 +208,36 @@ ks_status ks_runner_start(ks_runner *r, const int32_t *prompt, int n, float *las
 
 ks_status ks_runner_eval(ks_runner *r, const int32_t *tokens, int n, bool all_logits, float *out,
                          ks_err *err) {
-    int n_past = r->seq.n_tokens;
+    int n_past = CUR_SEQ(r)->n_tokens;
     ks_status s = check_tokens(r, tokens, n, n_past, err);
     if (s)
         return s;
-    memcpy(r->tokens + n_past, tokens, (size_t)n * sizeof *tokens);
+    memcpy(r->tokens[r->cur] + n_past, tokens, (size_t)n * sizeof *tokens);
     return compute(r, n_past, n_past + n, all_logits, out, NULL, err);
+}
+
+ks_status ks_runner_decode(ks_runner *r, const int32_t *tokens, float *logits, ks_err *err) {
+    int n = r->p.n_seqs;
+    ks_status s = KS_OK;
+    for (int j = 0; j < n && !s; j++)
+        s = check_tokens(r, tokens + j, 1, r->seqs[j].n_tokens, err);
+    for (int j = 0; j < n && !s; j++)
+        s = ks_kv_cache_reserve(r->cache, &r->seqs[j], r->seqs[j].n_tokens + 1, err);
+    if (s)
+        return s;
+    for (int j = 0; j < n; j++) {
+        int pos = r->seqs[j].n_tokens;
+        r->tokens[j][pos] = tokens[j];
+        r->step_tokens[j] = tokens[j];
+        r->pos[j] = pos;
+        r->seq_idx[j] = j;
+        r->want[j] = logits != NULL;
+        r->views[j] = (ks_seq_view){r->seqs[j].blocks, r->seqs[j].n_blocks};
+    }
+    ks_batch b = {n, r->step_tokens, r->pos, r->seq_idx, r->want, r->views, n};
+    if ((s = ks_forward_run(r->fwd, &b, logits, err)))
+        return s;
+    for (int j = 0; j < n; j++)
+        ks_kv_cache_commit(r->cache, &r->seqs[j], r->tokens[j], r->seqs[j].n_tokens + 1, NULL);
+    return KS_OK;
 }

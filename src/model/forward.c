@@ -56,6 +56,7 @@ struct ks_forward {
     int32_t *out_rows; /* (T) batch indices of tokens wanting logits */
     float *xo;         /* (T, n_embd) their normed final states */
     uint8_t *xq;       /* (T, max_row) activations converted to a weight's dot type */
+    uint8_t *xq4;      /* groups of 4 rows of xq packed for a vec_dot_4_packed kernel */
     void *gemm_act;    /* activations in a GEMM kernel's layout (NULL: no GEMM kernels) */
     void **gemm_scratch; /* (nth) per-thread GEMM scratch */
     float *rope_cs;      /* (nth, head_dim) per-thread cos | sin of one position's angles */
@@ -64,6 +65,7 @@ struct ks_forward {
         int n_in, T;
         uint32_t act_type;
         const ks_gemm_kernel *gemm;
+        const ks_dot4_packed *dot4p;
     } converted;
 
     ks_attention *attn_op;
@@ -90,6 +92,7 @@ void ks_forward_destroy(ks_forward *f) {
     free(f->rows);
     free(f->out_rows);
     free(f->xq);
+    free(f->xq4);
     free(f->gemm_act);
     free(f->rope_cs);
     if (f->gemm_scratch)
@@ -153,6 +156,16 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
      * (matmul_worker) */
     f->xq = calloc((T + KS_VEC_DOT_ROWS - 1) * max_row, sizeof(float));
     ok = ok && f->xq;
+    /* packed groups of 4 rows: the largest any weight type's packing needs, 64-aligned */
+    size_t packed = 0;
+    for (int ty = 0; ty < KS_TYPE_COUNT; ty++)
+        if (f->k->vec_dot_4_packed[ty].run)
+            packed = KS_MAX(packed, f->k->vec_dot_4_packed[ty].bytes((int64_t)max_row));
+    packed = (packed + 63) & ~(size_t)63;
+    if (packed) {
+        f->xq4 = aligned_alloc(64, (T + KS_VEC_DOT_ROWS - 1) / KS_VEC_DOT_ROWS * packed);
+        ok = ok && f->xq4;
+    }
     /* GEMM kernels' activation buffer and scratch: the largest any weight type needs */
     size_t gemm_act = 0, gemm_scratch = 0;
     for (int ty = 0; ty < KS_TYPE_COUNT; ty++)
@@ -297,6 +310,8 @@ typedef struct matmul_task {
     uint32_t act_type;         /* the weight type's dot type */
     size_t act_row_bytes;
     const ks_gemm_kernel *gemm; /* NULL: vec_dot */
+    const ks_dot4_packed *dot4p; /* vec_dot_4 over packed rows (xq4), or NULL */
+    size_t packed_bytes;        /* of one packed group */
     float *y;
     int ldy;
 } matmul_task;
@@ -313,6 +328,23 @@ static void quantize_worker(void *arg, int ith, int nth) {
             f->k->quantize_act[mt->act_type](mt->x + (size_t)t * mt->n_in, xq, mt->n_in);
         if (mt->gemm)
             mt->gemm->pack_act(t < mt->T ? xq : NULL, (int)t, mt->T, mt->n_in, f->gemm_act);
+    }
+}
+
+/* Groups of 4 converted rows into xq4 for the packed 4-row kernel, a last group of 3
+ * too (its fourth row packs as zeros); split across the threads by group. */
+static void pack4_worker(void *arg, int ith, int nth) {
+    matmul_task *mt = arg;
+    int groups = (mt->T + 1) / KS_VEC_DOT_ROWS;
+    long g0, g1;
+    ks_split_range(groups, ith, nth, &g0, &g1);
+    for (long g = g0; g < g1; g++) {
+        const void *rows[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < KS_VEC_DOT_ROWS; j++) {
+            int t = (int)g * KS_VEC_DOT_ROWS + j;
+            rows[j] = t < mt->T ? mt->f->xq + (size_t)t * mt->act_row_bytes : NULL;
+        }
+        mt->dot4p->pack(rows, mt->n_in, mt->f->xq4 + (size_t)g * mt->packed_bytes);
     }
 }
 
@@ -344,7 +376,16 @@ static void matmul_worker(void *arg, int ith, int nth) {
             for (size_t o = 0; o < rb; o += 64)
                 __builtin_prefetch(wr + rb + o, 0, 3);
         int t = 0;
-        if (dot4) {
+        if (mt->dot4p) {
+            /* the same, over rows packed once for this kernel */
+            float out[KS_VEC_DOT_ROWS];
+            for (int g = 0; t + KS_VEC_DOT_ROWS - 1 <= mt->T; t += KS_VEC_DOT_ROWS, g++) {
+                mt->dot4p->run(wr, mt->f->xq4 + (size_t)g * mt->packed_bytes, mt->n_in, out);
+                for (int j = 0; j < KS_VEC_DOT_ROWS && t + j < mt->T; j++)
+                    mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
+            }
+            t = KS_MIN(t, mt->T);
+        } else if (dot4) {
             /* four tokens per pass over the row: the row is decoded once for all four */
             float out[KS_VEC_DOT_ROWS];
             for (; t + KS_VEC_DOT_ROWS <= mt->T; t += KS_VEC_DOT_ROWS) {
@@ -373,13 +414,19 @@ static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const flo
                       float *y, int n_out, int ldy, int T, bool same_input) {
     uint32_t act = ks_type_traits_of(w->type)->dot_type;
     const ks_gemm_kernel *gemm = &f->k->gemm[w->type];
+    const ks_dot4_packed *dot4p = &f->k->vec_dot_4_packed[w->type];
     matmul_task mt = {
         .f = f, .w = w, .row0 = row0, .n_in = n_in, .n_out = n_out, .T = T, .x = x,
         .act_type = act, .act_row_bytes = ks_type_row_size((ks_type)act, n_in, NULL),
         .gemm = gemm->run && T >= GEMM_MIN_TOKENS && n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL, .y = y, .ldy = ldy,
     };
+    if (!mt.gemm && dot4p->run && f->xq4 && T >= KS_VEC_DOT_ROWS - 1) {
+        mt.dot4p = dot4p;
+        mt.packed_bytes = (dot4p->bytes(n_in) + 63) & ~(size_t)63;
+    }
     bool reuse = same_input && f->converted.x == x && f->converted.n_in == n_in && f->converted.T == T &&
-                 f->converted.act_type == act && f->converted.gemm == mt.gemm;
+                 f->converted.act_type == act && f->converted.gemm == mt.gemm &&
+                 f->converted.dot4p == mt.dot4p;
     if (!reuse) {
         if (T > 1)
             ks_threadpool_run(f->tp, quantize_worker, &mt);
@@ -390,6 +437,13 @@ static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const flo
         f->converted.T = T;
         f->converted.act_type = act;
         f->converted.gemm = mt.gemm;
+        f->converted.dot4p = mt.dot4p;
+        if (mt.dot4p) {
+            if (T > 2 * KS_VEC_DOT_ROWS)
+                ks_threadpool_run(f->tp, pack4_worker, &mt);
+            else
+                pack4_worker(&mt, 0, 1);
+        }
     }
     ks_threadpool_run(f->tp, matmul_worker, &mt);
 }

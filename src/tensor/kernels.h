@@ -30,6 +30,18 @@ typedef float (*ks_vec_dot_fn)(const void *w, const void *a, int64_t n);
 typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, int64_t n,
                                 float *s);
 
+/* vec_dot_4 over activation rows packed for it once per matrix multiplication, where
+ * the rows' own layout would cost the kernel more work per weight row than packing them
+ * costs once (Q8_0 on AVX-512: pairs of rows interleaved for 512-bit vectors, codes
+ * offset to unsigned). pack() takes KS_VEC_DOT_ROWS rows of the dot type (a NULL row
+ * packs as zeros, its result unused) into bytes(n) bytes; run(w, packed) writes s[j] =
+ * vec_dot(w, row j, n) bit for bit, for the vec_dot of the same table. */
+typedef struct ks_dot4_packed {
+    size_t (*bytes)(int64_t n);
+    void (*pack)(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed);
+    void (*run)(const void *w, const void *packed, int64_t n, float *s);
+} ks_dot4_packed;
+
 /* A matrix multiplication for prefill, where many tokens meet each weight row: tokens are
  * the rows of tiles that share each weight tile (AMX). Activations are first quantized by
  * quantize_act[dot_type] exactly as for vec_dot, then each token's row is moved into the
@@ -115,6 +127,9 @@ typedef struct ks_kernels {
      * has none: 4 x vec_dot is its specification): call vec_dot per row. Never taken
      * from another table, as it must agree with this table's vec_dot bit for bit. */
     ks_vec_dot_4_fn vec_dot_4[KS_TYPE_COUNT];
+    /* indexed by weight type: vec_dot_4 over packed rows (see ks_dot4_packed); run NULL
+     * where the table has none, and then vec_dot_4 serves */
+    ks_dot4_packed vec_dot_4_packed[KS_TYPE_COUNT];
     /* indexed by activation type (a weight type's dot_type): n floats of x into one row
      * of that type in y, rounded as vec_dot expects; NULL for non-activation types */
     void (*quantize_act[KS_TYPE_COUNT])(const float *x, void *y, int64_t n);

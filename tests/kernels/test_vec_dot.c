@@ -12,7 +12,8 @@
  *     run time, as tests/peer does): the ref dot products are bit-identical to its
  *     portable C ones, the activation quantizers to its x86 (AVX2) ones, and the x86
  *     tables' dot products to its AVX2 and Zen 4 builds' ones;
- *   - vec_dot_4 equals vec_dot on each of its rows, bit for bit. */
+ *   - vec_dot_4 equals vec_dot on each of its rows, bit for bit, and so does a table's
+ *     4-row kernel over packed rows (vec_dot_4_packed), with a row missing too. */
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
 #include "tensor/ref/quants_ref.h"
@@ -845,6 +846,7 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
     for (int it = 0; it < N_WEIGHT_TYPES; it++)
         cr_assert_null(ref->vec_dot_4[weight_types[it]]);
     static uint8_t rows[KS_VEC_DOT_ROWS * (MAX_ROW_BYTES + 64)];
+    static _Alignas(64) uint8_t packed[KS_VEC_DOT_ROWS * (MAX_ROW_BYTES + 64)];
     static int len[MAX_LENGTHS];
     for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
         const ks_kernels *k = isa_or_skip(isas[j]);
@@ -879,8 +881,23 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
                             raw_activations(tw->dot_type, (data_kind)kind, rows + r * stride, n);
                         }
                     }
-                    float s[KS_VEC_DOT_ROWS];
+                    float s[KS_VEC_DOT_ROWS], sp[KS_VEC_DOT_ROWS];
                     k->vec_dot_4[t](cd.w, rows, stride, n, s);
+                    const ks_dot4_packed *pk = &k->vec_dot_4_packed[t];
+                    /* the packed kernel on all four rows, then on three and a missing one */
+                    for (int missing = 0; pk->run && missing < 2; missing++) {
+                        const void *rp[KS_VEC_DOT_ROWS];
+                        for (int r = 0; r < KS_VEC_DOT_ROWS; r++)
+                            rp[r] = missing && r == KS_VEC_DOT_ROWS - 1 ? NULL : rows + r * stride;
+                        cr_assert_leq(pk->bytes(n), sizeof packed);
+                        pk->pack(rp, n, packed);
+                        pk->run(cd.w, packed, n, sp);
+                        for (int r = 0; r < KS_VEC_DOT_ROWS - missing; r++)
+                            cr_assert_eq(memcmp(&sp[r], &s[r], sizeof s[r]), 0,
+                                         "%s %s n=%d %s data, row %d of %d: packed %.9g, vec_dot_4 %.9g",
+                                         isas[j], tw->name, n, data_names[kind], r, KS_VEC_DOT_ROWS - missing,
+                                         (double)sp[r], (double)s[r]);
+                    }
                     for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
                         const float want = k->vec_dot[t](cd.w, rows + r * stride, n);
                         cr_assert_eq(memcmp(&s[r], &want, sizeof want), 0,

@@ -36,5 +36,6 @@ void ks_kernels_register_avx512(ks_kernels *k) {
     k->bf16_to_fp32_row = bf16_to_fp32_row_avx512;
     k->dot_f32 = dot_f32_avx512;
     ks_vec_dot_avx512_register(k);
+    ks_dot4_q8_0_avx512_register(k);
     ks_attn_avx512_register(k);
 }
