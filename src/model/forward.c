@@ -298,11 +298,8 @@ static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
  * per batch: with a tile GEMM for the type (AMX) when the batch has enough tokens to
  * fill its tiles, else dotting each row with all T converted inputs, four at a time. */
 
-/* Fewest tokens for which a GEMM kernel beats four-token dot products, and packed ones
- * (Qwen3-0.6B Q8_0, 2 threads, AMX GEMM against the packed AVX-512 kernel: pp12 175 vs
- * 186 t/s, pp16 215 vs 176). */
+/* Fewest tokens for which a GEMM kernel beats four-token dot products. */
 #define GEMM_MIN_TOKENS 5
-#define GEMM_MIN_TOKENS_PACKED 13
 
 typedef struct matmul_task {
     ks_forward *f;
@@ -421,9 +418,7 @@ static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const flo
     matmul_task mt = {
         .f = f, .w = w, .row0 = row0, .n_in = n_in, .n_out = n_out, .T = T, .x = x,
         .act_type = act, .act_row_bytes = ks_type_row_size((ks_type)act, n_in, NULL),
-        .gemm = gemm->run && T >= (dot4p->run ? GEMM_MIN_TOKENS_PACKED : GEMM_MIN_TOKENS) &&
-                        n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL,
-        .y = y, .ldy = ldy,
+        .gemm = gemm->run && T >= GEMM_MIN_TOKENS && n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL, .y = y, .ldy = ldy,
     };
     if (!mt.gemm && dot4p->run && f->xq4 && T >= KS_VEC_DOT_ROWS - 1) {
         mt.dot4p = dot4p;
