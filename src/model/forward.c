@@ -152,8 +152,8 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     /* the widest row a thread dequantizes: a weight row (n_embd, q_dim or ff elements) */
     size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
     /* converted activations take at most 4 bytes an element (F32); KS_VEC_DOT_ROWS - 1
-     * rows more, zeroed, for a last group of tokens short of a 4-row dot product's
-     * (matmul_worker) */
+     * rows more for a last group of tokens short of a 4-row dot product's (matmul_worker:
+     * spare rows whatever they hold, as their results are dropped) */
     f->xq = calloc((T + KS_VEC_DOT_ROWS - 1) * max_row, sizeof(float));
     ok = ok && f->xq;
     /* packed groups of 4 rows: the largest any weight type's packing needs, 64-aligned */
@@ -300,6 +300,12 @@ static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
 
 /* Fewest tokens for which a GEMM kernel beats four-token dot products. */
 #define GEMM_MIN_TOKENS 5
+/* Fewest tokens a 4-row dot product takes, over spare rows for the rest: where one pass
+ * over the weight row costs less than a 1-row pass for each (decode steps, 2 threads:
+ * Qwen3-0.6B Q8_0, 3 sequences 91 -> 75 ms a step; with the packed kernel 2 sequences
+ * 35.6 -> 50.6 t/s; Q4_K_M at 2 no faster). The results are the same, bit for bit. */
+#define DOT4_MIN_TOKENS 3
+#define DOT4_PACKED_MIN_TOKENS 2
 
 typedef struct matmul_task {
     ks_forward *f;
@@ -331,11 +337,12 @@ static void quantize_worker(void *arg, int ith, int nth) {
     }
 }
 
-/* Groups of 4 converted rows into xq4 for the packed 4-row kernel, a last group of 3
- * too (its fourth row packs as zeros); split across the threads by group. */
+/* Groups of 4 converted rows into xq4 for the packed 4-row kernel, a last group of at
+ * least DOT4_PACKED_MIN_TOKENS too (missing rows pack as zeros); split across the threads by
+ * group. */
 static void pack4_worker(void *arg, int ith, int nth) {
     matmul_task *mt = arg;
-    int groups = (mt->T + 1) / KS_VEC_DOT_ROWS;
+    int groups = (mt->T + KS_VEC_DOT_ROWS - DOT4_PACKED_MIN_TOKENS) / KS_VEC_DOT_ROWS;
     long g0, g1;
     ks_split_range(groups, ith, nth, &g0, &g1);
     for (long g = g0; g < g1; g++) {
@@ -379,7 +386,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
         if (mt->dot4p) {
             /* the same, over rows packed once for this kernel */
             float out[KS_VEC_DOT_ROWS];
-            for (int g = 0; t + KS_VEC_DOT_ROWS - 1 <= mt->T; t += KS_VEC_DOT_ROWS, g++) {
+            for (int g = 0; t + DOT4_PACKED_MIN_TOKENS <= mt->T; t += KS_VEC_DOT_ROWS, g++) {
                 mt->dot4p->run(wr, mt->f->xq4 + (size_t)g * mt->packed_bytes, mt->n_in, out);
                 for (int j = 0; j < KS_VEC_DOT_ROWS && t + j < mt->T; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
@@ -393,11 +400,11 @@ static void matmul_worker(void *arg, int ith, int nth) {
                 for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
             }
-            /* three left (three decoding sequences): one 4-row pass over a spare row costs
-             * less than three 1-row ones (the results are the same, bit for bit) */
-            if (mt->T - t == KS_VEC_DOT_ROWS - 1) {
+            /* three left (decoding sequences): one pass over a spare row (xq has them
+             * past any batch) */
+            if (mt->T - t >= DOT4_MIN_TOKENS) {
                 dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
-                for (int j = 0; j < KS_VEC_DOT_ROWS - 1; j++)
+                for (int j = 0; t + j < mt->T; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
                 t = mt->T;
             }
@@ -420,7 +427,7 @@ static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const flo
         .act_type = act, .act_row_bytes = ks_type_row_size((ks_type)act, n_in, NULL),
         .gemm = gemm->run && T >= GEMM_MIN_TOKENS && n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL, .y = y, .ldy = ldy,
     };
-    if (!mt.gemm && dot4p->run && f->xq4 && T >= KS_VEC_DOT_ROWS - 1) {
+    if (!mt.gemm && dot4p->run && f->xq4 && T >= DOT4_PACKED_MIN_TOKENS) {
         mt.dot4p = dot4p;
         mt.packed_bytes = (dot4p->bytes(n_in) + 63) & ~(size_t)63;
     }
