@@ -185,13 +185,17 @@ static size_t q8_0_scratch_bytes(int64_t n) { return scratch_bytes_for(n, 32, fa
 static size_t q4_k_scratch_bytes(int64_t n) { return scratch_bytes_for(n, 32, true); }
 static size_t q6_k_scratch_bytes(int64_t n) { return scratch_bytes_for(n, 16, true); }
 
-/* Q8_0: the quants are read in place; only the scales are converted. */
+/* Q8_0: the quants are read in place; only the scales are converted, the 16 rows' scales
+ * of a block at once (gathered a row apart; a prompt chunk of a few dozen tokens spent a
+ * tenth of its time converting them one by one). */
 static panel q8_0_panel(const uint8_t *w, size_t w_row_bytes, int64_t n, const scratch_layout *s) {
     size_t nsb = (size_t)(n / KS_QK8_0);
-    for (int i = 0; i < TILE; i++) {
-        const ks_block_q8_0 *row = (const ks_block_q8_0 *)(w + (size_t)i * w_row_bytes);
-        for (size_t j = 0; j < nsb; j++)
-            s->dw[j * TILE + i] = ks_fp16_to_fp32(row[j].d);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)w_row_bytes));
+    for (size_t j = 0; j < nsb; j++) {
+        /* the dword at each row's block j: its fp16 d, then the first two codes */
+        const __m512i d = _mm512_i32gather_epi32(rows, w + j * sizeof(ks_block_q8_0), 1);
+        _mm512_storeu_ps(s->dw + j * TILE, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d)));
     }
     return (panel){(const int8_t *)w + offsetof(ks_block_q8_0, qs), w_row_bytes, sizeof(ks_block_q8_0), s->dw, NULL};
 }
