@@ -117,7 +117,7 @@ static void q8_0_pack_act(const void *row, int t, int T, int64_t n, void *act) {
     act_layout l = act_at(act, T, n, 32, false);
     const ks_block_q8_0 *b = row;
     for (size_t j = 0; j < l.nsb; j++)
-        put_sub_block(&l, t, j, b ? b[j].qs : NULL, b ? ks_fp16_to_fp32(b[j].d) : 0.0f, 0.0f);
+        put_sub_block(&l, t, j, b ? b[j].qs : NULL, b ? _cvtsh_ss(b[j].d) : 0.0f, 0.0f);
 }
 
 /* Q8_K activations as 32-element sub-blocks (for Q4_K) or 16 (for Q6_K). */
@@ -208,7 +208,7 @@ static panel q4_k_panel(const uint8_t *w, size_t w_row_bytes, int64_t n, const s
         int8_t *a = s->a + (size_t)i * (size_t)n;
         for (size_t b = 0; b < nblk; b++) {
             const ks_block_q4_k *blk = &row[b];
-            float d = ks_fp16_to_fp32(blk->d), dmin = ks_fp16_to_fp32(blk->dmin);
+            float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
             for (int j = 0; j < 8; j++) {
                 uint8_t sc, mn;
                 ks_k_scale_min(j, blk->scales, &sc, &mn);
@@ -236,18 +236,27 @@ static panel q6_k_panel(const uint8_t *w, size_t w_row_bytes, int64_t n, const s
         int8_t *a = s->a + (size_t)i * (size_t)n;
         for (size_t b = 0; b < nblk; b++) {
             const ks_block_q6_k *blk = &row[b];
-            float d = ks_fp16_to_fp32(blk->d);
+            float d = _cvtsh_ss(blk->d);
             for (int k = 0; k < 16; k++)
                 s->dw[(b * 16 + (size_t)k) * TILE + (size_t)i] = d * (float)blk->scales[k];
+            /* per half h and l < 32, codes l, l + 32, l + 64, l + 96: the low nibbles of
+             * ql[l], ql[l + 32], their high nibbles, each with bits 0-1, 2-3, 4-5, 6-7 of
+             * qh[l] as bits 4-5 (shifts of 16-bit lanes, masked to the byte's own bits) */
+            const __m256i lo4 = _mm256_set1_epi8(0x0f), hi2 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
             for (int h = 0; h < 2; h++) {
-                const uint8_t *ql = blk->ql + 64 * h, *qh = blk->qh + 32 * h;
+                const __m256i q0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
+                const __m256i q1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+                const __m256i o0 = _mm256_or_si256(_mm256_and_si256(q0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
+                const __m256i o1 = _mm256_or_si256(_mm256_and_si256(q1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
+                const __m256i o2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q0, 4), lo4), _mm256_and_si256(qh, hi2));
+                const __m256i o3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), lo4),
+                                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
                 int8_t *o = a + b * KS_QK_K + 128 * (size_t)h;
-                for (int l = 0; l < 32; l++) {
-                    o[l] = (int8_t)(((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32);
-                    o[l + 32] = (int8_t)(((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32);
-                    o[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-                    o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-                }
+                _mm256_storeu_si256((__m256i *)o, _mm256_sub_epi8(o0, c32));
+                _mm256_storeu_si256((__m256i *)(o + 32), _mm256_sub_epi8(o1, c32));
+                _mm256_storeu_si256((__m256i *)(o + 64), _mm256_sub_epi8(o2, c32));
+                _mm256_storeu_si256((__m256i *)(o + 96), _mm256_sub_epi8(o3, c32));
             }
         }
     }
