@@ -296,7 +296,8 @@ static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
  * F16, BF16 or F32), exactly as llama.cpp does, the tokens split across the threads.
  * Then each thread takes a contiguous range of weight rows, so the weights are read once
  * per batch: with a tile GEMM for the type (AMX) when the batch has enough tokens to
- * fill its tiles, else dotting each row with all T converted inputs, four at a time. */
+ * fill its tiles, else dotting each row with all T converted inputs, four at a time (over
+ * the inputs packed once more, for the kernel, where the table has a packed 4-row one). */
 
 /* Fewest tokens for which a GEMM kernel beats four-token dot products. */
 #define GEMM_MIN_TOKENS 5
