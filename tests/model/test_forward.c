@@ -281,6 +281,15 @@ static void check_runner_decode_equals_alone(int n_seqs) {
         ks_runner_select(batched, j);
         cr_assert_eq(ks_runner_n_past(batched), PROMPT + STEPS);
     }
+    /* a token outside the vocabulary in any sequence: an error, nothing appended to any */
+    int32_t bad[4] = {1, 2, 3, 4};
+    bad[n_seqs - 1] = V;
+    cr_assert_eq(ks_runner_decode(batched, bad, got, &err), KS_ERR_INVALID);
+    cr_assert(strstr(err.msg, "vocabulary"), "%s", err.msg);
+    for (int j = 0; j < n_seqs; j++) {
+        ks_runner_select(batched, j);
+        cr_assert_eq(ks_runner_n_past(batched), PROMPT + STEPS, "sequence %d grew on a failed step", j);
+    }
     /* the last step's logits of each sequence, decoded alone */
     for (int j = 0; j < n_seqs; j++) {
         cr_assert_eq(ks_runner_start(alone, prompt + 3 * j, PROMPT, NULL, NULL, &err), KS_OK, "%s", err.msg);
