@@ -304,7 +304,8 @@ static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
 /* Fewest tokens a 4-row dot product takes, over spare rows for the rest: where one pass
  * over the weight row costs less than a 1-row pass for each (decode steps, 2 threads:
  * Qwen3-0.6B Q8_0, 3 sequences 91 -> 75 ms a step; with the packed kernel 2 sequences
- * 35.6 -> 50.6 t/s; Q4_K_M at 2 no faster). The results are the same, bit for bit. */
+ * 35.6 -> 50.6 t/s; the unpacked K-quant kernels measured no faster at 2). The results
+ * are the same, bit for bit. */
 #define DOT4_MIN_TOKENS 3
 #define DOT4_PACKED_MIN_TOKENS 2
 

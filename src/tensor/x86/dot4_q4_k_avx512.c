@@ -1,0 +1,131 @@
+/* dot4_q4_k_avx512.c — Q4_K weight rows against four Q8_K activation rows packed for
+ * 512-bit vectors: the 4-row kernel of decode steps with several sequences, as
+ * dot4_q8_0_avx512.c is for Q8_0.
+ *
+ * Owns: the packed layout, its packer and kernel, ks_dot4_q4_k_avx512_register().
+ *
+ * vec_dot_4 (simd_x86.h, ks_x86_dot_q4_k) decodes each super-block's codes and scales once
+ * and then spends four 256-bit operations per row on every 64 elements (two maddubs, two
+ * vpdpwssd), plus a mins term and the float steps per row: at four rows it is bound by
+ * them. Packed, the two rows of a pair sit in the halves of 512-bit vectors and the
+ * weights' codes and scales, decoded once, fill both halves, so each operation serves two
+ * rows.
+ *
+ * Packed layout of 4 rows of n elements, nsb = n / 256 super-blocks:
+ *   codes  [nsb][2 pairs][8 chunks][64 bytes]: chunk 2g + h of pair p holds row 2p's
+ *          codes [64g + 32h, 64g + 32h + 32) then row 2p+1's
+ *   sums   [nsb][2 pairs][16 int16]: row 2p's 8 sub-block sums S_j = bsums[2j] +
+ *          bsums[2j+1] (int16, as the vector kernel adds them), then row 2p+1's
+ *   d      [nsb][4 floats]: the rows' scales
+ *
+ * Exactness, and agreement with vec_dot (ks_x86_dot_q4_k with q45_k_sums, vpdpwssd) bit
+ * for bit: each half of a 512-bit integer vector takes the operations vec_dot takes on its
+ * 256-bit one for that row, so the int32 lanes (sumi) and the mins term (4 lanes) are the
+ * same; the float steps per super-block are vec_dot's, d * da and dmin * da rounded once,
+ * then acc += (d da) sumi (8 lanes), acc_m += -(dmin da) mins (4 lanes) in super-block
+ * order, and each row ends as hsum(acc) + hsum(acc_m). */
+#include "tensor/x86/kernels_x86.h"
+#include "tensor/x86/simd_x86.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define PAIRS (KS_VEC_DOT_ROWS / 2)
+#define CHUNKS 8          /* of 32 codes a row, per super-block */
+#define CHUNK_BYTES 64    /* one chunk of both rows of a pair */
+#define SUMS_BYTES 32     /* 8 int16 sums of both rows of a pair */
+
+static size_t codes_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * CHUNKS * CHUNK_BYTES; }
+static size_t sums_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * SUMS_BYTES; }
+
+static size_t dot4_q4_k_bytes(int64_t n) {
+    return codes_bytes(n) + sums_bytes(n) + (size_t)(n / KS_QK_K) * KS_VEC_DOT_ROWS * sizeof(float);
+}
+
+static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed) {
+    const int64_t nsb = n / KS_QK_K;
+    uint8_t *codes = packed;
+    int16_t *sums = (int16_t *)(codes + codes_bytes(n));
+    float *ds = (float *)((uint8_t *)sums + sums_bytes(n));
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+            const ks_block_q8_k *y = rows[r] ? (const ks_block_q8_k *)rows[r] + b : NULL;
+            const int p = r / 2, half = r % 2;
+            uint8_t *c = codes + ((size_t)b * PAIRS + (size_t)p) * CHUNKS * CHUNK_BYTES + (size_t)half * 32;
+            for (int k = 0; k < CHUNKS; k++) {
+                if (y)
+                    memcpy(c + (size_t)k * CHUNK_BYTES, y->qs + 32 * k, 32);
+                else
+                    memset(c + (size_t)k * CHUNK_BYTES, 0, 32);
+            }
+            int16_t *s = sums + ((size_t)b * PAIRS + (size_t)p) * (SUMS_BYTES / 2) + 8 * half;
+            for (int j = 0; j < 8; j++)
+                s[j] = y ? (int16_t)(y->bsums[2 * j] + y->bsums[2 * j + 1]) : 0;
+            ds[(size_t)b * KS_VEC_DOT_ROWS + (size_t)r] = y ? y->d : 0.0f;
+        }
+    }
+}
+
+static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s) {
+    const int64_t nsb = n / KS_QK_K;
+    const ks_block_q4_k *x = w;
+    const uint8_t *codes = packed;
+    const int16_t *sums = (const int16_t *)(codes + codes_bytes(n));
+    const float *ds = (const float *)((const uint8_t *)sums + sums_bytes(n));
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    /* lanes of (d da_2p, d da_2p+1, -(dmin da_2p), -(dmin da_2p+1)) for the accumulators */
+    const __m512i d_lanes = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m256i m_lanes = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    __m512 acc[PAIRS];
+    __m256 acc_m[PAIRS];
+    for (int p = 0; p < PAIRS; p++) {
+        acc[p] = _mm512_setzero_ps();
+        acc_m[p] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nsb; b++) {
+        const __m128i scmn = ks_x86_k_scales_mins(x[b].scales);
+        const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scmn));
+        const __m256i mn16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn)));
+        __m512i sumi[PAIRS] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        const uint8_t *c = codes + (size_t)b * PAIRS * CHUNKS * CHUNK_BYTES;
+        for (int g = 0; g < KS_QK_K / 64; g++) { /* sub-blocks 2g (low nibbles), 2g+1 (high) */
+            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * g)));
+            const __m512i lo = _mm512_and_si512(q, low4);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+            const __m512i slo = _mm512_shuffle_epi8(sc16, _mm512_set1_epi16((short)((4 * g + 1) << 8 | 4 * g)));
+            const __m512i shi = _mm512_shuffle_epi8(sc16, _mm512_set1_epi16((short)((4 * g + 3) << 8 | (4 * g + 2))));
+            for (int p = 0; p < PAIRS; p++) {
+                const uint8_t *cp = c + ((size_t)p * CHUNKS + 2 * (size_t)g) * CHUNK_BYTES;
+                const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(cp));
+                const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(cp + CHUNK_BYTES));
+                sumi[p] = _mm512_dpwssd_epi32(sumi[p], plo, slo);
+                sumi[p] = _mm512_dpwssd_epi32(sumi[p], phi, shi);
+            }
+        }
+        uint32_t both;
+        memcpy(&both, &x[b].d, 4);
+        const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both)); /* d, dmin, 0, 0 */
+        const __m128 dd = _mm_unpacklo_ps(dm, dm);                      /* d, d, dmin, dmin */
+        for (int p = 0; p < PAIRS; p++) {
+            const float *da = ds + (size_t)b * KS_VEC_DOT_ROWS + 2 * (size_t)p;
+            __m128 f = _mm_mul_ps(dd, _mm_setr_ps(da[0], da[1], da[0], da[1]));
+            f = _mm_xor_ps(f, _mm_setr_ps(0.0f, 0.0f, -0.0f, -0.0f));
+            const __m512 f16 = _mm512_castps128_ps512(f);
+            acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_lanes, f16), _mm512_cvtepi32_ps(sumi[p]), acc[p]);
+            const __m256i mins = _mm256_madd_epi16(
+                mn16, _mm256_loadu_si256((const __m256i *)(sums + ((size_t)b * PAIRS + (size_t)p) * (SUMS_BYTES / 2))));
+            acc_m[p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), m_lanes),
+                                       _mm256_cvtepi32_ps(mins), acc_m[p]);
+        }
+    }
+    for (int p = 0; p < PAIRS; p++) {
+        s[2 * p] = ks_x86_hsum_ps(_mm512_castps512_ps256(acc[p])) + ks_x86_hsum_ps128(_mm256_castps256_ps128(acc_m[p]));
+        s[2 * p + 1] = ks_x86_hsum_ps(_mm512_extractf32x8_ps(acc[p], 1)) + ks_x86_hsum_ps128(_mm256_extractf128_ps(acc_m[p], 1));
+    }
+}
+
+void ks_dot4_q4_k_avx512_register(ks_kernels *k) {
+    k->vec_dot_4_packed[KS_TYPE_Q4_K] = (ks_dot4_packed){dot4_q4_k_bytes, dot4_q4_k_pack, dot4_q4_k_run};
+}
