@@ -37,6 +37,6 @@ void ks_kernels_register_avx512(ks_kernels *k) {
     k->dot_f32 = dot_f32_avx512;
     ks_vec_dot_avx512_register(k);
     ks_dot4_q8_0_avx512_register(k);
-    ks_dot4_q4_k_avx512_register(k);
+    ks_dot4_k_avx512_register(k);
     ks_attn_avx512_register(k);
 }

@@ -5,7 +5,7 @@
  *   quants_avx2.c      AVX2 activation quantizers (Q8_0, Q8_1, Q8_K), ref's bytes
  *   vec_dot_avx512.c   AVX-512 (F, BW, VL, VNNI, BF16) dot products, every weight type
  *   dot4_q8_0_avx512.c Q8_0 against four activation rows packed for 512-bit VNNI
- *   dot4_q4_k_avx512.c Q4_K against four activation rows packed for 512-bit vectors
+ *   dot4_k_avx512.c    Q4_K, Q5_K against four activation rows packed for 512-bit vectors
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
@@ -28,7 +28,7 @@ void ks_vec_dot_avx2_register(ks_kernels *k);
 void ks_quants_avx2_register(ks_kernels *k);
 void ks_vec_dot_avx512_register(ks_kernels *k);
 void ks_dot4_q8_0_avx512_register(ks_kernels *k);
-void ks_dot4_q4_k_avx512_register(ks_kernels *k);
+void ks_dot4_k_avx512_register(ks_kernels *k);
 void ks_elementwise_avx2_register(ks_kernels *k);
 void ks_elementwise_avx512_register(ks_kernels *k);
 void ks_attn_avx2_register(ks_kernels *k);

@@ -1,10 +1,10 @@
-/* dot4_q4_k_avx512.c — Q4_K weight rows against four Q8_K activation rows packed for
- * 512-bit vectors: the 4-row kernel of decode steps with several sequences, as
- * dot4_q8_0_avx512.c is for Q8_0.
+/* dot4_k_avx512.c — Q4_K and Q5_K weight rows against four Q8_K activation rows packed
+ * for 512-bit vectors: the 4-row kernels of decode steps with several sequences (and of
+ * prefill on CPUs without AMX), as dot4_q8_0_avx512.c is for Q8_0.
  *
- * Owns: the packed layout, its packer and kernel, ks_dot4_q4_k_avx512_register().
+ * Owns: the packed layout, its packer, the kernels, ks_dot4_k_avx512_register().
  *
- * vec_dot_4 (simd_x86.h, ks_x86_dot_q4_k) decodes each super-block's codes and scales once
+ * vec_dot_4 (simd_x86.h, ks_x86_dot_q4_k/q5_k) decodes each super-block's codes and scales once
  * and then spends four 256-bit operations per row on every 64 elements (two maddubs, two
  * vpdpwssd), plus a mins term and the float steps per row: at four rows it is bound by
  * them. Packed, the two rows of a pair sit in the halves of 512-bit vectors and the
@@ -18,16 +18,21 @@
  *          bsums[2j+1] (int16, as the vector kernel adds them), then row 2p+1's
  *   d      [nsb][4 floats]: the rows' scales
  *
- * Exactness, and agreement with vec_dot (ks_x86_dot_q4_k with q45_k_sums, vpdpwssd) bit
- * for bit: each half of a 512-bit integer vector takes the operations vec_dot takes on its
- * 256-bit one for that row, so the int32 lanes (sumi) and the mins term (4 lanes) are the
- * same; the float steps per super-block are vec_dot's, d * da and dmin * da rounded once,
- * then acc += (d da) sumi (8 lanes), acc_m += -(dmin da) mins (4 lanes) in super-block
- * order, and each row ends as hsum(acc) + hsum(acc_m). */
+ * Exactness, and agreement with vec_dot (ks_x86_dot_q4_k/q5_k with q45_k_sums, vpdpwssd)
+ * bit for bit: each half of a 512-bit integer vector takes the operations vec_dot takes on
+ * its 256-bit one for that row (Q5_K's fifth bits included), so the int32 lanes (sumi) and
+ * the mins term (4 lanes) are the same; the float steps per super-block are vec_dot's, d *
+ * da and dmin * da rounded once, then acc += (d da) sumi (8 lanes) in super-block order,
+ * and for the mins
+ *   Q4_K  acc_m += -(dmin da) mins (4 lanes); the row ends as hsum(acc) + hsum(acc_m)
+ *   Q5_K  summs += -(dmin da) (the 4 lanes' exact integer sum), one scalar FMA; the row
+ *         ends as hsum(acc) + summs. */
+#include "core/ks_core.h"
 #include "tensor/x86/kernels_x86.h"
 #include "tensor/x86/simd_x86.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -68,9 +73,11 @@ static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, v
     }
 }
 
-static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s) {
+/* Q4_K (q5 false) or Q5_K rows: both blocks start with d, dmin and the 12 packed scales;
+ * the codes (and Q5_K's fifth bits) at the offsets given. */
+static KS_ALWAYS_INLINE void dot4_q45_k(bool q5, size_t block_bytes, size_t qs_at, size_t qh_at, const void *w,
+                                        const void *packed, int64_t n, float *s) {
     const int64_t nsb = n / KS_QK_K;
-    const ks_block_q4_k *x = w;
     const uint8_t *codes = packed;
     const int16_t *sums = (const int16_t *)(codes + codes_bytes(n));
     const float *ds = (const float *)((const uint8_t *)sums + sums_bytes(n));
@@ -80,20 +87,31 @@ static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s
     const __m256i m_lanes = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc[PAIRS];
     __m256 acc_m[PAIRS];
+    __m128 summs[PAIRS]; /* Q5_K: lanes 0, 1 the pair's rows */
     for (int p = 0; p < PAIRS; p++) {
         acc[p] = _mm512_setzero_ps();
         acc_m[p] = _mm256_setzero_ps();
+        summs[p] = _mm_setzero_ps();
     }
     for (int64_t b = 0; b < nsb; b++) {
-        const __m128i scmn = ks_x86_k_scales_mins(x[b].scales);
+        const uint8_t *blk = (const uint8_t *)w + (size_t)b * block_bytes;
+        const __m128i scmn = ks_x86_k_scales_mins(blk + offsetof(ks_block_q4_k, scales));
         const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scmn));
         const __m256i mn16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn)));
         __m512i sumi[PAIRS] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
         const uint8_t *c = codes + (size_t)b * PAIRS * CHUNKS * CHUNK_BYTES;
+        __m512i hbits = q5 ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qh_at)))
+                           : _mm512_setzero_si512();
         for (int g = 0; g < KS_QK_K / 64; g++) { /* sub-blocks 2g (low nibbles), 2g+1 (high) */
-            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * g)));
-            const __m512i lo = _mm512_and_si512(q, low4);
-            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+            const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qs_at + 32 * g)));
+            __m512i lo = _mm512_and_si512(q, low4);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+            if (q5) { /* bit 2g of qh[l] is bit 4 of lo[l], bit 2g+1 that of hi[l] */
+                const __m512i one = _mm512_set1_epi8(1);
+                lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(hbits, one), 4));
+                hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hbits, 1), one), 4));
+                hbits = _mm512_srli_epi16(hbits, 2);
+            }
             const __m512i slo = _mm512_shuffle_epi8(sc16, _mm512_set1_epi16((short)((4 * g + 1) << 8 | 4 * g)));
             const __m512i shi = _mm512_shuffle_epi8(sc16, _mm512_set1_epi16((short)((4 * g + 3) << 8 | (4 * g + 2))));
             for (int p = 0; p < PAIRS; p++) {
@@ -105,7 +123,7 @@ static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s
             }
         }
         uint32_t both;
-        memcpy(&both, &x[b].d, 4);
+        memcpy(&both, blk, 4);
         const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)both)); /* d, dmin, 0, 0 */
         const __m128 dd = _mm_unpacklo_ps(dm, dm);                      /* d, d, dmin, dmin */
         for (int p = 0; p < PAIRS; p++) {
@@ -116,16 +134,40 @@ static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s
             acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_lanes, f16), _mm512_cvtepi32_ps(sumi[p]), acc[p]);
             const __m256i mins = _mm256_madd_epi16(
                 mn16, _mm256_loadu_si256((const __m256i *)(sums + ((size_t)b * PAIRS + (size_t)p) * (SUMS_BYTES / 2))));
-            acc_m[p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), m_lanes),
-                                       _mm256_cvtepi32_ps(mins), acc_m[p]);
+            if (q5) { /* each row's 4 lanes to one integer, lanes 0 and 1 */
+                __m256i m = _mm256_add_epi32(mins, _mm256_unpackhi_epi64(mins, mins));
+                m = _mm256_add_epi32(m, _mm256_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+                const __m128i m2 = _mm_unpacklo_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+                summs[p] = _mm_fmadd_ps(_mm_movehl_ps(f, f), _mm_cvtepi32_ps(m2), summs[p]);
+            } else {
+                acc_m[p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(f), m_lanes),
+                                           _mm256_cvtepi32_ps(mins), acc_m[p]);
+            }
         }
     }
     for (int p = 0; p < PAIRS; p++) {
-        s[2 * p] = ks_x86_hsum_ps(_mm512_castps512_ps256(acc[p])) + ks_x86_hsum_ps128(_mm256_castps256_ps128(acc_m[p]));
-        s[2 * p + 1] = ks_x86_hsum_ps(_mm512_extractf32x8_ps(acc[p], 1)) + ks_x86_hsum_ps128(_mm256_extractf128_ps(acc_m[p], 1));
+        const float lo = ks_x86_hsum_ps(_mm512_castps512_ps256(acc[p]));
+        const float hi = ks_x86_hsum_ps(_mm512_extractf32x8_ps(acc[p], 1));
+        if (q5) {
+            s[2 * p] = lo + _mm_cvtss_f32(summs[p]);
+            s[2 * p + 1] = hi + _mm_cvtss_f32(_mm_movehdup_ps(summs[p]));
+        } else {
+            s[2 * p] = lo + ks_x86_hsum_ps128(_mm256_castps256_ps128(acc_m[p]));
+            s[2 * p + 1] = hi + ks_x86_hsum_ps128(_mm256_extractf128_ps(acc_m[p], 1));
+        }
     }
 }
 
-void ks_dot4_q4_k_avx512_register(ks_kernels *k) {
+static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s) {
+    dot4_q45_k(false, sizeof(ks_block_q4_k), offsetof(ks_block_q4_k, qs), 0, w, packed, n, s);
+}
+
+static void dot4_q5_k_run(const void *w, const void *packed, int64_t n, float *s) {
+    dot4_q45_k(true, sizeof(ks_block_q5_k), offsetof(ks_block_q5_k, qs), offsetof(ks_block_q5_k, qh), w, packed, n, s);
+}
+
+void ks_dot4_k_avx512_register(ks_kernels *k) {
     k->vec_dot_4_packed[KS_TYPE_Q4_K] = (ks_dot4_packed){dot4_q4_k_bytes, dot4_q4_k_pack, dot4_q4_k_run};
+    /* the same packed rows: Q5_K's mins use the same sums */
+    k->vec_dot_4_packed[KS_TYPE_Q5_K] = (ks_dot4_packed){dot4_q4_k_bytes, dot4_q4_k_pack, dot4_q5_k_run};
 }
