@@ -393,11 +393,13 @@ static void matmul_worker(void *arg, int ith, int nth) {
         if (r >= r1)
             continue; /* the last part is short */
         const uint8_t *wr = w + (size_t)r * rb;
-        /* the next row is asked for while this one is computed: the dot products do not
-         * keep enough loads in flight for the memory's latency to hide behind them
-         * (decode, 2 threads: Q8_0 +9%, Q4_K_M 2x; two or more rows ahead measured
-         * slower) */
-        const long rn = i + 1 < visits ? stream_row(r0, per, i + 1) : r1;
+        /* a row visited soon is asked for while this one is computed: the dot products do
+         * not keep enough loads in flight for the memory's latency to hide behind them
+         * (decode, 2 threads: Q8_0 +9%, Q4_K_M 2x). The next visit's row, or for rows
+         * under 1 KiB the one after (Qwen3-0.6B Q4_K_M +7%; further ahead, or for longer
+         * rows, measured slower) */
+        const long ahead = rb < 1024 ? 2 : 1;
+        const long rn = i + ahead < visits ? stream_row(r0, per, i + ahead) : r1;
         if (rn < r1)
             for (size_t o = 0; o < rb; o += 64)
                 __builtin_prefetch(w + (size_t)rn * rb + o, 0, 3);
