@@ -20,10 +20,12 @@ struct ks_runner {
     ks_kv_seq *seqs;        /* (n_seqs) */
     int32_t **tokens;       /* (n_seqs) x (n_ctx) each sequence's tokens */
     int cur;                /* the current sequence */
-    /* batch arrays, (max(n_batch, n_seqs)) each */
-    int32_t *pos, *seq_idx, *step_tokens;
+    /* batch arrays, (max(n_batch, n_seqs)) each; seq_idx all 0 (one sequence's chunks) */
+    int32_t *pos, *seq_idx;
     uint8_t *want;
-    ks_seq_view *views;     /* (n_seqs) */
+    /* a decode step's batch, (n_seqs) each: step_seq[j] = j */
+    int32_t *step_tokens, *step_seq;
+    ks_seq_view *views;
 };
 
 #define CUR_SEQ(r) (&(r)->seqs[(r)->cur])
@@ -51,6 +53,7 @@ void ks_runner_destroy(ks_runner *r) {
     free(r->pos);
     free(r->seq_idx);
     free(r->step_tokens);
+    free(r->step_seq);
     free(r->want);
     free(r->views);
     free(r);
@@ -112,11 +115,14 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
             ok = ok && (r->tokens[j] = malloc((size_t)r->p.n_ctx * sizeof **r->tokens));
         r->pos = malloc(n_rows * sizeof *r->pos);
         r->seq_idx = calloc(n_rows, sizeof *r->seq_idx);
-        r->step_tokens = malloc(n_rows * sizeof *r->step_tokens);
         r->want = malloc(n_rows);
+        r->step_tokens = malloc((size_t)n_seqs * sizeof *r->step_tokens);
+        r->step_seq = malloc((size_t)n_seqs * sizeof *r->step_seq);
         r->views = malloc((size_t)n_seqs * sizeof *r->views);
-        if (!ok || !r->pos || !r->seq_idx || !r->step_tokens || !r->want || !r->views)
+        if (!ok || !r->pos || !r->seq_idx || !r->want || !r->step_tokens || !r->step_seq || !r->views)
             s = KS_ERRF(err, KS_ERR_NOMEM, "out of memory");
+        for (int j = 0; !s && j < n_seqs; j++)
+            r->step_seq[j] = j;
     }
     if (s) {
         ks_runner_destroy(r);
@@ -160,8 +166,6 @@ static ks_status compute(ks_runner *r, int from, int n, bool all_logits, float *
     int n_vocab = r->m->hp.n_vocab;
     ks_kv_seq *seq = CUR_SEQ(r);
     int32_t *tokens = r->tokens[r->cur];
-    for (int i = 0; i < r->p.n_batch; i++)
-        r->seq_idx[i] = 0;
     ks_status s = ks_kv_cache_reserve(r->cache, seq, n, err);
     if (s)
         return s;
@@ -230,11 +234,10 @@ ks_status ks_runner_decode(ks_runner *r, const int32_t *tokens, float *logits, k
         r->tokens[j][pos] = tokens[j];
         r->step_tokens[j] = tokens[j];
         r->pos[j] = pos;
-        r->seq_idx[j] = j;
         r->want[j] = logits != NULL;
         r->views[j] = (ks_seq_view){r->seqs[j].blocks, r->seqs[j].n_blocks};
     }
-    ks_batch b = {n, r->step_tokens, r->pos, r->seq_idx, r->want, r->views, n};
+    ks_batch b = {n, r->step_tokens, r->pos, r->step_seq, r->want, r->views, n};
     if ((s = ks_forward_run(r->fwd, &b, logits, err)))
         return s;
     for (int j = 0; j < n; j++)
