@@ -39,6 +39,7 @@ static void build_sets(void) {
         avx512_set.isa = "avx512";
         /* a 4-row kernel must match its own table's vec_dot: none is inherited */
         memset(avx512_set.vec_dot_4, 0, sizeof avx512_set.vec_dot_4);
+        memset(avx512_set.vec_dot_2w, 0, sizeof avx512_set.vec_dot_2w);
         ks_kernels_register_avx512(&avx512_set);
         ks_elementwise_avx512_register(&avx512_set);
         have_avx512 = 1;

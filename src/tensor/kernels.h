@@ -30,6 +30,12 @@ typedef float (*ks_vec_dot_fn)(const void *w, const void *a, int64_t n);
 typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, int64_t n,
                                 float *s);
 
+/* Dot products of two weight rows w0, w1 with one activation row a: s[i] =
+ * vec_dot(wi, a, n), bit for bit, for the vec_dot of the same table. Two rows' chains
+ * of float steps run side by side, where one row's waits on its own latency. */
+typedef void (*ks_vec_dot_2w_fn)(const void *w0, const void *w1, const void *a, int64_t n,
+                                 float *s);
+
 /* vec_dot_4 over activation rows packed for it once per matrix multiplication, where
  * the rows' own layout would cost the kernel more work per weight row than packing them
  * costs once (AVX-512: pairs of rows side by side in 512-bit vectors, for Q8_0, Q4_K and
@@ -127,6 +133,9 @@ typedef struct ks_kernels {
      * has none: 4 x vec_dot is its specification): call vec_dot per row. Never taken
      * from another table, as it must agree with this table's vec_dot bit for bit. */
     ks_vec_dot_4_fn vec_dot_4[KS_TYPE_COUNT];
+    /* indexed by weight type: vec_dot of two weight rows at once, for decode (one
+     * token); NULL where a table has none */
+    ks_vec_dot_2w_fn vec_dot_2w[KS_TYPE_COUNT];
     /* indexed by weight type: vec_dot_4 over packed rows (see ks_dot4_packed); run NULL
      * where the table has none, and then vec_dot_4 serves */
     ks_dot4_packed vec_dot_4_packed[KS_TYPE_COUNT];

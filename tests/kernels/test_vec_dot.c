@@ -13,7 +13,8 @@
  *     portable C ones, the activation quantizers to its x86 (AVX2) ones, and the x86
  *     tables' dot products to its AVX2 and Zen 4 builds' ones;
  *   - vec_dot_4 equals vec_dot on each of its rows, bit for bit, and so does a table's
- *     4-row kernel over packed rows (vec_dot_4_packed), with a row missing too. */
+ *     4-row kernel over packed rows (vec_dot_4_packed), with a row missing too;
+ *   - vec_dot_2w equals vec_dot on each of its two weight rows, bit for bit. */
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
 #include "tensor/ref/quants_ref.h"
@@ -909,4 +910,60 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
             }
         }
     }
+}
+
+/* ---- vec_dot_2w ---------------------------------------------------------------------- */
+
+/* vec_dot_2w is vec_dot of two weight rows with one activation row: each s[i] must equal
+ * vec_dot(w[i], a) bit for bit, for every length (tails of blocks past a multiple of 8
+ * among them) and kind of data, the two rows of different data. */
+Test(vec_dot, test_vec_dot_2w_equals_vec_dot_per_row) {
+    const ks_kernels *ref = ks_kernels_ref();
+    for (int it = 0; it < N_WEIGHT_TYPES; it++)
+        cr_assert_null(ref->vec_dot_2w[weight_types[it]]);
+    static uint8_t w0[MAX_ROW_BYTES], act[MAX_ROW_BYTES + 64];
+    static int len[MAX_LENGTHS];
+    int tested = 0;
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *k = isa_or_skip(isas[j]);
+        if (!k)
+            continue;
+        rng_state = 0x5be0cd19137e2179ull;
+        for (int it = 0; it < N_WEIGHT_TYPES; it++) {
+            const ks_type t = weight_types[it];
+            const ks_type_traits *tw = ks_type_traits_of(t);
+            if (!k->vec_dot_2w[t])
+                continue;
+            tested++;
+            const int n_len = isa_lengths(tw->block_size, len);
+            for (int il = 0; il < n_len; il++) {
+                const int n = len[il];
+                bool ok;
+                const size_t row_bytes = ks_type_row_size(t, n, &ok);
+                for (int kind = 0; kind < DATA_KINDS; kind++) {
+                    if (kind == DATA_MODEL) {
+                        make_case(&cd, k, t, n);
+                        memcpy(w0, cd.w, row_bytes);
+                        make_case(&cd, k, t, n);
+                        fill_row(cd.x, n, 1.0f);
+                        k->quantize_act[tw->dot_type](cd.x, act, n);
+                    } else {
+                        raw_weights(t, (data_kind)kind, w0, n);
+                        raw_weights(t, (data_kind)kind, cd.w, n);
+                        raw_activations(tw->dot_type, (data_kind)kind, act, n);
+                    }
+                    float s[2];
+                    k->vec_dot_2w[t](w0, cd.w, act, n, s);
+                    const void *w[2] = {w0, cd.w};
+                    for (int i = 0; i < 2; i++) {
+                        const float want = k->vec_dot[t](w[i], act, n);
+                        cr_assert_eq(memcmp(&s[i], &want, sizeof want), 0,
+                                     "%s %s n=%d %s data, weight row %d: vec_dot_2w %.9g, vec_dot %.9g",
+                                     isas[j], tw->name, n, data_names[kind], i, (double)s[i], (double)want);
+                    }
+                }
+            }
+        }
+    }
+    cr_log_info("vec_dot_2w: %d kernels checked", tested);
 }

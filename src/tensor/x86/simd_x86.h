@@ -254,13 +254,26 @@ typedef __m256i (*ks_x86_u8i8_fn)(__m256i u, __m256i s);
 /* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
  * j < nt <= KS_VEC_DOT_ROWS. Every 32-element type starts with its fp16 scale d; the
  * offset types follow it with the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
+/* The block sizes of weight type t and of its activations, and where the latter's codes
+ * start. */
+typedef struct ks_x86_block_sizes {
+    bool offset;          /* Q4_1, Q5_1 (activations Q8_1) */
+    size_t wsz, asz, aqs; /* bytes of a weight block, of an activation block; its codes' offset */
+} ks_x86_block_sizes;
+
+static inline ks_x86_block_sizes ks_x86_sizes_of(ks_type t) {
+    const bool offset = ks_x86_has_offset(t);
+    return (ks_x86_block_sizes){offset, ks_x86_block_bytes(t),
+                                offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0),
+                                offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs)};
+}
+
 static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *w, const void *a,
                                      size_t a_stride, int64_t n, int nt, float *out) {
     const int64_t nb = n / KS_QK8_0;
-    const bool offset = ks_x86_has_offset(t);
-    const size_t wsz = ks_x86_block_bytes(t);
-    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
-    const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
+    const ks_x86_block_sizes z = ks_x86_sizes_of(t);
+    const bool offset = z.offset;
+    const size_t wsz = z.wsz, asz = z.asz, aqs = z.aqs;
     const uint8_t *wb = w;
     const uint8_t *ab[KS_VEC_DOT_ROWS];
     __m256 acc[KS_VEC_DOT_ROWS];
@@ -317,6 +330,63 @@ static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *
     }
     for (int j = 0; j < nt; j++)
         out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
+}
+
+/* out[i] = the dot of weight row w[i] (i < 2) with the activation row a, each with the
+ * float steps of ks_x86_dot_blocks() for one row: the two rows' chains interleaved. */
+static inline void ks_x86_dot_blocks_2w(ks_type t, ks_x86_u8i8_fn dot, const void *const w[2],
+                                        const void *a, int64_t n, float *out) {
+    const int64_t nb = n / KS_QK8_0;
+    const ks_x86_block_sizes z = ks_x86_sizes_of(t);
+    const bool offset = z.offset;
+    const size_t wsz = z.wsz, asz = z.asz, aqs = z.aqs;
+    const uint8_t *ab = a;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[2] = {0.0f, 0.0f};
+    int64_t ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        const uint8_t *a8 = ab + (size_t)ib * asz;
+        const __m256 da = ks_x86_fp16x8(a8, asz);
+        const __m256 sa = offset ? ks_x86_fp16x8(a8 + 2, asz) : _mm256_setzero_ps();
+        __m256 d[2], ms[2];
+        for (int i = 0; i < 2; i++) {
+            const uint8_t *w8 = (const uint8_t *)w[i] + (size_t)ib * wsz;
+            d[i] = _mm256_mul_ps(ks_x86_fp16x8(w8, wsz), da);
+            if (offset)
+                ms[i] = _mm256_mul_ps(ks_x86_fp16x8(w8 + 2, wsz), sa);
+        }
+        for (int k = 0; k < 8; k++) {
+            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + (size_t)(ib + k) * asz + aqs));
+            for (int i = 0; i < 2; i++) {
+                const ks_x86_codes c = ks_x86_decode_block(t, w[i], ib + k);
+                const __m256i v = offset ? y : _mm256_sign_epi8(y, c.sign);
+                acc[i] = _mm256_fmadd_ps(ks_x86_lane(d[i], k), _mm256_cvtepi32_ps(dot(c.u, v)), acc[i]);
+                if (offset)
+                    summs[i] += _mm256_cvtss_f32(ks_x86_lane(ms[i], k));
+            }
+        }
+    }
+    for (; ib < nb; ib++) {
+        const uint8_t *a1 = ab + (size_t)ib * asz;
+        ks_fp16 da, sa;
+        memcpy(&da, a1, 2);
+        memcpy(&sa, a1 + 2, 2);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(a1 + aqs));
+        for (int i = 0; i < 2; i++) {
+            const uint8_t *w1 = (const uint8_t *)w[i] + (size_t)ib * wsz;
+            const ks_x86_codes c = ks_x86_decode_block(t, w[i], ib);
+            ks_fp16 dw, mw;
+            memcpy(&dw, w1, 2);
+            memcpy(&mw, w1 + 2, 2);
+            const __m256i v = offset ? y : _mm256_sign_epi8(y, c.sign);
+            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
+            acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot(c.u, v)), acc[i]);
+            if (offset)
+                summs[i] += ks_x86_fp16(mw) * ks_x86_fp16(sa);
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        out[i] = ks_x86_hsum_ps(acc[i]) + summs[i];
 }
 
 /* ---- the K-quant super-blocks ------------------------------------------------------ *
@@ -388,59 +458,81 @@ static inline void ks_x86_q45_k_sums(ks_x86_madd_acc_fn madd_acc, const uint8_t 
  * (0..7) of 32 elements spans sub-blocks 2c and 2c+1, whose int8 scales are the two
  * int16 halves of dword c of the widened scales. Bounds: an int16 pair <= 2*63*127 =
  * 16002; |sumi| <= 256 * 63 * 127 * 128 < 2^29. nt activation rows as ks_x86_dot_blocks(). */
-static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    const ks_block_q6_k *x = w;
+/* One Q6_K super-block against nt activation blocks y[j]: sumi[j] of the scheme above,
+ * the weight codes decoded once. */
+static inline void ks_x86_q6_k_sums(ks_x86_madd_acc_fn madd_acc, const ks_block_q6_k *x,
+                                    const ks_block_q8_k *const *y, int nt, __m256i *sumi) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
     /* dword c broadcast, then its low int16 to the low 128-bit lane, high to the high */
     const __m256i halves = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, /* lo */
                                             2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-    const ks_block_q8_k *rows[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
     for (int j = 0; j < nt; j++) {
-        rows[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride);
-        acc[j] = _mm256_setzero_ps();
+        const __m256i corr = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[j]->bsums), sc16);
+        sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
     }
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
-        __m256i sumi[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++) {
-            const __m256i corr =
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)rows[j][ib].bsums), sc16);
-            sumi[j] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(corr, 5));
-        }
-        for (int h = 0; h < 2; h++) { /* halves of 128 elements */
-            const uint8_t *ql = x[ib].ql + 64 * h;
-            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
-                                   _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
-                                   _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
-                                   _mm256_and_si256(qh, bits45));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
-            for (int k = 0; k < 4; k++) {
-                const int c = 4 * h + k;
-                const __m256i sc = _mm256_shuffle_epi8(
-                    _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), halves);
-                for (int j = 0; j < nt; j++) {
-                    const __m256i p = _mm256_maddubs_epi16(
-                        q[k], _mm256_loadu_si256((const __m256i *)(rows[j][ib].qs + 32 * c)));
-                    sumi[j] = madd_acc(sumi[j], p, sc);
-                }
+    for (int h = 0; h < 2; h++) { /* halves of 128 elements */
+        const uint8_t *ql = x->ql + 64 * h;
+        const __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
+        const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), bits45));
+        q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), bits45));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_and_si256(qh, bits45));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
+        for (int k = 0; k < 4; k++) {
+            const int c = 4 * h + k;
+            const __m256i sc = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), halves);
+            for (int j = 0; j < nt; j++) {
+                const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(y[j]->qs + 32 * c)));
+                sumi[j] = madd_acc(sumi[j], p, sc);
             }
         }
+    }
+}
+
+/* Q6_K against nt <= KS_VEC_DOT_ROWS activation rows (a + j * a_stride bytes), per row:
+ * acc += (d * da) * sumi (8 lanes); out[j] = hsum(acc). */
+static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
+                                   size_t a_stride, int64_t n, int nt, float *out) {
+    const ks_block_q6_k *x = w;
+    const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
+    __m256 acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        __m256i sumi[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+        ks_x86_q6_k_sums(madd_acc, x + ib, y, nt, sumi);
         for (int j = 0; j < nt; j++) {
-            const float d = ks_x86_fp16(x[ib].d) * rows[j][ib].d;
+            const float d = ks_x86_fp16(x[ib].d) * y[j]->d;
             acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
         }
     }
     for (int j = 0; j < nt; j++)
         out[j] = ks_x86_hsum_ps(acc[j]);
+}
+
+/* Q6_K, two weight rows w[i] against one activation row: out[i] as ks_x86_dot_q6_k()
+ * gives it for row i, the two chains interleaved. */
+static inline void ks_x86_dot_q6_k_2w(ks_x86_madd_acc_fn madd_acc, const void *const w[2], const void *a,
+                                      int64_t n, float *out) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const ks_block_q8_k *y = (const ks_block_q8_k *)a + ib;
+        for (int i = 0; i < 2; i++) {
+            const ks_block_q6_k *x = (const ks_block_q6_k *)w[i] + ib;
+            __m256i sumi;
+            ks_x86_q6_k_sums(madd_acc, x, &y, 1, &sumi);
+            const float d = ks_x86_fp16(x->d) * y->d;
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[i]);
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        out[i] = ks_x86_hsum_ps(acc[i]);
 }
 
 /* ---- the K-quant row loops ---------------------------------------------------------- */
@@ -513,6 +605,45 @@ static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const v
     }
     for (int j = 0; j < nt; j++)
         out[j] = ks_x86_hsum_ps(acc[j]) + _mm_cvtss_f32(summs[j]);
+}
+
+/* Q4_K and Q5_K (qh of the latter), two weight rows w[i] against one activation row:
+ * out[i] as ks_x86_dot_q4_k() / ks_x86_dot_q5_k() give it for row i, the two chains
+ * interleaved. */
+static inline void ks_x86_dot_q45_k_2w(ks_type t, ks_x86_k_sums_fn sums, const void *const w[2],
+                                       const void *a, int64_t n, float *out) {
+    const bool q5 = t == KS_TYPE_Q5_K;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m128 acc_m[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const ks_block_q8_k *y = (const ks_block_q8_k *)a + ib;
+        for (int i = 0; i < 2; i++) {
+            __m256i sumi;
+            __m128i mins;
+            const ks_fp16 *dd;
+            if (q5) {
+                const ks_block_q5_k *x = (const ks_block_q5_k *)w[i] + ib;
+                sums(x->scales, x->qh, x->qs, &y, 1, &sumi, &mins);
+                dd = &x->d;
+            } else {
+                const ks_block_q4_k *x = (const ks_block_q4_k *)w[i] + ib;
+                sums(x->scales, NULL, x->qs, &y, 1, &sumi, &mins);
+                dd = &x->d;
+            }
+            const __m128 d = ks_x86_k_d_dmin(dd, y->d);
+            acc[i] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc[i]);
+            if (q5) { /* ks_x86_dot_q5_k's exact integer and scalar FMA */
+                __m128i m = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
+                m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+                acc_m[i] = _mm_fmadd_ss(_mm_movehdup_ps(d), _mm_cvtepi32_ps(m), acc_m[i]);
+            } else {
+                acc_m[i] = _mm_fmadd_ps(_mm_shuffle_ps(d, d, _MM_SHUFFLE(1, 1, 1, 1)), _mm_cvtepi32_ps(mins),
+                                        acc_m[i]);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        out[i] = ks_x86_hsum_ps(acc[i]) + (q5 ? _mm_cvtss_f32(acc_m[i]) : ks_x86_hsum_ps128(acc_m[i]));
 }
 
 #endif

@@ -3,7 +3,9 @@
  * BF16 (vdpbf16ps). The contract is ks_vec_dot_fn's (kernels.h); the scalar kernels in
  * ref/vec_dot_ref.c are the specification.
  *
- * Owns: vec_dot_<weight>_<activation>_avx512 and ks_vec_dot_avx512_register().
+ * Owns: vec_dot_<weight>_<activation>_avx512, the 4-row (vec_dot_4_*) and two-weight-row
+ * (vec_dot_2w_*: one row's float chain next to another's, for decode) forms of each, and
+ * ks_vec_dot_avx512_register().
  * Does not own: the activation quantizers (quants_avx2.c serves this table too).
  *
  * 512-bit vectors where they pay; the float steps follow llama.cpp's Zen 4 build
@@ -172,6 +174,18 @@ static void vec_dot_4_q8_0_q8_0_avx512(const void *w, const void *a, size_t a_st
     ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
+/* vec_dot_2w of the 32-element types: the same per row, two rows' chains side by side */
+#define VEC_DOT_2W_BLOCKS(name, type)                                                                 \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {          \
+        const void *const w[2] = {w0, w1};                                                           \
+        ks_x86_dot_blocks_2w(type, dot_u8i8_vnni, w, a, n, s);                                       \
+    }
+VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_0_q8_0_avx512, KS_TYPE_Q4_0)
+VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_1_q8_1_avx512, KS_TYPE_Q4_1)
+VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_0_q8_0_avx512, KS_TYPE_Q5_0)
+VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_1_q8_1_avx512, KS_TYPE_Q5_1)
+VEC_DOT_2W_BLOCKS(vec_dot_2w_q8_0_q8_0_avx512, KS_TYPE_Q8_0)
+
 /* ---- K-quants ----------------------------------------------------------------------- *
  *
  * The AVX2 super-block code (simd_x86.h) on 256-bit vectors, with VNNI's vpdpwssd
@@ -221,6 +235,24 @@ static void vec_dot_4_q6_k_q8_k_avx512(const void *w, const void *a, size_t a_st
     ks_x86_dot_q6_k(madd_acc_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
+static void vec_dot_2w_q4_k_q8_k_avx512(const void *w0, const void *w1, const void *a, int64_t n,
+                                        float *s) {
+    const void *const w[2] = {w0, w1};
+    ks_x86_dot_q45_k_2w(KS_TYPE_Q4_K, q45_k_sums, w, a, n, s);
+}
+
+static void vec_dot_2w_q5_k_q8_k_avx512(const void *w0, const void *w1, const void *a, int64_t n,
+                                        float *s) {
+    const void *const w[2] = {w0, w1};
+    ks_x86_dot_q45_k_2w(KS_TYPE_Q5_K, q45_k_sums, w, a, n, s);
+}
+
+static void vec_dot_2w_q6_k_q8_k_avx512(const void *w0, const void *w1, const void *a, int64_t n,
+                                        float *s) {
+    const void *const w[2] = {w0, w1};
+    ks_x86_dot_q6_k_2w(madd_acc_vnni, w, a, n, s);
+}
+
 /* ---- registration ------------------------------------------------------------------- */
 
 void ks_vec_dot_avx512_register(ks_kernels *k) {
@@ -240,6 +272,14 @@ void ks_vec_dot_avx512_register(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q5_0] = vec_dot_4_q5_0_q8_0_avx512;
     k->vec_dot_4[KS_TYPE_Q5_1] = vec_dot_4_q5_1_q8_1_avx512;
     k->vec_dot_4[KS_TYPE_Q8_0] = vec_dot_4_q8_0_q8_0_avx512;
+    k->vec_dot_2w[KS_TYPE_Q4_0] = vec_dot_2w_q4_0_q8_0_avx512;
+    k->vec_dot_2w[KS_TYPE_Q4_1] = vec_dot_2w_q4_1_q8_1_avx512;
+    k->vec_dot_2w[KS_TYPE_Q5_0] = vec_dot_2w_q5_0_q8_0_avx512;
+    k->vec_dot_2w[KS_TYPE_Q5_1] = vec_dot_2w_q5_1_q8_1_avx512;
+    k->vec_dot_2w[KS_TYPE_Q8_0] = vec_dot_2w_q8_0_q8_0_avx512;
+    k->vec_dot_2w[KS_TYPE_Q4_K] = vec_dot_2w_q4_k_q8_k_avx512;
+    k->vec_dot_2w[KS_TYPE_Q5_K] = vec_dot_2w_q5_k_q8_k_avx512;
+    k->vec_dot_2w[KS_TYPE_Q6_K] = vec_dot_2w_q6_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx512;
