@@ -10,6 +10,8 @@
  *             fast enough;
  *   hot       a matrix of HOT_BYTES that stays in L2, read many times per run: the
  *             kernel's own speed, which is what a memory-bound kernel needs to spare;
+ *   hot 2w    the same through vec_dot_2w (two weight rows per call, where the set has
+ *             it), as decode takes the rows;
  *   prefill   the hot matrix against KS_VEC_DOT_ROWS tokens, each weight row dotted
  *             with all of them by vec_dot one token at a time and by vec_dot_4 at once
  *             (where the set has it; over rows packed beforehand where the set has a
@@ -106,6 +108,7 @@ typedef struct gemv {
     float *y;         /* (rows, KS_VEC_DOT_ROWS) */
     int tokens;       /* 1, or KS_VEC_DOT_ROWS */
     bool use4;        /* tokens > 1: one vec_dot_4 call per weight row */
+    bool use2w;       /* one token: vec_dot_2w on pairs of weight rows */
     uint8_t *packed;  /* use4 with a packed 4-row kernel: the rows packed for it, else NULL */
 } gemv;
 
@@ -129,9 +132,19 @@ static double run_gemv(const gemv *g, int passes) {
     const ks_vec_dot_fn dot = g->k->vec_dot[g->t];
     const ks_vec_dot_4_fn dot4 = g->k->vec_dot_4[g->t];
     const ks_dot4_packed *pk = &g->k->vec_dot_4_packed[g->t];
+    const ks_vec_dot_2w_fn dot2 = g->k->vec_dot_2w[g->t];
     const double t0 = now_s();
     for (int p = 0; p < passes; p++) {
-        for (int64_t r = 0; r < g->rows; r++) {
+        for (int64_t r = 0; g->use2w && r < g->rows; r += 2) {
+            const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
+            float s[2];
+            if (r + 1 < g->rows)
+                dot2(wr, wr + g->row_bytes, g->xq, g->cols, s);
+            else
+                s[0] = s[1] = dot(wr, g->xq, g->cols);
+            g->y[(size_t)r * KS_VEC_DOT_ROWS] = s[0] + s[1];
+        }
+        for (int64_t r = 0; !g->use2w && r < g->rows; r++) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
             float *yr = g->y + (size_t)r * KS_VEC_DOT_ROWS;
             if (g->use4 && g->packed)
@@ -227,6 +240,10 @@ int main(int argc, char **argv) {
     for (int j = 0; j < N_ISAS; j++)
         if (sets[j])
             printf(" %7s", isa_names[j]);
+    printf(" | hot 2w:");
+    for (int j = 0; j < N_ISAS; j++)
+        if (sets[j])
+            printf(" %7s", isa_names[j]);
     printf(" | prefill x%d:", KS_VEC_DOT_ROWS);
     for (int j = 1; j < N_ISAS; j++)
         if (sets[j])
@@ -266,23 +283,34 @@ int main(int argc, char **argv) {
                (double)row_bytes * (double)rows / (1 << 20));
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
-                const gemv g = {sets[j], t,  w,         rows, cols, row_bytes,
-                                x,       xq, act_bytes, y,    1,    false, NULL};
+                const gemv g = {sets[j], t,  w,         rows, cols,  row_bytes,
+                                x,       xq, act_bytes, y,    1,    false, false, NULL};
                 printf(" %7.2f", median_gbps(&g, 1, runs));
                 fflush(stdout);
             }
         printf(" |     ");
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
-                const gemv g = {sets[j], t,  w,         hot_rows, cols, row_bytes,
-                                x,       xq, act_bytes, y,        1,    false, NULL};
+                const gemv g = {sets[j], t,  w,         hot_rows, cols,  row_bytes,
+                                x,       xq, act_bytes, y,        1,    false, false, NULL};
                 printf(" %7.2f", median_gbps(&g, hot_passes, runs));
+                fflush(stdout);
+            }
+        printf(" |        ");
+        for (int j = 0; j < N_ISAS; j++)
+            if (sets[j]) {
+                const gemv g = {sets[j], t,  w,         hot_rows, cols,  row_bytes,
+                                x,       xq, act_bytes, y,        1,    false, true, NULL};
+                if (sets[j]->vec_dot_2w[t])
+                    printf(" %7.2f", median_gbps(&g, hot_passes, runs));
+                else
+                    printf(" %7s", "-");
                 fflush(stdout);
             }
         printf(" |            ");
         for (int j = 1; j < N_ISAS; j++)
             if (sets[j]) {
-                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false, NULL};
+                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false, false, NULL};
                 const int passes = hot_passes / nx + 1;
                 printf(" %6.2f", median_gbps(&g, passes, runs));
                 g.use4 = sets[j]->vec_dot_4[t] != NULL;
