@@ -1,8 +1,10 @@
 /* attention.c — micro-benchmark of the streaming attention (model/attention.c) alone, on
- * Qwen3-0.6B's attention shape (16 query heads over 8 KV heads of 128, 28 layers).
+ * a real model's attention shape: Qwen3-0.6B's (16 query heads over 8 KV heads of 128, 28
+ * layers; the default) or Qwen3-30B-A3B's (32 over 4, 48 layers: 8 query rows per KV head,
+ * where 0.6B's decode has 2).
  *
  *   bench_attention [-t THREADS] [-d DEPTH[,DEPTH...]] [-s SEQS] [-p TOKENS] [--kv f16|q8_0|f32]
- *                   [-r RUNS]
+ *                   [-r RUNS] [--shape qwen3-0.6b|qwen3-30b-a3b]
  *
  * For each depth D, two cases over all layers in turn, as a forward pass runs them:
  *
@@ -27,10 +29,12 @@
 #include <string.h>
 #include <time.h>
 
-#define N_HEAD 16
-#define N_HEAD_KV 8
-#define HEAD_DIM 128
-#define N_LAYER 28
+typedef struct shape {
+    const char *name;
+    int n_head, n_head_kv, head_dim, n_layer;
+} shape;
+static const shape shapes[] = {{"qwen3-0.6b", 16, 8, 128, 28}, {"qwen3-30b-a3b", 32, 4, 128, 48}};
+#define MAX_ROW_ELEMS 1024 /* n_head_kv * head_dim of every shape above */
 #define BLOCK 32
 #define MAX_RUNS 51
 
@@ -66,16 +70,17 @@ typedef struct bench {
 
 /* Fills every block with random rows of the KV type (a few distinct rows, tiled). */
 static void fill_pool(bench *b) {
-    float row[N_HEAD_KV * HEAD_DIM];
-    uint8_t seed[4][N_HEAD_KV * HEAD_DIM * 4];
+    const int n = (int)b->kv.row_elems;
+    float row[MAX_ROW_ELEMS];
+    uint8_t seed[4][MAX_ROW_ELEMS * 4];
     for (int s = 0; s < 4; s++) {
-        for (int i = 0; i < N_HEAD_KV * HEAD_DIM; i++)
+        for (int i = 0; i < n; i++)
             row[i] = frand();
         const ks_kernels *k = ks_kernels_get();
         switch (b->kv.kv_type) {
-        case KS_TYPE_F32: memcpy(seed[s], row, sizeof row); break;
-        case KS_TYPE_F16: k->fp32_to_fp16_row(row, (ks_fp16 *)seed[s], N_HEAD_KV * HEAD_DIM); break;
-        default: k->quantize_act[KS_TYPE_Q8_0](row, seed[s], N_HEAD_KV * HEAD_DIM); break;
+        case KS_TYPE_F32: memcpy(seed[s], row, (size_t)n * sizeof(float)); break;
+        case KS_TYPE_F16: k->fp32_to_fp16_row(row, (ks_fp16 *)seed[s], n); break;
+        default: k->quantize_act[KS_TYPE_Q8_0](row, seed[s], n); break;
         }
     }
     size_t n_rows = b->pool_bytes / b->kv.row_bytes;
@@ -88,7 +93,7 @@ static double time_layers(bench *b, const ks_batch *batch, const float *q, float
     double t[MAX_RUNS];
     for (int r = -1; r < runs; r++) {
         double t0 = now_s();
-        for (int il = 0; il < N_LAYER; il++)
+        for (int il = 0; il < b->hp.n_layer; il++)
             ks_attention_run(b->attn, b->tp, b->pool, batch, il, q, out);
         if (r >= 0)
             t[r] = now_s() - t0;
@@ -99,7 +104,7 @@ static double time_layers(bench *b, const ks_batch *batch, const float *q, float
 
 int main(int argc, char **argv) {
     int nth = 2, n_seqs = 1, n_prompt = 512, runs = 5;
-    const char *depths = "0,4096,16384", *kv_name = "f16";
+    const char *depths = "0,4096,16384", *kv_name = "f16", *shape_name = shapes[0].name;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-t") && v) nth = atoi(argv[++i]);
@@ -108,11 +113,20 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-p") && v) n_prompt = atoi(argv[++i]);
         else if (!strcmp(a, "-r") && v) runs = atoi(argv[++i]);
         else if (!strcmp(a, "--kv") && v) kv_name = argv[++i];
+        else if (!strcmp(a, "--shape") && v) shape_name = argv[++i];
         else {
             fprintf(stderr, "usage: bench_attention [-t THREADS] [-d DEPTH,...] [-s SEQS] [-p TOKENS] "
-                            "[--kv f16|q8_0|f32] [-r RUNS]\n");
+                            "[--kv f16|q8_0|f32] [-r RUNS] [--shape qwen3-0.6b|qwen3-30b-a3b]\n");
             return 2;
         }
+    }
+    const shape *sh = NULL;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(shapes[i].name, shape_name))
+            sh = &shapes[i];
+    if (!sh) {
+        fprintf(stderr, "bench_attention: unknown shape %s (qwen3-0.6b, qwen3-30b-a3b)\n", shape_name);
+        return 2;
     }
     runs = KS_MAX(1, KS_MIN(runs, MAX_RUNS));
     n_seqs = KS_MAX(1, n_seqs);
@@ -133,12 +147,13 @@ int main(int argc, char **argv) {
     }
 
     bench b = {0};
-    b.hp.n_head = N_HEAD;
-    b.hp.n_head_kv = N_HEAD_KV;
-    b.hp.head_dim = HEAD_DIM;
-    b.hp.n_layer = N_LAYER;
+    b.hp.n_head = sh->n_head;
+    b.hp.n_head_kv = sh->n_head_kv;
+    b.hp.head_dim = sh->head_dim;
+    b.hp.n_layer = sh->n_layer;
+    const int n_head = sh->n_head, head_dim = sh->head_dim, n_layer = sh->n_layer;
     ks_err err;
-    if (ks_kv_layout_init(&b.kv, (uint32_t)kv_type, BLOCK, N_LAYER, N_HEAD_KV, HEAD_DIM, &err) != KS_OK) {
+    if (ks_kv_layout_init(&b.kv, (uint32_t)kv_type, BLOCK, n_layer, sh->n_head_kv, head_dim, &err) != KS_OK) {
         fprintf(stderr, "bench_attention: %s\n", err.msg);
         return 1;
     }
@@ -168,14 +183,15 @@ int main(int argc, char **argv) {
     b.tp = ks_threadpool_create(nth);
 
     int max_t = KS_MAX(n_seqs, n_prompt);
-    float *q = malloc((size_t)max_t * N_HEAD * HEAD_DIM * sizeof(float));
-    float *out = malloc((size_t)max_t * N_HEAD * HEAD_DIM * sizeof(float));
+    float *q = malloc((size_t)max_t * n_head * head_dim * sizeof(float));
+    float *out = malloc((size_t)max_t * n_head * head_dim * sizeof(float));
     int32_t *pos = malloc((size_t)max_t * sizeof(int32_t)), *seq = malloc((size_t)max_t * sizeof(int32_t));
-    for (size_t i = 0; i < (size_t)max_t * N_HEAD * HEAD_DIM; i++)
+    for (size_t i = 0; i < (size_t)max_t * n_head * head_dim; i++)
         q[i] = frand();
 
-    printf("attention: %d query heads over %d KV heads of %d, %d layers, KV %s, %d threads; median of %d runs\n\n",
-           N_HEAD, N_HEAD_KV, HEAD_DIM, N_LAYER, ks_type_name((uint32_t)kv_type), nth, runs);
+    printf("attention (%s): %d query heads over %d KV heads of %d, %d layers, KV %s, %d threads; median of %d "
+           "runs\n\n",
+           sh->name, n_head, sh->n_head_kv, head_dim, n_layer, ks_type_name((uint32_t)kv_type), nth, runs);
     printf("| case                 |   depth | ms (all layers) | K/V read GB/s |  GMAC/s |\n");
     printf("|----------------------|--------:|----------------:|--------------:|--------:|\n");
     for (int di = 0; di < n_depths; di++) {
@@ -187,8 +203,8 @@ int main(int argc, char **argv) {
         }
         ks_batch dec = {n_seqs, NULL, pos, seq, NULL, b.views, n_seqs};
         double t = time_layers(&b, &dec, q, out, runs);
-        double rows = (double)(d + 1) * n_seqs * N_LAYER * 2; /* K and V rows read */
-        double macs = 2.0 * (d + 1) * N_HEAD * HEAD_DIM * N_LAYER * n_seqs;
+        double rows = (double)(d + 1) * n_seqs * n_layer * 2; /* K and V rows read */
+        double macs = 2.0 * (d + 1) * n_head * head_dim * n_layer * n_seqs;
         char label[32];
         snprintf(label, sizeof label, "decode x%d", n_seqs);
         printf("| %-20s | %7d | %15.2f | %13.2f | %7.1f |\n", label, d, t * 1e3, rows * b.kv.row_bytes / t / 1e9,
@@ -204,7 +220,7 @@ int main(int argc, char **argv) {
         t = time_layers(&b, &pre, q, out, runs);
         macs = 0;
         for (int i = 0; i < n_prompt; i++)
-            macs += 2.0 * (d + i + 1) * N_HEAD * HEAD_DIM * N_LAYER;
+            macs += 2.0 * (d + i + 1) * n_head * head_dim * n_layer;
         snprintf(label, sizeof label, "prefill %d", n_prompt);
         printf("| %-20s | %7d | %15.2f | %13s | %7.1f |\n", label, d, t * 1e3, "-", macs / t / 1e9);
     }
