@@ -1,5 +1,5 @@
-/* vec_dot_dotprod.c — the integer dot products of vec_dot_int_neon.h (Q8_0, Q4_0, Q4_K,
- * Q5_K, Q6_K) with SDOT, for CPUs with the ARMv8.2-A dot-product extension. kernels.c
+/* vec_dot_dotprod.c — the integer dot products of vec_dot_int_neon.h (Q8_0, Q4_0, Q5_0,
+ * Q4_1, Q5_1, Q4_K, Q5_K, Q6_K) with SDOT, for CPUs with the ARMv8.2-A dot-product extension. kernels.c
  * registers them over the "neon" table's widening-multiply versions only when
  * ks_cpu_detect()->dotprod; anywhere else SDOT is an undefined instruction.
  *
@@ -19,6 +19,9 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 void ks_kernels_register_neon_dotprod(ks_kernels *k) {
     k->vec_dot[KS_TYPE_Q8_0] = vec_dot_q8_0_q8_0_dotprod;
     k->vec_dot[KS_TYPE_Q4_0] = vec_dot_q4_0_q8_0_dotprod;
+    k->vec_dot[KS_TYPE_Q5_0] = vec_dot_q5_0_q8_0_dotprod;
+    k->vec_dot[KS_TYPE_Q4_1] = vec_dot_q4_1_q8_1_dotprod;
+    k->vec_dot[KS_TYPE_Q5_1] = vec_dot_q5_1_q8_1_dotprod;
     k->vec_dot[KS_TYPE_Q4_K] = vec_dot_q4_k_q8_k_dotprod;
     k->vec_dot[KS_TYPE_Q5_K] = vec_dot_q5_k_q8_k_dotprod;
     k->vec_dot[KS_TYPE_Q6_K] = vec_dot_q6_k_q8_k_dotprod;

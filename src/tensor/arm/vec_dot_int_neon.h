@@ -1,6 +1,6 @@
-/* vec_dot_int_neon.h — the integer dot products of the NEON tables (Q8_0 and Q4_0 against
- * Q8_0 activations; Q4_K, Q5_K and Q6_K against Q8_K), written once over a 16-byte
- * signed dot step that the including file supplies:
+/* vec_dot_int_neon.h — the integer dot products of the NEON tables (Q8_0, Q4_0 and Q5_0
+ * against Q8_0 activations; Q4_1 and Q5_1 against Q8_1; Q4_K, Q5_K and Q6_K against Q8_K),
+ * written once over a 16-byte signed dot step that the including file supplies:
  *
  *   vec_dot_neon.c     the step from widening multiplies (SMULL, SADALP): any ARMv8-A
  *   vec_dot_dotprod.c  the step as one SDOT (vdotq_s32): CPUs with DotProd
@@ -23,7 +23,7 @@
  * 2^14 in magnitude and the dot step never saturates. A block's four lanes, already
  * multiplied by the integer sub-block scales for the K-quants, stay far inside int32:
  *
- *   Q8_0, Q4_0   8 products per lane                               <= 2^17
+ *   Q8_0, Q4_0, Q5_0, Q4_1, Q5_1   8 products per lane             <= 2^17
  *   Q4_K, Q5_K   64 elements per lane x scale 63 x code 31 x 128    < 2^24
  *   Q6_K         64 elements per lane x |scale| 128 x 32 x 128      = 2^25
  *   mins         Q8_K's per-16 sums (|s| <= 2^11) in pairs, x mn 63, 8 terms < 2^21
@@ -34,8 +34,8 @@
  * ref instead adds one float per block (32-element types) or keeps eight element-mod-8
  * lanes (K-quants), so results differ from ref's by float rounding (the tests' budgets,
  * 1e-6 of the terms' magnitude on mixed-sign data), not in the integer sums. The
- * Q4_K/Q5_K mins term is ref's scalar expression, accumulated as ref does, and joins
- * the lanes at the end. Scales are converted from fp16 by FCVTL, exact
+ * Q4_K/Q5_K mins term and the Q4_1/Q5_1 offset term are ref's scalar expressions,
+ * accumulated as ref does, and join the lanes at the end. Scales are converted from fp16 by FCVTL, exact
  * as ks_fp16_to_fp32(). */
 #ifndef KS_VEC_DOT_INT_NEON_H
 #define KS_VEC_DOT_INT_NEON_H
@@ -106,14 +106,54 @@ static inline int32x4_t q4_0_block(const ks_block_q4_0 *x, const ks_block_q8_0 *
     return dot16(s, hi, vld1q_s8(y->qs + 16));
 }
 
-/* acc plus the lanes of block ib of a Q8_0 or Q4_0 row w against Q8_0 block y[ib],
- * times the product of their scales (d leads both weight blocks). */
+/* Bit 4 of the 32 codes of a 5-bit block (qh, layout at ks_block_q5_0) as 0x10 bytes:
+ * elements 0..15 in lo, 16..31 in hi. Byte k of qh holds elements 8k..8k+7. */
+static inline void five_bit_high(const uint8_t *qh, uint8x16_t *lo, uint8x16_t *hi) {
+    static const uint8_t pick_lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
+    static const uint8_t pick_hi[16] = {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const uint8x16_t bytes = vreinterpretq_u8_u32(vdupq_n_u32(h));
+    const uint8x16_t b = vld1q_u8(bit), x10 = vdupq_n_u8(0x10);
+    *lo = vandq_u8(vtstq_u8(vqtbl1q_u8(bytes, vld1q_u8(pick_lo)), b), x10);
+    *hi = vandq_u8(vtstq_u8(vqtbl1q_u8(bytes, vld1q_u8(pick_hi)), b), x10);
+}
+
+/* The 32 codes of a 4-bit (qh NULL) or 5-bit block as bytes 0..31 (elements 0..15 in
+ * lo, 16..31 in hi), minus zero. */
+static inline void block_codes(const uint8_t *qs, const uint8_t *qh, int zero, int8x16_t *lo, int8x16_t *hi) {
+    const uint8x16_t v = vld1q_u8(qs);
+    uint8x16_t l = vandq_u8(v, vdupq_n_u8(0x0f)), h = vshrq_n_u8(v, 4);
+    if (qh) {
+        uint8x16_t bl, bh;
+        five_bit_high(qh, &bl, &bh);
+        l = vorrq_u8(l, bl);
+        h = vorrq_u8(h, bh);
+    }
+    const int8x16_t z = vdupq_n_s8((int8_t)zero);
+    *lo = vsubq_s8(vreinterpretq_s8_u8(l), z);
+    *hi = vsubq_s8(vreinterpretq_s8_u8(h), z);
+}
+
+/* One block of 4- or 5-bit codes (minus zero) against 32 activation codes y. */
+static inline int32x4_t codes_block(const uint8_t *qs, const uint8_t *qh, int zero, const int8_t *y) {
+    int8x16_t lo, hi;
+    block_codes(qs, qh, zero, &lo, &hi);
+    return dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(y)), hi, vld1q_s8(y + 16));
+}
+
+/* acc plus the lanes of block ib of a Q8_0, Q4_0 or Q5_0 row w against Q8_0 block y[ib],
+ * times the product of their scales (d leads every weight block). */
 static inline float32x4_t block32_add(ks_type t, float32x4_t acc, const void *w,
                                       const ks_block_q8_0 *y, int64_t ib) {
     const ks_block_q8_0 *x8 = (const ks_block_q8_0 *)w + ib;
     const ks_block_q4_0 *x4 = (const ks_block_q4_0 *)w + ib;
-    const int32x4_t s = t == KS_TYPE_Q8_0 ? q8_0_block(x8, &y[ib]) : q4_0_block(x4, &y[ib]);
-    const ks_fp16 dw = t == KS_TYPE_Q8_0 ? x8->d : x4->d;
+    const ks_block_q5_0 *x5 = (const ks_block_q5_0 *)w + ib;
+    const int32x4_t s = t == KS_TYPE_Q8_0   ? q8_0_block(x8, &y[ib])
+                        : t == KS_TYPE_Q4_0 ? q4_0_block(x4, &y[ib])
+                                            : codes_block(x5->qs, x5->qh, 16, y[ib].qs);
+    const ks_fp16 dw = t == KS_TYPE_Q8_0 ? x8->d : t == KS_TYPE_Q4_0 ? x4->d : x5->d;
     return scaled_add(acc, s, half_to_float(dw) * half_to_float(y[ib].d));
 }
 
@@ -139,6 +179,38 @@ static inline float NEON_FN(vec_dot_q8_0_q8_0)(const void *w, const void *a, int
 
 static inline float NEON_FN(vec_dot_q4_0_q8_0)(const void *w, const void *a, int64_t n) {
     return blocks32(KS_TYPE_Q4_0, w, a, n);
+}
+
+static inline float NEON_FN(vec_dot_q5_0_q8_0)(const void *w, const void *a, int64_t n) {
+    return blocks32(KS_TYPE_Q5_0, w, a, n);
+}
+
+/* Q4_1 (qh NULL) and Q5_1 rows against Q8_1: per block, the codes' lanes times dw * da
+ * into the float lanes (two accumulators, even and odd blocks, as blocks32()), and the
+ * offset term mw * sa into a scalar in row order, as ref adds it. */
+static inline float blocks32_offset(ks_type t, const void *w, const void *a, int64_t n) {
+    const ks_block_q8_1 *y = a;
+    const int64_t nb = n / 32;
+    float32x4_t acc[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+    float summs = 0.0f;
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const ks_block_q4_1 *x4 = (const ks_block_q4_1 *)w + ib;
+        const ks_block_q5_1 *x5 = (const ks_block_q5_1 *)w + ib;
+        const bool five = t == KS_TYPE_Q5_1;
+        const int32x4_t s = codes_block(five ? x5->qs : x4->qs, five ? x5->qh : NULL, 0, y[ib].qs);
+        const ks_fp16 dw = five ? x5->d : x4->d, mw = five ? x5->m : x4->m;
+        acc[ib & 1] = scaled_add(acc[ib & 1], s, half_to_float(dw) * half_to_float(y[ib].d));
+        summs += half_to_float(mw) * half_to_float(y[ib].s);
+    }
+    return vaddvq_f32(vaddq_f32(acc[0], acc[1])) + summs;
+}
+
+static inline float NEON_FN(vec_dot_q4_1_q8_1)(const void *w, const void *a, int64_t n) {
+    return blocks32_offset(KS_TYPE_Q4_1, w, a, n);
+}
+
+static inline float NEON_FN(vec_dot_q5_1_q8_1)(const void *w, const void *a, int64_t n) {
+    return blocks32_offset(KS_TYPE_Q5_1, w, a, n);
 }
 
 /* ---- K-quants ----------------------------------------------------------------------- *

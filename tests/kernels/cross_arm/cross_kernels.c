@@ -127,8 +127,9 @@ static float scale_of(data_kind kind, float big) {
     return rand_u32() & 1 ? -mag : mag;
 }
 
-/* A float or half element: the largest magnitude (whose products and sums over MAX_N
- * stay finite) for the one-code kinds; random exponents (F32), any finite half (F16). */
+/* A float, half or bf16 element: the largest magnitude (whose products and sums over
+ * MAX_N stay finite) for the one-code kinds; random exponents (F32, BF16: normal, as
+ * test_vec_dot.c's), any finite half (F16). */
 static float float_element(ks_type t, data_kind kind) {
     const float big = t == KS_TYPE_F16 ? 65504.0f : 0x1.fep55f;
     const float sign = rand_u32() & 1 ? -1.0f : 1.0f;
@@ -146,14 +147,18 @@ static float float_element(ks_type t, data_kind kind) {
     return sign * ldexpf(1.0f + (frand() + 1.0f) / 2.0f, (int)(rand_byte() % 112) - 56);
 }
 
-/* A row of n elements of a float type (F32, F16), as bytes. */
+/* A row of n elements of a float type (F32, F16, BF16), as bytes. */
 static void float_row(ks_type t, data_kind kind, uint8_t *p, int n) {
     for (int i = 0; i < n; i++) {
         const float v = float_element(t, kind);
-        if (t == KS_TYPE_F32)
+        if (t == KS_TYPE_F32) {
             memcpy(p + 4 * i, &v, 4);
-        else
+        } else if (t == KS_TYPE_F16) {
             put_fp16(p + 2 * i, v);
+        } else {
+            const ks_bf16 b = ks_fp32_to_bf16(v);
+            memcpy(p + 2 * i, &b, 2);
+        }
     }
 }
 
@@ -195,6 +200,8 @@ static void raw_weights(ks_type t, data_kind kind, uint8_t *w, int n) {
             continue;
         }
         put_fp16(p, scale_of(kind, 65504.0f)); /* d leads the other types */
+        if (t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1)
+            put_fp16(p + 2, scale_of(kind, 65504.0f)); /* m */
         if (t == KS_TYPE_Q4_K || t == KS_TYPE_Q5_K) {
             put_fp16(p + 2, scale_of(kind, 65504.0f)); /* dmin */
             for (int i = 0; i < KS_K_SCALE_BYTES; i++)
@@ -213,8 +220,8 @@ static int8_t act_code(data_kind kind) {
     }
 }
 
-/* An adversarial activation row of type at (Q8_0, Q8_K or a float type), Q8_K's bsums
- * consistent with its codes. */
+/* An adversarial activation row of type at (Q8_0, Q8_1, Q8_K or a float type), Q8_K's
+ * bsums and Q8_1's s consistent with the codes. */
 static void raw_activations(ks_type at, data_kind kind, uint8_t *a, int n) {
     if (at == KS_TYPE_Q8_K) {
         ks_block_q8_k *b = (ks_block_q8_k *)a;
@@ -233,6 +240,17 @@ static void raw_activations(ks_type at, data_kind kind, uint8_t *a, int n) {
             put_fp16((uint8_t *)&b[ib].d, scale_of(kind, 65504.0f));
             for (int i = 0; i < KS_QK8_0; i++)
                 b[ib].qs[i] = act_code(kind);
+        }
+    } else if (at == KS_TYPE_Q8_1) {
+        ks_block_q8_1 *b = (ks_block_q8_1 *)a;
+        for (int ib = 0; ib < n / KS_QK8_1; ib++) {
+            /* s = d * sum(codes) must stay finite in fp16: |d| <= 65504 / (32 * 127) */
+            const float d = ks_fp16_to_fp32(ks_fp32_to_fp16(scale_of(kind, 16.0f)));
+            int sum = 0;
+            for (int i = 0; i < KS_QK8_1; i++)
+                sum += b[ib].qs[i] = act_code(kind);
+            put_fp16((uint8_t *)&b[ib].d, d);
+            put_fp16((uint8_t *)&b[ib].s, d * (float)sum);
         }
     } else {
         float_row(at, kind, a, n);
