@@ -1,5 +1,7 @@
 /* vec_dot_int_neon.h — the integer dot products of the NEON tables (Q8_0, Q4_0 and Q5_0
  * against Q8_0 activations; Q4_1 and Q5_1 against Q8_1; Q4_K, Q5_K and Q6_K against Q8_K),
+ * each as vec_dot and as vec_dot_4 (one weight row against four activation rows, each
+ * block decoded once for all four, each row's steps those of vec_dot: equal bit for bit),
  * written once over a 16-byte signed dot step that the including file supplies:
  *
  *   vec_dot_neon.c     the step from widening multiplies (SMULL, SADALP): any ARMv8-A
@@ -46,6 +48,7 @@
 
 #include <arm_neon.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -90,22 +93,6 @@ static inline int32_t k_mins(const int16_t *bsums, const uint8_t *mn) {
 
 /* ---- 32-element blocks -------------------------------------------------------------- */
 
-/* One Q8_0 block against one Q8_0 block: four int32 lanes whose total is sumi. */
-static inline int32x4_t q8_0_block(const ks_block_q8_0 *x, const ks_block_q8_0 *y) {
-    const int32x4_t s = dot16(vdupq_n_s32(0), vld1q_s8(x->qs), vld1q_s8(y->qs));
-    return dot16(s, vld1q_s8(x->qs + 16), vld1q_s8(y->qs + 16));
-}
-
-/* One Q4_0 block (codes q - 8: low nibbles elements 0..15, high 16..31) against Q8_0. */
-static inline int32x4_t q4_0_block(const ks_block_q4_0 *x, const ks_block_q8_0 *y) {
-    const uint8x16_t v = vld1q_u8(x->qs);
-    const int8x16_t eight = vdupq_n_s8(8);
-    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0f))), eight);
-    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
-    const int32x4_t s = dot16(vdupq_n_s32(0), lo, vld1q_s8(y->qs));
-    return dot16(s, hi, vld1q_s8(y->qs + 16));
-}
-
 /* Bit 4 of the 32 codes of a 5-bit block (qh, layout at ks_block_q5_0) as 0x10 bytes:
  * elements 0..15 in lo, 16..31 in hi. Byte k of qh holds elements 8k..8k+7. */
 static inline void five_bit_high(const uint8_t *qh, uint8x16_t *lo, uint8x16_t *hi) {
@@ -120,8 +107,8 @@ static inline void five_bit_high(const uint8_t *qh, uint8x16_t *lo, uint8x16_t *
     *hi = vandq_u8(vtstq_u8(vqtbl1q_u8(bytes, vld1q_u8(pick_hi)), b), x10);
 }
 
-/* The 32 codes of a 4-bit (qh NULL) or 5-bit block as bytes 0..31 (elements 0..15 in
- * lo, 16..31 in hi), minus zero. */
+/* The 32 codes of a 4-bit (qh NULL) or 5-bit block as bytes (elements 0..15 in lo,
+ * 16..31 in hi), minus zero. */
 static inline void block_codes(const uint8_t *qs, const uint8_t *qh, int zero, int8x16_t *lo, int8x16_t *hi) {
     const uint8x16_t v = vld1q_u8(qs);
     uint8x16_t l = vandq_u8(v, vdupq_n_u8(0x0f)), h = vshrq_n_u8(v, 4);
@@ -136,82 +123,99 @@ static inline void block_codes(const uint8_t *qs, const uint8_t *qh, int zero, i
     *hi = vsubq_s8(vreinterpretq_s8_u8(h), z);
 }
 
-/* One block of 4- or 5-bit codes (minus zero) against 32 activation codes y. */
-static inline int32x4_t codes_block(const uint8_t *qs, const uint8_t *qh, int zero, const int8_t *y) {
-    int8x16_t lo, hi;
-    block_codes(qs, qh, zero, &lo, &hi);
-    return dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(y)), hi, vld1q_s8(y + 16));
-}
-
-/* acc plus the lanes of block ib of a Q8_0, Q4_0 or Q5_0 row w against Q8_0 block y[ib],
- * times the product of their scales (d leads every weight block). */
-static inline float32x4_t block32_add(ks_type t, float32x4_t acc, const void *w,
-                                      const ks_block_q8_0 *y, int64_t ib) {
-    const ks_block_q8_0 *x8 = (const ks_block_q8_0 *)w + ib;
-    const ks_block_q4_0 *x4 = (const ks_block_q4_0 *)w + ib;
-    const ks_block_q5_0 *x5 = (const ks_block_q5_0 *)w + ib;
-    const int32x4_t s = t == KS_TYPE_Q8_0   ? q8_0_block(x8, &y[ib])
-                        : t == KS_TYPE_Q4_0 ? q4_0_block(x4, &y[ib])
-                                            : codes_block(x5->qs, x5->qh, 16, y[ib].qs);
-    const ks_fp16 dw = t == KS_TYPE_Q8_0 ? x8->d : t == KS_TYPE_Q4_0 ? x4->d : x5->d;
-    return scaled_add(acc, s, half_to_float(dw) * half_to_float(y[ib].d));
-}
-
-/* A row of 32-element blocks of type t (a constant once inlined): two accumulators,
- * even and odd blocks. */
-static inline float blocks32(ks_type t, const void *w, const void *a, int64_t n) {
-    const ks_block_q8_0 *y = a;
-    const int64_t nb = n / 32;
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-    int64_t ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        acc0 = block32_add(t, acc0, w, y, ib);
-        acc1 = block32_add(t, acc1, w, y, ib + 1);
+/* The 32 codes of block ib of a 32-element row of type t as int8 (elements 0..15 in lo,
+ * 16..31 in hi), recentred for the symmetric types (Q4_0: q - 8, Q5_0: q - 16), and the
+ * block's d and (offset types) m. */
+static inline void block32_codes(ks_type t, const void *w, int64_t ib, int8x16_t *lo, int8x16_t *hi, ks_fp16 *d,
+                                 ks_fp16 *m) {
+    switch (t) {
+    case KS_TYPE_Q8_0: {
+        const ks_block_q8_0 *x = (const ks_block_q8_0 *)w + ib;
+        *lo = vld1q_s8(x->qs);
+        *hi = vld1q_s8(x->qs + 16);
+        *d = x->d;
+        return;
     }
-    if (ib < nb)
-        acc0 = block32_add(t, acc0, w, y, ib);
-    return vaddvq_f32(vaddq_f32(acc0, acc1));
-}
-
-static inline float NEON_FN(vec_dot_q8_0_q8_0)(const void *w, const void *a, int64_t n) {
-    return blocks32(KS_TYPE_Q8_0, w, a, n);
-}
-
-static inline float NEON_FN(vec_dot_q4_0_q8_0)(const void *w, const void *a, int64_t n) {
-    return blocks32(KS_TYPE_Q4_0, w, a, n);
-}
-
-static inline float NEON_FN(vec_dot_q5_0_q8_0)(const void *w, const void *a, int64_t n) {
-    return blocks32(KS_TYPE_Q5_0, w, a, n);
-}
-
-/* Q4_1 (qh NULL) and Q5_1 rows against Q8_1: per block, the codes' lanes times dw * da
- * into the float lanes (two accumulators, even and odd blocks, as blocks32()), and the
- * offset term mw * sa into a scalar in row order, as ref adds it. */
-static inline float blocks32_offset(ks_type t, const void *w, const void *a, int64_t n) {
-    const ks_block_q8_1 *y = a;
-    const int64_t nb = n / 32;
-    float32x4_t acc[2] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-    float summs = 0.0f;
-    for (int64_t ib = 0; ib < nb; ib++) {
-        const ks_block_q4_1 *x4 = (const ks_block_q4_1 *)w + ib;
-        const ks_block_q5_1 *x5 = (const ks_block_q5_1 *)w + ib;
-        const bool five = t == KS_TYPE_Q5_1;
-        const int32x4_t s = codes_block(five ? x5->qs : x4->qs, five ? x5->qh : NULL, 0, y[ib].qs);
-        const ks_fp16 dw = five ? x5->d : x4->d, mw = five ? x5->m : x4->m;
-        acc[ib & 1] = scaled_add(acc[ib & 1], s, half_to_float(dw) * half_to_float(y[ib].d));
-        summs += half_to_float(mw) * half_to_float(y[ib].s);
+    case KS_TYPE_Q4_0: {
+        const ks_block_q4_0 *x = (const ks_block_q4_0 *)w + ib;
+        block_codes(x->qs, NULL, 8, lo, hi);
+        *d = x->d;
+        return;
     }
-    return vaddvq_f32(vaddq_f32(acc[0], acc[1])) + summs;
+    case KS_TYPE_Q5_0: {
+        const ks_block_q5_0 *x = (const ks_block_q5_0 *)w + ib;
+        block_codes(x->qs, x->qh, 16, lo, hi);
+        *d = x->d;
+        return;
+    }
+    case KS_TYPE_Q4_1: {
+        const ks_block_q4_1 *x = (const ks_block_q4_1 *)w + ib;
+        block_codes(x->qs, NULL, 0, lo, hi);
+        *d = x->d;
+        *m = x->m;
+        return;
+    }
+    default: {
+        const ks_block_q5_1 *x = (const ks_block_q5_1 *)w + ib;
+        block_codes(x->qs, x->qh, 0, lo, hi);
+        *d = x->d;
+        *m = x->m;
+        return;
+    }
+    }
 }
 
-static inline float NEON_FN(vec_dot_q4_1_q8_1)(const void *w, const void *a, int64_t n) {
-    return blocks32_offset(KS_TYPE_Q4_1, w, a, n);
+/* A row of 32-element blocks of type t against nt activation rows (Q8_0, or Q8_1 for
+ * the offset types Q4_1 and Q5_1), row j at a + j * a_stride bytes; t and nt constants
+ * once inlined. Per row: two float accumulators, even and odd blocks, each block's lanes
+ * times dw * da; for the offset types also mw * sa into a scalar in row order, as ref
+ * adds it. Each block is decoded once for all nt rows. */
+static inline void blocks32(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n, int nt,
+                            float *out) {
+    const bool offset = t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1;
+    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
+    float32x4_t acc[KS_VEC_DOT_ROWS][2];
+    float summs[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        acc[j][0] = acc[j][1] = vdupq_n_f32(0.0f);
+        summs[j] = 0.0f;
+    }
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        int8x16_t lo, hi;
+        ks_fp16 dw, mw = 0;
+        block32_codes(t, w, ib, &lo, &hi, &dw, &mw);
+        for (int j = 0; j < nt; j++) {
+            const uint8_t *yb = (const uint8_t *)a + (size_t)j * a_stride + (size_t)ib * asz;
+            ks_fp16 da, sa;
+            memcpy(&da, yb, 2);
+            memcpy(&sa, yb + 2, 2);
+            const int8_t *yq = (const int8_t *)(yb + (offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs)));
+            const int32x4_t s = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(yq)), hi, vld1q_s8(yq + 16));
+            acc[j][ib & 1] = scaled_add(acc[j][ib & 1], s, half_to_float(dw) * half_to_float(da));
+            if (offset)
+                summs[j] += half_to_float(mw) * half_to_float(sa);
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = vaddvq_f32(vaddq_f32(acc[j][0], acc[j][1])) + (offset ? summs[j] : 0.0f);
 }
 
-static inline float NEON_FN(vec_dot_q5_1_q8_1)(const void *w, const void *a, int64_t n) {
-    return blocks32_offset(KS_TYPE_Q5_1, w, a, n);
-}
+/* vec_dot and vec_dot_4 of a 32-element type */
+#define NEON_BLOCKS32(name, type)                                                                 \
+    static inline float NEON_FN(vec_dot_##name)(const void *w, const void *a, int64_t n) {       \
+        float s;                                                                                  \
+        blocks32(type, w, a, 0, n, 1, &s);                                                        \
+        return s;                                                                                 \
+    }                                                                                             \
+    static inline void NEON_FN(vec_dot_4_##name)(const void *w, const void *a, size_t a_stride,   \
+                                                 int64_t n, float *s) {                           \
+        blocks32(type, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);                                    \
+    }
+NEON_BLOCKS32(q8_0_q8_0, KS_TYPE_Q8_0)
+NEON_BLOCKS32(q4_0_q8_0, KS_TYPE_Q4_0)
+NEON_BLOCKS32(q5_0_q8_0, KS_TYPE_Q5_0)
+NEON_BLOCKS32(q4_1_q8_1, KS_TYPE_Q4_1)
+NEON_BLOCKS32(q5_1_q8_1, KS_TYPE_Q5_1)
 
 /* ---- K-quants ----------------------------------------------------------------------- *
  *
@@ -223,17 +227,19 @@ static inline float NEON_FN(vec_dot_q5_1_q8_1)(const void *w, const void *a, int
  * super-block's isum. Group g of qs (32 bytes) holds sub-block 2g in its low nibbles and
  * 2g+1 in its high ones; for Q5_K, bit 2g of qh[l] is bit 4 of sub-block 2g's element l,
  * bit 2g+1 that of sub-block 2g+1 (quants.h), so each group takes bits 0 and 1 of qh
- * and shifts qh down by two for the next. */
-static inline int32x4_t k_block_4_5(const uint8_t *qs, const uint8_t *qh, const int8_t *q8,
-                                    const uint8_t *sc) {
+ * and shifts qh down by two for the next. isum[j]: against activation row j's codes
+ * q8[j], the codes decoded once for all nt rows. */
+static inline void k_block_4_5(const uint8_t *qs, const uint8_t *qh, const int8_t *const *q8, int nt,
+                               const uint8_t *sc, int32x4_t *isum) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f);
     uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
     if (qh) {
         h0 = vld1q_u8(qh);
         h1 = vld1q_u8(qh + 16);
     }
-    int32x4_t isum = vdupq_n_s32(0);
-    for (int g = 0; g < 4; g++, qs += 32, q8 += 64) {
+    for (int j = 0; j < nt; j++)
+        isum[j] = vdupq_n_s32(0);
+    for (int g = 0; g < 4; g++, qs += 32) {
         const uint8x16_t v0 = vld1q_u8(qs), v1 = vld1q_u8(qs + 16);
         uint8x16_t lo0 = vandq_u8(v0, m4), lo1 = vandq_u8(v1, m4);
         uint8x16_t hi0 = vshrq_n_u8(v0, 4), hi1 = vshrq_n_u8(v1, 4);
@@ -246,53 +252,64 @@ static inline int32x4_t k_block_4_5(const uint8_t *qs, const uint8_t *qh, const 
             h0 = vshrq_n_u8(h0, 2);
             h1 = vshrq_n_u8(h1, 2);
         }
-        int32x4_t plo = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(lo0), vld1q_s8(q8));
-        plo = dot16(plo, vreinterpretq_s8_u8(lo1), vld1q_s8(q8 + 16));
-        int32x4_t phi = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(hi0), vld1q_s8(q8 + 32));
-        phi = dot16(phi, vreinterpretq_s8_u8(hi1), vld1q_s8(q8 + 48));
-        isum = vmlaq_n_s32(isum, plo, sc[2 * g]);
-        isum = vmlaq_n_s32(isum, phi, sc[2 * g + 1]);
+        for (int j = 0; j < nt; j++) {
+            const int8_t *y = q8[j] + 64 * g;
+            int32x4_t plo = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(lo0), vld1q_s8(y));
+            plo = dot16(plo, vreinterpretq_s8_u8(lo1), vld1q_s8(y + 16));
+            int32x4_t phi = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(hi0), vld1q_s8(y + 32));
+            phi = dot16(phi, vreinterpretq_s8_u8(hi1), vld1q_s8(y + 48));
+            isum[j] = vmlaq_n_s32(isum[j], plo, sc[2 * g]);
+            isum[j] = vmlaq_n_s32(isum[j], phi, sc[2 * g + 1]);
+        }
     }
-    return isum;
 }
 
-/* A Q4_K or Q5_K row (t, a constant once inlined) against Q8_K. */
-static inline float k_row_4_5(ks_type t, const void *w, const void *a, int64_t n) {
-    const ks_block_q8_k *y = a;
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    float mins_acc = 0.0f;
+/* Activation row j's super-block ib (row j at a + j * a_stride bytes). */
+static inline const ks_block_q8_k *k_act(const void *a, size_t a_stride, int j, int64_t ib) {
+    return (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+}
+
+/* A Q4_K or Q5_K row (t, a constant once inlined) against nt Q8_K rows; each super-block
+ * decoded once for all of them. */
+static inline void k_row_4_5(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n, int nt,
+                             float *out) {
+    float32x4_t acc[KS_VEC_DOT_ROWS];
+    float mins_acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        acc[j] = vdupq_n_f32(0.0f);
+        mins_acc[j] = 0.0f;
+    }
     uint8_t sc[8], mn[8];
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
         const ks_block_q4_k *x4 = (const ks_block_q4_k *)w + ib;
         const ks_block_q5_k *x5 = (const ks_block_q5_k *)w + ib;
         const bool q5 = t == KS_TYPE_Q5_K;
         k_scales(q5 ? x5->scales : x4->scales, sc, mn);
-        const int32x4_t isum =
-            k_block_4_5(q5 ? x5->qs : x4->qs, q5 ? x5->qh : NULL, y[ib].qs, sc);
+        const int8_t *q8[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            q8[j] = k_act(a, a_stride, j, ib)->qs;
+        int32x4_t isum[KS_VEC_DOT_ROWS];
+        k_block_4_5(q5 ? x5->qs : x4->qs, q5 ? x5->qh : NULL, q8, nt, sc, isum);
         const ks_fp16 d = q5 ? x5->d : x4->d, dmin = q5 ? x5->dmin : x4->dmin;
-        acc = scaled_add(acc, isum, half_to_float(d) * y[ib].d);
-        mins_acc -= half_to_float(dmin) * y[ib].d * (float)k_mins(y[ib].bsums, mn);
+        for (int j = 0; j < nt; j++) {
+            const ks_block_q8_k *y = k_act(a, a_stride, j, ib);
+            acc[j] = scaled_add(acc[j], isum[j], half_to_float(d) * y->d);
+            mins_acc[j] -= half_to_float(dmin) * y->d * (float)k_mins(y->bsums, mn);
+        }
     }
-    return mins_acc + vaddvq_f32(acc);
-}
-
-static inline float NEON_FN(vec_dot_q4_k_q8_k)(const void *w, const void *a, int64_t n) {
-    return k_row_4_5(KS_TYPE_Q4_K, w, a, n);
-}
-
-static inline float NEON_FN(vec_dot_q5_k_q8_k)(const void *w, const void *a, int64_t n) {
-    return k_row_4_5(KS_TYPE_Q5_K, w, a, n);
+    for (int j = 0; j < nt; j++)
+        out[j] = mins_acc[j] + vaddvq_f32(acc[j]);
 }
 
 /* Q6_K: each half (128 elements) is four quarters of 32, k = 0..3, element l of quarter
  * k taking its low 4 bits from ql[l] (k = 0, 2) or ql[l + 32] (k = 1, 3), low nibble for
  * k < 2, high for k >= 2, and its top 2 bits from bits 2k+1:2k of qh[l] (quants.h).
- * Every 16 codes share one int8 scale, so each 16-byte vector meets one scale. */
-static inline int32x4_t q6_k_half(const uint8_t *ql, const uint8_t *qh, const int8_t *q8,
-                                  const int8_t *scales) {
+ * Every 16 codes share one int8 scale, so each 16-byte vector meets one scale. isum[j]
+ * gains the half's lanes against activation row j's codes q8[j] of that half. */
+static inline void q6_k_half(const uint8_t *ql, const uint8_t *qh, const int8_t *const *q8, int nt,
+                             const int8_t *scales, int32x4_t *isum) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(0x30);
     const int8x16_t m32 = vdupq_n_s8(32);
-    int32x4_t isum = vdupq_n_s32(0);
     for (int i = 0; i < 2; i++) { /* elements 16i .. 16i+15 of every quarter */
         const uint8x16_t l0 = vld1q_u8(ql + 16 * i), l1 = vld1q_u8(ql + 32 + 16 * i);
         const uint8x16_t h = vld1q_u8(qh + 16 * i);
@@ -303,24 +320,53 @@ static inline int32x4_t q6_k_half(const uint8_t *ql, const uint8_t *qh, const in
         q[3] = vorrq_u8(vshrq_n_u8(l1, 4), vandq_u8(vshrq_n_u8(h, 2), m2));
         for (int k = 0; k < 4; k++) {
             const int8x16_t c = vsubq_s8(vreinterpretq_s8_u8(q[k]), m32);
-            const int32x4_t p = dot16(vdupq_n_s32(0), c, vld1q_s8(q8 + 32 * k + 16 * i));
-            isum = vmlaq_n_s32(isum, p, scales[2 * k + i]);
+            for (int j = 0; j < nt; j++) {
+                const int32x4_t p = dot16(vdupq_n_s32(0), c, vld1q_s8(q8[j] + 32 * k + 16 * i));
+                isum[j] = vmlaq_n_s32(isum[j], p, scales[2 * k + i]);
+            }
         }
     }
-    return isum;
 }
 
-static inline float NEON_FN(vec_dot_q6_k_q8_k)(const void *w, const void *a, int64_t n) {
+/* A Q6_K row against nt Q8_K rows; per row acc += (d * da) * (first half + second half). */
+static inline void q6_k_row(const void *w, const void *a, size_t a_stride, int64_t n, int nt, float *out) {
     const ks_block_q6_k *x = w;
-    const ks_block_q8_k *y = a;
-    float32x4_t acc = vdupq_n_f32(0.0f);
+    float32x4_t acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++)
+        acc[j] = vdupq_n_f32(0.0f);
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        const int32x4_t isum =
-            vaddq_s32(q6_k_half(x[ib].ql, x[ib].qh, y[ib].qs, x[ib].scales),
-                      q6_k_half(x[ib].ql + 64, x[ib].qh + 32, y[ib].qs + 128, x[ib].scales + 8));
-        acc = scaled_add(acc, isum, half_to_float(x[ib].d) * y[ib].d);
+        const int8_t *q8[KS_VEC_DOT_ROWS], *q8b[KS_VEC_DOT_ROWS];
+        int32x4_t first[KS_VEC_DOT_ROWS], second[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++) {
+            q8[j] = k_act(a, a_stride, j, ib)->qs;
+            q8b[j] = q8[j] + 128;
+            first[j] = second[j] = vdupq_n_s32(0);
+        }
+        q6_k_half(x[ib].ql, x[ib].qh, q8, nt, x[ib].scales, first);
+        q6_k_half(x[ib].ql + 64, x[ib].qh + 32, q8b, nt, x[ib].scales + 8, second);
+        for (int j = 0; j < nt; j++)
+            acc[j] = scaled_add(acc[j], vaddq_s32(first[j], second[j]),
+                                half_to_float(x[ib].d) * k_act(a, a_stride, j, ib)->d);
     }
-    return vaddvq_f32(acc);
+    for (int j = 0; j < nt; j++)
+        out[j] = vaddvq_f32(acc[j]);
 }
+
+/* vec_dot and vec_dot_4 of a K-quant type, over its row function */
+#define NEON_K_ROWS(name, call)                                                                   \
+    static inline float NEON_FN(vec_dot_##name)(const void *w, const void *a, int64_t n) {       \
+        float s;                                                                                  \
+        call(w, a, 0, n, 1, &s);                                                                  \
+        return s;                                                                                 \
+    }                                                                                             \
+    static inline void NEON_FN(vec_dot_4_##name)(const void *w, const void *a, size_t a_stride,   \
+                                                 int64_t n, float *s) {                           \
+        call(w, a, a_stride, n, KS_VEC_DOT_ROWS, s);                                              \
+    }
+#define K_ROW_Q4_K(w, a, st, n, nt, s) k_row_4_5(KS_TYPE_Q4_K, w, a, st, n, nt, s)
+#define K_ROW_Q5_K(w, a, st, n, nt, s) k_row_4_5(KS_TYPE_Q5_K, w, a, st, n, nt, s)
+NEON_K_ROWS(q4_k_q8_k, K_ROW_Q4_K)
+NEON_K_ROWS(q5_k_q8_k, K_ROW_Q5_K)
+NEON_K_ROWS(q6_k_q8_k, q6_k_row)
 
 #endif

@@ -101,4 +101,12 @@ void ks_vec_dot_neon_register(ks_kernels *k) {
     k->vec_dot[KS_TYPE_Q4_K] = vec_dot_q4_k_q8_k_neon;
     k->vec_dot[KS_TYPE_Q5_K] = vec_dot_q5_k_q8_k_neon;
     k->vec_dot[KS_TYPE_Q6_K] = vec_dot_q6_k_q8_k_neon;
+    k->vec_dot_4[KS_TYPE_Q8_0] = vec_dot_4_q8_0_q8_0_neon;
+    k->vec_dot_4[KS_TYPE_Q4_0] = vec_dot_4_q4_0_q8_0_neon;
+    k->vec_dot_4[KS_TYPE_Q5_0] = vec_dot_4_q5_0_q8_0_neon;
+    k->vec_dot_4[KS_TYPE_Q4_1] = vec_dot_4_q4_1_q8_1_neon;
+    k->vec_dot_4[KS_TYPE_Q5_1] = vec_dot_4_q5_1_q8_1_neon;
+    k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_neon;
+    k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_neon;
+    k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_neon;
 }

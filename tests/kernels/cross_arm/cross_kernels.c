@@ -16,7 +16,8 @@
  *              for bit; dot_f32 within 1e-6 of the sum of |x y|; every vec_dot within
  *              the budget of tests/kernels/test_vec_dot.c (1e-6 of the terms'
  *              magnitude, the recursive-summation bound on one-signed data) over the
- *              same row lengths and kinds of data; activation quantizers byte for byte.
+ *              same row lengths and kinds of data; every vec_dot_4 equal to vec_dot on
+ *              each of its rows, bit for bit; activation quantizers byte for byte.
  *
  * Tables: the selected "neon" table, and on a DotProd CPU also the widening-multiply
  * one that a CPU without DotProd gets (built here by ks_kernels_register_neon()), so one
@@ -362,6 +363,51 @@ static void test_vec_dot(const char *table, const ks_kernels *k, const ks_kernel
     end(&c, detail);
 }
 
+/* vec_dot_4 is vec_dot over KS_VEC_DOT_ROWS activation rows: each result must equal
+ * vec_dot's on its row bit for bit (test_vec_dot.c's check), on every length and kind
+ * of data, the rows a stride apart that is no multiple of a vector's width. */
+static void test_vec_dot_4(const char *table, const ks_kernels *k, ks_type t) {
+    const ks_type_traits *tw = ks_type_traits_of(t);
+    const ks_type at = tw->dot_type;
+    static int len[MAX_LENGTHS];
+    static uint8_t rows[KS_VEC_DOT_ROWS * (MAX_ROW_BYTES + 64)];
+    test_case c;
+    begin(&c, "%s vec_dot_4 %s", table, tw->name);
+    rng_state = 0x9b05688c2b3e6c1full + (uint64_t)t;
+    const int n_len = row_lengths(tw->block_size, len);
+    for (int il = 0; il < n_len && !c.failed; il++) {
+        const int n = len[il];
+        bool ok;
+        const size_t stride = ks_type_row_size(at, n, &ok) + 36;
+        for (int kind = 0; kind < DATA_KINDS; kind++) {
+            if (kind == DATA_MODEL) {
+                fill_model(xf, n, 0.02f);
+                tw->from_float(xf, wbuf, n);
+            } else {
+                raw_weights(t, (data_kind)kind, wbuf, n);
+            }
+            for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+                if (kind == DATA_MODEL) {
+                    fill_model(xf, n, 1.0f);
+                    k->quantize_act[at](xf, rows + r * stride, n);
+                } else {
+                    raw_activations(at, (data_kind)kind, rows + r * stride, n);
+                }
+            }
+            float s[KS_VEC_DOT_ROWS];
+            k->vec_dot_4[t](wbuf, rows, stride, n, s);
+            for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+                const float want = k->vec_dot[t](wbuf, rows + r * stride, n);
+                check(&c, memcmp(&s[r], &want, sizeof want) == 0, "n=%d %s data, row %d: vec_dot_4 %.9g, vec_dot %.9g",
+                      n, kind_names[kind], r, (double)s[r], (double)want);
+            }
+        }
+    }
+    char detail[64];
+    snprintf(detail, sizeof detail, "%d lengths x %d kinds, bit for bit", n_len, DATA_KINDS);
+    end(&c, detail);
+}
+
 /* ---- activation quantizers ------------------------------------------------------------ */
 
 /* Rows that stress a quantizer block by block: ties at scale 1, zero blocks, equal and
@@ -589,9 +635,10 @@ static void test_table(const char *name, const ks_kernels *k, const ks_kernels *
     begin(&c, "%s: entries without a NEON kernel are ref's", name);
     check(&c, k->fp32_to_fp16_row == ref->fp32_to_fp16_row, "fp32_to_fp16_row");
     check(&c, k->bf16_to_fp32_row == ref->bf16_to_fp32_row, "bf16_to_fp32_row");
-    for (int t = 0; t < KS_TYPE_COUNT; t++)
-        check(&c, k->vec_dot_4[t] == NULL, "vec_dot_4[%s]", ks_type_name((uint32_t)t));
     end(&c, NULL);
+    for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
+        if (k->vec_dot_4[weight_types[i]])
+            test_vec_dot_4(name, k, weight_types[i]);
 }
 
 int main(int argc, char **argv) {
