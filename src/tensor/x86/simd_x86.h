@@ -646,4 +646,38 @@ static inline void ks_x86_dot_q45_k_2w(ks_type t, ks_x86_k_sums_fn sums, const v
         out[i] = ks_x86_hsum_ps(acc[i]) + (q5 ? _mm_cvtss_f32(acc_m[i]) : ks_x86_hsum_ps128(acc_m[i]));
 }
 
+/* ---- vec_dot_2w wrappers ------------------------------------------------------------ */
+
+/* The kernel-table form (kernels.h: ks_vec_dot_2w_fn) of the two-row kernels above, for
+ * an ISA's dot step (dot: ks_x86_u8i8_fn; sums: ks_x86_k_sums_fn; madd:
+ * ks_x86_madd_acc_fn). */
+#define KS_X86_VEC_DOT_2W_BLOCKS(name, type, dot)                                                   \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
+        const void *const w[2] = {w0, w1};                                                          \
+        ks_x86_dot_blocks_2w(type, dot, w, a, n, s);                                                \
+    }
+#define KS_X86_VEC_DOT_2W_K45(name, type, sums)                                                     \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
+        const void *const w[2] = {w0, w1};                                                          \
+        ks_x86_dot_q45_k_2w(type, sums, w, a, n, s);                                                \
+    }
+#define KS_X86_VEC_DOT_2W_Q6_K(name, madd)                                                          \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
+        const void *const w[2] = {w0, w1};                                                          \
+        ks_x86_dot_q6_k_2w(madd, w, a, n, s);                                                       \
+    }
+
+/* Registers an ISA file's two-row kernels, named vec_dot_2w_<weight>_<activation>_<isa>. */
+#define KS_X86_REGISTER_VEC_DOT_2W(k, isa)                                                          \
+    do {                                                                                            \
+        (k)->vec_dot_2w[KS_TYPE_Q4_0] = vec_dot_2w_q4_0_q8_0_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q4_1] = vec_dot_2w_q4_1_q8_1_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q5_0] = vec_dot_2w_q5_0_q8_0_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q5_1] = vec_dot_2w_q5_1_q8_1_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q8_0] = vec_dot_2w_q8_0_q8_0_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q4_K] = vec_dot_2w_q4_k_q8_k_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q5_K] = vec_dot_2w_q5_k_q8_k_##isa;                                 \
+        (k)->vec_dot_2w[KS_TYPE_Q6_K] = vec_dot_2w_q6_k_q8_k_##isa;                                 \
+    } while (0)
+
 #endif

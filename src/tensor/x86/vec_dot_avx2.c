@@ -149,6 +149,12 @@ static void vec_dot_4_q8_0_q8_0_avx2(const void *w, const void *a, size_t a_stri
     ks_x86_dot_blocks(KS_TYPE_Q8_0, ks_x86_dot_u8i8, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_0_q8_0_avx2, KS_TYPE_Q4_0, ks_x86_dot_u8i8)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_1_q8_1_avx2, KS_TYPE_Q4_1, ks_x86_dot_u8i8)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_0_q8_0_avx2, KS_TYPE_Q5_0, ks_x86_dot_u8i8)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_1_q8_1_avx2, KS_TYPE_Q5_1, ks_x86_dot_u8i8)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q8_0_q8_0_avx2, KS_TYPE_Q8_0, ks_x86_dot_u8i8)
+
 /* ---- K-quants ----------------------------------------------------------------------- *
  *
  * The super-block kernels of simd_x86.h with madd + add applying the sub-block scales:
@@ -197,6 +203,10 @@ static void vec_dot_4_q6_k_q8_k_avx2(const void *w, const void *a, size_t a_stri
     ks_x86_dot_q6_k(madd_acc, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
+KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q4_k_q8_k_avx2, KS_TYPE_Q4_K, q45_k_sums)
+KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q5_k_q8_k_avx2, KS_TYPE_Q5_K, q45_k_sums)
+KS_X86_VEC_DOT_2W_Q6_K(vec_dot_2w_q6_k_q8_k_avx2, madd_acc)
+
 /* ---- registration ------------------------------------------------------------------- */
 
 void ks_vec_dot_avx2_register(ks_kernels *k) {
@@ -219,4 +229,5 @@ void ks_vec_dot_avx2_register(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_avx2;
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx2;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx2;
+    KS_X86_REGISTER_VEC_DOT_2W(k, avx2);
 }

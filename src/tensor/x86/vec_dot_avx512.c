@@ -175,16 +175,11 @@ static void vec_dot_4_q8_0_q8_0_avx512(const void *w, const void *a, size_t a_st
 }
 
 /* vec_dot_2w of the 32-element types: the same per row, two rows' chains side by side */
-#define VEC_DOT_2W_BLOCKS(name, type)                                                                 \
-    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {          \
-        const void *const w[2] = {w0, w1};                                                           \
-        ks_x86_dot_blocks_2w(type, dot_u8i8_vnni, w, a, n, s);                                       \
-    }
-VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_0_q8_0_avx512, KS_TYPE_Q4_0)
-VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_1_q8_1_avx512, KS_TYPE_Q4_1)
-VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_0_q8_0_avx512, KS_TYPE_Q5_0)
-VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_1_q8_1_avx512, KS_TYPE_Q5_1)
-VEC_DOT_2W_BLOCKS(vec_dot_2w_q8_0_q8_0_avx512, KS_TYPE_Q8_0)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_0_q8_0_avx512, KS_TYPE_Q4_0, dot_u8i8_vnni)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q4_1_q8_1_avx512, KS_TYPE_Q4_1, dot_u8i8_vnni)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_0_q8_0_avx512, KS_TYPE_Q5_0, dot_u8i8_vnni)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q5_1_q8_1_avx512, KS_TYPE_Q5_1, dot_u8i8_vnni)
+KS_X86_VEC_DOT_2W_BLOCKS(vec_dot_2w_q8_0_q8_0_avx512, KS_TYPE_Q8_0, dot_u8i8_vnni)
 
 /* ---- K-quants ----------------------------------------------------------------------- *
  *
@@ -235,23 +230,9 @@ static void vec_dot_4_q6_k_q8_k_avx512(const void *w, const void *a, size_t a_st
     ks_x86_dot_q6_k(madd_acc_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
 }
 
-static void vec_dot_2w_q4_k_q8_k_avx512(const void *w0, const void *w1, const void *a, int64_t n,
-                                        float *s) {
-    const void *const w[2] = {w0, w1};
-    ks_x86_dot_q45_k_2w(KS_TYPE_Q4_K, q45_k_sums, w, a, n, s);
-}
-
-static void vec_dot_2w_q5_k_q8_k_avx512(const void *w0, const void *w1, const void *a, int64_t n,
-                                        float *s) {
-    const void *const w[2] = {w0, w1};
-    ks_x86_dot_q45_k_2w(KS_TYPE_Q5_K, q45_k_sums, w, a, n, s);
-}
-
-static void vec_dot_2w_q6_k_q8_k_avx512(const void *w0, const void *w1, const void *a, int64_t n,
-                                        float *s) {
-    const void *const w[2] = {w0, w1};
-    ks_x86_dot_q6_k_2w(madd_acc_vnni, w, a, n, s);
-}
+KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q4_k_q8_k_avx512, KS_TYPE_Q4_K, q45_k_sums)
+KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q5_k_q8_k_avx512, KS_TYPE_Q5_K, q45_k_sums)
+KS_X86_VEC_DOT_2W_Q6_K(vec_dot_2w_q6_k_q8_k_avx512, madd_acc_vnni)
 
 /* ---- registration ------------------------------------------------------------------- */
 
@@ -272,14 +253,7 @@ void ks_vec_dot_avx512_register(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q5_0] = vec_dot_4_q5_0_q8_0_avx512;
     k->vec_dot_4[KS_TYPE_Q5_1] = vec_dot_4_q5_1_q8_1_avx512;
     k->vec_dot_4[KS_TYPE_Q8_0] = vec_dot_4_q8_0_q8_0_avx512;
-    k->vec_dot_2w[KS_TYPE_Q4_0] = vec_dot_2w_q4_0_q8_0_avx512;
-    k->vec_dot_2w[KS_TYPE_Q4_1] = vec_dot_2w_q4_1_q8_1_avx512;
-    k->vec_dot_2w[KS_TYPE_Q5_0] = vec_dot_2w_q5_0_q8_0_avx512;
-    k->vec_dot_2w[KS_TYPE_Q5_1] = vec_dot_2w_q5_1_q8_1_avx512;
-    k->vec_dot_2w[KS_TYPE_Q8_0] = vec_dot_2w_q8_0_q8_0_avx512;
-    k->vec_dot_2w[KS_TYPE_Q4_K] = vec_dot_2w_q4_k_q8_k_avx512;
-    k->vec_dot_2w[KS_TYPE_Q5_K] = vec_dot_2w_q5_k_q8_k_avx512;
-    k->vec_dot_2w[KS_TYPE_Q6_K] = vec_dot_2w_q6_k_q8_k_avx512;
+    KS_X86_REGISTER_VEC_DOT_2W(k, avx512);
     k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx512;
