@@ -2,7 +2,8 @@
  * row, for every weight type kvserve computes with. The contract is ks_vec_dot_fn's
  * (kernels.h); the scalar kernels in ref/vec_dot_ref.c are the specification.
  *
- * Owns: vec_dot_<weight>_<activation>_avx2 and ks_vec_dot_avx2_register().
+ * Owns: vec_dot_<weight>_<activation>_avx2, their 4-row (vec_dot_4_*) and two-weight-row
+ * (vec_dot_2w_*) forms, and ks_vec_dot_avx2_register().
  * Does not own: the activation quantizers (quants_avx2.c), the AVX-512 kernels.
  *
  * The integer kernels live in simd_x86.h, shared with the AVX-512 table; this file brings
