@@ -371,6 +371,7 @@ static inline long stream_row(long r0, long per, long i) {
 /* The rows [r0, r1) of a thread's share with a two-row kernel, for tokens each of which
  * meets every row one at a time: each call takes one row of each of the ROW_STREAMS (2)
  * parts, and the next call's rows are prefetched meanwhile. */
+_Static_assert(ROW_STREAMS == 2, "matmul_rows_2w pairs a row of each of two streams");
 static void matmul_rows_2w(const matmul_task *mt, ks_vec_dot_2w_fn dot2, const uint8_t *w, long r0, long r1,
                            long per) {
     const size_t rb = mt->w->row_bytes;
