@@ -34,6 +34,7 @@
 #ifndef KS_SIMD_X86_H
 #define KS_SIMD_X86_H
 
+#include "core/ks_core.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
@@ -251,142 +252,91 @@ static inline ks_x86_codes ks_x86_decode_block(ks_type t, const void *w, int64_t
  * products, 8 int32 lanes. Passed as a constant, inlined. */
 typedef __m256i (*ks_x86_u8i8_fn)(__m256i u, __m256i s);
 
-/* out[j] = the dot of the row with activation row j (at a + j * a_stride bytes),
- * j < nt <= KS_VEC_DOT_ROWS. Every 32-element type starts with its fp16 scale d; the
+/* Weight rows and activation rows met together by one call: nw weight rows w[i] (nw 1,
+ * or 2 for vec_dot_2w) against nt activation rows (row j at a + j * a_stride bytes;
+ * nt 1, or KS_VEC_DOT_ROWS for vec_dot_4), nw * nt <= KS_VEC_DOT_ROWS; out[i * nt + j]
+ * the dot of weight row i with activation row j. Every pair takes the float steps of a
+ * lone vec_dot, so each result equals vec_dot's bit for bit: the rows only share the
+ * decoding of the weights (a weight row met by nt activation rows) or run their chains
+ * side by side (nw weight rows, whose one chain each would otherwise wait on itself). */
+#define KS_X86_MAX_PAIRS KS_VEC_DOT_ROWS
+
+/* 32-element blocks of type t. Every 32-element type starts with its fp16 scale d; the
  * offset types follow it with the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
-/* The block sizes of weight type t and of its activations, and where the latter's codes
- * start. */
-typedef struct ks_x86_block_sizes {
-    bool offset;          /* Q4_1, Q5_1 (activations Q8_1) */
-    size_t wsz, asz, aqs; /* bytes of a weight block, of an activation block; its codes' offset */
-} ks_x86_block_sizes;
-
-static inline ks_x86_block_sizes ks_x86_sizes_of(ks_type t) {
+static KS_ALWAYS_INLINE void ks_x86_dot_blocks_rows(ks_type t, ks_x86_u8i8_fn dot, const void *const *w, int nw,
+                                          const void *a, size_t a_stride, int64_t n, int nt, float *out) {
+    const int64_t nb = n / KS_QK8_0;
     const bool offset = ks_x86_has_offset(t);
-    return (ks_x86_block_sizes){offset, ks_x86_block_bytes(t),
-                                offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0),
-                                offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs)};
-}
-
-static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *w, const void *a,
-                                     size_t a_stride, int64_t n, int nt, float *out) {
-    const int64_t nb = n / KS_QK8_0;
-    const ks_x86_block_sizes z = ks_x86_sizes_of(t);
-    const bool offset = z.offset;
-    const size_t wsz = z.wsz, asz = z.asz, aqs = z.aqs;
-    const uint8_t *wb = w;
+    const size_t wsz = ks_x86_block_bytes(t);
+    const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
+    const size_t aqs = offset ? offsetof(ks_block_q8_1, qs) : offsetof(ks_block_q8_0, qs);
     const uint8_t *ab[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    float summs[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
-        acc[j] = _mm256_setzero_ps();
-        summs[j] = 0.0f;
-    }
-    int64_t ib = 0;
-    for (; ib + 8 <= nb; ib += 8) {
-        const uint8_t *w8 = wb + (size_t)ib * wsz;
-        const __m256 dw = ks_x86_fp16x8(w8, wsz);
-        const __m256 mw = offset ? ks_x86_fp16x8(w8 + 2, wsz) : _mm256_setzero_ps();
-        __m256 d[KS_VEC_DOT_ROWS], ms[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++) {
-            const uint8_t *a8 = ab[j] + (size_t)ib * asz;
-            d[j] = _mm256_mul_ps(dw, ks_x86_fp16x8(a8, asz));
-            if (offset)
-                ms[j] = _mm256_mul_ps(mw, ks_x86_fp16x8(a8 + 2, asz));
-        }
-        for (int k = 0; k < 8; k++) {
-            const ks_x86_codes c = ks_x86_decode_block(t, w, ib + k);
-            for (int j = 0; j < nt; j++) {
-                const uint8_t *y = ab[j] + (size_t)(ib + k) * asz + aqs;
-                __m256i v = _mm256_loadu_si256((const __m256i *)y);
-                if (!offset)
-                    v = _mm256_sign_epi8(v, c.sign);
-                acc[j] =
-                    _mm256_fmadd_ps(ks_x86_lane(d[j], k), _mm256_cvtepi32_ps(dot(c.u, v)), acc[j]);
-                if (offset)
-                    summs[j] += _mm256_cvtss_f32(ks_x86_lane(ms[j], k));
-            }
-        }
-    }
-    for (; ib < nb; ib++) {
-        const ks_x86_codes c = ks_x86_decode_block(t, w, ib);
-        ks_fp16 dw, mw;
-        memcpy(&dw, wb + (size_t)ib * wsz, 2);
-        memcpy(&mw, wb + (size_t)ib * wsz + 2, 2);
-        for (int j = 0; j < nt; j++) {
-            const uint8_t *a1 = ab[j] + (size_t)ib * asz;
-            ks_fp16 da, sa;
-            memcpy(&da, a1, 2);
-            memcpy(&sa, a1 + 2, 2);
-            __m256i v = _mm256_loadu_si256((const __m256i *)(a1 + aqs));
-            if (!offset)
-                v = _mm256_sign_epi8(v, c.sign);
-            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-            acc[j] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot(c.u, v)), acc[j]);
-            if (offset)
-                summs[j] += ks_x86_fp16(mw) * ks_x86_fp16(sa);
-        }
-    }
+    __m256 acc[KS_X86_MAX_PAIRS];
+    float summs[KS_X86_MAX_PAIRS];
     for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]) + summs[j];
-}
-
-/* out[i] = the dot of weight row w[i] (i < 2) with the activation row a, each with the
- * float steps of ks_x86_dot_blocks() for one row: the two rows' chains interleaved. */
-static inline void ks_x86_dot_blocks_2w(ks_type t, ks_x86_u8i8_fn dot, const void *const w[2],
-                                        const void *a, int64_t n, float *out) {
-    const int64_t nb = n / KS_QK8_0;
-    const ks_x86_block_sizes z = ks_x86_sizes_of(t);
-    const bool offset = z.offset;
-    const size_t wsz = z.wsz, asz = z.asz, aqs = z.aqs;
-    const uint8_t *ab = a;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    float summs[2] = {0.0f, 0.0f};
+        ab[j] = (const uint8_t *)a + (size_t)j * a_stride;
+    for (int p = 0; p < nw * nt; p++) {
+        acc[p] = _mm256_setzero_ps();
+        summs[p] = 0.0f;
+    }
     int64_t ib = 0;
     for (; ib + 8 <= nb; ib += 8) {
-        const uint8_t *a8 = ab + (size_t)ib * asz;
-        const __m256 da = ks_x86_fp16x8(a8, asz);
-        const __m256 sa = offset ? ks_x86_fp16x8(a8 + 2, asz) : _mm256_setzero_ps();
-        __m256 d[2], ms[2];
-        for (int i = 0; i < 2; i++) {
+        __m256 d[KS_X86_MAX_PAIRS], ms[KS_X86_MAX_PAIRS];
+        for (int i = 0; i < nw; i++) {
             const uint8_t *w8 = (const uint8_t *)w[i] + (size_t)ib * wsz;
-            d[i] = _mm256_mul_ps(ks_x86_fp16x8(w8, wsz), da);
-            if (offset)
-                ms[i] = _mm256_mul_ps(ks_x86_fp16x8(w8 + 2, wsz), sa);
-        }
-        for (int k = 0; k < 8; k++) {
-            const __m256i y = _mm256_loadu_si256((const __m256i *)(ab + (size_t)(ib + k) * asz + aqs));
-            for (int i = 0; i < 2; i++) {
-                const ks_x86_codes c = ks_x86_decode_block(t, w[i], ib + k);
-                const __m256i v = offset ? y : _mm256_sign_epi8(y, c.sign);
-                acc[i] = _mm256_fmadd_ps(ks_x86_lane(d[i], k), _mm256_cvtepi32_ps(dot(c.u, v)), acc[i]);
+            const __m256 dw = ks_x86_fp16x8(w8, wsz);
+            const __m256 mw = offset ? ks_x86_fp16x8(w8 + 2, wsz) : _mm256_setzero_ps();
+            for (int j = 0; j < nt; j++) {
+                const uint8_t *a8 = ab[j] + (size_t)ib * asz;
+                d[i * nt + j] = _mm256_mul_ps(dw, ks_x86_fp16x8(a8, asz));
                 if (offset)
-                    summs[i] += _mm256_cvtss_f32(ks_x86_lane(ms[i], k));
+                    ms[i * nt + j] = _mm256_mul_ps(mw, ks_x86_fp16x8(a8 + 2, asz));
             }
         }
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < nw; i++) {
+                const ks_x86_codes c = ks_x86_decode_block(t, w[i], ib + k);
+                for (int j = 0; j < nt; j++) {
+                    const int p = i * nt + j;
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(ab[j] + (size_t)(ib + k) * asz + aqs));
+                    if (!offset)
+                        v = _mm256_sign_epi8(v, c.sign);
+                    acc[p] = _mm256_fmadd_ps(ks_x86_lane(d[p], k), _mm256_cvtepi32_ps(dot(c.u, v)), acc[p]);
+                    if (offset)
+                        summs[p] += _mm256_cvtss_f32(ks_x86_lane(ms[p], k));
+                }
+            }
     }
-    for (; ib < nb; ib++) {
-        const uint8_t *a1 = ab + (size_t)ib * asz;
-        ks_fp16 da, sa;
-        memcpy(&da, a1, 2);
-        memcpy(&sa, a1 + 2, 2);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)(a1 + aqs));
-        for (int i = 0; i < 2; i++) {
+    for (; ib < nb; ib++)
+        for (int i = 0; i < nw; i++) {
             const uint8_t *w1 = (const uint8_t *)w[i] + (size_t)ib * wsz;
             const ks_x86_codes c = ks_x86_decode_block(t, w[i], ib);
             ks_fp16 dw, mw;
             memcpy(&dw, w1, 2);
             memcpy(&mw, w1 + 2, 2);
-            const __m256i v = offset ? y : _mm256_sign_epi8(y, c.sign);
-            const __m256 d = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
-            acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot(c.u, v)), acc[i]);
-            if (offset)
-                summs[i] += ks_x86_fp16(mw) * ks_x86_fp16(sa);
+            for (int j = 0; j < nt; j++) {
+                const int p = i * nt + j;
+                const uint8_t *a1 = ab[j] + (size_t)ib * asz;
+                ks_fp16 da, sa;
+                memcpy(&da, a1, 2);
+                memcpy(&sa, a1 + 2, 2);
+                __m256i v = _mm256_loadu_si256((const __m256i *)(a1 + aqs));
+                if (!offset)
+                    v = _mm256_sign_epi8(v, c.sign);
+                const __m256 dd = _mm256_set1_ps(ks_x86_fp16(dw) * ks_x86_fp16(da));
+                acc[p] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(dot(c.u, v)), acc[p]);
+                if (offset)
+                    summs[p] += ks_x86_fp16(mw) * ks_x86_fp16(sa);
+            }
         }
-    }
-    for (int i = 0; i < 2; i++)
-        out[i] = ks_x86_hsum_ps(acc[i]) + summs[i];
+    for (int p = 0; p < nw * nt; p++)
+        out[p] = ks_x86_hsum_ps(acc[p]) + summs[p];
+}
+
+/* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4). */
+static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *w, const void *a,
+                                     size_t a_stride, int64_t n, int nt, float *out) {
+    ks_x86_dot_blocks_rows(t, dot, &w, 1, a, a_stride, n, nt, out);
 }
 
 /* ---- the K-quant super-blocks ------------------------------------------------------ *
@@ -493,46 +443,34 @@ static inline void ks_x86_q6_k_sums(ks_x86_madd_acc_fn madd_acc, const ks_block_
     }
 }
 
-/* Q6_K against nt <= KS_VEC_DOT_ROWS activation rows (a + j * a_stride bytes), per row:
- * acc += (d * da) * sumi (8 lanes); out[j] = hsum(acc). */
-static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    const ks_block_q6_k *x = w;
-    const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++)
-        acc[j] = _mm256_setzero_ps();
+/* Q6_K rows (nw x nt as ks_x86_dot_blocks_rows()), per pair: acc += (d * da) * sumi (8
+ * lanes); out = hsum(acc). */
+static KS_ALWAYS_INLINE void ks_x86_dot_q6_k_rows(ks_x86_madd_acc_fn madd_acc, const void *const *w, int nw, const void *a,
+                                        size_t a_stride, int64_t n, int nt, float *out) {
+    __m256 acc[KS_X86_MAX_PAIRS];
+    for (int p = 0; p < nw * nt; p++)
+        acc[p] = _mm256_setzero_ps();
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        __m256i sumi[KS_VEC_DOT_ROWS];
+        const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
         for (int j = 0; j < nt; j++)
             y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
-        ks_x86_q6_k_sums(madd_acc, x + ib, y, nt, sumi);
-        for (int j = 0; j < nt; j++) {
-            const float d = ks_x86_fp16(x[ib].d) * y[j]->d;
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+        for (int i = 0; i < nw; i++) {
+            const ks_block_q6_k *x = (const ks_block_q6_k *)w[i] + ib;
+            __m256i sumi[KS_VEC_DOT_ROWS];
+            ks_x86_q6_k_sums(madd_acc, x, y, nt, sumi);
+            for (int j = 0; j < nt; j++) {
+                const float d = ks_x86_fp16(x->d) * y[j]->d;
+                acc[i * nt + j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[j]), acc[i * nt + j]);
+            }
         }
     }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]);
+    for (int p = 0; p < nw * nt; p++)
+        out[p] = ks_x86_hsum_ps(acc[p]);
 }
 
-/* Q6_K, two weight rows w[i] against one activation row: out[i] as ks_x86_dot_q6_k()
- * gives it for row i, the two chains interleaved. */
-static inline void ks_x86_dot_q6_k_2w(ks_x86_madd_acc_fn madd_acc, const void *const w[2], const void *a,
-                                      int64_t n, float *out) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        const ks_block_q8_k *y = (const ks_block_q8_k *)a + ib;
-        for (int i = 0; i < 2; i++) {
-            const ks_block_q6_k *x = (const ks_block_q6_k *)w[i] + ib;
-            __m256i sumi;
-            ks_x86_q6_k_sums(madd_acc, x, &y, 1, &sumi);
-            const float d = ks_x86_fp16(x->d) * y->d;
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[i]);
-        }
-    }
-    for (int i = 0; i < 2; i++)
-        out[i] = ks_x86_hsum_ps(acc[i]);
+static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
+                                   size_t a_stride, int64_t n, int nt, float *out) {
+    ks_x86_dot_q6_k_rows(madd_acc, &w, 1, a, a_stride, n, nt, out);
 }
 
 /* ---- the K-quant row loops ---------------------------------------------------------- */
@@ -545,126 +483,86 @@ typedef void (*ks_x86_k_sums_fn)(const uint8_t *scales, const uint8_t *qh, const
                                  const ks_block_q8_k *const *y, int nt, __m256i *sumi,
                                  __m128i *mins);
 
-/* Q4_K against nt <= KS_VEC_DOT_ROWS activation rows (a + j * a_stride bytes), per row:
- * acc += d' * sumi (8 lanes), acc_m += -dmin' * mins (4 lanes); out[j] =
- * hsum(acc) + hsum(acc_m). */
-static inline void ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    const ks_block_q4_k *x = w;
-    const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    __m128 acc_m[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        acc[j] = _mm256_setzero_ps();
-        acc_m[j] = _mm_setzero_ps();
-    }
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        __m256i sumi[KS_VEC_DOT_ROWS];
-        __m128i mins[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++)
-            y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
-        sums(x[ib].scales, NULL, x[ib].qs, y, nt, sumi, mins);
-        for (int j = 0; j < nt; j++) {
-            const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[j]->d);
-            acc[j] =
-                _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
-            acc_m[j] = _mm_fmadd_ps(_mm_shuffle_ps(dd, dd, _MM_SHUFFLE(1, 1, 1, 1)),
-                                    _mm_cvtepi32_ps(mins[j]), acc_m[j]);
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]) + ks_x86_hsum_ps128(acc_m[j]);
-}
-
-/* Q5_K, rows as Q4_K: acc as Q4_K; the mins term summed to one exact integer, into the
- * scalar summs with one FMA per super-block; out[j] = hsum(acc) + summs. */
-static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    const ks_block_q5_k *x = w;
-    const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
-    __m256 acc[KS_VEC_DOT_ROWS];
-    __m128 summs[KS_VEC_DOT_ROWS];
-    for (int j = 0; j < nt; j++) {
-        acc[j] = _mm256_setzero_ps();
-        summs[j] = _mm_setzero_ps();
-    }
-    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        __m256i sumi[KS_VEC_DOT_ROWS];
-        __m128i mins[KS_VEC_DOT_ROWS];
-        for (int j = 0; j < nt; j++)
-            y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
-        sums(x[ib].scales, x[ib].qh, x[ib].qs, y, nt, sumi, mins);
-        for (int j = 0; j < nt; j++) {
-            const __m128 dd = ks_x86_k_d_dmin(&x[ib].d, y[j]->d);
-            acc[j] =
-                _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
-            __m128i m = _mm_add_epi32(mins[j], _mm_unpackhi_epi64(mins[j], mins[j]));
-            m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
-            summs[j] = _mm_fmadd_ss(_mm_movehdup_ps(dd), _mm_cvtepi32_ps(m), summs[j]);
-        }
-    }
-    for (int j = 0; j < nt; j++)
-        out[j] = ks_x86_hsum_ps(acc[j]) + _mm_cvtss_f32(summs[j]);
-}
-
-/* Q4_K and Q5_K (qh of the latter), two weight rows w[i] against one activation row:
- * out[i] as ks_x86_dot_q4_k() / ks_x86_dot_q5_k() give it for row i, the two chains
- * interleaved. */
-static inline void ks_x86_dot_q45_k_2w(ks_type t, ks_x86_k_sums_fn sums, const void *const w[2],
-                                       const void *a, int64_t n, float *out) {
+/* Q4_K (t) or Q5_K rows (nw x nt as ks_x86_dot_blocks_rows()), per pair: acc += d' * sumi
+ * (8 lanes); Q4_K: acc_m += -dmin' * mins (4 lanes), out = hsum(acc) + hsum(acc_m);
+ * Q5_K: the mins term summed to one exact integer, into the scalar lane 0 of acc_m with
+ * one FMA per super-block, out = hsum(acc) + that scalar. */
+static KS_ALWAYS_INLINE void ks_x86_dot_q45_k_rows(ks_type t, ks_x86_k_sums_fn sums, const void *const *w, int nw,
+                                         const void *a, size_t a_stride, int64_t n, int nt, float *out) {
     const bool q5 = t == KS_TYPE_Q5_K;
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m128 acc_m[2] = {_mm_setzero_ps(), _mm_setzero_ps()};
+    __m256 acc[KS_X86_MAX_PAIRS];
+    __m128 acc_m[KS_X86_MAX_PAIRS];
+    for (int p = 0; p < nw * nt; p++) {
+        acc[p] = _mm256_setzero_ps();
+        acc_m[p] = _mm_setzero_ps();
+    }
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
-        const ks_block_q8_k *y = (const ks_block_q8_k *)a + ib;
-        for (int i = 0; i < 2; i++) {
-            __m256i sumi;
-            __m128i mins;
+        const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+        for (int i = 0; i < nw; i++) {
+            __m256i sumi[KS_VEC_DOT_ROWS];
+            __m128i mins[KS_VEC_DOT_ROWS];
             const ks_fp16 *dd;
             if (q5) {
                 const ks_block_q5_k *x = (const ks_block_q5_k *)w[i] + ib;
-                sums(x->scales, x->qh, x->qs, &y, 1, &sumi, &mins);
+                sums(x->scales, x->qh, x->qs, y, nt, sumi, mins);
                 dd = &x->d;
             } else {
                 const ks_block_q4_k *x = (const ks_block_q4_k *)w[i] + ib;
-                sums(x->scales, NULL, x->qs, &y, 1, &sumi, &mins);
+                sums(x->scales, NULL, x->qs, y, nt, sumi, mins);
                 dd = &x->d;
             }
-            const __m128 d = ks_x86_k_d_dmin(dd, y->d);
-            acc[i] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi), acc[i]);
-            if (q5) { /* ks_x86_dot_q5_k's exact integer and scalar FMA */
-                __m128i m = _mm_add_epi32(mins, _mm_unpackhi_epi64(mins, mins));
-                m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
-                acc_m[i] = _mm_fmadd_ss(_mm_movehdup_ps(d), _mm_cvtepi32_ps(m), acc_m[i]);
-            } else {
-                acc_m[i] = _mm_fmadd_ps(_mm_shuffle_ps(d, d, _MM_SHUFFLE(1, 1, 1, 1)), _mm_cvtepi32_ps(mins),
-                                        acc_m[i]);
+            for (int j = 0; j < nt; j++) {
+                const int p = i * nt + j;
+                const __m128 d = ks_x86_k_d_dmin(dd, y[j]->d);
+                acc[p] = _mm256_fmadd_ps(_mm256_broadcastss_ps(d), _mm256_cvtepi32_ps(sumi[j]), acc[p]);
+                if (q5) {
+                    __m128i m = _mm_add_epi32(mins[j], _mm_unpackhi_epi64(mins[j], mins[j]));
+                    m = _mm_add_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+                    acc_m[p] = _mm_fmadd_ss(_mm_movehdup_ps(d), _mm_cvtepi32_ps(m), acc_m[p]);
+                } else {
+                    acc_m[p] = _mm_fmadd_ps(_mm_shuffle_ps(d, d, _MM_SHUFFLE(1, 1, 1, 1)), _mm_cvtepi32_ps(mins[j]),
+                                            acc_m[p]);
+                }
             }
         }
     }
-    for (int i = 0; i < 2; i++)
-        out[i] = ks_x86_hsum_ps(acc[i]) + (q5 ? _mm_cvtss_f32(acc_m[i]) : ks_x86_hsum_ps128(acc_m[i]));
+    for (int p = 0; p < nw * nt; p++)
+        out[p] = ks_x86_hsum_ps(acc[p]) + (q5 ? _mm_cvtss_f32(acc_m[p]) : ks_x86_hsum_ps128(acc_m[p]));
+}
+
+/* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4). */
+static inline void ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
+                                   size_t a_stride, int64_t n, int nt, float *out) {
+    ks_x86_dot_q45_k_rows(KS_TYPE_Q4_K, sums, &w, 1, a, a_stride, n, nt, out);
+}
+
+static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
+                                   size_t a_stride, int64_t n, int nt, float *out) {
+    ks_x86_dot_q45_k_rows(KS_TYPE_Q5_K, sums, &w, 1, a, a_stride, n, nt, out);
 }
 
 /* ---- vec_dot_2w wrappers ------------------------------------------------------------ */
 
-/* The kernel-table form (kernels.h: ks_vec_dot_2w_fn) of the two-row kernels above, for
+/* The kernel-table form (kernels.h: ks_vec_dot_2w_fn) of the row loops above with two
+ * weight rows and one activation row, for
  * an ISA's dot step (dot: ks_x86_u8i8_fn; sums: ks_x86_k_sums_fn; madd:
  * ks_x86_madd_acc_fn). */
 #define KS_X86_VEC_DOT_2W_BLOCKS(name, type, dot)                                                   \
     static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
         const void *const w[2] = {w0, w1};                                                          \
-        ks_x86_dot_blocks_2w(type, dot, w, a, n, s);                                                \
+        ks_x86_dot_blocks_rows(type, dot, w, 2, a, 0, n, 1, s);                                                \
     }
 #define KS_X86_VEC_DOT_2W_K45(name, type, sums)                                                     \
     static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
         const void *const w[2] = {w0, w1};                                                          \
-        ks_x86_dot_q45_k_2w(type, sums, w, a, n, s);                                                \
+        ks_x86_dot_q45_k_rows(type, sums, w, 2, a, 0, n, 1, s);                                                \
     }
 #define KS_X86_VEC_DOT_2W_Q6_K(name, madd)                                                          \
     static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
         const void *const w[2] = {w0, w1};                                                          \
-        ks_x86_dot_q6_k_2w(madd, w, a, n, s);                                                       \
+        ks_x86_dot_q6_k_rows(madd, w, 2, a, 0, n, 1, s);                                                       \
     }
 
 /* Registers an ISA file's two-row kernels, named vec_dot_2w_<weight>_<activation>_<isa>. */
