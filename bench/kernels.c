@@ -11,7 +11,7 @@
  *   hot       a matrix of HOT_BYTES that stays in L2, read many times per run: the
  *             kernel's own speed, which is what a memory-bound kernel needs to spare;
  *   hot 2w    the same through vec_dot_2w (two weight rows per call, where the set has
- *             it), as decode takes the rows;
+ *             it, asking for the next two as it goes), as decode takes the rows;
  *   prefill   the hot matrix against KS_VEC_DOT_ROWS tokens, each weight row dotted
  *             with all of them by vec_dot one token at a time and by vec_dot_4 at once
  *             (where the set has it; over rows packed beforehand where the set has a
@@ -138,8 +138,11 @@ static double run_gemv(const gemv *g, int passes) {
         for (int64_t r = 0; g->use2w && r < g->rows; r += 2) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
             float s[2];
+            /* the next pair asked for as the kernel goes, as decode calls it */
+            const void *const pf[2] = {r + 2 < g->rows ? wr + 2 * g->row_bytes : NULL,
+                                       r + 3 < g->rows ? wr + 3 * g->row_bytes : NULL};
             if (r + 1 < g->rows)
-                dot2(wr, wr + g->row_bytes, g->xq, g->cols, s);
+                dot2(wr, wr + g->row_bytes, g->xq, g->cols, s, pf);
             else
                 s[0] = s[1] = dot(wr, g->xq, g->cols);
             g->y[(size_t)r * KS_VEC_DOT_ROWS] = s[0] + s[1];
@@ -148,7 +151,7 @@ static double run_gemv(const gemv *g, int passes) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
             float *yr = g->y + (size_t)r * KS_VEC_DOT_ROWS;
             if (g->use4 && g->packed)
-                pk->run(wr, g->packed, g->cols, yr);
+                pk->run(wr, g->packed, g->cols, yr, r + 1 < g->rows ? wr + g->row_bytes : NULL);
             else if (g->use4)
                 dot4(wr, g->xq, g->act_bytes, g->cols, yr);
             else

@@ -368,29 +368,35 @@ static inline long stream_row(long r0, long per, long i) {
     return r0 + (i % ROW_STREAMS) * per + i / ROW_STREAMS;
 }
 
+/* How far ahead a kernel asks for the weights it reads next (kernels.h: pf of vec_dot_2w
+ * and the packed vec_dot_4): the row of each stream this many bytes on, so that a request
+ * is made about a memory latency before the row is needed (decode, 2 threads: Qwen3-0.6B
+ * Q8_0, rows of 1088 bytes, 1 or 2 rows ahead alike, 4 slower; the 30B-A3B shape's Q8_0,
+ * 2176 bytes, 1 row better than 2; its Q4_K_M, 1152 bytes, 2 rows better than 1). */
+#define PREFETCH_AHEAD_BYTES 2048
+static inline long rows_ahead(size_t row_bytes) {
+    return KS_MAX(1, (long)((PREFETCH_AHEAD_BYTES + row_bytes - 1) / row_bytes));
+}
+
 /* The rows [r0, r1) of a thread's share with a two-row kernel, for tokens each of which
  * meets every row one at a time: each call takes one row of each of the ROW_STREAMS (2)
- * parts, and the next call's rows are prefetched meanwhile. */
+ * parts, and asks for the rows rows_ahead() further on in each part as it goes. */
 _Static_assert(ROW_STREAMS == 2, "matmul_rows_2w pairs a row of each of two streams");
 static void matmul_rows_2w(const matmul_task *mt, ks_vec_dot_2w_fn dot2, const uint8_t *w, long r0, long r1,
                            long per) {
     const size_t rb = mt->w->row_bytes;
     const uint8_t *xq = mt->f->xq;
-    const long ahead = rb < 1024 ? 2 : 1; /* pairs */
+    const long ahead = rows_ahead(rb);
     for (long i = 0; i < per; i++) {
         const long ra = r0 + i, rbw = r0 + per + i;
         const long na = ra + ahead, nbw = rbw + ahead;
-        if (na < r0 + per)
-            for (size_t o = 0; o < rb; o += 64)
-                __builtin_prefetch(w + (size_t)na * rb + o, 0, 3);
-        if (nbw < r1)
-            for (size_t o = 0; o < rb; o += 64)
-                __builtin_prefetch(w + (size_t)nbw * rb + o, 0, 3);
+        /* the first token's calls ask for the next rows; the others' find them asked for */
+        const void *const pf[2] = {na < r0 + per ? w + (size_t)na * rb : NULL, nbw < r1 ? w + (size_t)nbw * rb : NULL};
         for (int t = 0; t < mt->T; t++) {
             const uint8_t *a = xq + (size_t)t * mt->act_row_bytes;
             if (rbw < r1) {
                 float out[2];
-                dot2(w + (size_t)ra * rb, w + (size_t)rbw * rb, a, mt->n_in, out);
+                dot2(w + (size_t)ra * rb, w + (size_t)rbw * rb, a, mt->n_in, out, t == 0 ? pf : NULL);
                 mt->y[(size_t)t * mt->ldy + ra] = out[0];
                 mt->y[(size_t)t * mt->ldy + rbw] = out[1];
             } else {
@@ -420,15 +426,13 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const size_t rb = mt->w->row_bytes;
     /* the rows go alternately from the ROW_STREAMS parts of the thread's range */
     const long per = (r1 - r0 + ROW_STREAMS - 1) / ROW_STREAMS, visits = ROW_STREAMS * per;
-    /* Tokens that meet each row one at a time take two rows per call where that pays: rows
-     * of 32-element blocks always (their dot product waits on one chain of FMAs, a block
-     * after another; two chains side by side: Q8_0 1.5-2x in L2, decode +12%), K-quant
-     * rows under 1 KiB (their dot product is bound by its integer work, but the paired
-     * visits measured faster: Qwen3-0.6B Q4_K_M decode +8%, the 30B-A3B shape +4%;
-     * longer K-quant rows measured 2-5% slower) */
+    /* Tokens that meet each row one at a time take two rows per call: the rows of 32-element
+     * blocks wait on one chain of FMAs, a block after another (two chains side by side:
+     * Q8_0 1.5-2x in L2); and the kernel asks for the next rows as it goes (decode, 2
+     * threads, against whole rows asked for before each call: Qwen3-0.6B Q8_0 +10%, the
+     * 30B-A3B shape's Q8_0 +19%, its Q4_K_M +15%) */
     ks_vec_dot_2w_fn dot2 = mt->f->k->vec_dot_2w[mt->w->type];
-    if (dot2 && (ks_type_traits_of(mt->w->type)->block_size == 32 || rb < 1024) && !mt->dot4p &&
-        (!dot4 || mt->T < DOT4_MIN_TOKENS)) {
+    if (dot2 && !mt->dot4p && (!dot4 || mt->T < DOT4_MIN_TOKENS)) {
         matmul_rows_2w(mt, dot2, w, r0, r1, per);
         return;
     }
@@ -437,27 +441,34 @@ static void matmul_worker(void *arg, int ith, int nth) {
         if (r >= r1)
             continue; /* the last part is short */
         const uint8_t *wr = w + (size_t)r * rb;
-        /* a row visited soon is asked for while this one is computed: the dot products do
-         * not keep enough loads in flight for the memory's latency to hide behind them
-         * (decode, 2 threads: Q8_0 +9%, Q4_K_M 2x). The next visit's row, or for rows
-         * under 1 KiB the one after (Qwen3-0.6B Q4_K_M +7%; further ahead, or for longer
-         * rows, measured slower) */
-        const long ahead = rb < 1024 ? 2 : 1;
-        const long rn = i + ahead < visits ? stream_row(r0, per, i + ahead) : r1;
-        if (rn < r1)
-            for (size_t o = 0; o < rb; o += 64)
-                __builtin_prefetch(w + (size_t)rn * rb + o, 0, 3);
         int t = 0;
         if (mt->dot4p) {
-            /* the same, over rows packed once for this kernel */
+            /* four tokens per pass over the row, packed once for this kernel, which asks
+             * for the row of this stream rows_ahead() on as it goes (as matmul_rows_2w; 4
+             * sequences of Qwen3-0.6B Q8_0: +8%) */
+            const long vn = i + ROW_STREAMS * rows_ahead(rb);
+            const long rn = vn < visits ? stream_row(r0, per, vn) : r1;
+            const void *pf = rn < r1 ? w + (size_t)rn * rb : NULL;
             float out[KS_VEC_DOT_ROWS];
             for (int g = 0; t + DOT4_PACKED_MIN_TOKENS <= mt->T; t += KS_VEC_DOT_ROWS, g++) {
-                mt->dot4p->run(wr, mt->f->xq4 + (size_t)g * mt->packed_bytes, mt->n_in, out);
+                mt->dot4p->run(wr, mt->f->xq4 + (size_t)g * mt->packed_bytes, mt->n_in, out, g == 0 ? pf : NULL);
                 for (int j = 0; j < KS_VEC_DOT_ROWS && t + j < mt->T; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
             }
             t = KS_MIN(t, mt->T);
-        } else if (dot4) {
+        } else {
+            /* a row visited soon is asked for while this one is computed: the dot products
+             * do not keep enough loads in flight for the memory's latency to hide behind
+             * them (decode, 2 threads: Q8_0 +9%, Q4_K_M 2x). The next visit's row, or for
+             * rows under 1 KiB the one after (Qwen3-0.6B Q4_K_M +7%; further ahead, or
+             * for longer rows, measured slower) */
+            const long ahead = rb < 1024 ? 2 : 1;
+            const long rn = i + ahead < visits ? stream_row(r0, per, i + ahead) : r1;
+            if (rn < r1)
+                for (size_t o = 0; o < rb; o += 64)
+                    __builtin_prefetch(w + (size_t)rn * rb + o, 0, 3);
+        }
+        if (!mt->dot4p && dot4) {
             /* four tokens per pass over the row: the row is decoded once for all four */
             float out[KS_VEC_DOT_ROWS];
             for (; t + KS_VEC_DOT_ROWS <= mt->T; t += KS_VEC_DOT_ROWS) {

@@ -32,20 +32,28 @@ typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, i
 
 /* Dot products of two weight rows w0, w1 with one activation row a: s[i] =
  * vec_dot(wi, a, n), bit for bit, for the vec_dot of the same table. Two rows' chains
- * of float steps run side by side, where one row's waits on its own latency. */
+ * of float steps run side by side, where one row's waits on its own latency.
+ *
+ * pf[i] (pf, or either entry, may be NULL): a row of the same type and n that the
+ * caller reads next, which the kernel asks the cache for a share at a time as it walks
+ * w0 and w1 (a row's worth over the call, each byte once). A hint: the results do not
+ * depend on it. Spread over the arithmetic, the requests overlap it; asked for all at
+ * once before the call, they fill the core's queue of misses and the arithmetic waits
+ * behind them (forward.c: matmul_rows_2w). */
 typedef void (*ks_vec_dot_2w_fn)(const void *w0, const void *w1, const void *a, int64_t n,
-                                 float *s);
+                                 float *s, const void *const pf[2]);
 
 /* vec_dot_4 over activation rows packed for it once per matrix multiplication, where
  * the rows' own layout would cost the kernel more work per weight row than packing them
  * costs once (AVX-512: pairs of rows side by side in 512-bit vectors, for Q8_0, Q4_K and
  * Q5_K). pack() takes KS_VEC_DOT_ROWS rows of the dot type (a NULL row
  * packs as zeros, its result unused) into bytes(n) bytes; run(w, packed) writes s[j] =
- * vec_dot(w, row j, n) bit for bit, for the vec_dot of the same table. */
+ * vec_dot(w, row j, n) bit for bit, for the vec_dot of the same table, and asks for the
+ * weight row pf (NULL: none) a share at a time as vec_dot_2w does. */
 typedef struct ks_dot4_packed {
     size_t (*bytes)(int64_t n);
     void (*pack)(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed);
-    void (*run)(const void *w, const void *packed, int64_t n, float *s);
+    void (*run)(const void *w, const void *packed, int64_t n, float *s, const void *pf);
 } ks_dot4_packed;
 
 /* A matrix multiplication for prefill, where many tokens meet each weight row: tokens are

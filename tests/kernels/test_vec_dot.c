@@ -892,7 +892,8 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
                             rp[r] = missing && r == KS_VEC_DOT_ROWS - 1 ? NULL : rows + r * stride;
                         cr_assert_leq(pk->bytes(n), sizeof packed);
                         pk->pack(rp, n, packed);
-                        pk->run(cd.w, packed, n, sp);
+                        /* with a row to ask the cache for (missing == 0) and without */
+                        pk->run(cd.w, packed, n, sp, missing ? NULL : cd.w);
                         for (int r = 0; r < KS_VEC_DOT_ROWS - missing; r++)
                             cr_assert_eq(memcmp(&sp[r], &s[r], sizeof s[r]), 0,
                                          "%s %s n=%d %s data, row %d of %d: packed %.9g, vec_dot_4 %.9g",
@@ -916,7 +917,8 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
 
 /* vec_dot_2w is vec_dot of two weight rows with one activation row: each s[i] must equal
  * vec_dot(w[i], a) bit for bit, for every length (tails of blocks past a multiple of 8
- * among them) and kind of data, the two rows of different data. */
+ * among them) and kind of data, the two rows of different data, whatever rows it is
+ * given to ask the cache for. */
 Test(vec_dot, test_vec_dot_2w_equals_vec_dot_per_row) {
     const ks_kernels *ref = ks_kernels_ref();
     for (int it = 0; it < N_WEIGHT_TYPES; it++)
@@ -952,14 +954,18 @@ Test(vec_dot, test_vec_dot_2w_equals_vec_dot_per_row) {
                         raw_weights(t, (data_kind)kind, cd.w, n);
                         raw_activations(tw->dot_type, (data_kind)kind, act, n);
                     }
-                    float s[2];
-                    k->vec_dot_2w[t](w0, cd.w, act, n, s);
                     const void *w[2] = {w0, cd.w};
-                    for (int i = 0; i < 2; i++) {
-                        const float want = k->vec_dot[t](w[i], act, n);
-                        cr_assert_eq(memcmp(&s[i], &want, sizeof want), 0,
-                                     "%s %s n=%d %s data, weight row %d: vec_dot_2w %.9g, vec_dot %.9g",
-                                     isas[j], tw->name, n, data_names[kind], i, (double)s[i], (double)want);
+                    /* without rows to ask the cache for, with both, with one */
+                    const void *const pf[3][2] = {{NULL, NULL}, {cd.w, w0}, {NULL, w0}};
+                    for (int ip = 0; ip < 3; ip++) {
+                        float s[2];
+                        k->vec_dot_2w[t](w0, cd.w, act, n, s, ip ? pf[ip] : NULL);
+                        for (int i = 0; i < 2; i++) {
+                            const float want = k->vec_dot[t](w[i], act, n);
+                            cr_assert_eq(memcmp(&s[i], &want, sizeof want), 0,
+                                         "%s %s n=%d %s data, weight row %d, prefetch %d: vec_dot_2w %.9g, vec_dot %.9g",
+                                         isas[j], tw->name, n, data_names[kind], i, ip, (double)s[i], (double)want);
+                        }
                     }
                 }
             }

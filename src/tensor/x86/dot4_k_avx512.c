@@ -76,7 +76,7 @@ static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, v
 /* Q4_K (q5 false) or Q5_K rows: both blocks start with d, dmin and the 12 packed scales;
  * the codes (and Q5_K's fifth bits) at the offsets given. */
 static KS_ALWAYS_INLINE void dot4_q45_k(bool q5, size_t block_bytes, size_t qs_at, size_t qh_at, const void *w,
-                                        const void *packed, int64_t n, float *s) {
+                                        const void *packed, int64_t n, float *s, const void *pf) {
     const int64_t nsb = n / KS_QK_K;
     const uint8_t *codes = packed;
     const int16_t *sums = (const int16_t *)(codes + codes_bytes(n));
@@ -95,6 +95,7 @@ static KS_ALWAYS_INLINE void dot4_q45_k(bool q5, size_t block_bytes, size_t qs_a
     }
     for (int64_t b = 0; b < nsb; b++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)b * block_bytes;
+        ks_x86_prefetch_share(&pf, 1, (size_t)b * block_bytes, (size_t)(b + 1) * block_bytes);
         const __m128i scmn = ks_x86_k_scales_mins(blk + offsetof(ks_block_q4_k, scales));
         const __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scmn));
         const __m256i mn16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scmn, scmn)));
@@ -158,12 +159,13 @@ static KS_ALWAYS_INLINE void dot4_q45_k(bool q5, size_t block_bytes, size_t qs_a
     }
 }
 
-static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s) {
-    dot4_q45_k(false, sizeof(ks_block_q4_k), offsetof(ks_block_q4_k, qs), 0, w, packed, n, s);
+static void dot4_q4_k_run(const void *w, const void *packed, int64_t n, float *s, const void *pf) {
+    dot4_q45_k(false, sizeof(ks_block_q4_k), offsetof(ks_block_q4_k, qs), 0, w, packed, n, s, pf);
 }
 
-static void dot4_q5_k_run(const void *w, const void *packed, int64_t n, float *s) {
-    dot4_q45_k(true, sizeof(ks_block_q5_k), offsetof(ks_block_q5_k, qs), offsetof(ks_block_q5_k, qh), w, packed, n, s);
+static void dot4_q5_k_run(const void *w, const void *packed, int64_t n, float *s, const void *pf) {
+    dot4_q45_k(true, sizeof(ks_block_q5_k), offsetof(ks_block_q5_k, qs), offsetof(ks_block_q5_k, qh), w, packed, n, s,
+               pf);
 }
 
 void ks_dot4_k_avx512_register(ks_kernels *k) {

@@ -69,7 +69,7 @@ static void dot4_q8_0_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, v
     }
 }
 
-static void dot4_q8_0_run(const void *w, const void *packed, int64_t n, float *s) {
+static void dot4_q8_0_run(const void *w, const void *packed, int64_t n, float *s, const void *pf) {
     const int64_t nb = n / KS_QK8_0;
     const ks_block_q8_0 *x = w;
     const uint8_t *codes = packed;
@@ -82,6 +82,7 @@ static void dot4_q8_0_run(const void *w, const void *packed, int64_t n, float *s
     alignas(64) float d[PAIRS][16];
     for (int64_t ib = 0; ib < nb; ib += 8) {
         const int kn = nb - ib < 8 ? (int)(nb - ib) : 8;
+        ks_x86_prefetch_share(&pf, 1, (size_t)ib * sizeof *x, (size_t)(ib + kn) * sizeof *x);
         if (kn == 8) {
             const __m512 dw = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(ks_x86_fp16x8(x + ib, sizeof *x)));
             for (int p = 0; p < PAIRS; p++)

@@ -252,10 +252,25 @@ static inline ks_x86_codes ks_x86_decode_block(ks_type t, const void *w, int64_t
  * products, 8 int32 lanes. Passed as a constant, inlined. */
 typedef __m256i (*ks_x86_u8i8_fn)(__m256i u, __m256i s);
 
+/* The share [lo, hi) (bytes) of the rows pf[i], i < nw, that a row loop asks the cache
+ * for while it computes the same share of its own rows (kernels.h: the pf of
+ * vec_dot_2w): the lines that start in it, so that consecutive shares ask for each line
+ * once. pf NULL, or an entry NULL: nothing. Always inlined: GCC takes a function whose
+ * only effect is a prefetch for one without effects, and drops the calls. */
+static KS_ALWAYS_INLINE void ks_x86_prefetch_share(const void *const *pf, int nw, size_t lo, size_t hi) {
+    if (!pf)
+        return;
+    for (int i = 0; i < nw; i++)
+        if (pf[i])
+            for (size_t o = (lo + 63) & ~(size_t)63; o < hi; o += 64)
+                __builtin_prefetch((const uint8_t *)pf[i] + o, 0, 3);
+}
+
 /* Weight rows and activation rows met together by one call: nw weight rows w[i] (nw 1,
  * or 2 for vec_dot_2w) against nt activation rows (row j at a + j * a_stride bytes;
  * nt 1, or KS_VEC_DOT_ROWS for vec_dot_4), nw * nt <= KS_VEC_DOT_ROWS; out[i * nt + j]
- * the dot of weight row i with activation row j. Every pair takes the float steps of a
+ * the dot of weight row i with activation row j; pf as ks_x86_prefetch_share() (NULL
+ * for vec_dot and vec_dot_4). Every pair takes the float steps of a
  * lone vec_dot, so each result equals vec_dot's bit for bit: the rows only share the
  * decoding of the weights (a weight row met by nt activation rows) or run their chains
  * side by side (nw weight rows, whose one chain each would otherwise wait on itself). */
@@ -264,7 +279,8 @@ typedef __m256i (*ks_x86_u8i8_fn)(__m256i u, __m256i s);
 /* 32-element blocks of type t. Every 32-element type starts with its fp16 scale d; the
  * offset types follow it with the fp16 offset m, as Q8_1 follows d with the fp16 sum s. */
 static KS_ALWAYS_INLINE void ks_x86_dot_blocks_rows(ks_type t, ks_x86_u8i8_fn dot, const void *const *w, int nw,
-                                          const void *a, size_t a_stride, int64_t n, int nt, float *out) {
+                                                    const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                                                    const void *const *pf) {
     const int64_t nb = n / KS_QK8_0;
     const bool offset = ks_x86_has_offset(t);
     const size_t wsz = ks_x86_block_bytes(t);
@@ -281,6 +297,7 @@ static KS_ALWAYS_INLINE void ks_x86_dot_blocks_rows(ks_type t, ks_x86_u8i8_fn do
     }
     int64_t ib = 0;
     for (; ib + 8 <= nb; ib += 8) {
+        ks_x86_prefetch_share(pf, nw, (size_t)ib * wsz, (size_t)(ib + 8) * wsz);
         __m256 d[KS_X86_MAX_PAIRS], ms[KS_X86_MAX_PAIRS];
         for (int i = 0; i < nw; i++) {
             const uint8_t *w8 = (const uint8_t *)w[i] + (size_t)ib * wsz;
@@ -307,6 +324,7 @@ static KS_ALWAYS_INLINE void ks_x86_dot_blocks_rows(ks_type t, ks_x86_u8i8_fn do
                 }
             }
     }
+    ks_x86_prefetch_share(pf, nw, (size_t)ib * wsz, (size_t)nb * wsz);
     for (; ib < nb; ib++)
         for (int i = 0; i < nw; i++) {
             const uint8_t *w1 = (const uint8_t *)w[i] + (size_t)ib * wsz;
@@ -336,7 +354,7 @@ static KS_ALWAYS_INLINE void ks_x86_dot_blocks_rows(ks_type t, ks_x86_u8i8_fn do
 /* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4). */
 static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *w, const void *a,
                                      size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_blocks_rows(t, dot, &w, 1, a, a_stride, n, nt, out);
+    ks_x86_dot_blocks_rows(t, dot, &w, 1, a, a_stride, n, nt, out, NULL);
 }
 
 /* ---- the K-quant super-blocks ------------------------------------------------------ *
@@ -445,8 +463,9 @@ static inline void ks_x86_q6_k_sums(ks_x86_madd_acc_fn madd_acc, const ks_block_
 
 /* Q6_K rows (nw x nt as ks_x86_dot_blocks_rows()), per pair: acc += (d * da) * sumi (8
  * lanes); out = hsum(acc). */
-static KS_ALWAYS_INLINE void ks_x86_dot_q6_k_rows(ks_x86_madd_acc_fn madd_acc, const void *const *w, int nw, const void *a,
-                                        size_t a_stride, int64_t n, int nt, float *out) {
+static KS_ALWAYS_INLINE void ks_x86_dot_q6_k_rows(ks_x86_madd_acc_fn madd_acc, const void *const *w, int nw,
+                                                  const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                                                  const void *const *pf) {
     __m256 acc[KS_X86_MAX_PAIRS];
     for (int p = 0; p < nw * nt; p++)
         acc[p] = _mm256_setzero_ps();
@@ -454,6 +473,7 @@ static KS_ALWAYS_INLINE void ks_x86_dot_q6_k_rows(ks_x86_madd_acc_fn madd_acc, c
         const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
         for (int j = 0; j < nt; j++)
             y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+        ks_x86_prefetch_share(pf, nw, (size_t)ib * sizeof(ks_block_q6_k), (size_t)(ib + 1) * sizeof(ks_block_q6_k));
         for (int i = 0; i < nw; i++) {
             const ks_block_q6_k *x = (const ks_block_q6_k *)w[i] + ib;
             __m256i sumi[KS_VEC_DOT_ROWS];
@@ -470,7 +490,7 @@ static KS_ALWAYS_INLINE void ks_x86_dot_q6_k_rows(ks_x86_madd_acc_fn madd_acc, c
 
 static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
                                    size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_q6_k_rows(madd_acc, &w, 1, a, a_stride, n, nt, out);
+    ks_x86_dot_q6_k_rows(madd_acc, &w, 1, a, a_stride, n, nt, out, NULL);
 }
 
 /* ---- the K-quant row loops ---------------------------------------------------------- */
@@ -488,8 +508,10 @@ typedef void (*ks_x86_k_sums_fn)(const uint8_t *scales, const uint8_t *qh, const
  * Q5_K: the mins term summed to one exact integer, into the scalar lane 0 of acc_m with
  * one FMA per super-block, out = hsum(acc) + that scalar. */
 static KS_ALWAYS_INLINE void ks_x86_dot_q45_k_rows(ks_type t, ks_x86_k_sums_fn sums, const void *const *w, int nw,
-                                         const void *a, size_t a_stride, int64_t n, int nt, float *out) {
+                                                   const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                                                   const void *const *pf) {
     const bool q5 = t == KS_TYPE_Q5_K;
+    const size_t wsz = q5 ? sizeof(ks_block_q5_k) : sizeof(ks_block_q4_k);
     __m256 acc[KS_X86_MAX_PAIRS];
     __m128 acc_m[KS_X86_MAX_PAIRS];
     for (int p = 0; p < nw * nt; p++) {
@@ -500,6 +522,7 @@ static KS_ALWAYS_INLINE void ks_x86_dot_q45_k_rows(ks_type t, ks_x86_k_sums_fn s
         const ks_block_q8_k *y[KS_VEC_DOT_ROWS];
         for (int j = 0; j < nt; j++)
             y[j] = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+        ks_x86_prefetch_share(pf, nw, (size_t)ib * wsz, (size_t)(ib + 1) * wsz);
         for (int i = 0; i < nw; i++) {
             __m256i sumi[KS_VEC_DOT_ROWS];
             __m128i mins[KS_VEC_DOT_ROWS];
@@ -535,12 +558,12 @@ static KS_ALWAYS_INLINE void ks_x86_dot_q45_k_rows(ks_type t, ks_x86_k_sums_fn s
 /* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4). */
 static inline void ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
                                    size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_q45_k_rows(KS_TYPE_Q4_K, sums, &w, 1, a, a_stride, n, nt, out);
+    ks_x86_dot_q45_k_rows(KS_TYPE_Q4_K, sums, &w, 1, a, a_stride, n, nt, out, NULL);
 }
 
 static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
                                    size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_q45_k_rows(KS_TYPE_Q5_K, sums, &w, 1, a, a_stride, n, nt, out);
+    ks_x86_dot_q45_k_rows(KS_TYPE_Q5_K, sums, &w, 1, a, a_stride, n, nt, out, NULL);
 }
 
 /* ---- vec_dot_2w wrappers ------------------------------------------------------------ */
@@ -550,19 +573,22 @@ static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const v
  * an ISA's dot step (dot: ks_x86_u8i8_fn; sums: ks_x86_k_sums_fn; madd:
  * ks_x86_madd_acc_fn). */
 #define KS_X86_VEC_DOT_2W_BLOCKS(name, type, dot)                                                   \
-    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s,            \
+                     const void *const pf[2]) {                                                     \
         const void *const w[2] = {w0, w1};                                                          \
-        ks_x86_dot_blocks_rows(type, dot, w, 2, a, 0, n, 1, s);                                                \
+        ks_x86_dot_blocks_rows(type, dot, w, 2, a, 0, n, 1, s, pf);                                                \
     }
 #define KS_X86_VEC_DOT_2W_K45(name, type, sums)                                                     \
-    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s,            \
+                     const void *const pf[2]) {                                                     \
         const void *const w[2] = {w0, w1};                                                          \
-        ks_x86_dot_q45_k_rows(type, sums, w, 2, a, 0, n, 1, s);                                                \
+        ks_x86_dot_q45_k_rows(type, sums, w, 2, a, 0, n, 1, s, pf);                                                \
     }
 #define KS_X86_VEC_DOT_2W_Q6_K(name, madd)                                                          \
-    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s) {         \
+    static void name(const void *w0, const void *w1, const void *a, int64_t n, float *s,            \
+                     const void *const pf[2]) {                                                     \
         const void *const w[2] = {w0, w1};                                                          \
-        ks_x86_dot_q6_k_rows(madd, w, 2, a, 0, n, 1, s);                                                       \
+        ks_x86_dot_q6_k_rows(madd, w, 2, a, 0, n, 1, s, pf);                                                       \
     }
 
 /* Registers an ISA file's two-row kernels, named vec_dot_2w_<weight>_<activation>_<isa>. */
