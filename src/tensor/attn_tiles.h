@@ -35,11 +35,12 @@
  * K and V rows of halves are widened to floats in registers as they are loaded: decode
  * streams them from the KV pool once, with nothing written in between.
  *
- * Accumulation: up to ATTN_ACC_ROWS rows x ATTN_TILE / ATTN_ACC_ROWS vectors of
- * accumulators held in registers while the value rows stream past, each value vector
- * loaded (and widened) once per row tile: the more rows share it, the fewer widenings
- * compete with the FMAs for the same ports (8 rows measured 15% faster than 4 in a
- * prefill); acc = fma(p, v, acc) per element in key order, again the same in any tile.
+ * Accumulation: tiles of nr <= ATTN_ACC_ROWS rows x ATTN_TILE / nr vectors of
+ * accumulators (a lone row: half that) held in registers while the value rows stream
+ * past, each value vector loaded (and widened) once per row tile: the more rows share
+ * it, the fewer widenings compete with the FMAs for the same ports (8 rows measured 15%
+ * faster than 4 in a prefill), and the fewer rows, the more of a value row a tile
+ * takes; acc = fma(p, v, acc) per element in key order, again the same in any tile.
  *
  * exp: x = n ln2 + r with n = round(x / ln2), |r| <= ln2 / 2; e^r = 1 + r + r^2 P(r),
  * P Cephes' degree-5 fit (about 1 ulp over the range), then vldexp.
@@ -192,47 +193,60 @@ static float softmax_step_f32(const float *x, float *y, int64_t n, float *m) {
 
 /* ---- value accumulation -------------------------------------------------------------- */
 
-/* Vectors of a row in an accumulation tile: ATTN_TILE accumulators over ATTN_ACC_ROWS rows. */
-#define ATTN_VECS (ATTN_TILE / ATTN_ACC_ROWS)
-
-/* acc rows [0, nr) += p . v over nk keys, elements [i0, i0 + ATTN_VECS ATTN_LANES) under
- * the masks mk of cnt[c] lanes (h, nr constants where inlined). */
-static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, float *acc, int64_t ld_acc,
+/* acc rows [0, nr) += p . v over nk keys, elements [i0, i0 + nv ATTN_LANES) under the
+ * masks mk of cnt[c] lanes: a tile of nr x nv accumulators (nr * nv <= ATTN_TILE; h,
+ * nr, nv constants where inlined). */
+static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int64_t ld_acc,
                                          const float *p, int64_t ld_p, const void *v,
                                          int64_t ld_v, int nk, int64_t i0,
-                                         const attn_mask mk[ATTN_VECS],
-                                         const int64_t cnt[ATTN_VECS]) {
+                                         const attn_mask mk[ATTN_TILE],
+                                         const int64_t cnt[ATTN_TILE]) {
     attn_vec a[ATTN_TILE];
     for (int r = 0; r < nr; r++)
-        for (int c = 0; c < ATTN_VECS; c++)
-            a[r * ATTN_VECS + c] = vloadm(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c]);
+        for (int c = 0; c < nv; c++)
+            a[r * nv + c] = vloadm(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c]);
     for (int j = 0; j < nk; j++) {
         const void *vj = kv_at(h, v, j * ld_v);
-        attn_vec vv[ATTN_VECS];
-        for (int c = 0; c < ATTN_VECS; c++)
+        attn_vec vv[ATTN_TILE];
+        for (int c = 0; c < nv; c++)
             vv[c] = vload_kv(h, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
         for (int r = 0; r < nr; r++) {
             const attn_vec w = vset1(p[r * ld_p + j]);
-            for (int c = 0; c < ATTN_VECS; c++)
-                a[r * ATTN_VECS + c] = vfma(w, vv[c], a[r * ATTN_VECS + c]);
+            for (int c = 0; c < nv; c++)
+                a[r * nv + c] = vfma(w, vv[c], a[r * nv + c]);
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int c = 0; c < ATTN_VECS; c++)
-            vstorem(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c], a[r * ATTN_VECS + c]);
+        for (int c = 0; c < nv; c++)
+            vstorem(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c], a[r * nv + c]);
 }
 
+/* nr rows (at most ATTN_ACC_ROWS) over all n elements, in tiles of ATTN_TILE / nr vectors
+ * of a row (a lone row: ATTN_TILE / 2, as a head has few more elements): a decode
+ * token's rows keep ATTN_TILE chains of FMAs going side by side (AVX-512, one thread, in
+ * L1: 2 rows 34 -> 42-46 GMAC/s, 8 rows 48 -> 56; 32 rows of a prefill 65 -> 75). Whole
+ * tiles take masks that are constants (all lanes): computed per tile, eight of them
+ * spill the mask registers (2 rows: 29 GMAC/s). */
 static KS_ALWAYS_INLINE void accum_rows(int h, int nr, float *acc, int64_t ld_acc, const float *p,
                                         int64_t ld_p, const void *v, int64_t ld_v, int nk,
                                         int64_t n) {
-    for (int64_t i0 = 0; i0 < n; i0 += ATTN_VECS * ATTN_LANES) {
-        attn_mask mk[ATTN_VECS];
-        int64_t cnt[ATTN_VECS];
-        for (int c = 0; c < ATTN_VECS; c++) {
+    const int nv = ATTN_TILE / KS_MAX(nr, 2);
+    attn_mask mk[ATTN_TILE];
+    int64_t cnt[ATTN_TILE];
+    int64_t i0 = 0;
+    /* whole tiles with the masks constant (all lanes), then the tail's */
+    for (int c = 0; c < nv; c++) {
+        cnt[c] = ATTN_LANES;
+        mk[c] = vmask(ATTN_LANES);
+    }
+    for (; i0 + nv * ATTN_LANES <= n; i0 += nv * ATTN_LANES)
+        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt);
+    if (i0 < n) {
+        for (int c = 0; c < nv; c++) {
             cnt[c] = KS_MAX(0, KS_MIN(ATTN_LANES, n - i0 - ATTN_LANES * c));
             mk[c] = vmask(cnt[c]);
         }
-        accum_chunk(h, nr, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt);
+        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt);
     }
 }
 
