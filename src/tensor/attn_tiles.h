@@ -71,6 +71,26 @@ static KS_ALWAYS_INLINE attn_vec vload_kv(int h, const void *row, int64_t i, att
 
 /* ---- scores --------------------------------------------------------------------------- */
 
+/* Elements [i, i + cnt) (lanes of m) of a score tile's rows into its accumulators, with
+ * the keys' elements from ik on at kp[j] (scores_tile). */
+static KS_ALWAYS_INLINE void scores_step(int h, int nr, int nkt, const float *const *qp, const void *const *kp,
+                                         int64_t i, int64_t ik, attn_mask m, int64_t cnt, attn_vec *acc) {
+    if (nr == 1) { /* each key vector used once: no registers to hold it in */
+        const attn_vec qv = vloadm(qp[0] + i, m);
+        for (int j = 0; j < nkt; j++)
+            acc[j] = vfma(qv, vload_kv(h, kp[j], ik, m, cnt), acc[j]);
+        return;
+    }
+    attn_vec kv[ATTN_TILE];
+    for (int j = 0; j < nkt; j++)
+        kv[j] = vload_kv(h, kp[j], ik, m, cnt);
+    for (int r = 0; r < nr; r++) {
+        const attn_vec qv = vloadm(qp[r] + i, m);
+        for (int j = 0; j < nkt; j++)
+            acc[r * nkt + j] = vfma(qv, kv[j], acc[r * nkt + j]);
+    }
+}
+
 /* s[r * ld_s + j] = scale * dot for r < nr_valid, j < nk_valid of a tile of nr rows x nkt
  * keys (nr * nkt = ATTN_TILE; h, nr, nkt constants where inlined). Accumulator a holds
  * the score of row a / nkt, key a % nkt; vhsum4 reduces them four at a time. */
@@ -87,23 +107,30 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
         kp[j] = kv_at(h, k, (j < nk_valid ? j : nk_valid - 1) * ld_k);
     for (int a = 0; a < nr * nkt; a++)
         acc[a] = vzero();
-    for (int64_t i = 0; i < n; i += ATTN_LANES) {
-        const int64_t cnt = KS_MIN(n - i, ATTN_LANES);
-        const attn_mask m = vmask(cnt);
-        if (nr == 1) { /* each key vector used once: no registers to hold it in */
-            const attn_vec qv = vloadm(qp[0] + i, m);
+    /* Whole vectors with a mask that is a constant (all lanes), then the tail's. With
+     * every key present, the key rows are addressed from one base moving along them, at
+     * multiples of their stride: an array of nkt pointers indexed by i does not fit the
+     * registers (2 rows x 8 keys, one thread, in L1: 31 -> 38 GMAC/s; constant masks:
+     * 8 rows 35 -> 46) */
+    int64_t i = 0;
+    if (nk_valid == nkt) {
+        const char *kb = k;
+        const int64_t ld_bytes = ld_k * (h ? 2 : 4);
+        for (; i + ATTN_LANES <= n; i += ATTN_LANES, kb += ATTN_LANES * (h ? 2 : 4)) {
+            const void *kr[ATTN_TILE];
             for (int j = 0; j < nkt; j++)
-                acc[j] = vfma(qv, vload_kv(h, kp[j], i, m, cnt), acc[j]);
-            continue;
+                kr[j] = kb + j * ld_bytes;
+            scores_step(h, nr, nkt, qp, kr, i, 0, vmask(ATTN_LANES), ATTN_LANES, acc);
         }
-        attn_vec kv[ATTN_TILE];
-        for (int j = 0; j < nkt; j++)
-            kv[j] = vload_kv(h, kp[j], i, m, cnt);
-        for (int r = 0; r < nr; r++) {
-            const attn_vec qv = vloadm(qp[r] + i, m);
-            for (int j = 0; j < nkt; j++)
-                acc[r * nkt + j] = vfma(qv, kv[j], acc[r * nkt + j]);
-        }
+    }
+    for (; i + ATTN_LANES <= n; i += ATTN_LANES)
+        scores_step(h, nr, nkt, qp, kp, i, i, vmask(ATTN_LANES), ATTN_LANES, acc);
+    if (i < n)
+        scores_step(h, nr, nkt, qp, kp, i, i, vmask(n - i), n - i, acc);
+    if (nkt % 4 == 0 && nr_valid == nr && nk_valid == nkt) { /* four keys of a row at once, in place */
+        for (int a = 0; a < nr * nkt; a += 4)
+            vhsum4(acc[a], acc[a + 1], acc[a + 2], acc[a + 3], scale, s + (a / nkt) * ld_s + a % nkt);
+        return;
     }
     for (int a = 0; a < nr * nkt; a += 4) {
         float out[4];
