@@ -80,19 +80,20 @@
  * writing and merging partial states) stop being small next to its walk. */
 #define MIN_CHUNK_POSITIONS 256
 
-/* Query rows of a KV head up to which an item prefetches each head's K and V rows while
- * it computes the previous head (prefetch_unit): a decode token's 2 (Qwen3's) meet each
- * row too briefly for the memory's latency to hide behind their arithmetic; a prefill
+/* Query rows of a KV head up to which an item asks for each head's K and V rows while
+ * it computes the previous head (unit_row): a decode token's 2 (Qwen3's) meet each row
+ * too briefly for the memory's latency to hide behind their arithmetic; a prefill
  * group's 32 do not need it (measured a little slower with it). Bringing rows in
  * further ahead (2 to 8 heads, or the next block into L2) measured slower. */
 #define PREFETCH_MAX_ROWS 8
 
-/* Rows of a head an item computes between two runs of prefetches (each for the same rows
- * of the next head): prefetches issued a whole head at a time fill the core's queue of
- * misses and stall it with the arithmetic waiting behind them (bench_attention --shape
- * qwen3-30b-a3b -d 4096, 2 threads: 11.1 -> 12.1 GB/s; the 30B-A3B shape's decode at
- * depth 16384 +6%; 4 or 16 rows measured slower than 8). */
-#define PREFETCH_SLICE_ROWS 8
+/* Rows of a head per kernel call while the next head's same rows are asked for: the
+ * kernels ask for them a line at a time as their own rows' elements go by (kernels.h:
+ * the pf of attn_scores / attn_accum), as asked for all at once before each call they
+ * fill the core's queue of misses and stall it with the arithmetic waiting behind them
+ * (bench_attention -d 4096, 2 threads: Qwen3-0.6B 21.0 -> 21.9 GB/s, the 30B-A3B shape
+ * 11.7 -> 13.4 with slices of 16; slices of 8 or 32 measured slower). */
+#define PREFETCH_SLICE_ROWS 16
 
 /* Query rows of a KV head from which an item uses the tile kernel where there is one
  * (a tile has 16 rows: fewer would leave most of it idle). */
@@ -375,33 +376,32 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
     return KS_MIN(kv->block_tokens, g->n_pos - bi * kv->block_tokens);
 }
 
-/* Asks for rows [j0, j1) of KV head kvh among the block rows that start at `row` to be
- * brought into cache. A head's share of a row is a few cache lines, a row apart (all KV
- * heads' shares of a position are one row): a stride the hardware prefetchers follow
- * poorly, so that without this a decode step waits on memory for most of each head's K
- * and V. */
-static KS_ALWAYS_INLINE void prefetch_head(const ks_attention *a, const uint8_t *row, int kvh, int j0,
-                                           int j1) {
-    row += (size_t)kvh * a->head_bytes + (size_t)j0 * a->kv.row_bytes;
-    for (int j = j0; j < j1; j++, row += a->kv.row_bytes)
-        for (size_t o = 0; o < a->head_bytes; o += 64)
-            __builtin_prefetch(row + o, 0, 3);
-}
-
-/* Prefetches rows [j0, j1) of unit u of block bi's walk: K of head u (u < n_kv), then V
- * of head u - n_kv, then on into the next block of the item's range, if any. Both
- * helpers are always inlined: GCC 12 takes a function whose only effect is a prefetch
- * for one without effects, and drops the calls. */
-static KS_ALWAYS_INLINE void prefetch_unit(const ks_attention *a, const attn_task *at, const ks_seq_view *sv,
-                                           const group *g, int bi, int b1, int u, int j0, int j1) {
+/* Row j0 of unit u of block bi's walk, in the pool: K of head u (u < n_kv), then V of
+ * head u - n_kv, then on into the next block of the item's range; NULL past the range.
+ * The unit after the one being computed is what the walk asks the cache for as it goes:
+ * a head's share of a row is a few cache lines, a row apart (all KV heads' shares of a
+ * position are one row), a stride the hardware prefetchers follow poorly, so that
+ * without this a decode step waits on memory for most of each head's K and V. */
+static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at, const ks_seq_view *sv,
+                                      const group *g, int bi, int b1, int u, int j0) {
     const int n_kv = a->hp.n_head_kv;
     bi += u / (2 * n_kv);
     u %= 2 * n_kv;
     if (bi >= b1)
-        return;
+        return NULL;
     const uint8_t *k0, *v0;
-    const int n = block_rows(at, sv, g, bi, &k0, &v0);
-    prefetch_head(a, u < n_kv ? k0 : v0, u % n_kv, j0, KS_MIN(j1, n));
+    (void)block_rows(at, sv, g, bi, &k0, &v0);
+    return (u < n_kv ? k0 : v0) + (size_t)(u % n_kv) * a->head_bytes + (size_t)j0 * a->kv.row_bytes;
+}
+
+/* Asks for n rows of one head from `row` (unit_row) at once: for rows the kernels do not
+ * read in place (Q8_0, staged), which cannot take them as they go. Always inlined: GCC
+ * takes a function whose only effect is a prefetch for one without effects, and drops
+ * the calls. */
+static KS_ALWAYS_INLINE void prefetch_rows(const ks_attention *a, const uint8_t *row, int n) {
+    for (int j = 0; row && j < n; j++, row += a->kv.row_bytes)
+        for (size_t o = 0; o < a->head_bytes; o += 64)
+            __builtin_prefetch(row + o, 0, 3);
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
@@ -455,10 +455,12 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             const float *q = ts->q + (size_t)kvh * rows_h * hd;
             float *s = ts->s + (size_t)kvh * rows_h * B;
             for (int j = 0; j < n; j += slice) {
-                if (prefetch)
-                    prefetch_unit(a, at, sv, g, bi, b1, kvh + 1, j, j + slice);
-                k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, KS_MIN(slice, n - j), hd, scale,
-                                        s + j, B);
+                const int nj = KS_MIN(slice, n - j);
+                const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, kvh + 1, j) : NULL;
+                if (staged)
+                    prefetch_rows(a, next, nj);
+                k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B,
+                                        staged ? NULL : next);
             }
         }
         for (int r = 0; r < rows; r++) {
@@ -485,10 +487,12 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             float *acc = ts->acc + (size_t)kvh * rows_h * hd;
             const float *p = ts->s + (size_t)kvh * rows_h * B;
             for (int j = 0; j < n; j += slice) {
-                if (prefetch)
-                    prefetch_unit(a, at, sv, g, bi, b1, n_kv + kvh + 1, j, j + slice);
-                k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, KS_MIN(slice, n - j),
-                                       hd);
+                const int nj = KS_MIN(slice, n - j);
+                const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, n_kv + kvh + 1, j) : NULL;
+                if (staged)
+                    prefetch_rows(a, next, nj);
+                k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd,
+                                       staged ? NULL : next);
             }
         }
     }

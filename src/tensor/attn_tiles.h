@@ -97,7 +97,7 @@ static KS_ALWAYS_INLINE void scores_step(int h, int nr, int nkt, const float *co
 static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q, int64_t ld_q,
                                          int nr_valid, const void *k, int64_t ld_k,
                                          int nk_valid, int64_t n, float scale, float *s,
-                                         int64_t ld_s) {
+                                         int64_t ld_s, const void *pf) {
     const float *qp[ATTN_ROWS];
     const void *kp[ATTN_TILE];
     attn_vec acc[ATTN_TILE];
@@ -115,8 +115,11 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
     int64_t i = 0;
     if (nk_valid == nkt) {
         const char *kb = k;
-        const int64_t ld_bytes = ld_k * (h ? 2 : 4);
-        for (; i + ATTN_LANES <= n; i += ATTN_LANES, kb += ATTN_LANES * (h ? 2 : 4)) {
+        const int64_t eb = h ? 2 : 4, ld_bytes = ld_k * eb;
+        for (; i + ATTN_LANES <= n; i += ATTN_LANES, kb += ATTN_LANES * eb) {
+            if (pf && ((i * eb) & 63) == 0) /* a line of each pf row as the step reaches it */
+                for (int j = 0; j < nkt; j++)
+                    __builtin_prefetch((const char *)pf + j * ld_bytes + i * eb, 0, 3);
             const void *kr[ATTN_TILE];
             for (int j = 0; j < nkt; j++)
                 kr[j] = kb + j * ld_bytes;
@@ -146,40 +149,41 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
 /* All nk keys for nr_valid <= nr rows, h and nr constants where inlined. */
 static KS_ALWAYS_INLINE void scores_rows(int h, int nr, const float *q, int64_t ld_q,
                                          int nr_valid, const void *k, int64_t ld_k, int nk,
-                                         int64_t n, float scale, float *s, int64_t ld_s) {
+                                         int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
     const int nkt = ATTN_TILE / nr;
     for (int j = 0; j < nk; j += nkt)
         scores_tile(h, nr, nkt, q, ld_q, nr_valid, kv_at(h, k, j * ld_k), ld_k, KS_MIN(nk - j, nkt),
-                    n, scale, s + j, ld_s);
+                    n, scale, s + j, ld_s, pf ? kv_at(h, pf, j * ld_k) : NULL);
 }
 
 static KS_ALWAYS_INLINE void scores(int h, const float *q, int64_t ld_q, int nq, const void *k,
                                     int64_t ld_k, int nk, int64_t n, float scale, float *s,
-                                    int64_t ld_s) {
+                                    int64_t ld_s, const void *pf) {
+    /* pf's rows are asked for by the first row tiles' pass over the keys */
     int r = 0;
     for (; r + ATTN_ROWS <= nq; r += ATTN_ROWS)
         scores_rows(h, ATTN_ROWS, q + r * ld_q, ld_q, ATTN_ROWS, k, ld_k, nk, n, scale, s + r * ld_s,
-                    ld_s);
+                    ld_s, r == 0 ? pf : NULL);
     if (ATTN_ROWS > 4 && nq - r >= 4) {
-        scores_rows(h, 4, q + r * ld_q, ld_q, 4, k, ld_k, nk, n, scale, s + r * ld_s, ld_s);
+        scores_rows(h, 4, q + r * ld_q, ld_q, 4, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 4;
     }
     if (ATTN_ROWS > 2 && nq - r >= 2) {
-        scores_rows(h, 2, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s);
+        scores_rows(h, 2, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 2;
     }
     if (r < nq)
-        scores_rows(h, 1, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s);
+        scores_rows(h, 1, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
 }
 
 static void attn_scores_f32(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
-                            int nk, int64_t n, float scale, float *s, int64_t ld_s) {
-    scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
+                            int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
 
 static void attn_scores_f16(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
-                            int nk, int64_t n, float scale, float *s, int64_t ld_s) {
-    scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
+                            int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
 
 /* ---- softmax step ---------------------------------------------------------------------- */
@@ -227,13 +231,17 @@ static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int6
                                          const float *p, int64_t ld_p, const void *v,
                                          int64_t ld_v, int nk, int64_t i0,
                                          const attn_mask mk[ATTN_TILE],
-                                         const int64_t cnt[ATTN_TILE]) {
+                                         const int64_t cnt[ATTN_TILE], const void *pf) {
     attn_vec a[ATTN_TILE];
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nv; c++)
             a[r * nv + c] = vloadm(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c]);
+    const int64_t eb = h ? 2 : 4;
     for (int j = 0; j < nk; j++) {
         const void *vj = kv_at(h, v, j * ld_v);
+        if (pf) /* the lines of pf's row j that start in the tile's elements */
+            for (int64_t o = (i0 * eb + 63) & ~(int64_t)63; o < (i0 + nv * ATTN_LANES) * eb; o += 64)
+                __builtin_prefetch((const char *)kv_at(h, pf, j * ld_v) + o, 0, 3);
         attn_vec vv[ATTN_TILE];
         for (int c = 0; c < nv; c++)
             vv[c] = vload_kv(h, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
@@ -256,7 +264,7 @@ static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int6
  * spill the mask registers (2 rows: 29 GMAC/s). */
 static KS_ALWAYS_INLINE void accum_rows(int h, int nr, float *acc, int64_t ld_acc, const float *p,
                                         int64_t ld_p, const void *v, int64_t ld_v, int nk,
-                                        int64_t n) {
+                                        int64_t n, const void *pf) {
     const int nv = ATTN_TILE / KS_MAX(nr, 2);
     attn_mask mk[ATTN_TILE];
     int64_t cnt[ATTN_TILE];
@@ -267,41 +275,42 @@ static KS_ALWAYS_INLINE void accum_rows(int h, int nr, float *acc, int64_t ld_ac
         mk[c] = vmask(ATTN_LANES);
     }
     for (; i0 + nv * ATTN_LANES <= n; i0 += nv * ATTN_LANES)
-        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt);
+        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt, pf);
     if (i0 < n) {
         for (int c = 0; c < nv; c++) {
             cnt[c] = KS_MAX(0, KS_MIN(ATTN_LANES, n - i0 - ATTN_LANES * c));
             mk[c] = vmask(cnt[c]);
         }
-        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt);
+        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt, pf);
     }
 }
 
 static KS_ALWAYS_INLINE void accum(int h, float *acc, int64_t ld_acc, int nq, const float *p,
-                                   int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n) {
+                                   int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n,
+                                   const void *pf) {
     int r = 0;
     for (; r + ATTN_ACC_ROWS <= nq; r += ATTN_ACC_ROWS)
-        accum_rows(h, ATTN_ACC_ROWS, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+        accum_rows(h, ATTN_ACC_ROWS, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
     if (ATTN_ACC_ROWS > 4 && nq - r >= 4) {
-        accum_rows(h, 4, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+        accum_rows(h, 4, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
         r += 4;
     }
     if (ATTN_ACC_ROWS > 2 && nq - r >= 2) {
-        accum_rows(h, 2, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+        accum_rows(h, 2, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
         r += 2;
     }
     if (r < nq)
-        accum_rows(h, 1, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n);
+        accum_rows(h, 1, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
 }
 
 static void attn_accum_f32(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
-                           const void *v, int64_t ld_v, int nk, int64_t n) {
-    accum(0, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n);
+                           const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
+    accum(0, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
 }
 
 static void attn_accum_f16(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
-                           const void *v, int64_t ld_v, int nk, int64_t n) {
-    accum(1, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n);
+                           const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
+    accum(1, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
 }
 
 /* The kernels above into the table. */

@@ -77,9 +77,10 @@ typedef struct ks_gemm_kernel {
 /* Attention tiles (see attn_scores, attn_accum below). */
 typedef void (*ks_attn_scores_fn)(const float *q, int64_t ld_q, int nq, const void *k,
                                   int64_t ld_k, int nk, int64_t n, float scale, float *s,
-                                  int64_t ld_s);
+                                  int64_t ld_s, const void *pf);
 typedef void (*ks_attn_accum_fn)(float *acc, int64_t ld_acc, int nq, const float *p,
-                                 int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n);
+                                 int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n,
+                                 const void *pf);
 
 /* Streaming attention over F16 K/V with tiles (AMX-BF16), for groups of many query rows
  * (prefill): one KV head of one block of nk <= KS_ATTN_TILE_KEYS keys at a time, for nq
@@ -125,6 +126,9 @@ typedef struct ks_kernels {
      *   softmax_step: *m = max(*m, x[0..n)); y[i] = exp(x[i] - *m) (y may be x);
      *                 returns sum y. Some x[i] must be finite (-inf gives y[i] = 0)
      *   attn_accum:   acc row r += sum_j p[r * ld_p + j] * v row j, j in order
+     * and both ask the cache, as they go, for the nk rows of n elements at pf + j * ld_k
+     * (ld_v) that the caller reads next (NULL: none; a hint, the results do not depend
+     * on it; see vec_dot_2w's pf)
      *   q8_0_to_fp32_row: n elements (whole Q8_0 blocks) as floats, d * q (exact) */
     ks_attn_scores_fn attn_scores[KS_TYPE_COUNT];
     float (*softmax_step_f32)(const float *x, float *y, int64_t n, float *m);

@@ -60,7 +60,7 @@ static double run_case(const ks_kernels *k, int nq, int n, int nkeys, int bk) {
         const ks_fp16 *kb = kr + (size_t)p0 * n, *vb = vr + (size_t)p0 * n;
         tk->block(qp, nq, n, kb, vb, n, nk, lim, p0, m_t, l_t, acc_t, n, scratch);
         /* the reference state step */
-        ref->attn_scores[KS_TYPE_F16](q, n, nq, kb, n, nk, n, scale, s, bk);
+        ref->attn_scores[KS_TYPE_F16](q, n, nq, kb, n, nk, n, scale, s, bk, NULL);
         for (int r = 0; r < nq; r++) {
             float *sr = s + (size_t)r * bk;
             const int nv = lim[r] - p0 < nk ? (lim[r] - p0 > 0 ? lim[r] - p0 : 0) : nk;
@@ -75,7 +75,7 @@ static double run_case(const ks_kernels *k, int nq, int n, int nkeys, int bk) {
             for (int j = nv; j < nk; j++)
                 sr[j] = 0.0f;
         }
-        ref->attn_accum[KS_TYPE_F16](acc_r, n, nq, s, bk, vb, n, nk, n);
+        ref->attn_accum[KS_TYPE_F16](acc_r, n, nq, s, bk, vb, n, nk, n, NULL);
         for (int r = 0; r < nq; r++) {
             if (l_r[r] == 0.0f) {
                 cr_assert_eq(l_t[r], 0.0f, "nq %d n %d row %d: l %g where no key was seen", nq, n, r, (double)l_t[r]);

@@ -141,13 +141,13 @@ Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_indepe
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
                 const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
-                ks_kernels_ref()->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, sr, ATT_K);
+                ks_kernels_ref()->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, sr, ATT_K, NULL);
                 for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
                     const ks_kernels *kk = isa_or_skip(isas[j]);
                     if (!kk)
                         continue;
                     memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
-                    kk->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, si, ATT_K);
+                    kk->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, si, ATT_K, k.data); /* rows to ask for: a hint */
                     for (int r = 0; r < nq; r++)
                         for (int c = 0; c < nk; c++) {
                             double mag = 0; /* of the scaled terms */
@@ -161,7 +161,7 @@ Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_indepe
                             float one;
                             kk->attn_scores[kt](q + r * ATT_LD, ATT_LD, 1,
                                                 (const char *)k.data + (size_t)c * ATT_LD * esz, ATT_LD, 1,
-                                                n, 0.125f, &one, 1);
+                                                n, 0.125f, &one, 1, NULL);
                             cr_assert_eq(memcmp(&one, &v, sizeof v), 0,
                                          "%s scores %s n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
                                          isas[j], ks_type_name(kt), n, nq, nk, r, c, (double)v, (double)one);
@@ -224,13 +224,13 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref) {
             for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
                 const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
                 memcpy(ar, a0, sizeof ar);
-                ks_kernels_ref()->attn_accum[kt](ar, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n);
+                ks_kernels_ref()->attn_accum[kt](ar, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n, NULL);
                 for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
                     const ks_kernels *k = isa_or_skip(isas[j]);
                     if (!k)
                         continue;
                     memcpy(ai, a0, sizeof ai);
-                    k->attn_accum[kt](ai, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n);
+                    k->attn_accum[kt](ai, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n, v.data); /* rows to ask for: a hint */
                     for (int r = 0; r < ATT_Q; r++)
                         for (int i = 0; i < ATT_LD; i++) {
                             const int at = r * ATT_LD + i;

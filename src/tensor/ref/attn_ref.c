@@ -38,12 +38,14 @@ static void scores(int h, const float *q, int64_t ld_q, int nq, const void *k, i
 }
 
 static void attn_scores_f32_ref(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
-                                int nk, int64_t n, float scale, float *s, int64_t ld_s) {
+                                int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    (void)pf;
     scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
 }
 
 static void attn_scores_f16_ref(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
-                                int nk, int64_t n, float scale, float *s, int64_t ld_s) {
+                                int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    (void)pf;
     scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
 }
 
@@ -72,12 +74,14 @@ static void accum(int h, float *acc, int64_t ld_acc, int nq, const float *p, int
 }
 
 static void attn_accum_f32_ref(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
-                               const void *v, int64_t ld_v, int nk, int64_t n) {
+                               const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
+    (void)pf;
     accum(0, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n);
 }
 
 static void attn_accum_f16_ref(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
-                               const void *v, int64_t ld_v, int nk, int64_t n) {
+                               const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
+    (void)pf;
     accum(1, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n);
 }
 

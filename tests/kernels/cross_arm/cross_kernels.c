@@ -543,12 +543,12 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
                 const int n = ns[ni], nq = shapes[si][0], nk = shapes[si][1];
-                ref->attn_scores[t](q, ATT_LD, nq, rows, ATT_LD, nk, n, 0.25f, sr, ATT_ROWS);
-                k->attn_scores[t](q, ATT_LD, nq, rows, ATT_LD, nk, n, 0.25f, sk, ATT_ROWS);
+                ref->attn_scores[t](q, ATT_LD, nq, rows, ATT_LD, nk, n, 0.25f, sr, ATT_ROWS, NULL);
+                k->attn_scores[t](q, ATT_LD, nq, rows, ATT_LD, nk, n, 0.25f, sk, ATT_ROWS, rows);
                 for (int i = 0; i < ATT_ROWS * ATT_LD; i++)
                     ar[i] = ak[i] = q[i];
-                ref->attn_accum[t](ar, ATT_LD, nq, sr, ATT_ROWS, rows, ATT_LD, nk, n);
-                k->attn_accum[t](ak, ATT_LD, nq, sr, ATT_ROWS, rows, ATT_LD, nk, n);
+                ref->attn_accum[t](ar, ATT_LD, nq, sr, ATT_ROWS, rows, ATT_LD, nk, n, NULL);
+                k->attn_accum[t](ak, ATT_LD, nq, sr, ATT_ROWS, rows, ATT_LD, nk, n, rows);
                 for (int r = 0; r < nq; r++) {
                     for (int j = 0; j < nk; j++) {
                         double mag = 0;
@@ -561,7 +561,7 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
                         float one;
                         k->attn_scores[t](q + r * ATT_LD, ATT_LD, 1,
                                           (const char *)rows + (size_t)j * ATT_LD * (h ? 2 : 4),
-                                          ATT_LD, 1, n, 0.25f, &one, 1);
+                                          ATT_LD, 1, n, 0.25f, &one, 1, NULL);
                         check(&c, memcmp(&one, &v, sizeof v) == 0,
                               "%s scores n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
                               ks_type_name(t), n, nq, nk, r, j, (double)v, (double)one);
