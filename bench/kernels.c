@@ -153,7 +153,7 @@ static double run_gemv(const gemv *g, int passes) {
             if (g->use4 && g->packed)
                 pk->run(wr, g->packed, g->cols, yr, r + 1 < g->rows ? wr + g->row_bytes : NULL);
             else if (g->use4)
-                dot4(wr, g->xq, g->act_bytes, g->cols, yr);
+                dot4(wr, g->xq, g->act_bytes, g->cols, yr, r + 1 < g->rows ? wr + g->row_bytes : NULL);
             else
                 for (int j = 0; j < g->tokens; j++)
                     yr[j] = dot(wr, g->xq + (size_t)j * g->act_bytes, g->cols);

@@ -441,14 +441,14 @@ static void matmul_worker(void *arg, int ith, int nth) {
         if (r >= r1)
             continue; /* the last part is short */
         const uint8_t *wr = w + (size_t)r * rb;
+        /* the 4-row kernels ask for the row of this stream rows_ahead() on as they go (as
+         * matmul_rows_2w; 4 sequences of Qwen3-0.6B Q8_0: +8%) */
+        const long vn = i + ROW_STREAMS * rows_ahead(rb);
+        const long rn = vn < visits ? stream_row(r0, per, vn) : r1;
+        const void *pf = rn < r1 ? w + (size_t)rn * rb : NULL;
         int t = 0;
         if (mt->dot4p) {
-            /* four tokens per pass over the row, packed once for this kernel, which asks
-             * for the row of this stream rows_ahead() on as it goes (as matmul_rows_2w; 4
-             * sequences of Qwen3-0.6B Q8_0: +8%) */
-            const long vn = i + ROW_STREAMS * rows_ahead(rb);
-            const long rn = vn < visits ? stream_row(r0, per, vn) : r1;
-            const void *pf = rn < r1 ? w + (size_t)rn * rb : NULL;
+            /* four tokens per pass over the row, packed once for this kernel */
             float out[KS_VEC_DOT_ROWS];
             for (int g = 0; t + DOT4_PACKED_MIN_TOKENS <= mt->T; t += KS_VEC_DOT_ROWS, g++) {
                 mt->dot4p->run(wr, mt->f->xq4 + (size_t)g * mt->packed_bytes, mt->n_in, out, g == 0 ? pf : NULL);
@@ -456,34 +456,31 @@ static void matmul_worker(void *arg, int ith, int nth) {
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
             }
             t = KS_MIN(t, mt->T);
-        } else {
-            /* a row visited soon is asked for while this one is computed: the dot products
-             * do not keep enough loads in flight for the memory's latency to hide behind
-             * them (decode, 2 threads: Q8_0 +9%, Q4_K_M 2x). The next visit's row, or for
-             * rows under 1 KiB the one after (Qwen3-0.6B Q4_K_M +7%; further ahead, or
-             * for longer rows, measured slower) */
-            const long ahead = rb < 1024 ? 2 : 1;
-            const long rn = i + ahead < visits ? stream_row(r0, per, i + ahead) : r1;
-            if (rn < r1)
-                for (size_t o = 0; o < rb; o += 64)
-                    __builtin_prefetch(w + (size_t)rn * rb + o, 0, 3);
-        }
-        if (!mt->dot4p && dot4) {
+        } else if (dot4 && mt->T >= DOT4_MIN_TOKENS) {
             /* four tokens per pass over the row: the row is decoded once for all four */
             float out[KS_VEC_DOT_ROWS];
             for (; t + KS_VEC_DOT_ROWS <= mt->T; t += KS_VEC_DOT_ROWS) {
-                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
+                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out, t == 0 ? pf : NULL);
                 for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
             }
             /* three left (decoding sequences): one pass over a spare row (xq has them
              * past any batch) */
             if (mt->T - t >= DOT4_MIN_TOKENS) {
-                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out);
+                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out, t == 0 ? pf : NULL);
                 for (int j = 0; t + j < mt->T; j++)
                     mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
                 t = mt->T;
             }
+        } else {
+            /* one token at a time (a table without two-row kernels): a row visited soon is
+             * asked for while this one is computed, the next visit's, or for rows under 1
+             * KiB the one after (decode, 2 threads: Q8_0 +9%, Q4_K_M 2x) */
+            const long ahead = rb < 1024 ? 2 : 1;
+            const long rv = i + ahead < visits ? stream_row(r0, per, i + ahead) : r1;
+            if (rv < r1)
+                for (size_t o = 0; o < rb; o += 64)
+                    __builtin_prefetch(w + (size_t)rv * rb + o, 0, 3);
         }
         for (; t < mt->T; t++)
             mt->y[(size_t)t * mt->ldy + r] = dot(wr, xq + (size_t)t * mt->act_row_bytes, mt->n_in);

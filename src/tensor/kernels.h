@@ -26,9 +26,10 @@ typedef float (*ks_vec_dot_fn)(const void *w, const void *a, int64_t n);
 
 /* Dot products of one weight row w with KS_VEC_DOT_ROWS activation rows, row j at
  * a + j * a_stride (bytes): s[j] = vec_dot(w, a + j * a_stride, n), bit for bit, for the
- * vec_dot of the same table. */
+ * vec_dot of the same table; asks for the weight row pf (NULL: none) a share at a time
+ * as vec_dot_2w does (a hint: kernels may ignore it). */
 typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, int64_t n,
-                                float *s);
+                                float *s, const void *pf);
 
 /* Dot products of two weight rows w0, w1 with one activation row a: s[i] =
  * vec_dot(wi, a, n), bit for bit, for the vec_dot of the same table. Two rows' chains

@@ -882,8 +882,12 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
                             raw_activations(tw->dot_type, (data_kind)kind, rows + r * stride, n);
                         }
                     }
-                    float s[KS_VEC_DOT_ROWS], sp[KS_VEC_DOT_ROWS];
-                    k->vec_dot_4[t](cd.w, rows, stride, n, s);
+                    float s[KS_VEC_DOT_ROWS], sp[KS_VEC_DOT_ROWS], sq[KS_VEC_DOT_ROWS];
+                    k->vec_dot_4[t](cd.w, rows, stride, n, s, NULL);
+                    /* a row to ask the cache for changes nothing */
+                    k->vec_dot_4[t](cd.w, rows, stride, n, sq, cd.w);
+                    cr_assert_eq(memcmp(sq, s, sizeof s), 0, "%s %s n=%d %s data: vec_dot_4 with a prefetch row differs",
+                                 isas[j], tw->name, n, data_names[kind]);
                     const ks_dot4_packed *pk = &k->vec_dot_4_packed[t];
                     /* the packed kernel on all four rows, then on three and a missing one */
                     for (int missing = 0; pk->run && missing < 2; missing++) {

@@ -42,6 +42,7 @@
 #ifndef KS_VEC_DOT_INT_NEON_H
 #define KS_VEC_DOT_INT_NEON_H
 
+#include "core/ks_core.h"
 #include "tensor/fp16.h"
 #include "tensor/quants.h"
 #include "tensor/types.h"
@@ -165,14 +166,25 @@ static inline void block32_codes(ks_type t, const void *w, int64_t ib, int8x16_t
     }
 }
 
+/* The lines of the row pf (NULL: none) that start in bytes [lo, hi), asked for as a row
+ * loop walks the same bytes of its own row (kernels.h: the pf of vec_dot_4). Always
+ * inlined: GCC takes a function whose only effect is a prefetch for one without
+ * effects, and drops the calls. */
+static KS_ALWAYS_INLINE void prefetch_share(const void *pf, size_t lo, size_t hi) {
+    if (pf)
+        for (size_t o = (lo + 63) & ~(size_t)63; o < hi; o += 64)
+            __builtin_prefetch((const uint8_t *)pf + o, 0, 3);
+}
+
 /* A row of 32-element blocks of type t against nt activation rows (Q8_0, or Q8_1 for
  * the offset types Q4_1 and Q5_1), row j at a + j * a_stride bytes; t and nt constants
  * once inlined. Per row: two float accumulators, even and odd blocks, each block's lanes
  * times dw * da; for the offset types also mw * sa into a scalar in row order, as ref
  * adds it. Each block is decoded once for all nt rows. */
 static inline void blocks32(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n, int nt,
-                            float *out) {
+                            float *out, const void *pf) {
     const bool offset = t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1;
+    const size_t wsz = ks_type_traits_of(t)->type_size;
     const size_t asz = offset ? sizeof(ks_block_q8_1) : sizeof(ks_block_q8_0);
     float32x4_t acc[KS_VEC_DOT_ROWS][2];
     float summs[KS_VEC_DOT_ROWS];
@@ -181,6 +193,7 @@ static inline void blocks32(ks_type t, const void *w, const void *a, size_t a_st
         summs[j] = 0.0f;
     }
     for (int64_t ib = 0; ib < n / 32; ib++) {
+        prefetch_share(pf, (size_t)ib * wsz, (size_t)(ib + 1) * wsz);
         int8x16_t lo, hi;
         ks_fp16 dw, mw = 0;
         block32_codes(t, w, ib, &lo, &hi, &dw, &mw);
@@ -204,12 +217,12 @@ static inline void blocks32(ks_type t, const void *w, const void *a, size_t a_st
 #define NEON_BLOCKS32(name, type)                                                                 \
     static inline float NEON_FN(vec_dot_##name)(const void *w, const void *a, int64_t n) {       \
         float s;                                                                                  \
-        blocks32(type, w, a, 0, n, 1, &s);                                                        \
+        blocks32(type, w, a, 0, n, 1, &s, NULL);                                                  \
         return s;                                                                                 \
     }                                                                                             \
     static inline void NEON_FN(vec_dot_4_##name)(const void *w, const void *a, size_t a_stride,   \
-                                                 int64_t n, float *s) {                           \
-        blocks32(type, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);                                    \
+                                                 int64_t n, float *s, const void *pf) {           \
+        blocks32(type, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);                                \
     }
 NEON_BLOCKS32(q8_0_q8_0, KS_TYPE_Q8_0)
 NEON_BLOCKS32(q4_0_q8_0, KS_TYPE_Q4_0)
@@ -272,7 +285,8 @@ static inline const ks_block_q8_k *k_act(const void *a, size_t a_stride, int j, 
 /* A Q4_K or Q5_K row (t, a constant once inlined) against nt Q8_K rows; each super-block
  * decoded once for all of them. */
 static inline void k_row_4_5(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n, int nt,
-                             float *out) {
+                             float *out, const void *pf) {
+    const size_t wsz = t == KS_TYPE_Q5_K ? sizeof(ks_block_q5_k) : sizeof(ks_block_q4_k);
     float32x4_t acc[KS_VEC_DOT_ROWS];
     float mins_acc[KS_VEC_DOT_ROWS];
     for (int j = 0; j < nt; j++) {
@@ -281,6 +295,7 @@ static inline void k_row_4_5(ks_type t, const void *w, const void *a, size_t a_s
     }
     uint8_t sc[8], mn[8];
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        prefetch_share(pf, (size_t)ib * wsz, (size_t)(ib + 1) * wsz);
         const ks_block_q4_k *x4 = (const ks_block_q4_k *)w + ib;
         const ks_block_q5_k *x5 = (const ks_block_q5_k *)w + ib;
         const bool q5 = t == KS_TYPE_Q5_K;
@@ -329,12 +344,14 @@ static inline void q6_k_half(const uint8_t *ql, const uint8_t *qh, const int8_t 
 }
 
 /* A Q6_K row against nt Q8_K rows; per row acc += (d * da) * (first half + second half). */
-static inline void q6_k_row(const void *w, const void *a, size_t a_stride, int64_t n, int nt, float *out) {
+static inline void q6_k_row(const void *w, const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                            const void *pf) {
     const ks_block_q6_k *x = w;
     float32x4_t acc[KS_VEC_DOT_ROWS];
     for (int j = 0; j < nt; j++)
         acc[j] = vdupq_n_f32(0.0f);
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        prefetch_share(pf, (size_t)ib * sizeof *x, (size_t)(ib + 1) * sizeof *x);
         const int8_t *q8[KS_VEC_DOT_ROWS], *q8b[KS_VEC_DOT_ROWS];
         int32x4_t first[KS_VEC_DOT_ROWS], second[KS_VEC_DOT_ROWS];
         for (int j = 0; j < nt; j++) {
@@ -356,15 +373,15 @@ static inline void q6_k_row(const void *w, const void *a, size_t a_stride, int64
 #define NEON_K_ROWS(name, call)                                                                   \
     static inline float NEON_FN(vec_dot_##name)(const void *w, const void *a, int64_t n) {       \
         float s;                                                                                  \
-        call(w, a, 0, n, 1, &s);                                                                  \
+        call(w, a, 0, n, 1, &s, NULL);                                                            \
         return s;                                                                                 \
     }                                                                                             \
     static inline void NEON_FN(vec_dot_4_##name)(const void *w, const void *a, size_t a_stride,   \
-                                                 int64_t n, float *s) {                           \
-        call(w, a, a_stride, n, KS_VEC_DOT_ROWS, s);                                              \
+                                                 int64_t n, float *s, const void *pf) {           \
+        call(w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);                                          \
     }
-#define K_ROW_Q4_K(w, a, st, n, nt, s) k_row_4_5(KS_TYPE_Q4_K, w, a, st, n, nt, s)
-#define K_ROW_Q5_K(w, a, st, n, nt, s) k_row_4_5(KS_TYPE_Q5_K, w, a, st, n, nt, s)
+#define K_ROW_Q4_K(w, a, st, n, nt, s, pf) k_row_4_5(KS_TYPE_Q4_K, w, a, st, n, nt, s, pf)
+#define K_ROW_Q5_K(w, a, st, n, nt, s, pf) k_row_4_5(KS_TYPE_Q5_K, w, a, st, n, nt, s, pf)
 NEON_K_ROWS(q4_k_q8_k, K_ROW_Q4_K)
 NEON_K_ROWS(q5_k_q8_k, K_ROW_Q5_K)
 NEON_K_ROWS(q6_k_q8_k, q6_k_row)

@@ -270,7 +270,7 @@ static KS_ALWAYS_INLINE void ks_x86_prefetch_share(const void *const *pf, int nw
  * or 2 for vec_dot_2w) against nt activation rows (row j at a + j * a_stride bytes;
  * nt 1, or KS_VEC_DOT_ROWS for vec_dot_4), nw * nt <= KS_VEC_DOT_ROWS; out[i * nt + j]
  * the dot of weight row i with activation row j; pf as ks_x86_prefetch_share() (NULL
- * for vec_dot and vec_dot_4). Every pair takes the float steps of a
+ * for vec_dot). Every pair takes the float steps of a
  * lone vec_dot, so each result equals vec_dot's bit for bit: the rows only share the
  * decoding of the weights (a weight row met by nt activation rows) or run their chains
  * side by side (nw weight rows, whose one chain each would otherwise wait on itself). */
@@ -351,10 +351,11 @@ static KS_ALWAYS_INLINE void ks_x86_dot_blocks_rows(ks_type t, ks_x86_u8i8_fn do
         out[p] = ks_x86_hsum_ps(acc[p]) + summs[p];
 }
 
-/* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4). */
+/* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4); pf the row
+ * to ask for as it goes (NULL: none). */
 static inline void ks_x86_dot_blocks(ks_type t, ks_x86_u8i8_fn dot, const void *w, const void *a,
-                                     size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_blocks_rows(t, dot, &w, 1, a, a_stride, n, nt, out, NULL);
+                                     size_t a_stride, int64_t n, int nt, float *out, const void *pf) {
+    ks_x86_dot_blocks_rows(t, dot, &w, 1, a, a_stride, n, nt, out, pf ? &pf : NULL);
 }
 
 /* ---- the K-quant super-blocks ------------------------------------------------------ *
@@ -489,8 +490,8 @@ static KS_ALWAYS_INLINE void ks_x86_dot_q6_k_rows(ks_x86_madd_acc_fn madd_acc, c
 }
 
 static inline void ks_x86_dot_q6_k(ks_x86_madd_acc_fn madd_acc, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_q6_k_rows(madd_acc, &w, 1, a, a_stride, n, nt, out, NULL);
+                                   size_t a_stride, int64_t n, int nt, float *out, const void *pf) {
+    ks_x86_dot_q6_k_rows(madd_acc, &w, 1, a, a_stride, n, nt, out, pf ? &pf : NULL);
 }
 
 /* ---- the K-quant row loops ---------------------------------------------------------- */
@@ -555,15 +556,16 @@ static KS_ALWAYS_INLINE void ks_x86_dot_q45_k_rows(ks_type t, ks_x86_k_sums_fn s
         out[p] = ks_x86_hsum_ps(acc[p]) + (q5 ? _mm_cvtss_f32(acc_m[p]) : ks_x86_hsum_ps128(acc_m[p]));
 }
 
-/* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4). */
+/* One weight row against nt activation rows: out[j] (vec_dot, vec_dot_4); pf the row
+ * to ask for as it goes (NULL: none). */
 static inline void ks_x86_dot_q4_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_q45_k_rows(KS_TYPE_Q4_K, sums, &w, 1, a, a_stride, n, nt, out, NULL);
+                                   size_t a_stride, int64_t n, int nt, float *out, const void *pf) {
+    ks_x86_dot_q45_k_rows(KS_TYPE_Q4_K, sums, &w, 1, a, a_stride, n, nt, out, pf ? &pf : NULL);
 }
 
 static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const void *a,
-                                   size_t a_stride, int64_t n, int nt, float *out) {
-    ks_x86_dot_q45_k_rows(KS_TYPE_Q5_K, sums, &w, 1, a, a_stride, n, nt, out, NULL);
+                                   size_t a_stride, int64_t n, int nt, float *out, const void *pf) {
+    ks_x86_dot_q45_k_rows(KS_TYPE_Q5_K, sums, &w, 1, a, a_stride, n, nt, out, pf ? &pf : NULL);
 }
 
 /* ---- vec_dot_2w wrappers ------------------------------------------------------------ */

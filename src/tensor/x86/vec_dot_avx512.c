@@ -121,57 +121,57 @@ static inline __m256i dot_u8i8_vnni(__m256i u, __m256i s) {
 
 static float vec_dot_q4_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_blocks(KS_TYPE_Q4_0, dot_u8i8_vnni, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_0, dot_u8i8_vnni, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q4_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_blocks(KS_TYPE_Q4_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_blocks(KS_TYPE_Q4_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 static float vec_dot_q4_1_q8_1_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_blocks(KS_TYPE_Q4_1, dot_u8i8_vnni, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q4_1, dot_u8i8_vnni, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q4_1_q8_1_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_blocks(KS_TYPE_Q4_1, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_blocks(KS_TYPE_Q4_1, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 static float vec_dot_q5_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_blocks(KS_TYPE_Q5_0, dot_u8i8_vnni, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_0, dot_u8i8_vnni, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q5_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_blocks(KS_TYPE_Q5_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_blocks(KS_TYPE_Q5_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 static float vec_dot_q5_1_q8_1_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_blocks(KS_TYPE_Q5_1, dot_u8i8_vnni, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q5_1, dot_u8i8_vnni, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q5_1_q8_1_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_blocks(KS_TYPE_Q5_1, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_blocks(KS_TYPE_Q5_1, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 static float vec_dot_q8_0_q8_0_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, 0, n, 1, &s);
+    ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q8_0_q8_0_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_blocks(KS_TYPE_Q8_0, dot_u8i8_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 /* vec_dot_2w of the 32-element types: the same per row, two rows' chains side by side */
@@ -199,35 +199,35 @@ static inline void q45_k_sums(const uint8_t *scales, const uint8_t *qh, const ui
 
 static float vec_dot_q4_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_q4_k(q45_k_sums, w, a, 0, n, 1, &s);
+    ks_x86_dot_q4_k(q45_k_sums, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q4_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_q4_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_q4_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 static float vec_dot_q5_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_q5_k(q45_k_sums, w, a, 0, n, 1, &s);
+    ks_x86_dot_q5_k(q45_k_sums, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q5_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_q5_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_q5_k(q45_k_sums, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 static float vec_dot_q6_k_q8_k_avx512(const void *w, const void *a, int64_t n) {
     float s;
-    ks_x86_dot_q6_k(madd_acc_vnni, w, a, 0, n, 1, &s);
+    ks_x86_dot_q6_k(madd_acc_vnni, w, a, 0, n, 1, &s, NULL);
     return s;
 }
 
 static void vec_dot_4_q6_k_q8_k_avx512(const void *w, const void *a, size_t a_stride, int64_t n,
-                                       float *s) {
-    ks_x86_dot_q6_k(madd_acc_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s);
+                                       float *s, const void *pf) {
+    ks_x86_dot_q6_k(madd_acc_vnni, w, a, a_stride, n, KS_VEC_DOT_ROWS, s, pf);
 }
 
 KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q4_k_q8_k_avx512, KS_TYPE_Q4_K, q45_k_sums)

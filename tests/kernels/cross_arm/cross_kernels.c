@@ -395,7 +395,7 @@ static void test_vec_dot_4(const char *table, const ks_kernels *k, ks_type t) {
                 }
             }
             float s[KS_VEC_DOT_ROWS];
-            k->vec_dot_4[t](wbuf, rows, stride, n, s);
+            k->vec_dot_4[t](wbuf, rows, stride, n, s, wbuf); /* with a row to prefetch: a hint */
             for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
                 const float want = k->vec_dot[t](wbuf, rows + r * stride, n);
                 check(&c, memcmp(&s[r], &want, sizeof want) == 0, "n=%d %s data, row %d: vec_dot_4 %.9g, vec_dot %.9g",
