@@ -142,7 +142,7 @@ static double run_gemv(const gemv *g, int passes) {
             const void *const pf[2] = {r + 2 < g->rows ? wr + 2 * g->row_bytes : NULL,
                                        r + 3 < g->rows ? wr + 3 * g->row_bytes : NULL};
             if (r + 1 < g->rows)
-                dot2(wr, wr + g->row_bytes, g->xq, g->cols, s, pf);
+                dot2(wr, wr + g->row_bytes, g->xq, 0, 1, g->cols, s, pf);
             else
                 s[0] = s[1] = dot(wr, g->xq, g->cols);
             g->y[(size_t)r * KS_VEC_DOT_ROWS] = s[0] + s[1];

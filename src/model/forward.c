@@ -303,11 +303,12 @@ static void swiglu(ks_forward *f, float *g, const float *u, size_t n) {
 #define GEMM_MIN_TOKENS 5
 /* Fewest tokens a 4-row dot product takes, over spare rows for the rest: where one pass
  * over the weight row costs less than a 1-row pass for each (decode steps, 2 threads:
- * Qwen3-0.6B Q8_0, 3 sequences 91 -> 75 ms a step; with the packed kernel 2 sequences
- * 35.6 -> 50.6 t/s; the unpacked K-quant kernels measured no faster at 2). The results
- * are the same, bit for bit. */
+ * Qwen3-0.6B Q8_0, 3 sequences 91 -> 75 ms a step). Two tokens go through the two-row
+ * kernel, both at once (matmul_rows_2w: 2 sequences of Qwen3-0.6B Q8_0 59 -> 67 t/s, of
+ * Q4_K_M 78 -> 99, against the packed 4-row kernel with two rows spare). The results are
+ * the same, bit for bit. */
 #define DOT4_MIN_TOKENS 3
-#define DOT4_PACKED_MIN_TOKENS 2
+#define DOT4_PACKED_MIN_TOKENS 3
 
 typedef struct matmul_task {
     ks_forward *f;
@@ -378,9 +379,9 @@ static inline long rows_ahead(size_t row_bytes) {
     return KS_MAX(1, (long)((PREFETCH_AHEAD_BYTES + row_bytes - 1) / row_bytes));
 }
 
-/* The rows [r0, r1) of a thread's share with a two-row kernel, for tokens each of which
- * meets every row one at a time: each call takes one row of each of the ROW_STREAMS (2)
- * parts, and asks for the rows rows_ahead() further on in each part as it goes. */
+/* The rows [r0, r1) of a thread's share with a two-row kernel, for tokens that meet every
+ * row two at a time (each call takes one row of each of the ROW_STREAMS (2) parts and up
+ * to two tokens), asking for the rows rows_ahead() further on in each part as it goes. */
 _Static_assert(ROW_STREAMS == 2, "matmul_rows_2w pairs a row of each of two streams");
 static void matmul_rows_2w(const matmul_task *mt, ks_vec_dot_2w_fn dot2, const uint8_t *w, long r0, long r1,
                            long per) {
@@ -390,17 +391,23 @@ static void matmul_rows_2w(const matmul_task *mt, ks_vec_dot_2w_fn dot2, const u
     for (long i = 0; i < per; i++) {
         const long ra = r0 + i, rbw = r0 + per + i;
         const long na = ra + ahead, nbw = rbw + ahead;
-        /* the first token's calls ask for the next rows; the others' find them asked for */
+        /* the first tokens' call asks for the next rows; the others' find them asked for */
         const void *const pf[2] = {na < r0 + per ? w + (size_t)na * rb : NULL, nbw < r1 ? w + (size_t)nbw * rb : NULL};
-        for (int t = 0; t < mt->T; t++) {
+        for (int t = 0; t < mt->T; t += 2) {
             const uint8_t *a = xq + (size_t)t * mt->act_row_bytes;
+            const int nt = KS_MIN(2, mt->T - t);
             if (rbw < r1) {
-                float out[2];
-                dot2(w + (size_t)ra * rb, w + (size_t)rbw * rb, a, mt->n_in, out, t == 0 ? pf : NULL);
-                mt->y[(size_t)t * mt->ldy + ra] = out[0];
-                mt->y[(size_t)t * mt->ldy + rbw] = out[1];
+                float out[4];
+                dot2(w + (size_t)ra * rb, w + (size_t)rbw * rb, a, mt->act_row_bytes, nt, mt->n_in, out,
+                     t == 0 ? pf : NULL);
+                for (int j = 0; j < nt; j++) {
+                    mt->y[(size_t)(t + j) * mt->ldy + ra] = out[j];
+                    mt->y[(size_t)(t + j) * mt->ldy + rbw] = out[nt + j];
+                }
             } else {
-                mt->y[(size_t)t * mt->ldy + ra] = mt->f->k->vec_dot[mt->w->type](w + (size_t)ra * rb, a, mt->n_in);
+                for (int j = 0; j < nt; j++)
+                    mt->y[(size_t)(t + j) * mt->ldy + ra] =
+                        mt->f->k->vec_dot[mt->w->type](w + (size_t)ra * rb, a + (size_t)j * mt->act_row_bytes, mt->n_in);
             }
         }
     }
@@ -426,7 +433,7 @@ static void matmul_worker(void *arg, int ith, int nth) {
     const size_t rb = mt->w->row_bytes;
     /* the rows go alternately from the ROW_STREAMS parts of the thread's range */
     const long per = (r1 - r0 + ROW_STREAMS - 1) / ROW_STREAMS, visits = ROW_STREAMS * per;
-    /* Tokens that meet each row one at a time take two rows per call: the rows of 32-element
+    /* One or two tokens take two rows per call: the rows of 32-element
      * blocks wait on one chain of FMAs, a block after another (two chains side by side:
      * Q8_0 1.5-2x in L2); and the kernel asks for the next rows as it goes (decode, 2
      * threads, against whole rows asked for before each call: Qwen3-0.6B Q8_0 +10%, the

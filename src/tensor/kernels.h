@@ -31,9 +31,11 @@ typedef float (*ks_vec_dot_fn)(const void *w, const void *a, int64_t n);
 typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, int64_t n,
                                 float *s, const void *pf);
 
-/* Dot products of two weight rows w0, w1 with one activation row a: s[i] =
- * vec_dot(wi, a, n), bit for bit, for the vec_dot of the same table. Two rows' chains
- * of float steps run side by side, where one row's waits on its own latency.
+/* Dot products of two weight rows w0, w1 with nt (1 or 2) activation rows, row j at
+ * a + j * a_stride (bytes): s[i * nt + j] = vec_dot(wi, row j, n), bit for bit, for the
+ * vec_dot of the same table. Two rows' chains of float steps run side by side, where one
+ * row's waits on its own latency (and with two activation rows, four, each weight block
+ * decoded once for both).
  *
  * pf[i] (pf, or either entry, may be NULL): a row of the same type and n that the
  * caller reads next, which the kernel asks the cache for a share at a time as it walks
@@ -41,8 +43,8 @@ typedef void (*ks_vec_dot_4_fn)(const void *w, const void *a, size_t a_stride, i
  * depend on it. Spread over the arithmetic, the requests overlap it; asked for all at
  * once before the call, they fill the core's queue of misses and the arithmetic waits
  * behind them (forward.c: matmul_rows_2w). */
-typedef void (*ks_vec_dot_2w_fn)(const void *w0, const void *w1, const void *a, int64_t n,
-                                 float *s, const void *const pf[2]);
+typedef void (*ks_vec_dot_2w_fn)(const void *w0, const void *w1, const void *a, size_t a_stride,
+                                 int nt, int64_t n, float *s, const void *const pf[2]);
 
 /* vec_dot_4 over activation rows packed for it once per matrix multiplication, where
  * the rows' own layout would cost the kernel more work per weight row than packing them

@@ -921,13 +921,15 @@ Test(vec_dot, test_vec_dot_4_equals_vec_dot_per_row) {
 
 /* vec_dot_2w is vec_dot of two weight rows with one activation row: each s[i] must equal
  * vec_dot(w[i], a) bit for bit, for every length (tails of blocks past a multiple of 8
- * among them) and kind of data, the two rows of different data, whatever rows it is
- * given to ask the cache for. */
+ * among them) and kind of data, the two rows of different data, against one activation
+ * row or two, whatever rows it is given to ask the cache for. */
 Test(vec_dot, test_vec_dot_2w_equals_vec_dot_per_row) {
     const ks_kernels *ref = ks_kernels_ref();
     for (int it = 0; it < N_WEIGHT_TYPES; it++)
         cr_assert_null(ref->vec_dot_2w[weight_types[it]]);
-    static uint8_t w0[MAX_ROW_BYTES], act[MAX_ROW_BYTES + 64];
+    /* two activation rows, act_stride bytes apart */
+    enum { act_stride = MAX_ROW_BYTES + 64 };
+    static uint8_t w0[MAX_ROW_BYTES], act[2 * act_stride];
     static int len[MAX_LENGTHS];
     int tested = 0;
     for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
@@ -959,18 +961,28 @@ Test(vec_dot, test_vec_dot_2w_equals_vec_dot_per_row) {
                         raw_activations(tw->dot_type, (data_kind)kind, act, n);
                     }
                     const void *w[2] = {w0, cd.w};
-                    /* without rows to ask the cache for, with both, with one */
+                    /* without rows to ask the cache for, with both, with one; one activation
+                     * row, then two (the second the first's bytes reversed in block order,
+                     * so that the two differ) */
                     const void *const pf[3][2] = {{NULL, NULL}, {cd.w, w0}, {NULL, w0}};
-                    for (int ip = 0; ip < 3; ip++) {
-                        float s[2];
-                        k->vec_dot_2w[t](w0, cd.w, act, n, s, ip ? pf[ip] : NULL);
-                        for (int i = 0; i < 2; i++) {
-                            const float want = k->vec_dot[t](w[i], act, n);
-                            cr_assert_eq(memcmp(&s[i], &want, sizeof want), 0,
-                                         "%s %s n=%d %s data, weight row %d, prefetch %d: vec_dot_2w %.9g, vec_dot %.9g",
-                                         isas[j], tw->name, n, data_names[kind], i, ip, (double)s[i], (double)want);
+                    const size_t act_bytes = ks_type_row_size(tw->dot_type, n, &ok);
+                    const size_t ab = ks_type_traits_of(tw->dot_type)->type_size, nab = act_bytes / ab;
+                    for (size_t b = 0; b < nab; b++)
+                        memcpy(act + act_stride + b * ab, act + (nab - 1 - b) * ab, ab);
+                    for (int nt = 1; nt <= 2; nt++)
+                        for (int ip = 0; ip < 3; ip++) {
+                            float s[4];
+                            k->vec_dot_2w[t](w0, cd.w, act, act_stride, nt, n, s, ip ? pf[ip] : NULL);
+                            for (int i = 0; i < 2; i++)
+                                for (int r = 0; r < nt; r++) {
+                                    const float want = k->vec_dot[t](w[i], act + (size_t)r * act_stride, n);
+                                    cr_assert_eq(memcmp(&s[i * nt + r], &want, sizeof want), 0,
+                                                 "%s %s n=%d %s data, weight row %d, activation row %d of %d, "
+                                                 "prefetch %d: vec_dot_2w %.9g, vec_dot %.9g",
+                                                 isas[j], tw->name, n, data_names[kind], i, r, nt, ip,
+                                                 (double)s[i * nt + r], (double)want);
+                                }
                         }
-                    }
                 }
             }
         }
