@@ -339,14 +339,14 @@ typedef struct head_rows {
     ks_type type;
 } head_rows;
 
-/* The n rows of KV head kvh among the block rows that start at `row` (K or V of one
- * layer): in place when staged is false (F32, F16), else widened into kvf ((n, head_dim)
- * floats, contiguous), as Q8_0 rows must be. */
 /* Row j of a head's rows. */
 static inline const void *rows_at(head_rows h, int j) {
     return (const uint8_t *)h.p + (size_t)j * (size_t)h.ld * (h.type == KS_TYPE_F16 ? 2 : 4);
 }
 
+/* The n rows of KV head kvh among the block rows that start at `row` (K or V of one
+ * layer): in place when staged is false (F32, F16), else widened into kvf ((n, head_dim)
+ * floats, contiguous), as Q8_0 rows must be. */
 static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh, int n, bool staged,
                               float *kvf) {
     const ks_kv_layout *kv = &a->kv;

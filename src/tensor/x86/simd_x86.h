@@ -570,37 +570,22 @@ static inline void ks_x86_dot_q5_k(ks_x86_k_sums_fn sums, const void *w, const v
 
 /* ---- vec_dot_2w wrappers ------------------------------------------------------------ */
 
-/* The kernel-table form (kernels.h: ks_vec_dot_2w_fn) of the row loops above with two
- * weight rows and one or two activation rows (each count its own specialized loop), for
- * an ISA's dot step (dot: ks_x86_u8i8_fn; sums: ks_x86_k_sums_fn; madd:
- * ks_x86_madd_acc_fn). */
-#define KS_X86_VEC_DOT_2W_BLOCKS(name, type, dot)                                                   \
+/* The kernel-table form (kernels.h: ks_vec_dot_2w_fn) of a row loop above with two weight
+ * rows and one or two activation rows, each count its own specialized call: loop is one of
+ * the row loops, the arguments before its weight rows (the type and an ISA's dot step:
+ * ks_x86_u8i8_fn, ks_x86_k_sums_fn or ks_x86_madd_acc_fn) follow it. */
+#define KS_X86_VEC_DOT_2W(name, loop, ...)                                                          \
     static void name(const void *w0, const void *w1, const void *a, size_t a_stride, int nt,       \
                      int64_t n, float *s, const void *const pf[2]) {                                \
         const void *const w[2] = {w0, w1};                                                          \
         if (nt == 2)                                                                                \
-            ks_x86_dot_blocks_rows(type, dot, w, 2, a, a_stride, n, 2, s, pf);                      \
+            loop(__VA_ARGS__, w, 2, a, a_stride, n, 2, s, pf);                                      \
         else                                                                                        \
-            ks_x86_dot_blocks_rows(type, dot, w, 2, a, 0, n, 1, s, pf);                             \
+            loop(__VA_ARGS__, w, 2, a, 0, n, 1, s, pf);                                             \
     }
-#define KS_X86_VEC_DOT_2W_K45(name, type, sums)                                                     \
-    static void name(const void *w0, const void *w1, const void *a, size_t a_stride, int nt,       \
-                     int64_t n, float *s, const void *const pf[2]) {                                \
-        const void *const w[2] = {w0, w1};                                                          \
-        if (nt == 2)                                                                                \
-            ks_x86_dot_q45_k_rows(type, sums, w, 2, a, a_stride, n, 2, s, pf);                      \
-        else                                                                                        \
-            ks_x86_dot_q45_k_rows(type, sums, w, 2, a, 0, n, 1, s, pf);                             \
-    }
-#define KS_X86_VEC_DOT_2W_Q6_K(name, madd)                                                          \
-    static void name(const void *w0, const void *w1, const void *a, size_t a_stride, int nt,       \
-                     int64_t n, float *s, const void *const pf[2]) {                                \
-        const void *const w[2] = {w0, w1};                                                          \
-        if (nt == 2)                                                                                \
-            ks_x86_dot_q6_k_rows(madd, w, 2, a, a_stride, n, 2, s, pf);                             \
-        else                                                                                        \
-            ks_x86_dot_q6_k_rows(madd, w, 2, a, 0, n, 1, s, pf);                                    \
-    }
+#define KS_X86_VEC_DOT_2W_BLOCKS(name, type, dot) KS_X86_VEC_DOT_2W(name, ks_x86_dot_blocks_rows, type, dot)
+#define KS_X86_VEC_DOT_2W_K45(name, type, sums) KS_X86_VEC_DOT_2W(name, ks_x86_dot_q45_k_rows, type, sums)
+#define KS_X86_VEC_DOT_2W_Q6_K(name, madd) KS_X86_VEC_DOT_2W(name, ks_x86_dot_q6_k_rows, madd)
 
 /* Registers an ISA file's two-row kernels, named vec_dot_2w_<weight>_<activation>_<isa>. */
 #define KS_X86_REGISTER_VEC_DOT_2W(k, isa)                                                          \
