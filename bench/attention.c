@@ -3,14 +3,17 @@
  * layers; the default) or Qwen3-30B-A3B's (32 over 4, 48 layers: 8 query rows per KV head,
  * where 0.6B's decode has 2).
  *
- *   bench_attention [-t THREADS] [-d DEPTH[,DEPTH...]] [-s SEQS] [-p TOKENS] [--kv f16|q8_0|f32]
- *                   [-r RUNS] [--shape qwen3-0.6b|qwen3-30b-a3b]
+ *   bench_attention [-t THREADS] [-d DEPTH[,DEPTH...]] [-s SEQS] [--shared N] [-p TOKENS]
+ *                   [--kv f16|q8_0|f32] [-r RUNS] [--shape qwen3-0.6b|qwen3-30b-a3b]
  *
  * For each depth D, two cases over all layers in turn, as a forward pass runs them:
  *
  *   decode   SEQS sequences (default 1), each one token at position D attending to its
  *            D + 1 positions: the bytes of K/V read per second against the machine's read
- *            bandwidth (what bounds decode at depth);
+ *            bandwidth (what bounds decode at depth); with --shared N the sequences'
+ *            first N positions (whole blocks) are one prefix, sequence 0's blocks in
+ *            every table, as conversations with one cached system prompt have, and the
+ *            bytes counted are those of the distinct blocks;
  *   prefill  TOKENS (default 512) consecutive tokens of one sequence at positions
  *            D .. D + TOKENS - 1: multiply-adds of Q K^T and P V per second.
  *
@@ -103,19 +106,20 @@ static double time_layers(bench *b, const ks_batch *batch, const float *q, float
 }
 
 int main(int argc, char **argv) {
-    int nth = 2, n_seqs = 1, n_prompt = 512, runs = 5;
+    int nth = 2, n_seqs = 1, n_prompt = 512, runs = 5, n_shared = 0;
     const char *depths = "0,4096,16384", *kv_name = "f16", *shape_name = shapes[0].name;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-t") && v) nth = atoi(argv[++i]);
         else if (!strcmp(a, "-d") && v) depths = argv[++i];
         else if (!strcmp(a, "-s") && v) n_seqs = atoi(argv[++i]);
+        else if (!strcmp(a, "--shared") && v) n_shared = atoi(argv[++i]);
         else if (!strcmp(a, "-p") && v) n_prompt = atoi(argv[++i]);
         else if (!strcmp(a, "-r") && v) runs = atoi(argv[++i]);
         else if (!strcmp(a, "--kv") && v) kv_name = argv[++i];
         else if (!strcmp(a, "--shape") && v) shape_name = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_attention [-t THREADS] [-d DEPTH,...] [-s SEQS] [-p TOKENS] "
+            fprintf(stderr, "usage: bench_attention [-t THREADS] [-d DEPTH,...] [-s SEQS] [--shared N] [-p TOKENS] "
                             "[--kv f16|q8_0|f32] [-r RUNS] [--shape qwen3-0.6b|qwen3-30b-a3b]\n");
             return 2;
         }
@@ -170,10 +174,12 @@ int main(int argc, char **argv) {
         return 1;
     }
     fill_pool(&b);
-    /* sequence s's block i: interleaved with the others', as sequences that grew together */
+    /* sequence s's block i: interleaved with the others', as sequences that grew together;
+     * the shared prefix's blocks are sequence 0's */
+    const int shared_blocks = KS_MAX(0, n_shared) / BLOCK;
     for (int s = 0; s < n_seqs; s++) {
         for (int i = 0; i < b.n_blocks_seq; i++)
-            b.tables[s * b.n_blocks_seq + i] = i * n_seqs + s;
+            b.tables[s * b.n_blocks_seq + i] = i < shared_blocks ? i * n_seqs : i * n_seqs + s;
         b.views[s] = (ks_seq_view){b.tables + (size_t)s * b.n_blocks_seq, b.n_blocks_seq};
     }
     if (ks_attention_create(&b.attn, &b.hp, &b.kv, max_pos, nth, &err) != KS_OK) {
@@ -203,10 +209,15 @@ int main(int argc, char **argv) {
         }
         ks_batch dec = {n_seqs, NULL, pos, seq, NULL, b.views, n_seqs};
         double t = time_layers(&b, &dec, q, out, runs);
-        double rows = (double)(d + 1) * n_seqs * n_layer * 2; /* K and V rows read */
+        /* K and V rows read: the shared prefix's (those before every token) once */
+        const double once = n_seqs > 1 ? KS_MIN(shared_blocks * BLOCK, d) : 0;
+        double rows = (once + (d + 1 - once) * n_seqs) * n_layer * 2;
         double macs = 2.0 * (d + 1) * n_head * head_dim * n_layer * n_seqs;
-        char label[32];
-        snprintf(label, sizeof label, "decode x%d", n_seqs);
+        char label[48];
+        if (once > 0)
+            snprintf(label, sizeof label, "decode x%d, %d shared", n_seqs, (int)once);
+        else
+            snprintf(label, sizeof label, "decode x%d", n_seqs);
         printf("| %-20s | %7d | %15.2f | %13.2f | %7.1f |\n", label, d, t * 1e3, rows * b.kv.row_bytes / t / 1e9,
                macs / t / 1e9);
         if (n_prompt <= 0)

@@ -11,7 +11,7 @@
 //
 //   make bench-load [BENCH_LOAD_ARGS="--long-prefill 8000"]
 //   node bench/load.mjs [--url URL] [--model FILE] [--concurrency 1,2,4] [--rounds N]
-//        [--prefix-tokens N] [--turn-tokens N] [--max-tokens N] [--long-prefill N]
+//        [--prefix-tokens N] [--shared-system N] [--turn-tokens N] [--max-tokens N] [--long-prefill N]
 //        [--followups N] [--threads N] [--parallel N] [--prefill-chunk N] [--step-budget K]
 //        [--kv-ram SIZE] [--kvserve BIN] [--save FILE.json]
 //
@@ -30,6 +30,9 @@
 //              median time, and n / that time = the engine's decode tok/s at n streams
 // Each client's conversation is sent once before the phases (untimed), so turns find
 // their prefix cached, as an agent's do; side requests share one short system prompt.
+// With --shared-system N every conversation's system prompt begins with the same N
+// tokens (one agent's prompt and tool definitions, as its subagents' conversations
+// share them), so the clients' prefixes share their first KV blocks.
 import { spawn, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -51,6 +54,7 @@ const kvserve = opt("--kvserve", process.env.KVSERVE_BIN ?? path.join(sourceDir,
 const levels = opt("--concurrency", "1,2,4").split(",").map(Number);
 const rounds = Number(opt("--rounds", "4"));           // per client: a turn each round, a side request every other
 const prefixTokens = Number(opt("--prefix-tokens", "2000"));
+const sharedSystem = Number(opt("--shared-system", "0"));
 const turnTokens = Number(opt("--turn-tokens", "120"));
 const maxTokens = Number(opt("--max-tokens", "48"));
 const longPrefill = Number(opt("--long-prefill", "20000"));
@@ -161,10 +165,12 @@ async function streamed(client, body) {
 
 // ---- clients ---------------------------------------------------------------------------------
 
-/** Client c's conversation: its own long system prompt, then turns it adds as it goes. */
+/** Client c's conversation: its own long system prompt (after the shared one, if any),
+ * then turns it adds as it goes. */
 function conversation(c) {
   const r = prng(1000 + c);
-  return { r, system: `You are coding agent ${c}. ` + words(prefixTokens, r), messages: [] };
+  const shared = sharedSystem > 0 ? words(sharedSystem, prng(7)) + "\n\n" : "";
+  return { r, system: shared + `You are coding agent ${c}. ` + words(prefixTokens, r), messages: [] };
 }
 
 function turnBody(conv, userText) {
@@ -304,7 +310,8 @@ async function main() {
   const client = new Anthropic({ baseURL: srv.url, apiKey: "bench", maxRetries: 0, timeout: 3600 * 1000 });
   console.log(`server ${srv.url} ${srv.engine}`);
   console.log(`${rounds} rounds per client: a turn (~${turnTokens} new tokens on a ~${prefixTokens}-token cached ` +
-    `conversation, ${maxTokens} tokens out) each round, a side request (~200 tokens, 16 out) every other`);
+    `conversation${sharedSystem > 0 ? ` after a ~${sharedSystem}-token system prompt all clients share` : ""}, ` +
+    `${maxTokens} tokens out) each round, a side request (~200 tokens, 16 out) every other`);
   const convs = Array.from({ length: Math.max(...levels) }, (_, c) => conversation(c));
   const tPrime = performance.now();
   for (const conv of convs) await streamed(client, turnBody(conv, "Hello."));

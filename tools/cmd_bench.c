@@ -10,7 +10,10 @@
  *                    logits (decode; nothing is sampled)
  *   tg<N> x<S> ...   with -s S > 1: S sequences, each with its own D tokens of context,
  *                    decode N tokens each in N steps of S tokens (one per sequence), as
- *                    the server's batched decode steps do; t/s counts every sequence's
+ *                    the server's batched decode steps do; t/s counts every sequence's.
+ *                    With --shared K the contexts' first K tokens are the same (one
+ *                    prompt prefix, cached once: its KV blocks are shared, as those of
+ *                    conversations or subagents with one system prompt are)
  *
  * Each test runs once untimed (warm-up), then -r timed reps; a rep's rate is tokens over
  * the wall time of its evaluation calls. Rows show mean ± sample stddev and the median.
@@ -26,7 +29,8 @@
  *            it attends over (D + i + 1 positions for the i-th token of the test). The
  *            effective GB/s is t/s times the test's mean bytes per token; the share is
  *            that over the measured read bandwidth at -t threads. With S sequences a
- *            step reads the weights once for its S tokens: a token's share is 1/S.
+ *            step reads the weights once for its S tokens: a token's share is 1/S; so
+ *            are the K/V rows of a shared prefix's whole blocks.
  *   prefill  multiply-adds a token costs: every weight element it multiplies (the same
  *            weights as above, the LM head once per test), plus attention's QK and PV
  *            (2 * n_head * head_dim per layer and attended position), over the measured
@@ -64,6 +68,7 @@ static void usage(FILE *f) {
             "  -p N            prompt tokens of the prefill test (default 512; 0: none)\n"
             "  -n N            tokens of the decode test (default 128; 0: none)\n"
             "  -s S            sequences decoding together in the decode test (default 1)\n"
+            "  --shared K      with -s: the sequences' contexts begin with the same K tokens\n"
             "  -t N            threads (default 2)\n"
             "  -d D[,D...]     run both tests after D tokens of context too (default 0)\n"
             "  -r N            timed repetitions per test (default 5)\n"
@@ -153,9 +158,11 @@ static void measure_cost(const ks_model *m, const ks_kv_layout *kv, token_cost *
 static double attended(int depth, int n) { return (double)n * depth + (double)n * (n + 1) / 2; }
 
 /* Mean bytes a decode token of tg<n> x<n_seqs> @ d<depth> reads: the weights are read
- * once per step of n_seqs tokens. */
-static double tg_bytes(const token_cost *c, int depth, int n, int n_seqs) {
-    return c->weight_bytes / n_seqs + c->kv_bytes_per_pos * attended(depth, n) / n;
+ * once per step of n_seqs tokens, and so are the K/V rows of the `shared` positions
+ * (whole blocks of a prefix the sequences share). */
+static double tg_bytes(const token_cost *c, int depth, int n, int n_seqs, int shared) {
+    return c->weight_bytes / n_seqs +
+           c->kv_bytes_per_pos * (attended(depth, n) / n - (double)shared * (n_seqs - 1) / n_seqs);
 }
 
 /* Mean multiply-adds a token of pp<n> @ d<depth> costs. */
@@ -213,6 +220,7 @@ typedef struct row {
     bool prefill;
     int n, depth;
     int n_seqs;            /* decode: sequences decoding together */
+    int shared;            /* decode: positions of whole blocks the sequences share */
     double *ts;            /* (reps) tokens/s of each rep */
     double mean, sd, median;
     double per_token;      /* bytes (decode) or multiply-adds (prefill) per token */
@@ -257,7 +265,9 @@ static void test_name(const row *w, char *buf, size_t len) {
     if (w->n_seqs > 1 && k > 0 && (size_t)k < len)
         k += snprintf(buf + k, len - (size_t)k, " x%d", w->n_seqs);
     if (w->depth > 0 && k > 0 && (size_t)k < len)
-        snprintf(buf + k, len - (size_t)k, " @ d%d", w->depth);
+        k += snprintf(buf + k, len - (size_t)k, " @ d%d", w->depth);
+    if (w->shared > 0 && k > 0 && (size_t)k < len)
+        snprintf(buf + k, len - (size_t)k, " sh%d", w->shared);
 }
 
 static void human_count(double x, char *buf, size_t len) {
@@ -392,6 +402,7 @@ static json_t *json_report(const char *path, const char *label, const ks_model *
                               "stddev", w->sd, "median", w->median, w->prefill ? "macs_per_token" : "bytes_per_token",
                               w->per_token);
         json_object_set_new(o, "seqs", json_integer(w->n_seqs));
+        json_object_set_new(o, "shared", json_integer(w->shared));
         if (have_limits && roof > 0)
             json_object_set_new(o, "roof_share", json_real(rate / roof));
         json_array_append_new(jrows, o);
@@ -417,7 +428,8 @@ static int parse_depths(const char *v, int *out) {
 
 int ks_cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *kv_name = "f16";
-    long n_prompt = 512, n_gen = 128, n_seqs = 1, threads = 2, reps = 5, batch = 512, seed = 1, bw_mib = 0;
+    long n_prompt = 512, n_gen = 128, n_seqs = 1, threads = 2, reps = 5, batch = 512, seed = 1, bw_mib = 0,
+         shared = 0;
     int depths[MAX_DEPTHS] = {0}, n_depths = 1, kv_type = KS_TYPE_F16;
     bool json = false, limits = true, progress = false;
     for (int i = 1; i < argc; i++) {
@@ -443,6 +455,7 @@ int ks_cmd_bench(int argc, char **argv) {
         INT_OPT("-p", n_prompt, 0, 1 << 20)
         INT_OPT("-n", n_gen, 0, 1 << 20)
         INT_OPT("-s", n_seqs, 1, KS_RUNNER_MAX_SEQS)
+        INT_OPT("--shared", shared, 0, 1 << 24)
         INT_OPT("-t", threads, 1, 1024)
         INT_OPT("-r", reps, 1, MAX_REPS)
         INT_OPT("-b", batch, 1, 1 << 16)
@@ -507,9 +520,12 @@ int ks_cmd_bench(int argc, char **argv) {
         KS_ERRF(&err, KS_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int j = 0; j < b.n_seqs; j++) /* sequence 0's stream is the one of -s 1 */
-        fill_tokens(b.ctx_tokens + (size_t)j * (size_t)max_depth, max_depth, (uint64_t)seed + (uint64_t)j * 7919u,
-                    m->hp.n_vocab);
+    for (int j = 0; j < b.n_seqs; j++) { /* sequence 0's stream is the one of -s 1 */
+        int32_t *ctx = b.ctx_tokens + (size_t)j * (size_t)max_depth;
+        fill_tokens(ctx, max_depth, (uint64_t)seed + (uint64_t)j * 7919u, m->hp.n_vocab);
+        if (j > 0) /* the shared prefix: sequence 0's */
+            memcpy(ctx, b.ctx_tokens, (size_t)KS_MIN(shared, max_depth) * sizeof *ctx);
+    }
 
     token_cost cost;
     measure_cost(m, ks_kv_cache_layout(ks_runner_cache(r)), &cost);
@@ -558,7 +574,12 @@ int ks_cmd_bench(int argc, char **argv) {
             w->n = n;
             w->depth = depths[di];
             w->n_seqs = prefill ? 1 : b.n_seqs;
-            w->per_token = prefill ? pp_macs(&cost, w->depth, n) : tg_bytes(&cost, w->depth, n, w->n_seqs);
+            if (w->n_seqs > 1) { /* the shared prefix's whole blocks */
+                const int bt = ks_kv_cache_layout(ks_runner_cache(r))->block_tokens;
+                w->shared = (int)KS_MIN(shared, w->depth) / bt * bt;
+            }
+            w->per_token = prefill ? pp_macs(&cost, w->depth, n)
+                                   : tg_bytes(&cost, w->depth, n, w->n_seqs, w->shared);
             if (!(w->ts = malloc((size_t)reps * sizeof *w->ts))) {
                 KS_ERRF(&err, KS_ERR_NOMEM, "out of memory");
                 goto fail;

@@ -1,7 +1,8 @@
 /* test_attention.c — streaming attention over the paged KV pool (model/attention.c)
  * against a plain double-precision attention over the same stored K/V rows:
- *   prefill, decode deep enough to be cut into chunks across threads, and a batch that
- *   mixes both over three sequences, for F32, F16 and Q8_0 KV;
+ *   prefill, decode deep enough to be cut into chunks across threads, a batch that
+ *   mixes both over three sequences, and decode tokens of sequences whose tables share
+ *   prefix blocks (walked once for all of them), for F32, F16 and Q8_0 KV;
  *   the same results with 1, 2 and 3 threads;
  *   K/V rows written where each token's block table says. */
 #include "model/attention.h"
@@ -235,6 +236,29 @@ static void mixed_case(fixture *fx, ks_attention *a) {
 
 Test(attention, test_attention_mixed_batch_of_three_sequences_matches_reference) {
     for_each_kv_type(mixed_case);
+}
+
+/* Sequences 1 and 2 begin with sequence 0's blocks (a prefix cached once), 30 and 12 of
+ * them, then have their own: their decode tokens walk the common prefix together. */
+static void shared_prefix_case(fixture *fx, ks_attention *a) {
+    for (int i = 0; i < 30; i++)
+        fx->tables[1][i] = fx->tables[0][i];
+    for (int i = 0; i < 12; i++)
+        fx->tables[2][i] = fx->tables[0][i];
+    fill(fx, a, 0, 0, 900);
+    fill(fx, a, 1, 30 * B, 700);
+    fill(fx, a, 2, 12 * B, 1300);
+    const int32_t seq[5] = {0, 1, 2, 1, 0}, pos[5] = {899, 699, 1299, 30 * B, 12 * B + 5};
+    for (int nth = 1; nth <= 3; nth++) {
+        check(fx, nth, 3, seq, pos, "decode of three sequences sharing a prefix");
+        check(fx, nth, 2, seq, pos, "decode of two sequences sharing a prefix");
+        /* a token just past the prefix, and one of the owner's in its 13th block */
+        check(fx, nth, 5, seq, pos, "decode of five tokens sharing a prefix");
+    }
+}
+
+Test(attention, test_attention_decode_of_sequences_sharing_prefix_blocks_matches_reference) {
+    for_each_kv_type(shared_prefix_case);
 }
 
 Test(attention, test_attention_store_kv_writes_each_token_at_its_block_slot) {
