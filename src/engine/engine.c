@@ -614,6 +614,35 @@ static int fit_prompt(const ks_engine *e, const ks_gen *g, double planned_work, 
     return ks_step_budget_fit(&e->budget, planned_work, with_decode, g->kv.n_tokens, n);
 }
 
+/* Prompts that begin alike (an agent's subagents, sent at once with one system prompt)
+ * compute their common blocks once: a prefilling sequence first takes the blocks others
+ * published since its last step (catch_up), and one whose next block an older sequence
+ * is computing right now, over the same prefix, waits for it (follows_older) instead of
+ * computing it beside it. Their decode steps then read one copy of the prefix too
+ * (model/attention.c). */
+static void catch_up(ks_engine *e, ks_gen *g) {
+    const int taken = ks_kv_cache_extend(e->cache, &g->kv, g->tokens, g->n_target);
+    if (taken == 0 || g->n_generated > 0) /* a resumed sequence keeps its first usage */
+        return;
+    g->usage.cached_ram_tokens += taken;
+    g->usage.computed_tokens -= taken;
+    pthread_mutex_lock(&e->mu);
+    e->stats.cached_ram_tokens += (uint64_t)taken;
+    e->stats.computed_tokens -= (uint64_t)taken;
+    pthread_mutex_unlock(&e->mu);
+    set_progress(g);
+}
+
+static bool follows_older(const ks_engine *e, const ks_gen *g) {
+    for (int i = 0; i < e->n_running; i++) {
+        const ks_gen *l = e->running[i];
+        if (l != g && l->state == SEQ_PREFILL && l->admit_order < g->admit_order &&
+            ks_kv_cache_same_next_block(e->cache, &l->kv, l->tokens, l->n_target, &g->kv, g->tokens, g->n_target))
+            return true;
+    }
+    return false;
+}
+
 /* Chooses this step's prompt tokens (g->plan of each prefilling sequence; see the top of
  * the file) and reserves their KV. */
 static void plan_prompt_tokens(ks_engine *e) {
@@ -626,12 +655,16 @@ static void plan_prompt_tokens(ks_engine *e) {
     bool with_decode = n_decode > 0;
     if (with_decode && ks_step_budget_wants_decode_step(&e->budget))
         return; /* a step of decode tokens only, to measure one (step_budget.h) */
-    /* the prefilling sequences, fewest prompt tokens left first, and the oldest of them */
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i]->state == SEQ_PREFILL)
+            catch_up(e, e->running[i]);
+    /* the prefilling sequences, fewest prompt tokens left first, and the oldest of them
+     * (never one that waits for an older one's block) */
     ks_gen *order[256], *oldest = NULL;
     int n_pf = 0;
     for (int i = 0; i < e->n_running; i++) {
         ks_gen *g = e->running[i];
-        if (g->state != SEQ_PREFILL)
+        if (g->state != SEQ_PREFILL || follows_older(e, g))
             continue;
         if (!oldest || g->admit_order < oldest->admit_order)
             oldest = g;

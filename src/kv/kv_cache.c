@@ -439,6 +439,49 @@ ks_status ks_kv_cache_attach(ks_kv_cache *c, ks_kv_seq *s, const int32_t *prompt
     return KS_OK;
 }
 
+int ks_kv_cache_extend(ks_kv_cache *c, ks_kv_seq *s, const int32_t *tokens, int n) {
+    const int B = c->layout.block_tokens, max_blocks = (n - 1) / B;
+    if (s->n_tokens != s->n_published * B)
+        return 0; /* positions of an unpublished block computed: it goes on by itself */
+    int taken = 0;
+    for (int i = s->n_published; i < max_blocks; i++) {
+        ks_kv_key parent = i == 0 ? c->seed : s->keys[i - 1];
+        ks_kv_key k = key_of(c, &parent, tokens + (size_t)i * B);
+        int32_t ei = find(c, &k);
+        if (ei < 0 || c->entries[ei].block < 0)
+            break;
+        int32_t b = c->entries[ei].block;
+        ks_kv_pool_ref(c->pool, b);
+        if (i < s->n_blocks) {
+            ks_kv_pool_unref(c->pool, s->blocks[i]); /* reserved, nothing written */
+            s->blocks[i] = b;
+        } else {
+            seq_push(s, b);
+        }
+        c->entries[ei].last_use = ++c->tick;
+        c->hits_ram++;
+        if (c->misses > 0) /* attach counted it missing */
+            c->misses--;
+        s->keys[i] = k;
+        s->n_published = i + 1;
+        s->n_tokens = (i + 1) * B;
+        taken += B;
+    }
+    return taken;
+}
+
+bool ks_kv_cache_same_next_block(const ks_kv_cache *c, const ks_kv_seq *lead, const int32_t *lead_tokens,
+                                 int lead_n, const ks_kv_seq *s, const int32_t *tokens, int n) {
+    const int B = c->layout.block_tokens, i = s->n_published;
+    if (s->n_tokens != i * B || i >= (n - 1) / B)
+        return false;
+    if (lead->n_published != i || (i + 1) * B > lead_n || lead->n_tokens >= lead_n)
+        return false;
+    if (i > 0 && !ks_kv_key_eq(&lead->keys[i - 1], &s->keys[i - 1]))
+        return false;
+    return memcmp(lead_tokens + (size_t)i * B, tokens + (size_t)i * B, (size_t)B * sizeof *tokens) == 0;
+}
+
 ks_status ks_kv_cache_reserve(ks_kv_cache *c, ks_kv_seq *s, int n_tokens, ks_err *err) {
     int B = c->layout.block_tokens;
     while (s->n_blocks * B < n_tokens) {

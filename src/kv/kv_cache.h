@@ -80,6 +80,19 @@ void ks_kv_seq_deinit(ks_kv_seq *s); /* after release */
  * leaves at least one token to compute. Fills usage's prompt and cached counts. */
 ks_status ks_kv_cache_attach(ks_kv_cache *c, ks_kv_seq *s, const int32_t *prompt, int n,
                              ks_kv_usage *usage, ks_err *err);
+/* A sequence prefilling toward n tokens whose computed positions end at a published block
+ * (s->n_tokens = s->n_published whole blocks): takes the blocks that others published
+ * since, as attach would, while they match its tokens and leave at least one token to
+ * compute (a private block reserved for those positions, still empty, is given back).
+ * RAM blocks only. Returns the positions taken. */
+int ks_kv_cache_extend(ks_kv_cache *c, ks_kv_seq *s, const int32_t *tokens, int n);
+/* Whether `lead` (prefilling toward lead_n tokens) is computing the very block that s
+ * (toward n) would compute next, over the same prefix: s's next block is lead's current
+ * one (lead will publish it whole), s has computed nothing of it and could take it from
+ * the cache (ks_kv_cache_extend), and the two agree on the parent block and the block's
+ * tokens. s can wait a step and take it instead of computing it twice. */
+bool ks_kv_cache_same_next_block(const ks_kv_cache *c, const ks_kv_seq *lead, const int32_t *lead_tokens,
+                                 int lead_n, const ks_kv_seq *s, const int32_t *tokens, int n);
 /* Ensures blocks exist for positions [0, n_tokens); evicts unreferenced cached blocks as
  * needed. KS_ERR_FULL if the pool cannot provide them (every block is referenced). */
 ks_status ks_kv_cache_reserve(ks_kv_cache *c, ks_kv_seq *s, int n_tokens, ks_err *err);

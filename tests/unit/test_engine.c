@@ -1,6 +1,7 @@
 /* test_engine.c — the engine thread with continuous batching: a request alone gives the
  * runner's greedy tokens; requests running together each give what they give alone (also
- * when a small KV pool forces preemption); follow-ups reuse the cache; cancellation and
+ * when a small KV pool forces preemption); prompts sent at once that begin alike compute
+ * their common blocks once; follow-ups reuse the cache; cancellation and
  * a full queue end requests cleanly; deadlines end running and queued requests; shutdown
  * ends what is left with an error and refuses more; a short prompt is not stuck behind a
  * long prefill, which still goes on. The step budget, fed a simulated machine's step
@@ -188,6 +189,48 @@ static void check_concurrent(int parallel, uint64_t ram_blocks, int chunk) {
 Test(engine, test_engine_concurrent_requests_equal_each_alone) { check_concurrent(4, 128, 32); }
 
 Test(engine, test_engine_small_pool_preempts_and_still_matches) { check_concurrent(4, 14, 16); }
+
+/* Three prompts sent at once that begin with the same 6 blocks (as subagents with one
+ * system prompt): the first computes them, the others take them from the cache as they
+ * are published instead of computing them too, and every request still gives its own
+ * tokens. */
+Test(engine, test_engine_prompts_sharing_a_prefix_compute_it_once) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    enum { R = 3, PREFIX = 6 * B };
+    const int lens[R] = {PREFIX + 50, PREFIX + 20, PREFIX + 37}; /* the first, longest, is not the
+                                                                    * one the planner would pick */
+    int32_t prompts[R][200], refs[R][N_GEN], got[R][64];
+    for (int i = 0; i < R; i++) {
+        prompt_of(prompts[i], lens[i], 20 + i);
+        prompt_of(prompts[i], PREFIX, 7); /* the shared beginning */
+        reference(m, prompts[i], lens[i], refs[i]);
+    }
+    /* prefill chunks of one block: the first prompt's prefix takes six steps */
+    ks_engine *e = engine(m, 4, 128, B);
+    ks_gen *g[R];
+    for (int i = 0; i < R; i++)
+        g[i] = submit(e, prompts[i], lens[i], N_GEN);
+    int computed = 0;
+    for (int i = 0; i < R; i++) {
+        int n = 0;
+        ks_gen_event done = drain(g[i], got[i], &n);
+        cr_assert_eq(done.reason, KS_STOP_LENGTH, "request %d ended with %d: %s", i, done.reason, done.error);
+        cr_assert_eq(n, N_GEN);
+        cr_assert_eq(memcmp(got[i], refs[i], sizeof refs[i]), 0, "request %d differs from alone", i);
+        cr_assert_eq(done.usage.prompt_tokens, lens[i]);
+        cr_assert_eq(done.usage.cached_ram_tokens, i == 0 ? 0 : PREFIX, "request %d: %d cached", i,
+                     done.usage.cached_ram_tokens);
+        cr_assert_eq(done.usage.computed_tokens, i == 0 ? lens[i] : lens[i] - PREFIX);
+        computed += done.usage.computed_tokens;
+        ks_gen_release(g[i]);
+    }
+    ks_engine_stats st;
+    ks_engine_stats_get(e, &st);
+    cr_assert_eq(st.computed_tokens, (uint64_t)computed, "the engine counts %llu computed, the requests %d",
+                 (unsigned long long)st.computed_tokens, computed);
+    ks_engine_destroy(e);
+    ks_model_close(m);
+}
 
 Test(engine, test_engine_cancel_ends_request) {
     ks_model *m = load("models/mini-qwen3-f32.gguf");

@@ -1,5 +1,6 @@
 /* test_kv_cache.c — the prefix cache end to end over a real model (fixture mini models):
- * hits in RAM and from disk, shared prefixes, leaf-first eviction under a small RAM
+ * hits in RAM and from disk, shared prefixes (also taken while another prompt computes
+ * them), leaf-first eviction under a small RAM
  * budget, breakpoints kept longest, corrupt disk blocks recomputed, and logits after a
  * hit equal to a cold computation (F32 KV: the greedy continuation is identical). */
 #include "engine/runner.h"
@@ -324,4 +325,68 @@ Test(kv_cache, test_kv_cache_first_block_file_has_zero_parent) {
     greedy(r, m, a, 100, 2, gen, NULL, &u);
     cr_assert_eq(u.cached_disk_tokens, 96);
     finish(r, m, dir);
+}
+
+/* Two prompts that begin with the same 4 blocks, started together (neither finds the
+ * other's blocks at attach): the one behind takes the blocks the other publishes as it
+ * goes, and is told when the other is computing the very block it needs next. */
+Test(kv_cache, test_kv_cache_extend_takes_blocks_published_meanwhile) {
+    ks_model *m = load("models/mini-qwen3-f32.gguf");
+    ks_kv_cache_params p;
+    ks_kv_cache_params_default(&p);
+    p.kv_type = KS_TYPE_F32;
+    p.block_tokens = B;
+    ks_kv_layout l;
+    ks_kv_layout_init(&l, KS_TYPE_F32, B, m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, NULL);
+    p.ram_bytes = 32 * l.block_bytes;
+    ks_kv_cache *c = NULL;
+    ks_err err;
+    ks_err_clear(&err);
+    cr_assert_eq(ks_kv_cache_create(&c, m, &p, &err), KS_OK, "%s", err.msg);
+    enum { N = 100, SHARED = 4 * B };
+    int32_t a[N], b[N];
+    prompt_of(a, N, 3);
+    prompt_of(b, N, 4);
+    memcpy(b, a, SHARED * sizeof *b);
+    ks_kv_seq sa, sb;
+    ks_kv_seq_init(&sa);
+    ks_kv_seq_init(&sb);
+    ks_kv_usage u;
+    cr_assert_eq(ks_kv_cache_attach(c, &sa, a, N, &u, &err), KS_OK);
+    cr_assert_eq(ks_kv_cache_attach(c, &sb, b, N, &u, &err), KS_OK);
+    cr_assert_eq(u.cached_ram_tokens, 0);
+    cr_assert(ks_kv_cache_same_next_block(c, &sa, a, N, &sb, b, N), "both need block 0 next");
+    /* a computes two blocks: b takes them */
+    cr_assert_eq(ks_kv_cache_reserve(c, &sa, 2 * B, &err), KS_OK);
+    ks_kv_cache_commit(c, &sa, a, 2 * B, NULL);
+    cr_assert_not(ks_kv_cache_same_next_block(c, &sa, a, N, &sb, b, N), "a is past b's next block");
+    cr_assert_eq(ks_kv_cache_extend(c, &sb, b, N), 2 * B);
+    cr_assert_eq(sb.n_tokens, 2 * B);
+    cr_assert_eq(memcmp(sb.blocks, sa.blocks, 2 * sizeof *sb.blocks), 0, "b reads a's blocks");
+    cr_assert(ks_kv_cache_same_next_block(c, &sa, a, N, &sb, b, N), "both need block 2 next");
+    /* a computes into block 4, where the prompts part: b takes blocks 2 and 3 only, and
+     * gives back the block it had reserved for block 2 */
+    cr_assert_eq(ks_kv_cache_reserve(c, &sb, 3 * B, &err), KS_OK);
+    cr_assert_eq(ks_kv_cache_reserve(c, &sa, 5 * B, &err), KS_OK);
+    ks_kv_cache_commit(c, &sa, a, 5 * B, NULL);
+    cr_assert_eq(ks_kv_cache_extend(c, &sb, b, N), 2 * B);
+    cr_assert_eq(sb.n_tokens, SHARED);
+    cr_assert_eq(memcmp(sb.blocks, sa.blocks, 4 * sizeof *sb.blocks), 0);
+    cr_assert_eq(ks_kv_cache_extend(c, &sb, b, N), 0, "block 4 is a's own");
+    cr_assert_eq(ks_kv_cache_reserve(c, &sa, 5 * B + 3, &err), KS_OK);
+    ks_kv_cache_commit(c, &sa, a, 5 * B + 3, NULL); /* b needs block 4 next: its own, not a's */
+    cr_assert_not(ks_kv_cache_same_next_block(c, &sa, a, N, &sb, b, N));
+    /* b computes half a block: it goes on by itself */
+    cr_assert_eq(ks_kv_cache_reserve(c, &sb, SHARED + 8, &err), KS_OK);
+    ks_kv_cache_commit(c, &sb, b, SHARED + 8, NULL);
+    cr_assert_eq(ks_kv_cache_extend(c, &sb, b, N), 0);
+    ks_kv_cache_stats st;
+    ks_kv_cache_stats_get(c, &st);
+    cr_assert_eq(st.hits_ram_blocks, 4, "the 4 blocks b took count as hits");
+    ks_kv_cache_release(c, &sa);
+    ks_kv_cache_release(c, &sb);
+    ks_kv_seq_deinit(&sa);
+    ks_kv_seq_deinit(&sb);
+    ks_kv_cache_destroy(c);
+    ks_model_close(m);
 }
