@@ -157,11 +157,22 @@ Test(engine, test_engine_single_request_matches_runner) {
     ks_model_close(m);
 }
 
+/* Drains request i, which must end at N_GEN tokens, those it gives alone (ref). */
+static ks_gen_event drain_as_alone(ks_gen *g, int i, const int32_t *ref) {
+    int32_t got[64];
+    int n = 0;
+    ks_gen_event done = drain(g, got, &n);
+    cr_assert_eq(done.reason, KS_STOP_LENGTH, "request %d ended with %d: %s", i, done.reason, done.error);
+    cr_assert_eq(n, N_GEN);
+    cr_assert_eq(memcmp(got, ref, N_GEN * sizeof *ref), 0, "request %d differs from alone", i);
+    return done;
+}
+
 static void check_concurrent(int parallel, uint64_t ram_blocks, int chunk) {
     ks_model *m = load("models/mini-qwen3moe-f32.gguf");
     enum { R = 4 };
     int lens[R] = {90, 41, 130, 17};
-    int32_t prompts[R][200], refs[R][N_GEN], got[R][64];
+    int32_t prompts[R][200], refs[R][N_GEN];
     for (int i = 0; i < R; i++) {
         prompt_of(prompts[i], lens[i], 10 + i);
         reference(m, prompts[i], lens[i], refs[i]);
@@ -171,11 +182,7 @@ static void check_concurrent(int parallel, uint64_t ram_blocks, int chunk) {
     for (int i = 0; i < R; i++)
         g[i] = submit(e, prompts[i], lens[i], N_GEN);
     for (int i = 0; i < R; i++) {
-        int n = 0;
-        ks_gen_event done = drain(g[i], got[i], &n);
-        cr_assert_eq(done.reason, KS_STOP_LENGTH, "request %d ended with %d: %s", i, done.reason, done.error);
-        cr_assert_eq(n, N_GEN);
-        cr_assert_eq(memcmp(got[i], refs[i], sizeof refs[i]), 0, "request %d differs from alone", i);
+        drain_as_alone(g[i], i, refs[i]);
         ks_gen_release(g[i]);
     }
     ks_engine_stats st;
@@ -199,7 +206,7 @@ Test(engine, test_engine_prompts_sharing_a_prefix_compute_it_once) {
     enum { R = 3, PREFIX = 6 * B };
     const int lens[R] = {PREFIX + 50, PREFIX + 20, PREFIX + 37}; /* the first, longest, is not the
                                                                     * one the planner would pick */
-    int32_t prompts[R][200], refs[R][N_GEN], got[R][64];
+    int32_t prompts[R][200], refs[R][N_GEN];
     for (int i = 0; i < R; i++) {
         prompt_of(prompts[i], lens[i], 20 + i);
         prompt_of(prompts[i], PREFIX, 7); /* the shared beginning */
@@ -212,11 +219,7 @@ Test(engine, test_engine_prompts_sharing_a_prefix_compute_it_once) {
         g[i] = submit(e, prompts[i], lens[i], N_GEN);
     int computed = 0;
     for (int i = 0; i < R; i++) {
-        int n = 0;
-        ks_gen_event done = drain(g[i], got[i], &n);
-        cr_assert_eq(done.reason, KS_STOP_LENGTH, "request %d ended with %d: %s", i, done.reason, done.error);
-        cr_assert_eq(n, N_GEN);
-        cr_assert_eq(memcmp(got[i], refs[i], sizeof refs[i]), 0, "request %d differs from alone", i);
+        ks_gen_event done = drain_as_alone(g[i], i, refs[i]);
         cr_assert_eq(done.usage.prompt_tokens, lens[i]);
         cr_assert_eq(done.usage.cached_ram_tokens, i == 0 ? 0 : PREFIX, "request %d: %d cached", i,
                      done.usage.cached_ram_tokens);
