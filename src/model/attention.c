@@ -159,6 +159,7 @@ struct ks_attention {
     /* shared groups' members: indices of groups (plan_shared) */
     int *members;
     int cap_members;
+    int n_shared_walks, n_shared_blocks; /* of the last run's plan */
     /* partial states of split groups: (cap_part, 2 + head_dim) floats, [m, l, acc] */
     float *part;
     size_t cap_part;
@@ -290,16 +291,102 @@ static void chunk_blocks(const group *g, int c, int B, int *b0, int *b1) {
  * read once instead of once per sequence save). */
 #define MIN_SHARED_BLOCKS 4
 
-typedef struct prefix_key {
-    int32_t first_block;   /* the sequence's block 0 */
-    int g;                 /* its group */
-} prefix_key;
+/* A decode token that may share its prefix: its group, its table, and the most whole
+ * blocks it could share (those before its position). */
+typedef struct prefix_cand {
+    int g;
+    const int32_t *table;
+    int max_blocks;
+} prefix_cand;
 
-static int prefix_key_order(const void *pa, const void *pb) {
-    const prefix_key *x = pa, *y = pb;
-    if (x->first_block != y->first_block)
-        return x->first_block < y->first_block ? -1 : 1;
-    return (x->g > y->g) - (x->g < y->g);
+/* Leading blocks two candidates' tables agree on, within both's max_blocks. */
+static int common_blocks(const prefix_cand *x, const prefix_cand *y) {
+    const int n = KS_MIN(x->max_blocks, y->max_blocks);
+    int j = 0;
+    while (j < n && x->table[j] == y->table[j])
+        j++;
+    return j;
+}
+
+/* Table order (a shorter prefix of another first); ties by group. */
+static bool cand_before(const prefix_cand *x, const prefix_cand *y) {
+    const int j = common_blocks(x, y);
+    if (j < x->max_blocks && j < y->max_blocks && x->table[j] != y->table[j])
+        return x->table[j] < y->table[j];
+    if (x->max_blocks != y->max_blocks)
+        return x->max_blocks < y->max_blocks;
+    return x->g < y->g;
+}
+
+/* Blocks a shared walk of candidates [lo, hi) (in table order, lcp[i] = common_blocks of i
+ * and i + 1) saves: the least common prefix, read once instead of hi - lo times. */
+static long shared_saving(const int *lcp, int lo, int hi, int *at_min) {
+    int mn = INT32_MAX;
+    for (int i = lo; i + 1 < hi; i++)
+        if (lcp[i] < mn) {
+            mn = lcp[i];
+            *at_min = i;
+        }
+    return hi - lo >= 2 && mn >= MIN_SHARED_BLOCKS ? (long)mn * (hi - lo - 1) : 0;
+}
+
+/* The most blocks candidates [lo, hi) can save: walked together, or split where their
+ * common prefix is shortest (a conversation that shares only a few blocks with subagents
+ * that share hundreds among themselves would otherwise cut theirs down to its few). */
+static long best_saving(const int *lcp, int lo, int hi) {
+    int at = lo;
+    const long whole = shared_saving(lcp, lo, hi, &at);
+    if (hi - lo < 3)
+        return whole;
+    return KS_MAX(whole, best_saving(lcp, lo, at + 1) + best_saving(lcp, at + 1, hi));
+}
+
+/* Appends a shared group of candidates [lo, hi) over their common prefix of n_shared
+ * blocks; returns the new group count. */
+static int add_shared(ks_attention *a, const prefix_cand *c, int lo, int hi, int n_shared, int n_groups,
+                      int *n_members) {
+    const int B = a->kv.block_tokens;
+    if (n_groups == a->cap_groups) {
+        a->cap_groups = 2 * n_groups + 16;
+        a->groups = ks_xrealloc(a->groups, (size_t)a->cap_groups * sizeof *a->groups);
+    }
+    if (*n_members + (hi - lo) > a->cap_members) {
+        a->cap_members = 2 * (*n_members + (hi - lo));
+        a->members = ks_xrealloc(a->members, (size_t)a->cap_members * sizeof *a->members);
+    }
+    const int sg = n_groups++;
+    a->n_shared_walks++;
+    a->n_shared_blocks += n_shared;
+    a->groups[sg] = (group){.t0 = *n_members, .nt = hi - lo, .n_pos = n_shared * B, .b0 = 0, .n_chunks = 1,
+                            .shared = -1, .is_shared = true, .n_parts = 1};
+    for (int k = lo; k < hi; k++) {
+        a->members[(*n_members)++] = c[k].g;
+        a->groups[c[k].g].b0 = n_shared;
+        a->groups[c[k].g].shared = sg;
+    }
+    return n_groups;
+}
+
+/* Forms the shared groups of candidates [lo, hi) (see best_saving), at most group_tokens
+ * members each; returns the new group count. */
+static int form_shared(ks_attention *a, const prefix_cand *c, const int *lcp, int lo, int hi, int n_groups,
+                       int *n_members) {
+    int at = lo;
+    const long whole = shared_saving(lcp, lo, hi, &at);
+    if (hi - lo >= 3 && best_saving(lcp, lo, hi) > whole)
+        return form_shared(a, c, lcp, at + 1, hi, form_shared(a, c, lcp, lo, at + 1, n_groups, n_members),
+                           n_members);
+    if (whole == 0)
+        return n_groups;
+    for (int k0 = lo; k0 + 1 < hi; k0 += a->group_tokens) {
+        const int k1 = KS_MIN(hi, k0 + a->group_tokens);
+        int mn = INT32_MAX;
+        for (int i = k0; i + 1 < k1; i++)
+            mn = KS_MIN(mn, lcp[i]);
+        if (k1 - k0 >= 2)
+            n_groups = add_shared(a, c, k0, k1, mn, n_groups, n_members);
+    }
+    return n_groups;
 }
 
 /* Shared groups: decode tokens (groups of one token) of sequences whose block tables
@@ -308,68 +395,39 @@ static int prefix_key_order(const void *pa, const void *pb) {
  * all their query rows, so the step reads the prefix's K and V once instead of once per
  * sequence. Each such token's own group then walks only the blocks past the prefix, and
  * its rows end as a merge of the two walks' partial states (as a context cut into
- * chunks does). The prefix is whole blocks every member's token comes after (full, and
- * seen whole by all), the longest all members' tables agree on, at least
- * MIN_SHARED_BLOCKS. Appends the shared groups to a->groups; returns the new count. */
+ * chunks does). A prefix is whole blocks every member's token comes after (full, and
+ * seen whole by all), at least MIN_SHARED_BLOCKS; the tokens are put in their tables'
+ * order and cut into runs that save the most blocks read. Appends the shared groups to
+ * a->groups; returns the new count. */
 static int plan_shared(ks_attention *a, const ks_batch *b, int n_groups) {
     const int B = a->kv.block_tokens;
-    prefix_key *keys = NULL;
-    int n_keys = 0;
+    a->n_shared_walks = a->n_shared_blocks = 0;
+    prefix_cand *c = NULL;
+    int n = 0;
     for (int i = 0; i < n_groups; i++) {
         const group *g = &a->groups[i];
         const ks_seq_view *sv = &b->seqs[b->seq[g->t0]];
-        if (g->nt != 1 || b->pos[g->t0] / B < MIN_SHARED_BLOCKS || sv->n_blocks < MIN_SHARED_BLOCKS)
+        const int max_blocks = KS_MIN(b->pos[g->t0] / B, sv->n_blocks);
+        if (g->nt != 1 || max_blocks < MIN_SHARED_BLOCKS)
             continue;
-        if (!keys)
-            keys = ks_xmalloc((size_t)n_groups * sizeof *keys);
-        keys[n_keys++] = (prefix_key){sv->block_table[0], i};
-    }
-    if (n_keys < 2) {
-        free(keys);
-        return n_groups;
-    }
-    qsort(keys, (size_t)n_keys, sizeof *keys, prefix_key_order);
-    int n_members = 0;
-    for (int k0 = 0; k0 < n_keys;) {
-        int k1 = k0 + 1; /* [k0, k1): one first block, at most group_tokens tokens */
-        while (k1 < n_keys && k1 - k0 < a->group_tokens && keys[k1].first_block == keys[k0].first_block)
-            k1++;
-        if (k1 - k0 < 2) {
-            k0 = k1;
-            continue;
+        if (!c)
+            c = ks_xmalloc((size_t)n_groups * sizeof *c);
+        prefix_cand x = {i, sv->block_table, max_blocks};
+        int k = n++; /* insertion: a step's decode tokens are few */
+        while (k > 0 && cand_before(&x, &c[k - 1])) {
+            c[k] = c[k - 1];
+            k--;
         }
-        const int32_t *t0 = b->seqs[b->seq[a->groups[keys[k0].g].t0]].block_table;
-        int n_shared = INT32_MAX;
-        for (int k = k0; k < k1; k++) {
-            const group *g = &a->groups[keys[k].g];
-            const int32_t *tk = b->seqs[b->seq[g->t0]].block_table;
-            int j = 0;
-            const int lim = KS_MIN(n_shared, b->pos[g->t0] / B);
-            while (j < lim && tk[j] == t0[j])
-                j++;
-            n_shared = j;
-        }
-        if (n_shared >= MIN_SHARED_BLOCKS) {
-            if (n_groups == a->cap_groups) {
-                a->cap_groups = 2 * n_groups + 16;
-                a->groups = ks_xrealloc(a->groups, (size_t)a->cap_groups * sizeof *a->groups);
-            }
-            if (n_members + (k1 - k0) > a->cap_members) {
-                a->cap_members = 2 * (n_members + (k1 - k0));
-                a->members = ks_xrealloc(a->members, (size_t)a->cap_members * sizeof *a->members);
-            }
-            const int sg = n_groups++;
-            a->groups[sg] = (group){.t0 = n_members, .nt = k1 - k0, .n_pos = n_shared * B, .b0 = 0,
-                                    .n_chunks = 1, .shared = -1, .is_shared = true, .n_parts = 1};
-            for (int k = k0; k < k1; k++) {
-                a->members[n_members++] = keys[k].g;
-                a->groups[keys[k].g].b0 = n_shared;
-                a->groups[keys[k].g].shared = sg;
-            }
-        }
-        k0 = k1;
+        c[k] = x;
     }
-    free(keys);
+    if (n >= 2) {
+        int *lcp = ks_xmalloc((size_t)n * sizeof *lcp), n_members = 0;
+        for (int i = 0; i + 1 < n; i++)
+            lcp[i] = common_blocks(&c[i], &c[i + 1]);
+        n_groups = form_shared(a, c, lcp, 0, n, n_groups, &n_members);
+        free(lcp);
+    }
+    free(c);
     return n_groups;
 }
 
@@ -754,6 +812,11 @@ void ks_attention_run(ks_attention *a, ks_threadpool *tp, uint8_t *kv_pool, cons
                 at.n_merge_rows += (size_t)a->groups[i].nt * (size_t)a->hp.n_head;
         ks_threadpool_run(tp, merge_worker, &at);
     }
+}
+
+int ks_attention_shared_walks(const ks_attention *a, int *blocks) {
+    *blocks = a->n_shared_blocks;
+    return a->n_shared_walks;
 }
 
 /* ---- the K/V writes ------------------------------------------------------------------- */

@@ -33,4 +33,8 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
 void ks_attention_run(ks_attention *a, ks_threadpool *tp, uint8_t *kv_pool, const ks_batch *b,
                       int il, const float *q, float *out);
 
+/* How the last run shared prefixes: the walks over blocks several sequences' decode
+ * tokens share (their count), and *blocks the sum of their lengths in blocks. */
+int ks_attention_shared_walks(const ks_attention *a, int *blocks);
+
 #endif

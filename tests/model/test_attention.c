@@ -2,7 +2,8 @@
  * against a plain double-precision attention over the same stored K/V rows:
  *   prefill, decode deep enough to be cut into chunks across threads, a batch that
  *   mixes both over three sequences, and decode tokens of sequences whose tables share
- *   prefix blocks (walked once for all of them), for F32, F16 and Q8_0 KV;
+ *   prefix blocks (walked once for all of them), for F32, F16 and Q8_0 KV; which
+ *   sequences walk a prefix together when some share more of it than others;
  *   the same results with 1, 2 and 3 threads;
  *   K/V rows written where each token's block table says. */
 #include "model/attention.h"
@@ -259,6 +260,38 @@ static void shared_prefix_case(fixture *fx, ks_attention *a) {
 
 Test(attention, test_attention_decode_of_sequences_sharing_prefix_blocks_matches_reference) {
     for_each_kv_type(shared_prefix_case);
+}
+
+/* Sequences 1 and 2 share 40 blocks, sequence 0 only the first 5 of them (a conversation
+ * beside two subagents with one long system prompt): walking all three over 5 blocks
+ * would save 10 block reads, the two subagents over their 40 save 40, so those two walk
+ * their prefix together and sequence 0 walks alone. */
+Test(attention, test_attention_shared_walks_follow_the_longest_common_prefixes) {
+    fixture fx;
+    fixture_init(&fx, KS_TYPE_F16);
+    for (int i = 0; i < 40; i++)
+        fx.tables[2][i] = fx.tables[1][i];
+    for (int i = 0; i < 5; i++)
+        fx.tables[1][i] = fx.tables[2][i] = fx.tables[0][i];
+    ks_attention *a;
+    cr_assert_eq(ks_attention_create(&a, &fx.hp, &fx.kv, MAX_POS, 2, NULL), KS_OK);
+    fill(&fx, a, 0, 0, 901);
+    fill(&fx, a, 1, 5 * B, 801);
+    fill(&fx, a, 2, 40 * B, 701);
+    const int32_t seq[3] = {0, 1, 2}, pos[3] = {900, 800, 700};
+    check(&fx, 2, 3, seq, pos, "a conversation beside two subagents");
+    ks_threadpool *tp = ks_threadpool_create(2);
+    float *q = calloc(3 * Q_DIM, sizeof *q), *out = malloc(3 * Q_DIM * sizeof *out);
+    ks_batch b = {.n_tokens = 3, .pos = pos, .seq = seq, .seqs = fx.seqs, .n_seqs = MAX_SEQS};
+    ks_attention_run(a, tp, fx.pool, &b, 0, q, out);
+    int blocks = 0;
+    cr_assert_eq(ks_attention_shared_walks(a, &blocks), 1);
+    cr_assert_eq(blocks, 40);
+    free(q);
+    free(out);
+    ks_threadpool_destroy(tp);
+    ks_attention_destroy(a);
+    free(fx.pool);
 }
 
 Test(attention, test_attention_store_kv_writes_each_token_at_its_block_slot) {
