@@ -256,6 +256,10 @@ static void shared_prefix_case(fixture *fx, ks_attention *a) {
         /* a token just past the prefix, and one of the owner's in its 13th block */
         check(fx, nth, 5, seq, pos, "decode of five tokens sharing a prefix");
     }
+    /* eight tokens over sequence 1's 30 shared blocks: 16 query rows per KV head, the tile
+     * kernel's (F16 KV), where there is one */
+    const int32_t seq8[8] = {0, 1, 0, 1, 0, 1, 0, 1}, pos8[8] = {899, 699, 800, 600, 700, 30 * B, 500, 550};
+    check(fx, 2, 8, seq8, pos8, "decode of eight tokens sharing a prefix");
 }
 
 Test(attention, test_attention_decode_of_sequences_sharing_prefix_blocks_matches_reference) {
