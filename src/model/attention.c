@@ -136,6 +136,14 @@ typedef struct group {
     size_t part;   /* n_parts > 1: its first partial row state (index into a->part) */
 } group;
 
+/* A decode token that may share its prefix: its group, its table, and the most whole
+ * blocks it could share (those before its position). */
+typedef struct prefix_cand {
+    int g;
+    const int32_t *table;
+    int max_blocks;
+} prefix_cand;
+
 typedef struct item {
     int g, c;      /* group, chunk */
     long work;     /* its blocks x tokens, to order items by */
@@ -156,9 +164,13 @@ struct ks_attention {
     group *groups;
     item *items;
     int cap_groups, cap_items;
-    /* shared groups' members: indices of groups (plan_shared) */
+    /* shared groups' members: indices of groups; the candidates in table order and their
+     * common prefixes (plan_shared), cap_groups each */
     int *members;
     int cap_members;
+    prefix_cand *cands;
+    int *lcp;
+    int cap_cands;
     int n_shared_walks, n_shared_blocks; /* of the last run's plan */
     /* partial states of split groups: (cap_part, 2 + head_dim) floats, [m, l, acc] */
     float *part;
@@ -184,6 +196,8 @@ void ks_attention_destroy(ks_attention *a) {
     free(a->groups);
     free(a->items);
     free(a->members);
+    free(a->cands);
+    free(a->lcp);
     free(a->part);
     free(a);
 }
@@ -291,14 +305,6 @@ static void chunk_blocks(const group *g, int c, int B, int *b0, int *b1) {
  * read once instead of once per sequence save). */
 #define MIN_SHARED_BLOCKS 4
 
-/* A decode token that may share its prefix: its group, its table, and the most whole
- * blocks it could share (those before its position). */
-typedef struct prefix_cand {
-    int g;
-    const int32_t *table;
-    int max_blocks;
-} prefix_cand;
-
 /* Leading blocks two candidates' tables agree on, within both's max_blocks. */
 static int common_blocks(const prefix_cand *x, const prefix_cand *y) {
     const int n = KS_MIN(x->max_blocks, y->max_blocks);
@@ -402,7 +408,12 @@ static int form_shared(ks_attention *a, const prefix_cand *c, const int *lcp, in
 static int plan_shared(ks_attention *a, const ks_batch *b, int n_groups) {
     const int B = a->kv.block_tokens;
     a->n_shared_walks = a->n_shared_blocks = 0;
-    prefix_cand *c = NULL;
+    if (n_groups > a->cap_cands) { /* the first batch this large */
+        a->cap_cands = a->cap_groups;
+        a->cands = ks_xrealloc(a->cands, (size_t)a->cap_cands * sizeof *a->cands);
+        a->lcp = ks_xrealloc(a->lcp, (size_t)a->cap_cands * sizeof *a->lcp);
+    }
+    prefix_cand *c = a->cands;
     int n = 0;
     for (int i = 0; i < n_groups; i++) {
         const group *g = &a->groups[i];
@@ -410,8 +421,6 @@ static int plan_shared(ks_attention *a, const ks_batch *b, int n_groups) {
         const int max_blocks = KS_MIN(b->pos[g->t0] / B, sv->n_blocks);
         if (g->nt != 1 || max_blocks < MIN_SHARED_BLOCKS)
             continue;
-        if (!c)
-            c = ks_xmalloc((size_t)n_groups * sizeof *c);
         prefix_cand x = {i, sv->block_table, max_blocks};
         int k = n++; /* insertion: a step's decode tokens are few */
         while (k > 0 && cand_before(&x, &c[k - 1])) {
@@ -421,13 +430,11 @@ static int plan_shared(ks_attention *a, const ks_batch *b, int n_groups) {
         c[k] = x;
     }
     if (n >= 2) {
-        int *lcp = ks_xmalloc((size_t)n * sizeof *lcp), n_members = 0;
+        int n_members = 0;
         for (int i = 0; i + 1 < n; i++)
-            lcp[i] = common_blocks(&c[i], &c[i + 1]);
-        n_groups = form_shared(a, c, lcp, 0, n, n_groups, &n_members);
-        free(lcp);
+            a->lcp[i] = common_blocks(&c[i], &c[i + 1]);
+        n_groups = form_shared(a, c, a->lcp, 0, n, n_groups, &n_members);
     }
-    free(c);
     return n_groups;
 }
 
