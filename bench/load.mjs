@@ -12,7 +12,7 @@
 //   make bench-load [BENCH_LOAD_ARGS="--long-prefill 8000"]
 //   node bench/load.mjs [--url URL] [--model FILE] [--concurrency 1,2,4] [--rounds N]
 //        [--prefix-tokens N] [--shared-system N] [--turn-tokens N] [--max-tokens N] [--long-prefill N]
-//        [--followups N] [--threads N] [--parallel N] [--prefill-chunk N] [--step-budget K]
+//        [--followups N] [--burst N] [--threads N] [--parallel N] [--prefill-chunk N] [--step-budget K]
 //        [--kv-ram SIZE] [--kvserve BIN] [--save FILE.json]
 //
 // Without --url the benchmark starts `kvserve serve` itself on a synthetic model of the
@@ -30,7 +30,10 @@
 //              median time, and n / that time = the engine's decode tok/s at n streams
 // Each client's conversation is sent once before the phases (untimed), so turns find
 // their prefix cached, as an agent's do; side requests share one short system prompt.
-// With --shared-system N every conversation's system prompt begins with the same N
+// With --burst N, last, every client sends at once a request whose N-token system prompt
+// nothing has cached yet (an agent launching its subagents): their TTFT and how many of
+// the N x clients prompt tokens the server computed (once, when it computes the common
+// prefix once). With --shared-system N every conversation's system prompt begins with the same N
 // tokens (one agent's prompt and tool definitions, as its subagents' conversations
 // share them), so the clients' prefixes share their first KV blocks.
 import { spawn, execFileSync } from "node:child_process";
@@ -59,6 +62,7 @@ const turnTokens = Number(opt("--turn-tokens", "120"));
 const maxTokens = Number(opt("--max-tokens", "48"));
 const longPrefill = Number(opt("--long-prefill", "20000"));
 const followups = Number(opt("--followups", "3"));
+const burst = Number(opt("--burst", "0"));
 const saveFile = opt("--save", null);
 
 const require = createRequire(path.join(sourceDir, "tests/package.json"));
@@ -279,6 +283,19 @@ async function longPrefillCheck(client, base, conv) {
     ratio: median(busy) / median(idle), overlapped };
 }
 
+// ---- subagents sent at once ------------------------------------------------------------------
+
+async function burstCheck(client, base, n) {
+  const system = "A new agent prompt. " + words(burst, prng(777));
+  const computed0 = await metric(base, "kvserve_computed_tokens_total");
+  const res = await Promise.all(Array.from({ length: n }, (_, c) => streamed(client, { model: "m", max_tokens: 1,
+    temperature: 0, system, messages: [{ role: "user", content: `Subtask ${c}: ` + words(40, prng(9000 + c)) }] })));
+  const computed = (await metric(base, "kvserve_computed_tokens_total")) - computed0;
+  const ok = res.filter((x) => !x.error);
+  return { clients: n, errors: n - ok.length, ttftMedian: median(ok.map((x) => x.ttft)),
+    ttftMax: Math.max(...ok.map((x) => x.ttft)), computedTokens: computed };
+}
+
 // ---- main -----------------------------------------------------------------------------------
 
 function printSteps(rows, lp, whole) {
@@ -343,11 +360,18 @@ async function main() {
       `busy ${lp.busyTtft.map((x) => fmt(x)).join(", ")})` +
       (lp.overlapped ? "" : " — the prefill ended before the follow-ups did: raise --long-prefill"));
   }
+  let bu = null;
+  if (burst > 0) {
+    bu = await burstCheck(client, srv.url, Math.max(...levels));
+    console.log(`\n${bu.clients} requests at once with one new ~${burst}-token system prompt: TTFT median ` +
+      `${fmt(bu.ttftMedian)} ms, last ${fmt(bu.ttftMax)} ms; the server computed ${fmt(bu.computedTokens)} prompt ` +
+      `tokens for them (~${bu.clients * (burst + 45)} sent)` + (bu.errors ? `, ${bu.errors} errors` : ""));
+  }
   if (srv.steps) printSteps(rows, lp, summarizeSteps(srv.steps));
-  if (saveFile) fs.writeFileSync(saveFile, JSON.stringify({ engine: srv.engine, rows, longPrefill: lp }, null, 2));
+  if (saveFile) fs.writeFileSync(saveFile, JSON.stringify({ engine: srv.engine, rows, longPrefill: lp, burst: bu }, null, 2));
   if (srv.stop) await srv.stop();
   if (!url) fs.rmSync(work, { recursive: true, force: true });
-  if (rows.some((r) => r.errors > 0)) process.exitCode = 1;
+  if (rows.some((r) => r.errors > 0) || bu?.errors) process.exitCode = 1;
 }
 
 await main();
