@@ -20,6 +20,11 @@
  * shorter prompt than the oldest's goes whole when the chunk holds it, rather than in
  * steps that alternate with the oldest's.
  *
+ * Prompts that begin alike, sent at once (an agent's subagents with one system prompt),
+ * compute their common blocks once: each step a prefilling sequence takes the blocks
+ * others published since (catch_up), and one whose next block an older sequence is
+ * computing waits for it (follows_older).
+ *
  * A sequence's tokens: [0, n_fed) have K/V in its blocks; [n_fed, n_tokens) are known
  * but not yet computed (the rest of the prompt while prefilling, or the one sampled
  * token a decode step feeds next). */
