@@ -301,9 +301,12 @@ static void chunk_blocks(const group *g, int c, int B, int *b0, int *b1) {
 }
 
 /* Fewest whole blocks of prefix that sequences must share for their decode tokens to walk
- * it together (below this a shared walk's extra partial states cost more than the blocks
- * read once instead of once per sequence save). */
-#define MIN_SHARED_BLOCKS 4
+ * it together. A short prefix is cheap to read once per sequence: the others' reads of
+ * what the first just read come from the last-level cache, while a shared walk has 8
+ * query rows per KV head to multiply (Qwen3-0.6B, 4 sequences) and partial states to
+ * merge (bench_attention -s 4 -d 640: 4 shared blocks of 32 11.7 -> 12.3 ms, 8 even, 12
+ * 9.5 -> 8.7 but at -d 2048 38.5 -> 40, 16 8.1 -> 6.5 and at -d 2048 38.6 -> 36.4). */
+#define MIN_SHARED_BLOCKS 16
 
 /* Leading blocks two candidates' tables agree on, within both's max_blocks. */
 static int common_blocks(const prefix_cand *x, const prefix_cand *y) {
