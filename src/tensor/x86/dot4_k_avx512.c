@@ -73,29 +73,6 @@ static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, v
     }
 }
 
-/* ks_x86_hsum_ps of the four 8-lane halves of a[0] and a[1] (rows 0, 1, 2, 3), each the
- * same adds in the same order, four rows side by side: (v_i + v_i+4), then lanes 0, 1
- * plus lanes 2, 3, then lane 0 plus lane 1; the results in lanes 0, 4, 8 and 12. */
-static inline __m512 hsum_rows4(const __m512 a[PAIRS]) {
-    const __m512 lo = _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512 hi = _mm512_shuffle_f32x4(a[0], a[1], _MM_SHUFFLE(3, 1, 3, 1));
-    __m512 x = _mm512_add_ps(lo, hi);
-    x = _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(3, 3, 1, 1)));
-}
-
-/* ks_x86_hsum_ps128 of the four 4-lane quarters of m (rows 0..3), side by side: lanes 0, 1
- * plus lanes 2, 3, then lane 0 plus lane 1; the results in lanes 0, 4, 8 and 12. */
-static inline __m512 hsum_quarters4(__m512 m) {
-    m = _mm512_add_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(3, 2, 3, 2)));
-    return _mm512_add_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(3, 3, 1, 1)));
-}
-
-/* Lanes 0, 4, 8 and 12 of v. */
-static inline __m128 lanes_0_4_8_12(__m512 v) {
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
-}
-
 /* Q4_K (q5 false) or Q5_K rows: both blocks start with d, dmin and the 12 packed scales;
  * the codes (and Q5_K's fifth bits) at the offsets given. */
 static KS_ALWAYS_INLINE void dot4_q45_k(bool q5, size_t block_bytes, size_t qs_at, size_t qh_at, const void *w,
@@ -169,14 +146,15 @@ static KS_ALWAYS_INLINE void dot4_q45_k(bool q5, size_t block_bytes, size_t qs_a
             }
         }
     }
-    /* the four rows' sums side by side (vec_dot's trees, see hsum_rows4), then their mins
+    /* the four rows' sums side by side (vec_dot's trees, simd_x86.h), then their mins
      * terms added as vec_dot adds them */
-    const __m128 rows = lanes_0_4_8_12(hsum_rows4(acc));
+    const __m128 rows = ks_x86_rows4_sums(ks_x86_hsum_ps_rows4(acc[0], acc[1]));
     __m128 mins;
     if (q5)
         mins = _mm_movelh_ps(summs[0], summs[1]);
     else
-        mins = lanes_0_4_8_12(hsum_quarters4(_mm512_insertf32x8(_mm512_castps256_ps512(acc_m[0]), acc_m[1], 1)));
+        mins = ks_x86_rows4_sums(
+            ks_x86_hsum_ps128_rows4(_mm512_insertf32x8(_mm512_castps256_ps512(acc_m[0]), acc_m[1], 1)));
     _mm_storeu_ps(s, _mm_add_ps(rows, mins));
 }
 

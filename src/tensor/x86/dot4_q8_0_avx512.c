@@ -118,14 +118,13 @@ static void dot4_q8_0_run(const void *w, const void *packed, int64_t n, float *s
             }
         }
     }
-    /* row 2p's lanes (even) into the low half, in order; row 2p+1's (odd) into the high */
+    /* row 2p's lanes (even) into the low half, in order; row 2p+1's (odd) into the high;
+     * the four rows summed side by side as vec_dot sums each (simd_x86.h) */
     const __m512i split = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    for (int p = 0; p < PAIRS; p++) {
-        const __m512 v = _mm512_permutexvar_ps(split, acc[p]);
-        /* vec_dot adds its (zero) offset sum: + 0.0f turns a -0.0 into +0.0 */
-        s[2 * p] = ks_x86_hsum_ps(_mm512_castps512_ps256(v)) + 0.0f;
-        s[2 * p + 1] = ks_x86_hsum_ps(_mm512_extractf32x8_ps(v, 1)) + 0.0f;
-    }
+    const __m128 rows = ks_x86_rows4_sums(
+        ks_x86_hsum_ps_rows4(_mm512_permutexvar_ps(split, acc[0]), _mm512_permutexvar_ps(split, acc[1])));
+    /* vec_dot adds its (zero) offset sum: + 0.0f turns a -0.0 into +0.0 */
+    _mm_storeu_ps(s, _mm_add_ps(rows, _mm_setzero_ps()));
 }
 
 void ks_dot4_q8_0_avx512_register(ks_kernels *k) {

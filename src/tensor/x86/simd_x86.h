@@ -63,6 +63,33 @@ static inline float ks_x86_hsum_ps128(__m128 s) {
     return _mm_cvtss_f32(s);
 }
 
+#ifdef __AVX512F__
+/* ks_x86_hsum_ps of four 8-lane rows at once, the 256-bit halves of a[0] (rows 0, 1) and
+ * a[1] (rows 2, 3): each row takes the same adds in the same order (v_i + v_i+4, then
+ * lanes 0, 1 plus lanes 2, 3, then lane 0 plus lane 1), the four side by side in the
+ * 128-bit lanes of one vector; the sums in lanes 0, 4, 8 and 12. */
+static inline __m512 ks_x86_hsum_ps_rows4(__m512 a0, __m512 a1) {
+    const __m512 lo = _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512 hi = _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+    __m512 x = _mm512_add_ps(lo, hi);
+    x = _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(x, _mm512_permute_ps(x, _MM_SHUFFLE(3, 3, 1, 1)));
+}
+
+/* ks_x86_hsum_ps128 of the four 128-bit lanes of m (rows 0..3) at once, in the same
+ * order; the sums in lanes 0, 4, 8 and 12. */
+static inline __m512 ks_x86_hsum_ps128_rows4(__m512 m) {
+    m = _mm512_add_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(3, 3, 1, 1)));
+}
+
+/* Lanes 0, 4, 8 and 12 of v: the four sums of the two above. */
+static inline __m128 ks_x86_rows4_sums(__m512 v) {
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(idx, v));
+}
+#endif
+
 /* Sum of the 8 float lanes by pairs: s = low half + high half, then (s0 + s1) + (s2 + s3)
  * (the order two horizontal adds give). */
 static inline float ks_x86_hsum_ps_pairs(__m256 v) {
