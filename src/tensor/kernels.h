@@ -48,8 +48,8 @@ typedef void (*ks_vec_dot_2w_fn)(const void *w0, const void *w1, const void *a, 
 
 /* vec_dot_4 over activation rows packed for it once per matrix multiplication, where
  * the rows' own layout would cost the kernel more work per weight row than packing them
- * costs once (AVX-512: pairs of rows side by side in 512-bit vectors, for Q8_0, Q4_K and
- * Q5_K). pack() takes KS_VEC_DOT_ROWS rows of the dot type (a NULL row
+ * costs once (AVX-512: pairs of rows side by side in 512-bit vectors, for Q8_0, Q4_K,
+ * Q5_K and Q6_K). pack() takes KS_VEC_DOT_ROWS rows of the dot type (a NULL row
  * packs as zeros, its result unused) into bytes(n) bytes; run(w, packed) writes s[j] =
  * vec_dot(w, row j, n) bit for bit, for the vec_dot of the same table, and asks for the
  * weight row pf (NULL: none) a share at a time as vec_dot_2w does. */

@@ -1,6 +1,6 @@
-/* dot4_k_avx512.c — Q4_K and Q5_K weight rows against four Q8_K activation rows packed
- * for 512-bit vectors: the 4-row kernels of decode steps with several sequences (and of
- * prefill on CPUs without AMX), as dot4_q8_0_avx512.c is for Q8_0.
+/* dot4_k_avx512.c — Q4_K, Q5_K and Q6_K weight rows against four Q8_K activation rows
+ * packed for 512-bit vectors: the 4-row kernels of decode steps with several sequences
+ * (and of prefill on CPUs without AMX), as dot4_q8_0_avx512.c is for Q8_0.
  *
  * Owns: the packed layout, its packer, the kernels, ks_dot4_k_avx512_register().
  *
@@ -18,6 +18,9 @@
  *          bsums[2j+1] (int16, as the vector kernel adds them), then row 2p+1's
  *   d      [nsb][4 floats]: the rows' scales
  *
+ * Q6_K packs the same codes, its own sums and the same d (see dot4_q6_k_run):
+ *   bsums  [nsb][2 pairs][32 int16]: row 2p's 16 Q8_K bsums, then row 2p+1's
+ *
  * Exactness, and agreement with vec_dot (ks_x86_dot_q4_k/q5_k with q45_k_sums, vpdpwssd)
  * bit for bit: each half of a 512-bit integer vector takes the operations vec_dot takes on
  * its 256-bit one for that row (Q5_K's fifth bits included), so the int32 lanes (sumi) and
@@ -26,7 +29,10 @@
  * and for the mins
  *   Q4_K  acc_m += -(dmin da) mins (4 lanes); the row ends as hsum(acc) + hsum(acc_m)
  *   Q5_K  summs += -(dmin da) (the 4 lanes' exact integer sum), one scalar FMA; the row
- *         ends as hsum(acc) + summs. */
+ *         ends as hsum(acc) + summs
+ * and for Q6_K (ks_x86_dot_q6_k_rows, ks_x86_q6_k_sums): sumi starts at -32 times the
+ * madd of the bsums with the 16 scales, takes each chunk's maddubs and vpdpwssd with its
+ * two scales, and acc += (d da) sumi, d da one float product; the row ends as hsum(acc). */
 #include "core/ks_core.h"
 #include "tensor/x86/kernels_x86.h"
 #include "tensor/x86/simd_x86.h"
@@ -49,6 +55,17 @@ static size_t dot4_q4_k_bytes(int64_t n) {
     return codes_bytes(n) + sums_bytes(n) + (size_t)(n / KS_QK_K) * KS_VEC_DOT_ROWS * sizeof(float);
 }
 
+/* Row r's codes of super-block b (y; NULL: zeros) into their chunks of the layout. */
+static void pack_codes(uint8_t *codes, int64_t b, int r, const ks_block_q8_k *y) {
+    uint8_t *c = codes + ((size_t)b * PAIRS + (size_t)(r / 2)) * CHUNKS * CHUNK_BYTES + (size_t)(r % 2) * 32;
+    for (int k = 0; k < CHUNKS; k++) {
+        if (y)
+            memcpy(c + (size_t)k * CHUNK_BYTES, y->qs + 32 * k, 32);
+        else
+            memset(c + (size_t)k * CHUNK_BYTES, 0, 32);
+    }
+}
+
 static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed) {
     const int64_t nsb = n / KS_QK_K;
     uint8_t *codes = packed;
@@ -58,13 +75,7 @@ static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, v
         for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
             const ks_block_q8_k *y = rows[r] ? (const ks_block_q8_k *)rows[r] + b : NULL;
             const int p = r / 2, half = r % 2;
-            uint8_t *c = codes + ((size_t)b * PAIRS + (size_t)p) * CHUNKS * CHUNK_BYTES + (size_t)half * 32;
-            for (int k = 0; k < CHUNKS; k++) {
-                if (y)
-                    memcpy(c + (size_t)k * CHUNK_BYTES, y->qs + 32 * k, 32);
-                else
-                    memset(c + (size_t)k * CHUNK_BYTES, 0, 32);
-            }
+            pack_codes(codes, b, r, y);
             int16_t *s = sums + ((size_t)b * PAIRS + (size_t)p) * (SUMS_BYTES / 2) + 8 * half;
             for (int j = 0; j < 8; j++)
                 s[j] = y ? (int16_t)(y->bsums[2 * j] + y->bsums[2 * j + 1]) : 0;
@@ -167,8 +178,100 @@ static void dot4_q5_k_run(const void *w, const void *packed, int64_t n, float *s
                pf);
 }
 
+/* ---- Q6_K ------------------------------------------------------------------------------ */
+
+#define BSUMS_BYTES 64 /* 16 int16 bsums of both rows of a pair */
+
+static size_t bsums_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * BSUMS_BYTES; }
+
+static size_t dot4_q6_k_bytes(int64_t n) {
+    return codes_bytes(n) + bsums_bytes(n) + (size_t)(n / KS_QK_K) * KS_VEC_DOT_ROWS * sizeof(float);
+}
+
+static void dot4_q6_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed) {
+    const int64_t nsb = n / KS_QK_K;
+    uint8_t *codes = packed;
+    int16_t *bsums = (int16_t *)(codes + codes_bytes(n));
+    float *ds = (float *)((uint8_t *)bsums + bsums_bytes(n));
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+            const ks_block_q8_k *y = rows[r] ? (const ks_block_q8_k *)rows[r] + b : NULL;
+            const int p = r / 2, half = r % 2;
+            pack_codes(codes, b, r, y);
+            int16_t *bs = bsums + ((size_t)b * PAIRS + (size_t)p) * (BSUMS_BYTES / 2) + 16 * half;
+            for (int j = 0; j < 16; j++)
+                bs[j] = y ? y->bsums[j] : 0;
+            ds[(size_t)b * KS_VEC_DOT_ROWS + (size_t)r] = y ? y->d : 0.0f;
+        }
+    }
+}
+
+/* Each half of a 512-bit vector takes ks_x86_q6_k_sums's operations for its row: the
+ * codes, decoded once, fill both halves (bitwise selects instead of and + or, the same
+ * bytes), the scales of chunk c are sc[2c] in the low 128 bits of a half, sc[2c + 1] in
+ * the high (one word permutation of the 16 scales held in both halves). */
+static void dot4_q6_k_run(const void *w, const void *packed, int64_t n, float *s, const void *pf) {
+    const int64_t nsb = n / KS_QK_K;
+    const uint8_t *codes = packed;
+    const int16_t *bsums = (const int16_t *)(codes + codes_bytes(n));
+    const float *ds = (const float *)((const uint8_t *)bsums + bsums_bytes(n));
+    const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
+    /* lanes of the d da of rows 2p, 2p + 1 (of 4 products: pair p at 2p) */
+    const __m512i d_lanes[PAIRS] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                    _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)};
+    /* ternary logic: (a & c) | b, for codes (a, c = low4) with their bits 4 and 5 (b) */
+    const int a_and_c_or_b = (0xf0 & 0xaa) | 0xcc;
+    __m512 acc[PAIRS] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t b = 0; b < nsb; b++) {
+        const ks_block_q6_k *x = (const ks_block_q6_k *)w + b;
+        ks_x86_prefetch_share(&pf, 1, (size_t)b * sizeof *x, (size_t)(b + 1) * sizeof *x);
+        /* the 16 scales as int16, in both 256-bit halves */
+        const __m512i sc16 = _mm512_cvtepi8_epi16(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)x->scales)));
+        __m512i sumi[PAIRS];
+        for (int p = 0; p < PAIRS; p++) {
+            const __m512i corr = _mm512_madd_epi16(
+                _mm512_loadu_si512(bsums + ((size_t)b * PAIRS + (size_t)p) * (BSUMS_BYTES / 2)), sc16);
+            sumi[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(corr, 5));
+        }
+        const uint8_t *cb = codes + (size_t)b * PAIRS * CHUNKS * CHUNK_BYTES;
+        for (int h = 0; h < 2; h++) { /* halves of 128 elements */
+            const __m512i ql0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->ql + 64 * h)));
+            const __m512i ql1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32)));
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
+            __m512i q[4];
+            q[0] = _mm512_ternarylogic_epi32(ql0, _mm512_and_si512(_mm512_slli_epi16(qh, 4), bits45), low4, a_and_c_or_b);
+            q[1] = _mm512_ternarylogic_epi32(ql1, _mm512_and_si512(_mm512_slli_epi16(qh, 2), bits45), low4, a_and_c_or_b);
+            q[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql0, 4), _mm512_and_si512(qh, bits45), low4,
+                                             a_and_c_or_b);
+            q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql1, 4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), bits45),
+                                             low4, a_and_c_or_b);
+            for (int k = 0; k < 4; k++) {
+                const int c = 4 * h + k;
+                /* words 0-7 of each half: scale 2c; words 8-15: scale 2c + 1 */
+                const __m512i idx = _mm512_set_epi16(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                                     2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c, 2 * c,
+                                                     2 * c, 2 * c, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1,
+                                                     2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c,
+                                                     2 * c, 2 * c, 2 * c, 2 * c, 2 * c);
+                const __m512i sc = _mm512_permutexvar_epi16(idx, sc16);
+                for (int p = 0; p < PAIRS; p++) {
+                    const __m512i a = _mm512_loadu_si512(cb + ((size_t)p * CHUNKS + (size_t)c) * CHUNK_BYTES);
+                    sumi[p] = _mm512_dpwssd_epi32(sumi[p], _mm512_maddubs_epi16(q[k], a), sc);
+                }
+            }
+        }
+        /* d da of the four rows, each one float product as vec_dot's */
+        const __m512 d4 = _mm512_castps128_ps512(
+            _mm_mul_ps(_mm_set1_ps(ks_x86_fp16(x->d)), _mm_loadu_ps(ds + (size_t)b * KS_VEC_DOT_ROWS)));
+        for (int p = 0; p < PAIRS; p++)
+            acc[p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(d_lanes[p], d4), _mm512_cvtepi32_ps(sumi[p]), acc[p]);
+    }
+    _mm_storeu_ps(s, ks_x86_rows4_sums(ks_x86_hsum_ps_rows4(acc[0], acc[1])));
+}
+
 void ks_dot4_k_avx512_register(ks_kernels *k) {
     k->vec_dot_4_packed[KS_TYPE_Q4_K] = (ks_dot4_packed){dot4_q4_k_bytes, dot4_q4_k_pack, dot4_q4_k_run};
     /* the same packed rows: Q5_K's mins use the same sums */
     k->vec_dot_4_packed[KS_TYPE_Q5_K] = (ks_dot4_packed){dot4_q4_k_bytes, dot4_q4_k_pack, dot4_q5_k_run};
+    k->vec_dot_4_packed[KS_TYPE_Q6_K] = (ks_dot4_packed){dot4_q6_k_bytes, dot4_q6_k_pack, dot4_q6_k_run};
 }
