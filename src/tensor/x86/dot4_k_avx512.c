@@ -206,6 +206,10 @@ static void dot4_q6_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, v
     }
 }
 
+/* vpternlog's table of (a & c) | b (a, b, c: 0xf0, 0xcc, 0xaa), for codes (a, c = low4)
+ * with their bits 4 and 5 (b); a constant expression, as the instruction's immediate */
+enum { A_AND_C_OR_B = (0xf0 & 0xaa) | 0xcc };
+
 /* Each half of a 512-bit vector takes ks_x86_q6_k_sums's operations for its row: the
  * codes, decoded once, fill both halves (bitwise selects instead of and + or, the same
  * bytes), the scales of chunk c are sc[2c] in the low 128 bits of a half, sc[2c + 1] in
@@ -219,8 +223,6 @@ static void dot4_q6_k_run(const void *w, const void *packed, int64_t n, float *s
     /* lanes of the d da of rows 2p, 2p + 1 (of 4 products: pair p at 2p) */
     const __m512i d_lanes[PAIRS] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
                                     _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3)};
-    /* ternary logic: (a & c) | b, for codes (a, c = low4) with their bits 4 and 5 (b) */
-    const int a_and_c_or_b = (0xf0 & 0xaa) | 0xcc;
     __m512 acc[PAIRS] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t b = 0; b < nsb; b++) {
         const ks_block_q6_k *x = (const ks_block_q6_k *)w + b;
@@ -239,12 +241,12 @@ static void dot4_q6_k_run(const void *w, const void *packed, int64_t n, float *s
             const __m512i ql1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32)));
             const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * h)));
             __m512i q[4];
-            q[0] = _mm512_ternarylogic_epi32(ql0, _mm512_and_si512(_mm512_slli_epi16(qh, 4), bits45), low4, a_and_c_or_b);
-            q[1] = _mm512_ternarylogic_epi32(ql1, _mm512_and_si512(_mm512_slli_epi16(qh, 2), bits45), low4, a_and_c_or_b);
+            q[0] = _mm512_ternarylogic_epi32(ql0, _mm512_and_si512(_mm512_slli_epi16(qh, 4), bits45), low4, A_AND_C_OR_B);
+            q[1] = _mm512_ternarylogic_epi32(ql1, _mm512_and_si512(_mm512_slli_epi16(qh, 2), bits45), low4, A_AND_C_OR_B);
             q[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql0, 4), _mm512_and_si512(qh, bits45), low4,
-                                             a_and_c_or_b);
+                                             A_AND_C_OR_B);
             q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql1, 4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), bits45),
-                                             low4, a_and_c_or_b);
+                                             low4, A_AND_C_OR_B);
             for (int k = 0; k < 4; k++) {
                 const int c = 4 * h + k;
                 /* words 0-7 of each half: scale 2c; words 8-15: scale 2c + 1 */
