@@ -51,37 +51,42 @@
 static size_t codes_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * CHUNKS * CHUNK_BYTES; }
 static size_t sums_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * SUMS_BYTES; }
 
+#define BSUMS_BYTES 64 /* Q6_K: 16 int16 bsums of both rows of a pair */
+static size_t bsums_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * BSUMS_BYTES; }
+
 static size_t dot4_q4_k_bytes(int64_t n) {
     return codes_bytes(n) + sums_bytes(n) + (size_t)(n / KS_QK_K) * KS_VEC_DOT_ROWS * sizeof(float);
 }
 
-/* Row r's codes of super-block b (y; NULL: zeros) into their chunks of the layout. */
-static void pack_codes(uint8_t *codes, int64_t b, int r, const ks_block_q8_k *y) {
-    uint8_t *c = codes + ((size_t)b * PAIRS + (size_t)(r / 2)) * CHUNKS * CHUNK_BYTES + (size_t)(r % 2) * 32;
-    for (int k = 0; k < CHUNKS; k++) {
-        if (y)
-            memcpy(c + (size_t)k * CHUNK_BYTES, y->qs + 32 * k, 32);
-        else
-            memset(c + (size_t)k * CHUNK_BYTES, 0, 32);
+/* The four rows packed: codes, then per row of a pair either its 8 sub-block sums S_j
+ * (Q4_K, Q5_K; sums_bytes) or its 16 Q8_K bsums (all_bsums, Q6_K; bsums_bytes), then d. */
+static KS_ALWAYS_INLINE void pack_k(bool all_bsums, const void *const rows[KS_VEC_DOT_ROWS], int64_t n,
+                                    void *packed) {
+    const int64_t nsb = n / KS_QK_K;
+    const int per_row = all_bsums ? 16 : 8;
+    uint8_t *codes = packed;
+    int16_t *sums = (int16_t *)(codes + codes_bytes(n));
+    float *ds = (float *)((uint8_t *)sums + (all_bsums ? bsums_bytes(n) : sums_bytes(n)));
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
+            const ks_block_q8_k *y = rows[r] ? (const ks_block_q8_k *)rows[r] + b : NULL;
+            uint8_t *c = codes + ((size_t)b * PAIRS + (size_t)(r / 2)) * CHUNKS * CHUNK_BYTES + (size_t)(r % 2) * 32;
+            for (int k = 0; k < CHUNKS; k++) {
+                if (y)
+                    memcpy(c + (size_t)k * CHUNK_BYTES, y->qs + 32 * k, 32);
+                else
+                    memset(c + (size_t)k * CHUNK_BYTES, 0, 32);
+            }
+            int16_t *sr = sums + ((size_t)b * PAIRS + (size_t)(r / 2)) * 2 * (size_t)per_row + (size_t)(r % 2) * (size_t)per_row;
+            for (int j = 0; j < per_row; j++)
+                sr[j] = !y ? 0 : all_bsums ? y->bsums[j] : (int16_t)(y->bsums[2 * j] + y->bsums[2 * j + 1]);
+            ds[(size_t)b * KS_VEC_DOT_ROWS + (size_t)r] = y ? y->d : 0.0f;
+        }
     }
 }
 
 static void dot4_q4_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed) {
-    const int64_t nsb = n / KS_QK_K;
-    uint8_t *codes = packed;
-    int16_t *sums = (int16_t *)(codes + codes_bytes(n));
-    float *ds = (float *)((uint8_t *)sums + sums_bytes(n));
-    for (int64_t b = 0; b < nsb; b++) {
-        for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
-            const ks_block_q8_k *y = rows[r] ? (const ks_block_q8_k *)rows[r] + b : NULL;
-            const int p = r / 2, half = r % 2;
-            pack_codes(codes, b, r, y);
-            int16_t *s = sums + ((size_t)b * PAIRS + (size_t)p) * (SUMS_BYTES / 2) + 8 * half;
-            for (int j = 0; j < 8; j++)
-                s[j] = y ? (int16_t)(y->bsums[2 * j] + y->bsums[2 * j + 1]) : 0;
-            ds[(size_t)b * KS_VEC_DOT_ROWS + (size_t)r] = y ? y->d : 0.0f;
-        }
-    }
+    pack_k(false, rows, n, packed);
 }
 
 /* Q4_K (q5 false) or Q5_K rows: both blocks start with d, dmin and the 12 packed scales;
@@ -180,30 +185,12 @@ static void dot4_q5_k_run(const void *w, const void *packed, int64_t n, float *s
 
 /* ---- Q6_K ------------------------------------------------------------------------------ */
 
-#define BSUMS_BYTES 64 /* 16 int16 bsums of both rows of a pair */
-
-static size_t bsums_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * PAIRS * BSUMS_BYTES; }
-
 static size_t dot4_q6_k_bytes(int64_t n) {
     return codes_bytes(n) + bsums_bytes(n) + (size_t)(n / KS_QK_K) * KS_VEC_DOT_ROWS * sizeof(float);
 }
 
 static void dot4_q6_k_pack(const void *const rows[KS_VEC_DOT_ROWS], int64_t n, void *packed) {
-    const int64_t nsb = n / KS_QK_K;
-    uint8_t *codes = packed;
-    int16_t *bsums = (int16_t *)(codes + codes_bytes(n));
-    float *ds = (float *)((uint8_t *)bsums + bsums_bytes(n));
-    for (int64_t b = 0; b < nsb; b++) {
-        for (int r = 0; r < KS_VEC_DOT_ROWS; r++) {
-            const ks_block_q8_k *y = rows[r] ? (const ks_block_q8_k *)rows[r] + b : NULL;
-            const int p = r / 2, half = r % 2;
-            pack_codes(codes, b, r, y);
-            int16_t *bs = bsums + ((size_t)b * PAIRS + (size_t)p) * (BSUMS_BYTES / 2) + 16 * half;
-            for (int j = 0; j < 16; j++)
-                bs[j] = y ? y->bsums[j] : 0;
-            ds[(size_t)b * KS_VEC_DOT_ROWS + (size_t)r] = y ? y->d : 0.0f;
-        }
-    }
+    pack_k(true, rows, n, packed);
 }
 
 /* vpternlog's table of (a & c) | b (a, b, c: 0xf0, 0xcc, 0xaa), for codes (a, c = low4)
