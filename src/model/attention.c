@@ -104,6 +104,13 @@
  * 11.7 -> 13.4 with slices of 16; slices of 8 or 32 measured slower). */
 #define PREFETCH_SLICE_ROWS 16
 
+/* Query rows of a KV head from which a call takes the whole block even while asking for
+ * the next head's rows: 8 rows (the 30B-A3B shape's decode) spend long enough on each key
+ * for one call per block to keep the next head's rows coming in time, and fewer calls
+ * cost less (bench_attention --shape qwen3-30b-a3b -d 16384, 2 threads: 94.7-95.1 ->
+ * 91.5-93.9 ms). */
+#define WHOLE_BLOCK_MIN_ROWS 8
+
 /* Query rows of a KV head from which an item uses the tile kernel where there is one
  * (a tile has 16 rows: fewer would leave most of it idle). */
 #define TILE_MIN_ROWS 16
@@ -639,7 +646,7 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
      * queries: the tile's loads are not what bounds it) */
     const bool staged = kv->kv_type == KS_TYPE_Q8_0;
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
-    const int slice = prefetch ? PREFETCH_SLICE_ROWS : B;
+    const int slice = prefetch && rows_h < WHOLE_BLOCK_MIN_ROWS ? PREFETCH_SLICE_ROWS : B;
     for (int bi = b0; bi < b1; bi++) {
         const uint8_t *k0, *v0;
         const int plo = bi * B, n = block_rows(at, sv, g, bi, &k0, &v0);

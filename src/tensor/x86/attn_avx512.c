@@ -1,6 +1,6 @@
 /* attn_avx512.c — the streaming-attention kernels on AVX-512 (tensor/attn_tiles.h holds
  * them, written once; this file gives them a vector of 16 floats and tiles of 16
- * accumulators).
+ * accumulators), but for the scores, which attn_scores_avx512.c replaces.
  * Q8_0 rows to floats are attn_avx2.c's, which wider registers would not speed up.
  *
  * exp (attn_tiles.h) takes its 2^n from vscalefps, which also takes care of results that
@@ -67,4 +67,5 @@ static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
 
 void ks_attn_avx512_register(ks_kernels *k) {
     attn_register(k);
+    ks_attn_scores_avx512_register(k); /* scores in an order of their own */
 }

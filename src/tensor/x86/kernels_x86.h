@@ -8,6 +8,7 @@
  *   dot4_k_avx512.c    Q4_K, Q5_K against four activation rows packed for 512-bit vectors
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
+ *   attn_scores_avx512.c  AVX-512's scores: two keys to an accumulator
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
  *   attn_amx.c         AMX-BF16 attention tiles for prefill (in the "amx" table where
@@ -33,6 +34,7 @@ void ks_elementwise_avx2_register(ks_kernels *k);
 void ks_elementwise_avx512_register(ks_kernels *k);
 void ks_attn_avx2_register(ks_kernels *k);
 void ks_attn_avx512_register(ks_kernels *k);
+void ks_attn_scores_avx512_register(ks_kernels *k);
 /* Asks Linux for the AMX tile data state (once per process); false if refused. */
 bool ks_amx_request(void);
 void ks_gemm_amx_register(ks_kernels *k);

@@ -1,0 +1,163 @@
+/* attn_scores_avx512.c — the attention scores (kernels.h: attn_scores, F32 and F16 K rows)
+ * of the AVX-512 set, two keys to an accumulator. They replace attn_tiles.h's, which sum
+ * each score in an accumulator of its own, 16 lanes wide.
+ *
+ * Owns: the score tiles, their summation order, ks_attn_scores_avx512_register().
+ *
+ * An accumulator's lanes 0-7 hold one key's products, lanes 8-15 the next key's: lane e
+ * of a half sums q[i] * k[i] over the elements i = e (mod 8), one FMA per 8 elements in
+ * element order (a tail of fewer than 8 elements adds zeros in the lanes past it), and the
+ * half's 8 lanes are then added ((e0 + e2) + (e1 + e3)) + ((e4 + e6) + (e5 + e7)) and
+ * multiplied by the scale. That is every score's arithmetic, whatever tile it falls in, so
+ * a query scores the same in a prefill tile and alone in decode.
+ *
+ * Why: with 16 lanes per score, every score ends in a horizontal sum of its own, and a
+ * tile of 4 query rows widens each K row once per 4 rows. Two keys to an accumulator
+ * halve those sums (the transposing sum below reduces 8 or 16 accumulators at once), and
+ * tiles of 8 rows widen each K row once for a decode token's 8 query rows per KV head
+ * (Qwen3-30B-A3B): bench_attention --shape qwen3-30b-a3b -d 16384 -p 0, 2 threads,
+ * 99-103 -> 93-95 ms. With 2 rows (Qwen3-0.6B) a key pair costs an insert more than a
+ * 16-element row did, within the noise of the same measure (73-75 ms either way).
+ *
+ * Tiles: NR query rows x NP key pairs, NR * NP accumulators: 8 x 2 and 4 x 4, 2 x 4 and
+ * 1 x 4 (padded to 8 accumulators); 2 x 8 spills its 16 key row pointers (2 rows: 74 ->
+ * 78 ms). Row and key tails point at the last row (key) again and drop those results. */
+#include "tensor/x86/kernels_x86.h"
+
+#include "core/ks_core.h"
+#include "tensor/fp16.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+
+/* The 8 elements of K row k0 from element i in lanes 0-7, of row k1 in lanes 8-15, as
+ * floats (h: rows of halves); lanes past cnt (m) are 0. */
+static KS_ALWAYS_INLINE __m512 load_key_pair(int h, const void *k0, const void *k1, int64_t i, bool whole,
+                                             __mmask8 m) {
+    if (h) {
+        const ks_fp16 *a = (const ks_fp16 *)k0 + i, *b = (const ks_fp16 *)k1 + i;
+        const __m128i lo = whole ? _mm_loadu_si128((const __m128i *)a) : _mm_maskz_loadu_epi16(m, a);
+        const __m128i hi = whole ? _mm_loadu_si128((const __m128i *)b) : _mm_maskz_loadu_epi16(m, b);
+        return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+    }
+    const float *a = (const float *)k0 + i, *b = (const float *)k1 + i;
+    const __m256 lo = whole ? _mm256_loadu_ps(a) : _mm256_maskz_loadu_ps(m, a);
+    const __m256 hi = whole ? _mm256_loadu_ps(b) : _mm256_maskz_loadu_ps(m, b);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+/* One step of 8 elements from i (whole, or the tail's m lanes) of a tile. */
+static KS_ALWAYS_INLINE void tile_step(int h, int nr, int np, const float *const *qp, const void *const *kp,
+                                       int64_t i, bool whole, __mmask8 m, __m512 *acc) {
+    __m512 kv[8];
+    for (int p = 0; p < np; p++)
+        kv[p] = load_key_pair(h, kp[2 * p], kp[2 * p + 1], i, whole, m);
+    for (int r = 0; r < nr; r++) {
+        const __m256 q8 = whole ? _mm256_loadu_ps(qp[r] + i) : _mm256_maskz_loadu_ps(m, qp[r] + i);
+        const __m512 qv = _mm512_broadcast_f32x8(q8);
+        for (int p = 0; p < np; p++)
+            acc[r * np + p] = _mm512_fmadd_ps(qv, kv[p], acc[r * np + p]);
+    }
+}
+
+/* The scores of na (8 or 16) accumulators, times scale: out[2a] the score of accumulator
+ * a's lanes 0-7, out[2a + 1] of its lanes 8-15, each by the tree of the file comment. */
+static KS_ALWAYS_INLINE void reduce_pairs(int na, const __m512 *acc, float scale, float *out) {
+    __m512 t1[8], t2[4];
+    /* per 128-bit lane: [a0 + a2, b0 + b2, a1 + a3, b1 + b3] */
+    for (int a = 0; a < na / 2; a++)
+        t1[a] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * a], acc[2 * a + 1]),
+                              _mm512_unpackhi_ps(acc[2 * a], acc[2 * a + 1]));
+    /* per 128-bit lane L: the sums of L's four lanes of accumulators 4a .. 4a + 3 */
+    for (int a = 0; a < na / 4; a++) {
+        const __m512d x = _mm512_castps_pd(t1[2 * a]), y = _mm512_castps_pd(t1[2 * a + 1]);
+        t2[a] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    /* 128-bit lanes 0 + 1 (the first key's half), 2 + 3 (the second's): lanes
+     * [4a .. 4a+3 first keys, their second keys, the same of 4a+4 .. 4a+7] */
+    const __m512i order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    for (int a = 0; a < na / 4; a += 2) {
+        const __m512 lo = _mm512_shuffle_f32x4(t2[a], t2[a + 1], _MM_SHUFFLE(2, 0, 2, 0));
+        const __m512 hi = _mm512_shuffle_f32x4(t2[a], t2[a + 1], _MM_SHUFFLE(3, 1, 3, 1));
+        const __m512 s = _mm512_mul_ps(_mm512_add_ps(lo, hi), _mm512_set1_ps(scale));
+        /* into accumulator order: out[2c], out[2c + 1] for accumulator 4a + c */
+        _mm512_storeu_ps(out + 8 * a, _mm512_permutexvar_ps(order, s));
+    }
+}
+
+/* s[r * ld_s + j] for r < nr_valid, j < nk_valid of a tile of nr rows x 2 np keys (h, nr,
+ * np constants where inlined). */
+static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, int64_t ld_q, int nr_valid,
+                                        const void *k, int64_t ld_k, int nk_valid, int64_t n, float scale, float *s,
+                                        int64_t ld_s, const void *pf) {
+    const int64_t eb = h ? 2 : 4;
+    const float *qp[8];
+    const void *kp[16];
+    for (int r = 0; r < nr; r++)
+        qp[r] = q + (r < nr_valid ? r : nr_valid - 1) * ld_q;
+    for (int j = 0; j < 2 * np; j++)
+        kp[j] = (const char *)k + (j < nk_valid ? j : nk_valid - 1) * ld_k * eb;
+    __m512 acc[16];
+    for (int a = 0; a < nr * np; a++)
+        acc[a] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        if (pf && ((i * eb) & 63) == 0) /* a line of each pf row as the step reaches it */
+            for (int j = 0; j < 2 * np && j < nk_valid; j++)
+                _mm_prefetch((const char *)pf + (j * ld_k + i) * eb, _MM_HINT_T1); /* to L2, as attn_tiles.h */
+        tile_step(h, nr, np, qp, kp, i, true, 0xff, acc);
+    }
+    if (i < n)
+        tile_step(h, nr, np, qp, kp, i, false, (__mmask8)((1u << (n - i)) - 1), acc);
+    const int na = nr * np < 8 ? 8 : nr * np;
+    for (int a = nr * np; a < na; a++)
+        acc[a] = _mm512_setzero_ps();
+    float out[32];
+    reduce_pairs(na, acc, scale, out);
+    for (int r = 0; r < nr_valid; r++)
+        for (int j = 0; j < 2 * np && j < nk_valid; j++)
+            s[r * ld_s + j] = out[2 * (r * np + j / 2) + j % 2];
+}
+
+/* All nk keys for up to nr rows (tiles of 2 np keys). */
+static KS_ALWAYS_INLINE void score_rows(int h, int nr, int np, const float *q, int64_t ld_q, int nr_valid,
+                                        const void *k, int64_t ld_k, int nk, int64_t n, float scale, float *s,
+                                        int64_t ld_s, const void *pf) {
+    const int64_t eb = h ? 2 : 4;
+    for (int j = 0; j < nk; j += 2 * np)
+        score_tile(h, nr, np, q, ld_q, nr_valid, (const char *)k + j * ld_k * eb, ld_k, KS_MIN(nk - j, 2 * np), n,
+                   scale, s + j, ld_s, pf ? (const char *)pf + j * ld_k * eb : NULL);
+}
+
+static KS_ALWAYS_INLINE void scores(int h, const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
+                                    int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    /* pf's rows are asked for by the first row tile's pass over the keys */
+    int r = 0;
+    for (; r + 8 <= nq; r += 8)
+        score_rows(h, 8, 2, q + r * ld_q, ld_q, 8, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+    if (nq - r >= 4) {
+        score_rows(h, 4, 4, q + r * ld_q, ld_q, 4, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        r += 4;
+    }
+    if (nq - r >= 2) {
+        score_rows(h, 2, 4, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        r += 2;
+    }
+    if (r < nq)
+        score_rows(h, 1, 4, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+}
+
+static void attn_scores_f32_avx512(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                   int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+}
+
+static void attn_scores_f16_avx512(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                   int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+}
+
+void ks_attn_scores_avx512_register(ks_kernels *k) {
+    k->attn_scores[KS_TYPE_F32] = attn_scores_f32_avx512;
+    k->attn_scores[KS_TYPE_F16] = attn_scores_f16_avx512;
+}
