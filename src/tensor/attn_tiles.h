@@ -10,6 +10,9 @@
  *   ATTN_LANES                lanes per vector
  *   ATTN_TILE                 accumulators of a tile: 16 (AVX-512, NEON) or 8 (AVX2)
  *   ATTN_ROWS                 most query rows of a score tile: 4 or 2 (AVX2)
+ *   ATTN_OWN_SCORES           defined: the file has score kernels of its own (AVX-512:
+ *                             attn_scores_avx512.c), and needs neither ATTN_ROWS nor
+ *                             vhsum4; attn_register() leaves attn_scores alone
  *   ATTN_ACC_ROWS             most query rows of an accumulation tile: 8 or 4 (AVX2)
  *   vmask(cnt)                the mask of lanes [0, cnt), 0 <= cnt <= ATTN_LANES
  *   vzero() vset1(x) vloadm(p, m) vloadm_or(p, m, v) vstorem(p, m, v) vkeep(m, v)
@@ -75,6 +78,7 @@ static KS_ALWAYS_INLINE attn_vec vload_kv(int h, const void *row, int64_t i, att
     return h ? vloadm_h((const ks_fp16 *)row + i, m, cnt) : vloadm((const float *)row + i, m);
 }
 
+#ifndef ATTN_OWN_SCORES
 /* ---- scores --------------------------------------------------------------------------- */
 
 /* Elements [i, i + cnt) (lanes of m) of a score tile's rows into its accumulators, with
@@ -191,6 +195,7 @@ static void attn_scores_f16(const float *q, int64_t ld_q, int nq, const void *k,
                             int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
     scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
+#endif
 
 /* ---- softmax step ---------------------------------------------------------------------- */
 
@@ -321,8 +326,10 @@ static void attn_accum_f16(float *acc, int64_t ld_acc, int nq, const float *p, i
 
 /* The kernels above into the table. */
 static void attn_register(ks_kernels *k) {
+#ifndef ATTN_OWN_SCORES
     k->attn_scores[KS_TYPE_F32] = attn_scores_f32;
     k->attn_scores[KS_TYPE_F16] = attn_scores_f16;
+#endif
     k->softmax_step_f32 = softmax_step_f32;
     k->attn_accum[KS_TYPE_F32] = attn_accum_f32;
     k->attn_accum[KS_TYPE_F16] = attn_accum_f16;

@@ -1,6 +1,6 @@
 /* attn_avx512.c — the streaming-attention kernels on AVX-512 (tensor/attn_tiles.h holds
  * them, written once; this file gives them a vector of 16 floats and tiles of 16
- * accumulators), but for the scores, which attn_scores_avx512.c replaces.
+ * accumulators), but for the scores, which are attn_scores_avx512.c's.
  * Q8_0 rows to floats are attn_avx2.c's, which wider registers would not speed up.
  *
  * exp (attn_tiles.h) takes its 2^n from vscalefps, which also takes care of results that
@@ -13,7 +13,7 @@ typedef __m512 attn_vec;
 typedef __mmask16 attn_mask;
 #define ATTN_LANES 16
 #define ATTN_TILE 16
-#define ATTN_ROWS 4
+#define ATTN_OWN_SCORES /* attn_scores_avx512.c */
 #define ATTN_ACC_ROWS 8
 
 static inline attn_mask vmask(int64_t cnt) { return (attn_mask)((1u << cnt) - 1); }
@@ -35,19 +35,6 @@ static inline attn_vec vsub(attn_vec a, attn_vec b) { return _mm512_sub_ps(a, b)
 static inline attn_vec vmax(attn_vec a, attn_vec b) { return _mm512_max_ps(a, b); }
 static inline float vhsum(attn_vec v) { return _mm512_reduce_add_ps(v); }
 static inline float vhmax(attn_vec v) { return _mm512_reduce_max_ps(v); }
-
-static inline void vhsum4(attn_vec a, attn_vec b, attn_vec c, attn_vec d, float scale, float *out) {
-    /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], the same of c and d */
-    const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-    const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-    /* per 128-bit lane: [a, b, c, d] */
-    const __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
-    const __m512 t = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)),
-                                   _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(t), _mm512_extractf32x8_ps(t, 1));
-    const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    _mm_storeu_ps(out, _mm_mul_ps(sum, _mm_set1_ps(scale)));
-}
 
 /* e^-104 rounds to 0 (half the smallest denormal is e^-103.97): inputs are clamped there,
  * and those below give 0 */

@@ -21,7 +21,8 @@
  *
  * Tiles: NR query rows x NP key pairs, NR * NP accumulators: 8 x 2 and 4 x 4, 2 x 4 and
  * 1 x 4 (padded to 8 accumulators); 2 x 8 spills its 16 key row pointers (2 rows: 74 ->
- * 78 ms). Row and key tails point at the last row (key) again and drop those results. */
+ * 78 ms); rows come in whole tiles (8, then 4, 2, 1), a key tail points at the last key
+ * again and drops those results. */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -85,16 +86,15 @@ static KS_ALWAYS_INLINE void reduce_pairs(int na, const __m512 *acc, float scale
     }
 }
 
-/* s[r * ld_s + j] for r < nr_valid, j < nk_valid of a tile of nr rows x 2 np keys (h, nr,
- * np constants where inlined). */
-static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, int64_t ld_q, int nr_valid,
-                                        const void *k, int64_t ld_k, int nk_valid, int64_t n, float scale, float *s,
+/* s[r * ld_s + j] for r < nr, j < nk_valid of a tile of nr rows x 2 np keys (h, nr, np
+ * constants where inlined). */
+static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, int64_t ld_q, const void *k, int64_t ld_k, int nk_valid, int64_t n, float scale, float *s,
                                         int64_t ld_s, const void *pf) {
     const int64_t eb = h ? 2 : 4;
     const float *qp[8];
     const void *kp[16];
     for (int r = 0; r < nr; r++)
-        qp[r] = q + (r < nr_valid ? r : nr_valid - 1) * ld_q;
+        qp[r] = q + r * ld_q;
     for (int j = 0; j < 2 * np; j++)
         kp[j] = (const char *)k + (j < nk_valid ? j : nk_valid - 1) * ld_k * eb;
     __m512 acc[16];
@@ -114,18 +114,17 @@ static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, i
         acc[a] = _mm512_setzero_ps();
     float out[32];
     reduce_pairs(na, acc, scale, out);
-    for (int r = 0; r < nr_valid; r++)
+    for (int r = 0; r < nr; r++)
         for (int j = 0; j < 2 * np && j < nk_valid; j++)
             s[r * ld_s + j] = out[2 * (r * np + j / 2) + j % 2];
 }
 
-/* All nk keys for up to nr rows (tiles of 2 np keys). */
-static KS_ALWAYS_INLINE void score_rows(int h, int nr, int np, const float *q, int64_t ld_q, int nr_valid,
-                                        const void *k, int64_t ld_k, int nk, int64_t n, float scale, float *s,
+/* All nk keys for nr rows (tiles of 2 np keys). */
+static KS_ALWAYS_INLINE void score_rows(int h, int nr, int np, const float *q, int64_t ld_q, const void *k, int64_t ld_k, int nk, int64_t n, float scale, float *s,
                                         int64_t ld_s, const void *pf) {
     const int64_t eb = h ? 2 : 4;
     for (int j = 0; j < nk; j += 2 * np)
-        score_tile(h, nr, np, q, ld_q, nr_valid, (const char *)k + j * ld_k * eb, ld_k, KS_MIN(nk - j, 2 * np), n,
+        score_tile(h, nr, np, q, ld_q, (const char *)k + j * ld_k * eb, ld_k, KS_MIN(nk - j, 2 * np), n,
                    scale, s + j, ld_s, pf ? (const char *)pf + j * ld_k * eb : NULL);
 }
 
@@ -134,17 +133,17 @@ static KS_ALWAYS_INLINE void scores(int h, const float *q, int64_t ld_q, int nq,
     /* pf's rows are asked for by the first row tile's pass over the keys */
     int r = 0;
     for (; r + 8 <= nq; r += 8)
-        score_rows(h, 8, 2, q + r * ld_q, ld_q, 8, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(h, 8, 2, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
     if (nq - r >= 4) {
-        score_rows(h, 4, 4, q + r * ld_q, ld_q, 4, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(h, 4, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 4;
     }
     if (nq - r >= 2) {
-        score_rows(h, 2, 4, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(h, 2, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 2;
     }
     if (r < nq)
-        score_rows(h, 1, 4, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(h, 1, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
 }
 
 static void attn_scores_f32_avx512(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
