@@ -13,7 +13,7 @@
  *   K = the block's K rows, all KV heads                  (n <= B, n_head_kv * head_dim)
  *   per KV head h:  S = Q_h K_h^T / sqrt(head_dim)         (rows of h, n)
  *   per row r:      m' = max(m, S_r); P_r = exp(S_r - m'); masked tail of P_r = 0
- *                   l = l e^(m - m') + sum P_r;  acc_r *= e^(m - m')
+ *                   l = l e^(m - m') + sum P_r;  acc_r *= e^(m - m')  (all rows: one call)
  *   V = the block's V rows
  *   per KV head h:  acc_h += P_h V_h                       (rows of h, head_dim)
  *
@@ -126,6 +126,7 @@ typedef struct thread_scratch {
     float *acc;   /* (max_rows, head_dim) running sums of weighted values */
     float *m;     /* (max_rows) running max of a row's scores */
     float *l;     /* (max_rows) running sum of exp(score - m) */
+    float *corr;  /* (max_rows) a block's factor on a row's earlier sums, exp(m_old - m) */
     int *lim;     /* (max_rows) positions a row sees: [0, lim) */
 } thread_scratch;
 
@@ -197,6 +198,7 @@ void ks_attention_destroy(ks_attention *a) {
             free(a->ts[i].acc);
             free(a->ts[i].m);
             free(a->ts[i].l);
+            free(a->ts[i].corr);
             free(a->ts[i].lim);
         }
     free(a->ts);
@@ -253,8 +255,9 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
         t->acc = malloc(rows * hd * sizeof(float));
         t->m = malloc(rows * sizeof(float));
         t->l = malloc(rows * sizeof(float));
+        t->corr = malloc(rows * sizeof(float));
         t->lim = malloc(rows * sizeof(int));
-        ok = t->kvf && t->q && t->s && t->acc && t->m && t->l && t->lim;
+        ok = t->kvf && t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim;
     }
     /* the most partial rows plan_items() can cut */
     a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
@@ -664,24 +667,13 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
                                         staged ? NULL : next);
             }
         }
-        for (int r = 0; r < rows; r++) {
-            float *s = ts->s + (size_t)r * B;
-            const int nv = KS_MAX(0, KS_MIN(n, ts->lim[r] - plo));
-            if (nv > 0) {
-                const float m_old = ts->m[r];
-                const float sum = k->softmax_step_f32(s, s, nv, &ts->m[r]);
-                if (ts->m[r] != m_old) {
-                    const float corr = expf(m_old - ts->m[r]);
-                    float *acc = ts->acc + (size_t)r * hd;
-                    for (int i = 0; i < hd; i++)
-                        acc[i] *= corr;
-                    ts->l[r] *= corr;
-                }
-                ts->l[r] += sum;
+        k->softmax_rows_f32(ts->s, B, rows, n, ts->lim, plo, ts->m, ts->l, ts->corr);
+        for (int r = 0; r < rows; r++)
+            if (ts->corr[r] != 1.0f) {
+                float *acc = ts->acc + (size_t)r * hd;
+                for (int i = 0; i < hd; i++)
+                    acc[i] *= ts->corr[r];
             }
-            for (int j = nv; j < n; j++)
-                s[j] = 0.0f;
-        }
         /* weighted values */
         for (int kvh = 0; kvh < n_kv; kvh++) {
             const head_rows vh = rows_of_head(a, v0, kvh, n, staged, ts->kvf);

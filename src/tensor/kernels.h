@@ -93,7 +93,7 @@ typedef void (*ks_attn_accum_fn)(float *acc, int64_t ld_acc, int nq, const float
  * [0, lim[r] - p0) of the block visible (none if that is <= 0),
  *   s_j = q_r . k_j (scale applied by prep_q);  m' = max(m[r], s_j);  P_j = e^(s_j - m')
  *   l[r] = l[r] e^(m[r] - m') + sum P_j;  acc row r = acc row r e^(m[r] - m') + sum P_j v_j
- * (the state of attn_scores / softmax_step / attn_accum, up to rounding). Products are
+ * (the state of attn_scores / softmax_rows / attn_accum, up to rounding). Products are
  * taken in BF16 pairs, each operand split into a high and a low BF16 part (hi.hi +
  * hi.lo + lo.hi, F32 sums): about 16 significant bits, more than F16 K/V carry.
  * scratch: scratch_bytes(nq, n) bytes per thread. */
@@ -126,15 +126,22 @@ typedef struct ks_kernels {
      * K and V rows F32 or F16 (the index of attn_scores / attn_accum; NULL for other
      * types). Any nq, nk >= 0 and n >= 1.
      *   attn_scores:  s[r * ld_s + j] = scale * dot(q row r, k row j) r < nq, j < nk
-     *   softmax_step: *m = max(*m, x[0..n)); y[i] = exp(x[i] - *m) (y may be x);
-     *                 returns sum y. Some x[i] must be finite (-inf gives y[i] = 0)
+     *   softmax_rows: the online-softmax step of nr rows of scores at once, row r at
+     *                 s + r * ld_s with n entries, entry j seen while lo + j < lim[r]:
+     *                 m' = max(m[r], its seen entries); seen entries become
+     *                 exp(s - m'), the others 0; corr[r] = exp(m[r] - m') (exactly 1
+     *                 where m' = m[r], as for a row that sees none; 0 from -inf);
+     *                 l[r] = l[r] corr[r] + the row's sum; m[r] = m'. A row that sees
+     *                 entries needs a finite one or a finite m[r] (-inf entries give 0).
+     *                 Each row's arithmetic is the same whatever rows share the call
      *   attn_accum:   acc row r += sum_j p[r * ld_p + j] * v row j, j in order
      * and both ask the cache, as they go, for the nk rows of n elements at pf + j * ld_k
      * (ld_v) that the caller reads next (NULL: none; a hint, the results do not depend
      * on it; see vec_dot_2w's pf)
      *   q8_0_to_fp32_row: n elements (whole Q8_0 blocks) as floats, d * q (exact) */
     ks_attn_scores_fn attn_scores[KS_TYPE_COUNT];
-    float (*softmax_step_f32)(const float *x, float *y, int64_t n, float *m);
+    void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
+                             float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];
     void (*q8_0_to_fp32_row)(const void *x, float *y, int64_t n);
     /* F16 K/V with tiles, for prefill (see ks_attn_tile_kernel); block NULL where the

@@ -2,7 +2,7 @@
  * that has one, against the streaming state of the reference kernels.
  *
  * A sequence of blocks of F16 keys and values is walked with both: the tile kernel (queries
- * prepared once, then block() per block) and ref's attn_scores + softmax_step +
+ * prepared once, then block() per block) and ref's attn_scores + softmax_rows +
  * attn_accum, each row seeing keys [0, lim) of the whole sequence. The (m, l, acc) states
  * must agree after every block to a relative 2e-5 of the output (acc / l), for query row
  * counts around the tile's 16 (1, 15, 16, 17, 40, 128), head sizes 32, 64, 128 and 256,
@@ -34,11 +34,12 @@ static double run_case(const ks_kernels *k, int nq, int n, int nkeys, int bk) {
     float *acc_t = calloc((size_t)(nq + pad) * n, sizeof(float)), *acc_r = calloc((size_t)nq * n, sizeof(float));
     float *m_t = malloc(sizeof(float) * (size_t)nq), *l_t = calloc((size_t)nq, sizeof(float));
     float *m_r = malloc(sizeof(float) * (size_t)nq), *l_r = calloc((size_t)nq, sizeof(float));
+    float *corr_r = malloc(sizeof(float) * (size_t)nq);
     float *s = malloc(sizeof(float) * (size_t)nq * bk);
     int *lim = malloc(sizeof(int) * (size_t)nq);
     void *qp = aligned_alloc(64, (tk->q_bytes(nq, n) + 63) / 64 * 64);
     void *scratch = aligned_alloc(64, (tk->scratch_bytes(nq, n) + 63) / 64 * 64);
-    cr_assert(q && kr && vr && acc_t && acc_r && m_t && l_t && m_r && l_r && s && lim && qp && scratch);
+    cr_assert(q && kr && vr && acc_t && acc_r && m_t && l_t && m_r && l_r && corr_r && s && lim && qp && scratch);
     const float scale = 1.0f / sqrtf((float)n);
     for (int i = 0; i < nq * n; i++)
         q[i] = frand() * 3.0f;
@@ -61,20 +62,10 @@ static double run_case(const ks_kernels *k, int nq, int n, int nkeys, int bk) {
         tk->block(qp, nq, n, kb, vb, n, nk, lim, p0, m_t, l_t, acc_t, n, scratch);
         /* the reference state step */
         ref->attn_scores[KS_TYPE_F16](q, n, nq, kb, n, nk, n, scale, s, bk, NULL);
-        for (int r = 0; r < nq; r++) {
-            float *sr = s + (size_t)r * bk;
-            const int nv = lim[r] - p0 < nk ? (lim[r] - p0 > 0 ? lim[r] - p0 : 0) : nk;
-            if (nv > 0) {
-                const float m_old = m_r[r];
-                const float sum = ref->softmax_step_f32(sr, sr, nv, &m_r[r]);
-                const float corr = m_old == -INFINITY ? 0.0f : expf(m_old - m_r[r]);
-                for (int i = 0; i < n; i++)
-                    acc_r[(size_t)r * n + i] *= corr;
-                l_r[r] = l_r[r] * corr + sum;
-            }
-            for (int j = nv; j < nk; j++)
-                sr[j] = 0.0f;
-        }
+        ref->softmax_rows_f32(s, bk, nq, nk, lim, p0, m_r, l_r, corr_r);
+        for (int r = 0; r < nq; r++)
+            for (int i = 0; i < n; i++)
+                acc_r[(size_t)r * n + i] *= corr_r[r];
         ref->attn_accum[KS_TYPE_F16](acc_r, n, nq, s, bk, vb, n, nk, n, NULL);
         for (int r = 0; r < nq; r++) {
             if (l_r[r] == 0.0f) {
@@ -101,6 +92,7 @@ static double run_case(const ks_kernels *k, int nq, int n, int nkeys, int bk) {
     free(l_t);
     free(m_r);
     free(l_r);
+    free(corr_r);
     free(s);
     free(lim);
     free(qp);

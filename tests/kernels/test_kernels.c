@@ -171,39 +171,72 @@ Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_indepe
     }
 }
 
-Test(kernels, test_kernels_softmax_step_within_exp_error_of_ref) {
-    enum { N = 70 };
-    static float x[N], yr[N], yi[N];
-    for (int n = 1; n <= N; n++)
-        for (int kind = 0; kind < 3; kind++) {
-            /* scores spread over [-120, 8]: weights from 1 down past the smallest float */
-            for (int i = 0; i < n; i++)
-                x[i] = frand() * (kind == 2 ? 64.0f : 8.0f) - (kind == 2 ? 56.0f : 0.0f);
-            if (n > 2)
-                x[n / 2] = -INFINITY; /* a masked position */
-            /* running max: none yet, below the scores, or above them all */
-            const float m0 = kind == 0 ? -INFINITY : kind == 1 ? -3.0f : 12.0f;
-            float mr = m0;
-            const float sumr = ks_kernels_ref()->softmax_step_f32(x, yr, n, &mr);
-            for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-                const ks_kernels *k = isa_or_skip(isas[j]);
-                if (!k)
-                    continue;
-                float mi = m0;
-                memset(yi, 0xff, sizeof yi);
-                const float sumi = k->softmax_step_f32(x, yi, n, &mi);
-                cr_assert_eq(mi, mr, "%s softmax n=%d max %g vs ref %g", isas[j], n, (double)mi, (double)mr);
-                if (n > 2)
-                    cr_assert_eq(yi[n / 2], 0.0f, "%s softmax n=%d: exp(-inf) is %a", isas[j], n, (double)yi[n / 2]);
-                /* a few ulp of exp, and values below the smallest normal float may be 0 */
+/* Rows of scores with every kind of state and end: a running max of none yet, below the
+ * scores or above them all; rows that see all, some, one or none of their entries; a
+ * masked (-inf) entry; scores spread to weights below the smallest float. */
+enum { SM_ROWS = 37, SM_N = 70 };
+static void softmax_case(int n, float *x, int *lim, float *m0, int64_t lo) {
+    for (int r = 0; r < SM_ROWS; r++) {
+        const int kind = r % 3;
+        for (int i = 0; i < n; i++)
+            x[r * SM_N + i] = frand() * (kind == 2 ? 64.0f : 8.0f) - (kind == 2 ? 56.0f : 0.0f);
+        if (n > 2)
+            x[r * SM_N + n / 2] = -INFINITY;
+        m0[r] = kind == 0 ? -INFINITY : kind == 1 ? -3.0f : 12.0f;
+        const int seen = r % 5 == 0 ? n : r % 5 == 1 ? 0 : r % 5 == 2 ? 1 : (r * 7) % (n + 1);
+        lim[r] = (int)lo + seen;
+    }
+}
+
+Test(kernels, test_kernels_softmax_rows_within_exp_error_of_ref_and_alone_as_in_a_batch) {
+    static float x[SM_ROWS * SM_N], yr[SM_ROWS * SM_N], yi[SM_ROWS * SM_N], y1[SM_N];
+    float m0[SM_ROWS], mr[SM_ROWS], lr[SM_ROWS], cr[SM_ROWS], mi[SM_ROWS], li[SM_ROWS], ci[SM_ROWS];
+    int lim[SM_ROWS];
+    const int64_t lo = 4096;
+    for (int n = 1; n <= SM_N; n++) {
+        softmax_case(n, x, lim, m0, lo);
+        memcpy(yr, x, sizeof x);
+        for (int r = 0; r < SM_ROWS; r++) {
+            mr[r] = m0[r];
+            lr[r] = 0.75f;
+        }
+        ks_kernels_ref()->softmax_rows_f32(yr, SM_N, SM_ROWS, n, lim, lo, mr, lr, cr);
+        for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+            const ks_kernels *k = isa_or_skip(isas[j]);
+            if (!k)
+                continue;
+            memcpy(yi, x, sizeof x);
+            for (int r = 0; r < SM_ROWS; r++) {
+                mi[r] = m0[r];
+                li[r] = 0.75f;
+            }
+            k->softmax_rows_f32(yi, SM_N, SM_ROWS, n, lim, lo, mi, li, ci);
+            for (int r = 0; r < SM_ROWS; r++) {
+                const float *yrr = yr + r * SM_N, *yir = yi + r * SM_N;
+                cr_assert_eq(mi[r], mr[r], "%s softmax n=%d row %d: max %g vs ref %g", isas[j], n, r, (double)mi[r],
+                             (double)mr[r]);
+                cr_assert(mr[r] != m0[r] || ci[r] == 1.0f, "%s softmax n=%d row %d: max kept, corr %a", isas[j], n, r,
+                          (double)ci[r]);
+                cr_assert_leq(fabs((double)ci[r] - cr[r]), 1e-6 * cr[r] + 1.2e-38, "%s softmax n=%d row %d: corr %a vs %a",
+                              isas[j], n, r, (double)ci[r], (double)cr[r]);
+                /* a few ulp of exp, and values below the smallest normal float may be 0;
+                 * what a row does not see is 0 */
                 for (int i = 0; i < n; i++)
-                    cr_assert_leq(fabs((double)yi[i] - yr[i]), 1e-6 * yr[i] + 1.2e-38,
-                                  "%s softmax n=%d y[%d] = exp(%g): %a vs ref %a", isas[j], n, i,
-                                  (double)(x[i] - mr), (double)yi[i], (double)yr[i]);
-                cr_assert_leq(fabs((double)sumi - sumr), 1e-6 * sumr + 1e-37, "%s softmax n=%d sum %g vs %g",
-                              isas[j], n, (double)sumi, (double)sumr);
+                    cr_assert_leq(fabs((double)yir[i] - yrr[i]), 1e-6 * yrr[i] + 1.2e-38,
+                                  "%s softmax n=%d [%d][%d] (seen %d): %a vs ref %a", isas[j], n, r, i,
+                                  lim[r] - (int)lo, (double)yir[i], (double)yrr[i]);
+                cr_assert_leq(fabs((double)li[r] - lr[r]), 1e-6 * lr[r] + 1e-37, "%s softmax n=%d row %d: l %g vs %g",
+                              isas[j], n, r, (double)li[r], (double)lr[r]);
+                /* the row alone: the same bits */
+                float m1 = m0[r], l1 = 0.75f, c1;
+                memcpy(y1, x + r * SM_N, sizeof y1);
+                k->softmax_rows_f32(y1, SM_N, 1, n, lim + r, lo, &m1, &l1, &c1);
+                cr_assert(memcmp(y1, yir, (size_t)n * sizeof *y1) == 0 && memcmp(&l1, &li[r], sizeof l1) == 0 &&
+                              memcmp(&c1, &ci[r], sizeof c1) == 0,
+                          "%s softmax n=%d row %d: alone it differs from its batch", isas[j], n, r);
             }
         }
+    }
 }
 
 Test(kernels, test_kernels_attn_accum_within_float_error_of_ref) {

@@ -49,17 +49,23 @@ static void attn_scores_f16_ref(const float *q, int64_t ld_q, int nq, const void
     scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s);
 }
 
-static float softmax_step_f32_ref(const float *x, float *y, int64_t n, float *m) {
-    float mx = *m;
-    for (int64_t i = 0; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
-    double sum = 0;
-    for (int64_t i = 0; i < n; i++) {
-        y[i] = expf(x[i] - mx);
-        sum += y[i];
+static void softmax_rows_f32_ref(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
+                                 float *l, float *corr) {
+    for (int r = 0; r < nr; r++) {
+        float *x = s + r * ld_s;
+        const int64_t nv = lim[r] - lo < 0 ? 0 : lim[r] - lo < n ? lim[r] - lo : n;
+        float mx = m[r];
+        for (int64_t j = 0; j < nv; j++)
+            mx = x[j] > mx ? x[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j < n; j++) {
+            x[j] = j < nv ? expf(x[j] - mx) : 0.0f;
+            sum += x[j];
+        }
+        corr[r] = mx == m[r] ? 1.0f : expf(m[r] - mx);
+        l[r] = l[r] * corr[r] + (float)sum;
+        m[r] = mx;
     }
-    *m = mx;
-    return (float)sum;
 }
 
 static void accum(int h, float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
@@ -97,7 +103,7 @@ static void q8_0_to_fp32_row_ref(const void *x, float *y, int64_t n) {
 void ks_attn_ref_fill(ks_kernels *k) {
     k->attn_scores[KS_TYPE_F32] = attn_scores_f32_ref;
     k->attn_scores[KS_TYPE_F16] = attn_scores_f16_ref;
-    k->softmax_step_f32 = softmax_step_f32_ref;
+    k->softmax_rows_f32 = softmax_rows_f32_ref;
     k->attn_accum[KS_TYPE_F32] = attn_accum_f32_ref;
     k->attn_accum[KS_TYPE_F16] = attn_accum_f16_ref;
     k->q8_0_to_fp32_row = q8_0_to_fp32_row_ref;

@@ -579,18 +579,32 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
             }
     }
     for (int n = 1; n <= 70; n++) {
-        for (int i = 0; i < n; i++)
-            q[i] = frand() * 64.0f - 56.0f; /* weights from 1 down past the smallest float */
-        if (n > 2)
-            q[n / 2] = -INFINITY;
-        float mr = -3.0f, mk = -3.0f;
-        const float sumr = ref->softmax_step_f32(q, ar, n, &mr), sumk = k->softmax_step_f32(q, ak, n, &mk);
-        check(&c, mr == mk, "softmax n=%d: max %g vs ref %g", n, (double)mk, (double)mr);
-        check(&c, fabs((double)sumk - sumr) <= 1e-6 * sumr, "softmax n=%d: sum %g vs ref %g", n,
-              (double)sumk, (double)sumr);
-        for (int i = 0; i < n; i++)
-            check(&c, fabs((double)ak[i] - ar[i]) <= 1e-6 * ar[i] + 1.2e-38,
-                  "softmax n=%d: y[%d] %a vs ref %a", n, i, (double)ak[i], (double)ar[i]);
+        /* ATT_ROWS rows of n scores (row stride ATT_LD) seeing all, some, one or none */
+        int lim[ATT_ROWS];
+        float mr[ATT_ROWS], mk[ATT_ROWS], lr[ATT_ROWS], lk[ATT_ROWS], cr[ATT_ROWS], ck[ATT_ROWS];
+        for (int r = 0; r < ATT_ROWS; r++) {
+            for (int i = 0; i < n; i++)
+                q[r * ATT_LD + i] = frand() * 64.0f - 56.0f; /* weights from 1 down past the smallest float */
+            if (n > 2)
+                q[r * ATT_LD + n / 2] = -INFINITY;
+            lim[r] = 100 + (r % 4 == 0 ? n : r % 4 == 1 ? 0 : (r * 7) % (n + 1));
+            mr[r] = mk[r] = r % 2 ? -3.0f : -INFINITY;
+            lr[r] = lk[r] = 0.5f;
+        }
+        memcpy(ar, q, sizeof ar);
+        memcpy(ak, q, sizeof ak);
+        ref->softmax_rows_f32(ar, ATT_LD, ATT_ROWS, n, lim, 100, mr, lr, cr);
+        k->softmax_rows_f32(ak, ATT_LD, ATT_ROWS, n, lim, 100, mk, lk, ck);
+        for (int r = 0; r < ATT_ROWS; r++) {
+            check(&c, mr[r] == mk[r], "softmax n=%d row %d: max %g vs ref %g", n, r, (double)mk[r], (double)mr[r]);
+            check(&c, fabs((double)lk[r] - lr[r]) <= 1e-6 * lr[r] && fabs((double)ck[r] - cr[r]) <= 1e-6 * cr[r] + 1.2e-38,
+                  "softmax n=%d row %d: l %g corr %g vs ref %g %g", n, r, (double)lk[r], (double)ck[r], (double)lr[r],
+                  (double)cr[r]);
+            for (int i = 0; i < n; i++)
+                check(&c, fabs((double)ak[r * ATT_LD + i] - ar[r * ATT_LD + i]) <= 1e-6 * ar[r * ATT_LD + i] + 1.2e-38,
+                      "softmax n=%d y[%d][%d] %a vs ref %a", n, r, i, (double)ak[r * ATT_LD + i],
+                      (double)ar[r * ATT_LD + i]);
+        }
     }
     const int nq8 = 9 * 32;
     ks_type_traits_of(KS_TYPE_Q8_0)->from_float(kv, wbuf, nq8);
