@@ -49,6 +49,7 @@ static void build_sets(void) {
         amx_set = avx512_set;
         amx_set.isa = "amx";
         ks_gemm_amx_register(&amx_set);
+        ks_gemm_panel_amx_register(&amx_set);
         if (f->amx_bf16)
             ks_attn_amx_register(&amx_set);
         have_amx = 1;

@@ -77,6 +77,44 @@ typedef struct ks_gemm_kernel {
                 int T, int64_t n, float *y, size_t ldy, void *scratch);
 } ks_gemm_kernel;
 
+/* Weight matrices repacked at load into panels of KS_PANEL_ROWS rows, for CPUs whose
+ * integer dot products put one output per vector lane: a panel's codes are laid out so
+ * that one 512-bit load holds four consecutive codes of each of its 16 rows (the "VNNI"
+ * order, which is also an AMX B tile's), so a dot product of four activation bytes
+ * broadcast against it gives 16 rows' partial sums at once, without the horizontal sums
+ * or per-lane float work a row-at-a-time kernel spends on each block. A panel takes as
+ * many bytes as its 16 rows did and sits where they sat; the matrix's rows must be a
+ * multiple of 16 (an expert's rows, in a 3-D weight), or it stays rows.
+ *
+ * Q8_0 panel of rows of n elements, nb = n / 32 blocks, block b at b * 544 bytes:
+ *   d   [16] fp16       row r's scale of block b
+ *   q   [8][16][4] u8   q[g][r][i] = row r's code 4g + i of block b, plus 128
+ *
+ * Each result is one chain per row and token, over the blocks in order:
+ *   isum = sum_k (q - 128) a_k  (exact);  acc = fma(fp32(d) * da, float(isum), acc)
+ * from acc = 0, so a row and token get the same bits from gemv whatever other tokens
+ * share the call, from the tiles of gemm, and from the scalar reference. The activation
+ * rows are the type's dot type (Q8_0 for Q8_0), each first given its block scales as
+ * floats and its correction -128 * sum(a) per block by pack_act (act_bytes(n) bytes). */
+#define KS_PANEL_ROWS 16
+typedef struct ks_panel_kernels {
+    /* 16 rows of n elements, row_bytes apart, into one panel in place; scratch: 16 *
+     * row_bytes bytes */
+    void (*repack)(void *rows, size_t row_bytes, int64_t n, void *scratch);
+    /* row r (< 16) of a panel as n floats (an embedding lookup) */
+    void (*row_to_float)(const void *panel, int r, int64_t n, float *y);
+    size_t (*act_bytes)(int64_t n);
+    void (*pack_act)(const void *row, int64_t n, void *pk);
+    /* y[t * ldy + i] = panel row i . activation row t, i < 16, t < nt (1..KS_VEC_DOT_ROWS):
+     * row t at a + t * a_stride, its pack_act bytes at pk + t * pk_stride. Asks the cache
+     * for the panel pf (NULL: none; a hint) a share at a time as it goes. */
+    void (*gemv)(const void *panel, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                 int64_t n, float *y, size_t ldy, const void *pf);
+    /* prefill over panels (tiles where the table has them; run NULL: none): w is the
+     * matrix, w_row_bytes the bytes a row took before repacking, r0 and r1 multiples of 16 */
+    ks_gemm_kernel gemm;
+} ks_panel_kernels;
+
 /* Attention tiles (see attn_scores, attn_accum below). */
 typedef void (*ks_attn_scores_fn)(const float *q, int64_t ld_q, int nq, const void *k,
                                   int64_t ld_k, int nk, int64_t n, float scale, float *s,
@@ -166,6 +204,9 @@ typedef struct ks_kernels {
     void (*quantize_act[KS_TYPE_COUNT])(const float *x, void *y, int64_t n);
     /* indexed by weight type; run NULL where the table has none */
     ks_gemm_kernel gemm[KS_TYPE_COUNT];
+    /* indexed by weight type: the panel layout's kernels (see ks_panel_kernels); gemv
+     * NULL where the table has none, and then weights of that type stay rows */
+    ks_panel_kernels panel[KS_TYPE_COUNT];
 } ks_kernels;
 
 /* The selected set (first call selects; thread-safe afterwards). */

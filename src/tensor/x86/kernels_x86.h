@@ -6,11 +6,13 @@
  *   vec_dot_avx512.c   AVX-512 (F, BW, VL, VNNI, BF16) dot products, every weight type
  *   dot4_q8_0_avx512.c Q8_0 against four activation rows packed for 512-bit VNNI
  *   dot4_k_avx512.c    Q4_K, Q5_K against four activation rows packed for 512-bit vectors
+ *   panel_q8_0_avx512.c  Q8_0 weights repacked in 16-row panels: decode of 1-4 tokens
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   attn_scores_avx512.c  AVX-512's scores: two keys to an accumulator
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
+ *   gemm_panel_amx.c   the same over Q8_0 panels
  *   attn_amx.c         AMX-BF16 attention tiles for prefill (in the "amx" table where
  *                      the CPU has AMX-BF16 too)
  *
@@ -30,6 +32,7 @@ void ks_quants_avx2_register(ks_kernels *k);
 void ks_vec_dot_avx512_register(ks_kernels *k);
 void ks_dot4_q8_0_avx512_register(ks_kernels *k);
 void ks_dot4_k_avx512_register(ks_kernels *k);
+void ks_panel_q8_0_avx512_register(ks_kernels *k);
 void ks_elementwise_avx2_register(ks_kernels *k);
 void ks_elementwise_avx512_register(ks_kernels *k);
 void ks_attn_avx2_register(ks_kernels *k);
@@ -38,6 +41,7 @@ void ks_attn_scores_avx512_register(ks_kernels *k);
 /* Asks Linux for the AMX tile data state (once per process); false if refused. */
 bool ks_amx_request(void);
 void ks_gemm_amx_register(ks_kernels *k);
+void ks_gemm_panel_amx_register(ks_kernels *k);
 /* AMX-BF16 attention tiles (attn_amx.c); the caller checks the CPU has AMX-BF16 */
 void ks_attn_amx_register(ks_kernels *k);
 
