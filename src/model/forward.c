@@ -57,6 +57,7 @@ struct ks_forward {
     float *xo;         /* (T, n_embd) their normed final states */
     uint8_t *xq;       /* (T, max_row) activations converted to a weight's dot type */
     uint8_t *xq4;      /* groups of 4 rows of xq packed for a vec_dot_4_packed kernel */
+    uint8_t *xqp;      /* (T) each row of xq's pack_act bytes for a panel GEMV */
     void *gemm_act;    /* activations in a GEMM kernel's layout (NULL: no GEMM kernels) */
     void **gemm_scratch; /* (nth) per-thread GEMM scratch */
     float *rope_cs;      /* (nth, head_dim) per-thread cos | sin of one position's angles */
@@ -66,6 +67,7 @@ struct ks_forward {
         uint32_t act_type;
         const ks_gemm_kernel *gemm;
         const ks_dot4_packed *dot4p;
+        const ks_panel_kernels *panel;
     } converted;
 
     ks_attention *attn_op;
@@ -93,6 +95,7 @@ void ks_forward_destroy(ks_forward *f) {
     free(f->out_rows);
     free(f->xq);
     free(f->xq4);
+    free(f->xqp);
     free(f->gemm_act);
     free(f->rope_cs);
     if (f->gemm_scratch)
@@ -166,12 +169,25 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
         f->xq4 = aligned_alloc(64, (T + KS_VEC_DOT_ROWS - 1) / KS_VEC_DOT_ROWS * packed);
         ok = ok && f->xq4;
     }
-    /* GEMM kernels' activation buffer and scratch: the largest any weight type needs */
+    /* each token's bytes for a panel GEMV: the largest any weight type needs */
+    size_t panel_act = 0;
+    for (int ty = 0; ty < KS_TYPE_COUNT; ty++)
+        if (f->k->panel[ty].gemv)
+            panel_act = KS_MAX(panel_act, f->k->panel[ty].act_bytes((int64_t)max_row));
+    if (panel_act) {
+        f->xqp = malloc(T * panel_act);
+        ok = ok && f->xqp;
+    }
+    /* GEMM kernels' activation buffer and scratch: the largest any weight type needs, in
+     * rows or in panels */
     size_t gemm_act = 0, gemm_scratch = 0;
     for (int ty = 0; ty < KS_TYPE_COUNT; ty++)
-        if (f->k->gemm[ty].run) {
-            gemm_act = KS_MAX(gemm_act, f->k->gemm[ty].act_bytes(max_tokens, (int64_t)max_row));
-            gemm_scratch = KS_MAX(gemm_scratch, f->k->gemm[ty].scratch_bytes((int64_t)max_row));
+        for (int in_panels = 0; in_panels < 2; in_panels++) {
+            const ks_gemm_kernel *g = in_panels ? &f->k->panel[ty].gemm : &f->k->gemm[ty];
+            if (g->run) {
+                gemm_act = KS_MAX(gemm_act, g->act_bytes(max_tokens, (int64_t)max_row));
+                gemm_scratch = KS_MAX(gemm_scratch, g->scratch_bytes((int64_t)max_row));
+            }
         }
     if (ok && gemm_act) {
         f->gemm_act = aligned_alloc(64, (gemm_act + 63) / 64 * 64);
@@ -321,6 +337,8 @@ typedef struct matmul_task {
     const ks_gemm_kernel *gemm; /* NULL: vec_dot */
     const ks_dot4_packed *dot4p; /* vec_dot_4 over packed rows (xq4), or NULL */
     size_t packed_bytes;        /* of one packed group */
+    const ks_panel_kernels *panel; /* GEMV over the weight's panels (with xqp), or NULL */
+    size_t panel_act_bytes;     /* xqp bytes a token */
     float *y;
     int ldy;
 } matmul_task;
@@ -333,8 +351,11 @@ static void quantize_worker(void *arg, int ith, int nth) {
     ks_split_range(rows, ith, nth, &t0, &t1);
     for (long t = t0; t < t1; t++) {
         uint8_t *xq = f->xq + (size_t)t * mt->act_row_bytes;
-        if (t < mt->T)
+        if (t < mt->T) {
             f->k->quantize_act[mt->act_type](mt->x + (size_t)t * mt->n_in, xq, mt->n_in);
+            if (mt->panel)
+                mt->panel->pack_act(xq, mt->n_in, f->xqp + (size_t)t * mt->panel_act_bytes);
+        }
         if (mt->gemm)
             mt->gemm->pack_act(t < mt->T ? xq : NULL, (int)t, mt->T, mt->n_in, f->gemm_act);
     }
@@ -413,9 +434,38 @@ static void matmul_rows_2w(const matmul_task *mt, ks_vec_dot_2w_fn dot2, const u
     }
 }
 
+/* A thread's panels with the panel GEMV, up to four tokens a call: its range in two
+ * halves, read side by side as two streams (as matmul_rows_2w reads rows), a panel of each
+ * per call, each stream's next panel given for the kernel to ask for ahead. */
+static void matmul_panels(const matmul_task *mt, const uint8_t *w, int ith, int nth) {
+    const size_t pb = KS_PANEL_ROWS * mt->w->row_bytes;
+    long p0, p1;
+    ks_split_range(mt->n_out / KS_PANEL_ROWS, ith, nth, &p0, &p1);
+    const long per = (p1 - p0 + 1) / 2;
+    for (long i = 0; i < per; i++) {
+        const long pa = p0 + i, pbk = p0 + per + i;
+        const void *panels[2] = {w + (size_t)pa * pb, pbk < p1 ? w + (size_t)pbk * pb : NULL};
+        const void *next[2] = {i + 1 < per ? w + (size_t)(pa + 1) * pb : NULL,
+                               pbk + 1 < p1 ? w + (size_t)(pbk + 1) * pb : NULL};
+        const void *none[2] = {NULL, NULL};
+        for (int t = 0; t < mt->T; t += KS_VEC_DOT_ROWS) {
+            float *y = mt->y + (size_t)t * mt->ldy;
+            float *const ys[2] = {y + (size_t)pa * KS_PANEL_ROWS, y + (size_t)pbk * KS_PANEL_ROWS};
+            /* the first tokens' call asks for what comes next; the others find it asked for */
+            mt->panel->gemv(panels, t == 0 ? next : none, mt->f->xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes,
+                            mt->f->xqp + (size_t)t * mt->panel_act_bytes, mt->panel_act_bytes,
+                            KS_MIN(KS_VEC_DOT_ROWS, mt->T - t), mt->n_in, ys, (size_t)mt->ldy);
+        }
+    }
+}
+
 static void matmul_worker(void *arg, int ith, int nth) {
     matmul_task *mt = arg;
     const uint8_t *w = (const uint8_t *)mt->w->data + (size_t)mt->row0 * mt->w->row_bytes;
+    if (mt->panel) {
+        matmul_panels(mt, w, ith, nth);
+        return;
+    }
     if (mt->gemm) {
         long p0, p1;
         ks_split_range((mt->n_out + KS_GEMM_ROWS - 1) / KS_GEMM_ROWS, ith, nth, &p0, &p1);
@@ -500,20 +550,23 @@ static void matmul_worker(void *arg, int ith, int nth) {
 static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const float *x, int n_in,
                       float *y, int n_out, int ldy, int T, bool same_input) {
     uint32_t act = ks_type_traits_of(w->type)->dot_type;
-    const ks_gemm_kernel *gemm = &f->k->gemm[w->type];
+    const ks_gemm_kernel *gemm = w->panels ? &f->k->panel[w->type].gemm : &f->k->gemm[w->type];
     const ks_dot4_packed *dot4p = &f->k->vec_dot_4_packed[w->type];
     matmul_task mt = {
         .f = f, .w = w, .row0 = row0, .n_in = n_in, .n_out = n_out, .T = T, .x = x,
         .act_type = act, .act_row_bytes = ks_type_row_size((ks_type)act, n_in, NULL),
         .gemm = gemm->run && T >= GEMM_MIN_TOKENS && n_out >= KS_GEMM_ROWS && f->gemm_act ? gemm : NULL, .y = y, .ldy = ldy,
     };
-    if (!mt.gemm && dot4p->run && f->xq4 && T >= DOT4_PACKED_MIN_TOKENS) {
+    if (w->panels && !mt.gemm) {
+        mt.panel = &f->k->panel[w->type];
+        mt.panel_act_bytes = mt.panel->act_bytes(n_in);
+    } else if (!mt.gemm && dot4p->run && f->xq4 && T >= DOT4_PACKED_MIN_TOKENS) {
         mt.dot4p = dot4p;
         mt.packed_bytes = (dot4p->bytes(n_in) + 63) & ~(size_t)63;
     }
     bool reuse = same_input && f->converted.x == x && f->converted.n_in == n_in && f->converted.T == T &&
                  f->converted.act_type == act && f->converted.gemm == mt.gemm &&
-                 f->converted.dot4p == mt.dot4p;
+                 f->converted.dot4p == mt.dot4p && f->converted.panel == mt.panel;
     if (!reuse) {
         if (T > 1)
             ks_threadpool_run(f->tp, quantize_worker, &mt);
@@ -525,6 +578,7 @@ static void matmul_ex(ks_forward *f, const ks_weight *w, int64_t row0, const flo
         f->converted.act_type = act;
         f->converted.gemm = mt.gemm;
         f->converted.dot4p = mt.dot4p;
+        f->converted.panel = mt.panel;
         if (mt.dot4p) {
             if (T > 2 * KS_VEC_DOT_ROWS)
                 ks_threadpool_run(f->tp, pack4_worker, &mt);
@@ -643,10 +697,16 @@ static ks_status validate(const ks_forward *f, const ks_batch *b, ks_err *err) {
 
 static void embed(ks_forward *f, const ks_batch *b) {
     const ks_model *m = f->m;
-    const ks_type_traits *tr = ks_type_traits_of(m->tok_embd.type);
-    for (int t = 0; t < b->n_tokens; t++)
-        tr->to_float((const uint8_t *)m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes,
-                     f->x + (size_t)t * m->hp.n_embd, m->hp.n_embd);
+    const ks_weight *e = &m->tok_embd;
+    for (int t = 0; t < b->n_tokens; t++) {
+        float *x = f->x + (size_t)t * m->hp.n_embd;
+        size_t row = (size_t)b->tokens[t];
+        if (e->panels)
+            f->k->panel[e->type].row_to_float((const uint8_t *)e->data + (row - row % KS_PANEL_ROWS) * e->row_bytes,
+                                              (int)(row % KS_PANEL_ROWS), m->hp.n_embd, x);
+        else
+            ks_type_traits_of(e->type)->to_float((const uint8_t *)e->data + row * e->row_bytes, x, m->hp.n_embd);
+    }
 }
 
 static void layer(ks_forward *f, const ks_batch *b, int il) {

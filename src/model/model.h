@@ -46,7 +46,10 @@ typedef struct ks_weight {
     const void *data;
     uint32_t type;       /* ks_type */
     int64_t ne[4];
-    size_t row_bytes;    /* bytes of one ne[0] row */
+    size_t row_bytes;    /* bytes of one ne[0] row (as laid out in the file) */
+    bool panels;         /* repacked at load into 16-row panels (kernels.h,
+                          * ks_panel_kernels): row r's bytes are no longer at
+                          * data + r * row_bytes, its panel is at (r & ~15) * row_bytes */
 } ks_weight;
 
 typedef struct ks_layer {

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "platform/pages.h"
+#include "tensor/kernels.h"
 #include "tensor/types.h"
 
 #include <inttypes.h>
@@ -252,7 +253,8 @@ static void fingerprint(ks_model *m) {
  * stays valid. KS_WEIGHTS=mmap keeps the plain file mapping (start-up without reading the
  * file, pages shared with other processes and given back under memory pressure); so does
  * a kernel without transparent huge pages, or too little free memory. */
-static ks_status place_weights(ks_model *m, const char *path, ks_err *err) {
+static ks_status place_weights(ks_model *m, const char *path, bool *in_ram, ks_err *err) {
+    *in_ram = false;
     const ks_gguf *g = m->gguf;
     if (ks_gguf_n_tensors(g) == 0)
         return KS_OK;
@@ -279,7 +281,67 @@ static ks_status place_weights(ks_model *m, const char *path, ks_err *err) {
         return KS_ERRF(err, s, "%s", e.msg);
     if (s)
         KS_LOGW("%s; the file stays mapped", e.msg);
+    *in_ram = s == KS_OK;
     return KS_OK;
+}
+
+/* Weight matrices whose type the selected kernels take in panels (kernels.h,
+ * ks_panel_kernels) are repacked in place, 16 rows at a time, when the tensor data was
+ * read into memory (a mapped file stays as it is) and a matrix's rows (an expert's, in a
+ * 3-D weight) are a multiple of 16. KS_PANELS=0 keeps every weight in rows. */
+static void repack_weight(ks_weight *w, const ks_kernels *k, uint8_t **scratch, size_t *scratch_bytes) {
+    const ks_panel_kernels *p = &k->panel[w->type];
+    if (!w->data || !p->gemv || w->panels || w->ne[1] % KS_PANEL_ROWS)
+        return;
+    size_t need = KS_PANEL_ROWS * w->row_bytes;
+    if (need > *scratch_bytes) {
+        uint8_t *s = realloc(*scratch, need);
+        if (!s)
+            return;
+        *scratch = s;
+        *scratch_bytes = need;
+    }
+    int64_t rows = w->ne[1] * w->ne[2] * w->ne[3];
+    for (int64_t r = 0; r < rows; r += KS_PANEL_ROWS)
+        p->repack((uint8_t *)w->data + (size_t)r * w->row_bytes, w->row_bytes, w->ne[0], *scratch);
+    w->panels = true;
+}
+
+static void repack_panels(ks_model *m) {
+    const char *env = getenv("KS_PANELS");
+    if ((env && !strcmp(env, "0")) || ks_gguf_n_tensors(m->gguf) == 0)
+        return;
+    const ks_kernels *k = ks_kernels_get();
+    bool any = false;
+    for (int ty = 0; ty < KS_TYPE_COUNT; ty++)
+        any = any || k->panel[ty].gemv;
+    if (!any)
+        return;
+    /* the data section (the read bytes, read-only, and file pages at its ends) */
+    const ks_gguf_tensor *t0 = ks_gguf_tensor_at(m->gguf, 0);
+    const uint8_t *data = (const uint8_t *)t0->data - t0->offset;
+    size_t bytes = (size_t)(ks_gguf_file_size(m->gguf) - ks_gguf_data_offset(m->gguf));
+    if (!ks_pages_protect(data, bytes, true)) {
+        KS_LOGW("cannot write the loaded weights: they stay in rows");
+        return;
+    }
+    uint8_t *scratch = NULL;
+    size_t scratch_bytes = 0;
+    repack_weight(&m->tok_embd, k, &scratch, &scratch_bytes);
+    if (m->hp.tied_output)
+        m->output = m->tok_embd;
+    else
+        repack_weight(&m->output, k, &scratch, &scratch_bytes);
+    for (int i = 0; i < m->hp.n_layer; i++) {
+        ks_layer *l = &m->layers[i];
+        ks_weight *ws[] = {&l->wq,       &l->wk,       &l->wv,       &l->wo,       &l->ffn_gate, &l->ffn_up,
+                           &l->ffn_down, &l->gate_inp, &l->gate_exps, &l->up_exps, &l->down_exps};
+        for (size_t j = 0; j < sizeof ws / sizeof ws[0]; j++)
+            repack_weight(ws[j], k, &scratch, &scratch_bytes);
+    }
+    free(scratch);
+    if (!ks_pages_protect(data, bytes, false))
+        KS_LOGW("cannot make the repacked weights read-only again");
 }
 
 /* Names the weight type holding the most bytes (what users call the model's quant). */
@@ -301,6 +363,7 @@ ks_status ks_model_load(ks_model **out, const char *path, ks_err *err) {
     ks_model *m = calloc(1, sizeof *m);
     if (!m)
         return KS_ERRF(err, KS_ERR_NOMEM, "%s: out of memory", path);
+    bool in_ram = false;
     ks_status s = ks_gguf_open(&m->gguf, path, err);
     if (!s) {
         loader L = {m->gguf, path, "", err};
@@ -308,14 +371,16 @@ ks_status ks_model_load(ks_model **out, const char *path, ks_err *err) {
         if (!s)
             s = bind_all(&L, m);
         if (!s)
-            s = place_weights(m, path, err);
+            s = place_weights(m, path, &in_ram, err);
     }
     if (s) {
         ks_model_close(m);
         return s;
     }
-    fingerprint(m);
+    fingerprint(m); /* of the file's bytes, before any repacking */
     quant_name(m);
+    if (in_ram)
+        repack_panels(m);
     *out = m;
     return KS_OK;
 }

@@ -218,6 +218,12 @@ ks_status ks_pages_load_file(void *addr, size_t bytes, const char *path, uint64_
     return s;
 }
 
+bool ks_pages_protect(const void *addr, size_t bytes, bool writable) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)addr / page * page, end = round_up((uintptr_t)addr + bytes, page);
+    return mprotect((void *)start, end - start, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0;
+}
+
 /* ---- what was granted ----------------------------------------------------------------- */
 
 int64_t ks_pages_huge_bytes(const void *p, size_t bytes) {

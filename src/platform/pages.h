@@ -59,6 +59,10 @@ ks_status ks_pages_load_file(void *addr, size_t bytes, const char *path, uint64_
 /* Bytes of anonymous huge pages in the mappings that overlap [p, p + bytes) (AnonHugePages
  * of /proc/self/smaps), or -1 when the OS does not say. For tests and diagnostics: it
  * reads a proc file. */
+/* Makes the whole pages covering [addr, addr + bytes) writable or read-only again (a
+ * private file mapping's pages become private copies where written); false on failure. */
+bool ks_pages_protect(const void *addr, size_t bytes, bool writable);
+
 int64_t ks_pages_huge_bytes(const void *p, size_t bytes);
 
 #endif

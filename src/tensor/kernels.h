@@ -105,11 +105,13 @@ typedef struct ks_panel_kernels {
     void (*row_to_float)(const void *panel, int r, int64_t n, float *y);
     size_t (*act_bytes)(int64_t n);
     void (*pack_act)(const void *row, int64_t n, void *pk);
-    /* y[t * ldy + i] = panel row i . activation row t, i < 16, t < nt (1..KS_VEC_DOT_ROWS):
-     * row t at a + t * a_stride, its pack_act bytes at pk + t * pk_stride. Asks the cache
-     * for the panel pf (NULL: none; a hint) a share at a time as it goes. */
-    void (*gemv)(const void *panel, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
-                 int64_t n, float *y, size_t ldy, const void *pf);
+    /* y[j][t * ldy + i] = row i of panels[j] . activation row t, i < 16, t < nt
+     * (1..KS_VEC_DOT_ROWS), j < 2 (panels[1] NULL: one panel): row t at a + t * a_stride,
+     * its pack_act bytes at pk + t * pk_stride. Two panels are walked side by side, as
+     * two streams of the matrix, and next[j] (NULL: none) is what stream j reads after
+     * panels[j], which the kernel asks the cache for ahead of use (a hint). */
+    void (*gemv)(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                 const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy);
     /* prefill over panels (tiles where the table has them; run NULL: none): w is the
      * matrix, w_row_bytes the bytes a row took before repacking, r0 and r1 multiples of 16 */
     ks_gemm_kernel gemm;

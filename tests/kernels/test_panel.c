@@ -108,25 +108,36 @@ static void check_set(const ks_kernels *k, const char *isa, ks_type wt, int n) {
         cr_assert(!memcmp(f.x, f.x2, sizeof(float) * (size_t)n), "%s %s n=%d: panel row %d differs", isa, tn, n, r);
     }
 
-    /* gemv: the reference bit for bit, 1..4 tokens a call; vec_dot up to rounding */
-    float y[KS_VEC_DOT_ROWS * KS_PANEL_ROWS], yr[KS_VEC_DOT_ROWS * KS_PANEL_ROWS];
+    /* gemv: the reference bit for bit, 1..4 tokens a call, one panel or two side by side;
+     * vec_dot up to rounding */
+    float y[2][KS_VEC_DOT_ROWS * KS_PANEL_ROWS], yr[2][KS_VEC_DOT_ROWS * KS_PANEL_ROWS];
+    float *const ys[2] = {y[0], y[1]}, *const yrs[2] = {yr[0], yr[1]};
+    const int n_panels = N_ROWS / KS_PANEL_ROWS;
     double worst = 0;
-    for (int p0 = 0; p0 < N_ROWS; p0 += KS_PANEL_ROWS) {
-        const uint8_t *panel = f.panels + (size_t)p0 * f.rb;
+    for (int pa = 0; pa < n_panels; pa++) {
+        /* a second panel, or none (pa = n_panels - 1) */
+        int pbk = pa + 2 < n_panels ? pa + 2 : -1;
+        const void *panels[2] = {f.panels + (size_t)pa * KS_PANEL_ROWS * f.rb,
+                                 pbk >= 0 ? f.panels + (size_t)pbk * KS_PANEL_ROWS * f.rb : NULL};
+        /* hints at other panels change nothing */
+        const void *next[2] = {f.panels, pbk >= 0 ? f.panels + KS_PANEL_ROWS * f.rb : NULL}, *none[2] = {NULL, NULL};
         for (int nt = 1; nt <= KS_VEC_DOT_ROWS; nt++)
             for (int t0 = 0; t0 + nt <= 9; t0 += nt) {
                 const uint8_t *a = f.xq + (size_t)t0 * f.ab, *pk = f.pk + (size_t)t0 * f.pkb;
-                /* a hint at another panel changes nothing */
-                p->gemv(panel, a, f.ab, pk, f.pkb, nt, n, y, KS_PANEL_ROWS, f.panels);
-                ref.gemv(panel, a, f.ab, pk, f.pkb, nt, n, yr, KS_PANEL_ROWS, NULL);
-                cr_assert(!memcmp(y, yr, sizeof(float) * (size_t)nt * KS_PANEL_ROWS),
-                          "%s %s n=%d panel %d: gemv of %d tokens differs from the reference", isa, tn, n, p0, nt);
-                for (int t = 0; t < nt; t++)
-                    for (int i = 0; i < KS_PANEL_ROWS; i++) {
-                        float v = k->vec_dot[wt](f.rows + (size_t)(p0 + i) * f.rb, a + (size_t)t * f.ab, n);
-                        double e = fabs((double)y[t * KS_PANEL_ROWS + i] - v) / abs_dot(wt, &f, p0 + i, t0 + t);
-                        worst = e > worst ? e : worst;
-                    }
+                p->gemv(panels, next, a, f.ab, pk, f.pkb, nt, n, ys, KS_PANEL_ROWS);
+                ref.gemv(panels, none, a, f.ab, pk, f.pkb, nt, n, yrs, KS_PANEL_ROWS);
+                for (int j = 0; j < (pbk >= 0 ? 2 : 1); j++) {
+                    cr_assert(!memcmp(y[j], yr[j], sizeof(float) * (size_t)nt * KS_PANEL_ROWS),
+                              "%s %s n=%d panels %d, %d: gemv of %d tokens differs from the reference", isa, tn, n,
+                              pa, pbk, nt);
+                    int p0 = (j ? pbk : pa) * KS_PANEL_ROWS;
+                    for (int t = 0; t < nt; t++)
+                        for (int i = 0; i < KS_PANEL_ROWS; i++) {
+                            float v = k->vec_dot[wt](f.rows + (size_t)(p0 + i) * f.rb, a + (size_t)t * f.ab, n);
+                            double e = fabs((double)y[j][t * KS_PANEL_ROWS + i] - v) / abs_dot(wt, &f, p0 + i, t0 + t);
+                            worst = e > worst ? e : worst;
+                        }
+                }
             }
     }
     cr_expect_leq(worst, 1e-5, "%s %s n=%d: gemv against vec_dot, relative error %.3g", isa, tn, n, worst);
@@ -153,11 +164,12 @@ static void check_set(const ks_kernels *k, const char *isa, ks_type wt, int n) {
                                      isa, tn, n, T, t, r);
                         continue;
                     }
-                    ref.gemv(f.panels + (size_t)(r / KS_PANEL_ROWS * KS_PANEL_ROWS) * f.rb, f.xq + (size_t)t * f.ab,
-                             f.ab, f.pk + (size_t)t * f.pkb, f.pkb, 1, n, yr, KS_PANEL_ROWS, NULL);
-                    cr_assert(got == yr[r % KS_PANEL_ROWS] || (isnan(got) && isnan(yr[r % KS_PANEL_ROWS])),
-                              "%s %s n=%d T=%d: gemm (%d, %d) = %.9g, gemv %.9g", isa, tn, n, T, t, r, got,
-                              yr[r % KS_PANEL_ROWS]);
+                    const void *one[2] = {f.panels + (size_t)(r / KS_PANEL_ROWS * KS_PANEL_ROWS) * f.rb, NULL};
+                    const void *none[2] = {NULL, NULL};
+                    ref.gemv(one, none, f.xq + (size_t)t * f.ab, f.ab, f.pk + (size_t)t * f.pkb, f.pkb, 1, n, yrs,
+                             KS_PANEL_ROWS);
+                    cr_assert(got == yr[0][r % KS_PANEL_ROWS], "%s %s n=%d T=%d: gemm (%d, %d) = %.9g, gemv %.9g",
+                              isa, tn, n, T, t, r, got, yr[0][r % KS_PANEL_ROWS]);
                 }
         }
         free(act);
@@ -204,7 +216,9 @@ Test(panel, test_panel_reference_matches_vec_dot) {
         memcpy(f.panels, f.rows, f.rb * N_ROWS);
         p.repack(f.panels, f.rb, n, scratch);
         float y[4 * KS_PANEL_ROWS];
-        p.gemv(f.panels, f.xq, f.ab, f.pk, f.pkb, 4, n, y, KS_PANEL_ROWS, NULL);
+        const void *panels[2] = {f.panels, NULL}, *none[2] = {NULL, NULL};
+        float *const ys[2] = {y, NULL};
+        p.gemv(panels, none, f.xq, f.ab, f.pk, f.pkb, 4, n, ys, KS_PANEL_ROWS);
         for (int t = 0; t < 4; t++)
             for (int i = 0; i < KS_PANEL_ROWS; i++) {
                 float v = ref->vec_dot[KS_TYPE_Q8_0](f.rows + (size_t)i * f.rb, f.xq + (size_t)t * f.ab, n);

@@ -66,10 +66,8 @@ static void q8_0_pack_act(const void *row, int64_t n, void *pk) {
     }
 }
 
-static void q8_0_gemv(const void *panel, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
-                      int64_t n, float *y, size_t ldy, const void *pf) {
-    (void)pf;
-    const uint8_t *p = panel;
+static void q8_0_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
     const int64_t nb = n / KS_QK8_0;
     for (int t = 0; t < nt; t++) {
         const ks_block_q8_0 *at = (const ks_block_q8_0 *)((const uint8_t *)a + (size_t)t * a_stride);
@@ -90,6 +88,14 @@ static void q8_0_gemv(const void *panel, const void *a, size_t a_stride, const v
             y[(size_t)t * ldy + (size_t)r] = acc;
         }
     }
+}
+
+static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    for (int j = 0; j < 2; j++)
+        if (panels[j])
+            q8_0_gemv_one(panels[j], a, a_stride, pk, pk_stride, nt, n, y[j], ldy);
 }
 
 void ks_panel_ref_q8_0(ks_panel_kernels *p) {
