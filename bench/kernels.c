@@ -110,6 +110,9 @@ typedef struct gemv {
     bool use4;        /* tokens > 1: one vec_dot_4 call per weight row */
     bool use2w;       /* one token: vec_dot_2w on pairs of weight rows */
     uint8_t *packed;  /* use4 with a packed 4-row kernel: the rows packed for it, else NULL */
+    uint8_t *pk;      /* w is in panels (kernels.h, ks_panel_kernels): each token's pack_act
+                       * bytes, pk_bytes apart; else NULL */
+    size_t pk_bytes;
 } gemv;
 
 /* Converts the activations to t's dot type (once per measurement, outside the timing:
@@ -119,6 +122,8 @@ static void convert_activations(const gemv *g) {
     for (int j = 0; j < g->tokens; j++)
         g->k->quantize_act[at](g->x + (size_t)j * g->cols, g->xq + (size_t)j * g->act_bytes,
                                g->cols);
+    for (int j = 0; g->pk && j < g->tokens; j++)
+        g->k->panel[g->t].pack_act(g->xq + (size_t)j * g->act_bytes, g->cols, g->pk + (size_t)j * g->pk_bytes);
     if (g->packed) {
         const void *rows[KS_VEC_DOT_ROWS];
         for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
@@ -135,7 +140,18 @@ static double run_gemv(const gemv *g, int passes) {
     const ks_vec_dot_2w_fn dot2 = g->k->vec_dot_2w[g->t];
     const double t0 = now_s();
     for (int p = 0; p < passes; p++) {
-        for (int64_t r = 0; g->use2w && r < g->rows; r += 2) {
+        /* panels: two side by side a call, as decode walks them */
+        const size_t pb = KS_PANEL_ROWS * g->row_bytes;
+        for (int64_t r = 0; g->pk && r < g->rows; r += 2 * KS_PANEL_ROWS) {
+            const uint8_t *p0 = g->w + (size_t)r * g->row_bytes;
+            const bool two = r + KS_PANEL_ROWS < g->rows, more = r + 2 * KS_PANEL_ROWS < g->rows;
+            const void *panels[2] = {p0, two ? p0 + pb : NULL};
+            const void *next[2] = {more ? p0 + 2 * pb : NULL, more && two ? p0 + 3 * pb : NULL};
+            float *const ys[2] = {g->y, g->y + KS_PANEL_ROWS};
+            g->k->panel[g->t].gemv(panels, next, g->xq, g->act_bytes, g->pk, g->pk_bytes, g->tokens, g->cols, ys,
+                                   2 * KS_PANEL_ROWS);
+        }
+        for (int64_t r = 0; !g->pk && g->use2w && r < g->rows; r += 2) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
             float s[2];
             /* the next pair asked for as the kernel goes, as decode calls it */
@@ -147,7 +163,7 @@ static double run_gemv(const gemv *g, int passes) {
                 s[0] = s[1] = dot(wr, g->xq, g->cols);
             g->y[(size_t)r * KS_VEC_DOT_ROWS] = s[0] + s[1];
         }
-        for (int64_t r = 0; !g->use2w && r < g->rows; r++) {
+        for (int64_t r = 0; !g->pk && !g->use2w && r < g->rows; r++) {
             const uint8_t *wr = g->w + (size_t)r * g->row_bytes;
             float *yr = g->y + (size_t)r * KS_VEC_DOT_ROWS;
             if (g->use4 && g->packed)
@@ -247,6 +263,10 @@ int main(int argc, char **argv) {
     for (int j = 0; j < N_ISAS; j++)
         if (sets[j])
             printf(" %7s", isa_names[j]);
+    printf(" | panels x1, x%d:", KS_VEC_DOT_ROWS);
+    for (int j = 0; j < N_ISAS; j++)
+        if (sets[j])
+            printf(" %6s %6s", isa_names[j], "");
     printf(" | prefill x%d:", KS_VEC_DOT_ROWS);
     for (int j = 1; j < N_ISAS; j++)
         if (sets[j])
@@ -287,7 +307,7 @@ int main(int argc, char **argv) {
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
                 const gemv g = {sets[j], t,  w,         rows, cols,  row_bytes,
-                                x,       xq, act_bytes, y,    1,    false, false, NULL};
+                                x,       xq, act_bytes, y,    1,    false, false, NULL, NULL, 0};
                 printf(" %7.2f", median_gbps(&g, 1, runs));
                 fflush(stdout);
             }
@@ -295,7 +315,7 @@ int main(int argc, char **argv) {
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
                 const gemv g = {sets[j], t,  w,         hot_rows, cols,  row_bytes,
-                                x,       xq, act_bytes, y,        1,    false, false, NULL};
+                                x,       xq, act_bytes, y,        1,    false, false, NULL, NULL, 0};
                 printf(" %7.2f", median_gbps(&g, hot_passes, runs));
                 fflush(stdout);
             }
@@ -303,17 +323,46 @@ int main(int argc, char **argv) {
         for (int j = 0; j < N_ISAS; j++)
             if (sets[j]) {
                 const gemv g = {sets[j], t,  w,         hot_rows, cols,  row_bytes,
-                                x,       xq, act_bytes, y,        1,    false, true, NULL};
+                                x,       xq, act_bytes, y,        1,    false, true, NULL, NULL, 0};
                 if (sets[j]->vec_dot_2w[t])
                     printf(" %7.2f", median_gbps(&g, hot_passes, runs));
                 else
                     printf(" %7s", "-");
                 fflush(stdout);
             }
+        /* the hot rows repacked in panels, where a set has them for t */
+        printf(" |                ");
+        const int64_t panel_rows = hot_rows / (2 * KS_PANEL_ROWS) * (2 * KS_PANEL_ROWS);
+        for (int j = 0; j < N_ISAS; j++)
+            if (sets[j]) {
+                const ks_panel_kernels *pn = &sets[j]->panel[t];
+                if (!pn->gemv || panel_rows == 0) {
+                    printf(" %6s %6s", "-", "-");
+                    continue;
+                }
+                uint8_t *pw = alloc_weights(row_bytes * (size_t)panel_rows), *scratch = malloc(KS_PANEL_ROWS * row_bytes);
+                uint8_t *pkb = malloc(pn->act_bytes(cols) * (size_t)nx);
+                if (!pw || !scratch || !pkb) {
+                    fprintf(stderr, "bench_kernels: out of memory\n");
+                    return 1;
+                }
+                memcpy(pw, w, row_bytes * (size_t)panel_rows);
+                for (int64_t r = 0; r < panel_rows; r += KS_PANEL_ROWS)
+                    pn->repack(pw + (size_t)r * row_bytes, row_bytes, cols, scratch);
+                for (int tok = 1; tok <= nx; tok += nx - 1) {
+                    gemv g = {sets[j], t, pw, panel_rows, cols, row_bytes, x, xq, act_bytes, y, tok, false, false, NULL,
+                              pkb, pn->act_bytes(cols)};
+                    printf(" %6.2f", median_gbps(&g, hot_passes / tok + 1, runs));
+                    fflush(stdout);
+                }
+                free(pw);
+                free(scratch);
+                free(pkb);
+            }
         printf(" |            ");
         for (int j = 1; j < N_ISAS; j++)
             if (sets[j]) {
-                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false, false, NULL};
+                gemv g = {sets[j], t, w, hot_rows, cols, row_bytes, x, xq, act_bytes, y, nx, false, false, NULL, NULL, 0};
                 const int passes = hot_passes / nx + 1;
                 printf(" %6.2f", median_gbps(&g, passes, runs));
                 g.use4 = sets[j]->vec_dot_4[t] != NULL;

@@ -1,7 +1,7 @@
-/* panel_ref.c — the scalar reference of the Q8_0 panel layout (kernels.h,
- * ks_panel_kernels): repacking 16 rows into a panel, a panel row back to floats, the
- * activations' per-block scales and corrections, and the panel dot products, written
- * as the layout's definition reads. ISA tables register their own kernels; the tests
+/* panel_ref.c — the scalar reference of the panel layout (kernels.h, ks_panel_kernels)
+ * of Q8_0: repacking 16 rows into a panel, a panel row back to floats, the activations'
+ * per-block terms, and the panel dot products, written as the layout's definition
+ * reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
  * leaves no freedom), and these to vec_dot within its error budget.
  *
@@ -98,12 +98,13 @@ static void q8_0_gemv(const void *const panels[2], const void *const next[2], co
             q8_0_gemv_one(panels[j], a, a_stride, pk, pk_stride, nt, n, y[j], ldy);
 }
 
-void ks_panel_ref_q8_0(ks_panel_kernels *p) {
-    *p = (ks_panel_kernels){
-        .repack = q8_0_repack,
-        .row_to_float = q8_0_row_to_float,
-        .act_bytes = q8_0_act_bytes,
-        .pack_act = q8_0_pack_act,
-        .gemv = q8_0_gemv,
-    };
+bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
+    switch (type) {
+    case KS_TYPE_Q8_0:
+        *p = (ks_panel_kernels){q8_0_repack, q8_0_row_to_float, q8_0_act_bytes, q8_0_pack_act, q8_0_gemv, {0}};
+        return true;
+    default:
+        *p = (ks_panel_kernels){0};
+        return false;
+    }
 }

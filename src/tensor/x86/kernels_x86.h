@@ -7,6 +7,7 @@
  *   dot4_q8_0_avx512.c Q8_0 against four activation rows packed for 512-bit VNNI
  *   dot4_k_avx512.c    Q4_K, Q5_K against four activation rows packed for 512-bit vectors
  *   panel_q8_0_avx512.c  Q8_0 weights repacked in 16-row panels: decode of 1-4 tokens
+ *                      (panel_x86.h: the streams' requests ahead, the broadcasts)
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   attn_scores_avx512.c  AVX-512's scores: two keys to an accumulator

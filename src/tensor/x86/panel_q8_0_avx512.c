@@ -18,7 +18,7 @@
  * (kernels.h), the reference's bit for bit, for any number of tokens per call.
  *
  * A call walks two panels block by block side by side, the caller's two streams of a
- * matrix, each asking for its own bytes ahead (ask_ahead): one sequential stream read at
+ * matrix, each asking for its own bytes ahead (ks_panel_ask_ahead): one sequential stream read at
  * a time keeps too few of memory's requests in flight (decode, 2 threads, Qwen3-0.6B
  * Q8_0 four tokens: 129 t/s with one panel a call and its next asked for, 146 with two). */
 #include "tensor/x86/kernels_x86.h"
@@ -26,9 +26,9 @@
 #include "core/ks_core.h"
 #include "tensor/quants.h"
 #include "tensor/ref/kernels_ref.h"
+#include "tensor/x86/panel_x86.h"
 
 #include <immintrin.h>
-#include <stdbool.h>
 #include <string.h>
 
 #define ROWS KS_PANEL_ROWS
@@ -56,28 +56,6 @@ static void q8_0_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) 
     }
 }
 
-/* How far ahead of its reads a stream asks for its bytes, and into which cache: with
- * one or two tokens a block is read faster than memory serves it, and a short distance
- * into L1 keeps up best; with three or four the arithmetic leaves room for a longer one
- * into L2 (decode of Qwen3-0.6B Q8_0, 2 threads, against the row kernels in alternated
- * runs: 1 token T0 1024 B on par, T1 4096 B -5%; 4 tokens T1 4096 B +17%, T0 2048 B +8%). */
-#define AHEAD_FEW 1024
-#define AHEAD_MANY 4096
-
-/* Asks for bytes [lo, hi) of a stream that reads panel p (pb bytes), then next. */
-static KS_ALWAYS_INLINE void ask_ahead(const uint8_t *p, const uint8_t *next, size_t pb, size_t lo, size_t hi,
-                                       bool many) {
-    for (size_t o = lo; o < hi; o += 64) {
-        const uint8_t *at = o < pb ? p + o : next ? next + (o - pb) : NULL;
-        if (!at)
-            return;
-        if (many)
-            _mm_prefetch((const char *)at, _MM_HINT_T1);
-        else
-            _mm_prefetch((const char *)at, _MM_HINT_T0);
-    }
-}
-
 /* np panels (1 or 2) side by side against nt tokens. */
 static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *const next[2], const uint8_t *a,
                                      size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt,
@@ -85,7 +63,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     const int64_t nb = n / KS_QK8_0;
     const size_t pb = (size_t)nb * BLOCK_BYTES;
     const bool many = nt > 2;
-    const size_t ahead = many ? AHEAD_MANY : AHEAD_FEW;
+    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
     const float *da[KS_VEC_DOT_ROWS];
     const int32_t *corr[KS_VEC_DOT_ROWS];
     __m512 acc[2][KS_VEC_DOT_ROWS];
@@ -98,7 +76,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     for (int64_t b = 0; b < nb; b++) {
         for (int j = 0; j < np; j++) {
             const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * BLOCK_BYTES;
-            ask_ahead(panels[j], next[j], pb, (size_t)b * BLOCK_BYTES + ahead, (size_t)(b + 1) * BLOCK_BYTES + ahead,
+            ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * BLOCK_BYTES + ahead, (size_t)(b + 1) * BLOCK_BYTES + ahead,
                       many);
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
             __m512i w[8];
@@ -108,17 +86,15 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             for (int t = 0; t < nt; t++) {
                 const uint8_t *q =
                     a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_0) + offsetof(ks_block_q8_0, qs);
-                int32_t g4[8];
-                memcpy(g4, q, sizeof g4);
                 __m512i s0 = _mm512_set1_epi32(corr[t][b]), s1 = _mm512_setzero_si512();
-                s0 = _mm512_dpbusd_epi32(s0, w[0], _mm512_set1_epi32(g4[0]));
-                s1 = _mm512_dpbusd_epi32(s1, w[1], _mm512_set1_epi32(g4[1]));
-                s0 = _mm512_dpbusd_epi32(s0, w[2], _mm512_set1_epi32(g4[2]));
-                s1 = _mm512_dpbusd_epi32(s1, w[3], _mm512_set1_epi32(g4[3]));
-                s0 = _mm512_dpbusd_epi32(s0, w[4], _mm512_set1_epi32(g4[4]));
-                s1 = _mm512_dpbusd_epi32(s1, w[5], _mm512_set1_epi32(g4[5]));
-                s0 = _mm512_dpbusd_epi32(s0, w[6], _mm512_set1_epi32(g4[6]));
-                s1 = _mm512_dpbusd_epi32(s1, w[7], _mm512_set1_epi32(g4[7]));
+                s0 = _mm512_dpbusd_epi32(s0, w[0], ks_panel_bcast4(q + 4 * 0));
+                s1 = _mm512_dpbusd_epi32(s1, w[1], ks_panel_bcast4(q + 4 * 1));
+                s0 = _mm512_dpbusd_epi32(s0, w[2], ks_panel_bcast4(q + 4 * 2));
+                s1 = _mm512_dpbusd_epi32(s1, w[3], ks_panel_bcast4(q + 4 * 3));
+                s0 = _mm512_dpbusd_epi32(s0, w[4], ks_panel_bcast4(q + 4 * 4));
+                s1 = _mm512_dpbusd_epi32(s1, w[5], ks_panel_bcast4(q + 4 * 5));
+                s0 = _mm512_dpbusd_epi32(s0, w[6], ks_panel_bcast4(q + 4 * 6));
+                s1 = _mm512_dpbusd_epi32(s1, w[7], ks_panel_bcast4(q + 4 * 7));
                 const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(da[t][b]));
                 acc[j][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[j][t]);
             }
@@ -152,7 +128,7 @@ static void q8_0_gemv(const void *const panels[2], const void *const next[2], co
 
 void ks_panel_q8_0_avx512_register(ks_kernels *k) {
     ks_panel_kernels *p = &k->panel[KS_TYPE_Q8_0];
-    ks_panel_ref_q8_0(p);
+    ks_panel_ref(KS_TYPE_Q8_0, p);
     p->repack = q8_0_repack;
     p->gemv = q8_0_gemv;
 }
