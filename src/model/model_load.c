@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -359,6 +360,8 @@ static void repack_panels(ks_model *m) {
         free(ws);
         return;
     }
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
     repack_job job = {.k = k, .ws = ws, .n = n, .scratch_bytes = scratch_bytes};
     atomic_init(&job.next, 0);
     long n_cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -372,9 +375,20 @@ static void repack_panels(ks_model *m) {
         if (started[i])
             pthread_join(threads[i], NULL);
     /* a thread without scratch left its matrices to the others; any left over: here */
-    for (int i = 0; i < n; i++)
-        if (!ws[i]->panels)
+    int done = 0;
+    double gib = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ws[i]->panels) {
             KS_LOGW("out of memory repacking a weight: it stays in rows");
+            continue;
+        }
+        done++;
+        gib += (double)ws[i]->row_bytes * (double)(ws[i]->ne[1] * ws[i]->ne[2] * ws[i]->ne[3]) / (1 << 30);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    KS_LOGD("%d weight matrices (%.2f GiB) repacked into 16-row panels for the %s kernels in %.2f s (KS_PANELS=0: "
+            "rows)", done, gib, k->isa,
+            (double)(ts1.tv_sec - ts0.tv_sec) + 1e-9 * (double)(ts1.tv_nsec - ts0.tv_nsec));
     if (m->hp.tied_output)
         m->output = m->tok_embd;
     free(ws);
