@@ -247,14 +247,20 @@ Test(forward, test_runner_rejects_empty_and_oversized_prompts) {
 }
 
 /* The runner's batched decode (one token of each of S sequences per step, as the engine
- * steps) gives each sequence the logits it gets decoding alone, bit for bit: with S = 3
- * and 4 a Q8_0 model's matmuls take the 4-row kernels (packed where the set has them). */
-static void check_runner_decode_equals_alone(int n_seqs) {
+ * steps) gives each sequence the logits it gets decoding alone, bit for bit, for a Q8_0
+ * model in rows (with S = 3 and 4 its matmuls take the 4-row kernels, packed where the set
+ * has them) and in panels where the kernels repack it (one panel kernel for any S). */
+static void check_runner_decode_equals_alone(int n_seqs, bool rows) {
     enum { PROMPT = 12, STEPS = 5 };
     ks_model *m = NULL;
     ks_err err;
     ks_err_clear(&err);
+    setenv("KS_PANELS", rows ? "0" : "1", 1);
     cr_assert_eq(ks_model_load(&m, ks_test_fixture("models/mini-qwen3-q8_0.gguf"), &err), KS_OK, "%s", err.msg);
+    unsetenv("KS_PANELS");
+    cr_assert(!rows || !m->layers[0].wq.panels, "KS_PANELS=0 left the weights in rows");
+    if (!rows && !m->layers[0].wq.panels)
+        cr_log_info("the weights stay in rows here (no panel kernels, or the file stays mapped)");
     const int V = m->hp.n_vocab;
     ks_runner_params p;
     ks_runner_params_default(&p);
@@ -307,8 +313,9 @@ static void check_runner_decode_equals_alone(int n_seqs) {
 }
 
 Test(forward, test_runner_batched_decode_equals_each_sequence_alone) {
-    for (int n_seqs = 2; n_seqs <= 4; n_seqs++)
-        check_runner_decode_equals_alone(n_seqs);
+    for (int rows = 0; rows < 2; rows++)
+        for (int n_seqs = 2; n_seqs <= 4; n_seqs++)
+            check_runner_decode_equals_alone(n_seqs, rows);
 }
 
 Test(forward, test_model_load_names_unsupported_arch_and_bad_tensor) {
