@@ -90,18 +90,164 @@ static void q8_0_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
     }
 }
 
+/* A type's one-panel GEMV over each of the call's panels (the hints do not matter here). */
+typedef void (*gemv_one_fn)(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride,
+                            int nt, int64_t n, float *y, size_t ldy);
+static void gemv_each(gemv_one_fn one, const void *const panels[2], const void *a, size_t a_stride, const void *pk,
+                      size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    for (int j = 0; j < 2; j++)
+        if (panels[j])
+            one(panels[j], a, a_stride, pk, pk_stride, nt, n, y[j], ldy);
+}
+
 static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
                       const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
     (void)next;
-    for (int j = 0; j < 2; j++)
-        if (panels[j])
-            q8_0_gemv_one(panels[j], a, a_stride, pk, pk_stride, nt, n, y[j], ldy);
+    gemv_each(q8_0_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
+/* ---- Q4_K ------------------------------------------------------------------------------ */
+
+#define SB_BYTES (ROWS * sizeof(ks_block_q4_k))             /* 2304 */
+#define K_SCALES_AT (2 * ROWS * sizeof(ks_fp16))            /* 64 */
+#define K_CODES_AT (K_SCALES_AT + ROWS * KS_K_SCALE_BYTES) /* 256 */
+
+/* Where code e of row r sits in a panel super-block: the byte, and 0 (low nibble) or 4. */
+static size_t q4_k_code_at(int r, int e, int *shift) {
+    int j = e / 32, g = (e % 32) / 4, i = e % 4;
+    *shift = g < 4 ? 0 : 4;
+    return K_CODES_AT + (size_t)(j * 4 + g % 4) * 64 + (size_t)r * 4 + (size_t)i;
+}
+
+/* Chunk (j, h) byte 4 r + i = codes 32 j + 4 h + i (low nibble) and 32 j + 4 h + 16 + i
+ * (high) of row r, taken straight from the row's nibbles: code 32 j + m is nibble j % 2
+ * of qs[32 (j / 2) + m]. */
+static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    const int64_t nsb = n / KS_QK_K;
+    uint8_t *dst = rows;
+    const uint8_t *in = scratch;
+    memcpy(scratch, rows, (size_t)ROWS * row_bytes);
+    uint8_t tmp[SB_BYTES];
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int r = 0; r < ROWS; r++) {
+            const ks_block_q4_k *x = (const ks_block_q4_k *)(in + (size_t)r * row_bytes) + b;
+            memcpy(tmp + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+            memcpy(tmp + (ROWS + (size_t)r) * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
+            for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
+                memcpy(tmp + K_SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *q = x->qs + 32 * (j / 2);
+                const int s = 4 * (j % 2);
+                for (int h = 0; h < 4; h++) {
+                    uint8_t *o = tmp + K_CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4;
+                    for (int i = 0; i < 4; i++)
+                        o[i] = (uint8_t)(((q[4 * h + i] >> s) & 15) | ((q[4 * h + 16 + i] >> s) & 15) << 4);
+                }
+            }
+        }
+        memcpy(dst + (size_t)b * SB_BYTES, tmp, SB_BYTES);
+    }
+}
+
+/* Row r's 12 scale bytes of a panel super-block, as the row held them. */
+static void q4_k_scales(const uint8_t *blk, int r, uint8_t scales[KS_K_SCALE_BYTES]) {
+    for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
+        memcpy(scales + 4 * k, blk + K_SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, 4);
+}
+
+static int q4_k_panel_code(const uint8_t *blk, int r, int e) {
+    int shift;
+    size_t at = q4_k_code_at(r, e, &shift);
+    return (blk[at] >> shift) & 15;
+}
+
+static void q4_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    for (int64_t b = 0; b < n / KS_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * SB_BYTES;
+        ks_fp16 d, dmin;
+        memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
+        memcpy(&dmin, blk + (ROWS + (size_t)r) * sizeof(ks_fp16), sizeof dmin);
+        uint8_t scales[KS_K_SCALE_BYTES];
+        q4_k_scales(blk, r, scales);
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, mn;
+            ks_k_scale_min(j, scales, &sc, &mn);
+            /* as the row type's to_float rounds: d * sc and dmin * mn first */
+            float dl = ks_fp16_to_fp32(d) * (float)sc, ml = ks_fp16_to_fp32(dmin) * (float)mn;
+            for (int k = 0; k < 32; k++)
+                y[b * KS_QK_K + j * 32 + k] = dl * (float)q4_k_panel_code(blk, r, j * 32 + k) - ml;
+        }
+    }
+}
+
+/* pk: [nsb] float da, then [nsb][4] int32: sub-block sums S_2i | S_2i+1 << 16 (int16
+ * each, S_j = bsums[2j] + bsums[2j+1], |S_j| <= 32 * 127) */
+static size_t q4_k_act_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * (sizeof(float) + 4 * sizeof(int32_t)); }
+
+static void q4_k_pack_act(const void *row, int64_t n, void *pk) {
+    const ks_block_q8_k *a = row;
+    const int64_t nsb = n / KS_QK_K;
+    float *da = pk;
+    uint32_t *sp = (uint32_t *)(da + nsb);
+    for (int64_t b = 0; b < nsb; b++) {
+        da[b] = a[b].d;
+        for (int i = 0; i < 4; i++) {
+            int16_t s0 = (int16_t)(a[b].bsums[4 * i] + a[b].bsums[4 * i + 1]);
+            int16_t s1 = (int16_t)(a[b].bsums[4 * i + 2] + a[b].bsums[4 * i + 3]);
+            sp[b * 4 + i] = (uint32_t)(uint16_t)s0 | (uint32_t)(uint16_t)s1 << 16;
+        }
+    }
+}
+
+/* Per row and token, per super-block: sumi = sum_j sc_j isum_j, summ = sum_j mn_j S_j
+ * (exact); acc = fma(fp32(d) da, float(sumi), acc), accm = fma(fp32(dmin) da,
+ * float(summ), accm); the result acc - accm. */
+static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    for (int t = 0; t < nt; t++) {
+        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
+        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
+        for (int r = 0; r < ROWS; r++) {
+            float acc = 0.0f, accm = 0.0f;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *blk = p + (size_t)b * SB_BYTES;
+                uint8_t scales[KS_K_SCALE_BYTES];
+                q4_k_scales(blk, r, scales);
+                int32_t sumi = 0, summ = 0;
+                for (int j = 0; j < 8; j++) {
+                    uint8_t sc, mn;
+                    ks_k_scale_min(j, scales, &sc, &mn);
+                    int32_t isum = 0;
+                    for (int k = 0; k < 32; k++)
+                        isum += q4_k_panel_code(blk, r, j * 32 + k) * at[b].qs[j * 32 + k];
+                    sumi += (int32_t)sc * isum;
+                    summ += (int32_t)mn * (at[b].bsums[2 * j] + at[b].bsums[2 * j + 1]);
+                }
+                ks_fp16 d, dmin;
+                memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
+                memcpy(&dmin, blk + (ROWS + (size_t)r) * sizeof(ks_fp16), sizeof dmin);
+                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
+                accm = fmaf(ks_fp16_to_fp32(dmin) * da[b], (float)summ, accm);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc - accm;
+        }
+    }
+}
+
+static void q4_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(q4_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
 bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
     switch (type) {
     case KS_TYPE_Q8_0:
         *p = (ks_panel_kernels){q8_0_repack, q8_0_row_to_float, q8_0_act_bytes, q8_0_pack_act, q8_0_gemv, {0}};
+        return true;
+    case KS_TYPE_Q4_K:
+        *p = (ks_panel_kernels){q4_k_repack, q4_k_row_to_float, q4_k_act_bytes, q4_k_pack_act, q4_k_gemv, {0}};
         return true;
     default:
         *p = (ks_panel_kernels){0};

@@ -105,25 +105,9 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             _mm512_storeu_ps(y[j] + (size_t)t * ldy, acc[j][t]);
 }
 
-#define GEMV(NT, NP) gemv_nt(panels, next, a, a_stride, pk, pk_stride, NT, NP, n, y, ldy)
-
 static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
                       const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    if (panels[1]) {
-        switch (nt) {
-        case 1: GEMV(1, 2); break;
-        case 2: GEMV(2, 2); break;
-        case 3: GEMV(3, 2); break;
-        default: GEMV(4, 2); break;
-        }
-    } else {
-        switch (nt) {
-        case 1: GEMV(1, 1); break;
-        case 2: GEMV(2, 1); break;
-        case 3: GEMV(3, 1); break;
-        default: GEMV(4, 1); break;
-        }
-    }
+    KS_PANEL_GEMV_DISPATCH(gemv_nt);
 }
 
 void ks_panel_q8_0_avx512_register(ks_kernels *k) {

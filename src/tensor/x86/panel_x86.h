@@ -40,4 +40,22 @@ static KS_ALWAYS_INLINE __m512i ks_panel_bcast4(const void *p) {
     return _mm512_broadcastd_epi32(_mm_loadu_si32(p));
 }
 
+/* The body of a panel GEMV entry (kernels.h, ks_panel_kernels.gemv, its arguments in
+ * scope by their names there): calls GEMV_NT(panels, next, a, a_stride, pk, pk_stride, nt,
+ * np, n, y, ldy), an always-inline function, with nt (1..4) and np (1 or 2) constants. */
+#define KS_PANEL_GEMV_DISPATCH(GEMV_NT)                                                       \
+    do {                                                                                      \
+        const int np_ = panels[1] ? 2 : 1;                                                    \
+        switch (nt * 2 + np_ - 3) {                                                           \
+        case 0: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 1, 1, n, y, ldy); break;    \
+        case 1: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 1, 2, n, y, ldy); break;    \
+        case 2: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 2, 1, n, y, ldy); break;    \
+        case 3: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 2, 2, n, y, ldy); break;    \
+        case 4: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 3, 1, n, y, ldy); break;    \
+        case 5: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 3, 2, n, y, ldy); break;    \
+        case 6: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 4, 1, n, y, ldy); break;    \
+        default: GEMV_NT(panels, next, a, a_stride, pk, pk_stride, 4, 2, n, y, ldy); break;   \
+        }                                                                                     \
+    } while (0)
+
 #endif

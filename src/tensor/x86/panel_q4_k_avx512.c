@@ -1,0 +1,147 @@
+/* panel_q4_k_avx512.c — Q4_K weights in 16-row panels (kernels.h, ks_panel_kernels) on
+ * 512-bit VNNI: the decode dot products of one to four tokens.
+ *
+ * Owns: the Q4_K panel GEMV for AVX-512 VNNI and ks_panel_q4_k_avx512_register() (the
+ * repacker, the activations' terms and a panel row to floats are the reference's).
+ *
+ * Per super-block of a panel (16 rows x 256 codes, 2304 bytes): the 16 rows' 6-bit scales
+ * and mins are decoded side by side from their three scale words (one 512-bit vector
+ * each), and each 64-byte code chunk gives two vectors of four codes per row (its low and
+ * high nibbles). Per sub-block and token, eight vpdpbusd with four activation bytes
+ * broadcast leave the 16 rows' exact sub-block sums in the lanes; one vpmulld by the
+ * rows' scales adds them into the super-block's int32 sum; four vpdpwssd of the rows' min
+ * pairs with the token's sub-block sums give the min term; then two conversions and two
+ * FMAs serve all 16 rows. The row-major 4-row kernel (dot4_k_avx512.c) spends a maddubs
+ * and a vpdpwssd per 32 codes of each row and token plus its scale shuffles and float
+ * steps per row. Every step is the reference's (panel_ref.c) for each lane, so results
+ * match it bit for bit for any number of tokens per call. Two panels are walked side by
+ * side as two streams, as the Q8_0 GEMV does (panel_q8_0_avx512.c).
+ *
+ * Registered for the AVX-512 set only: where AMX tiles take prefill (the "amx" set keeps
+ * Q4_K in rows, kernels.c) the panels measured no better in decode (Qwen3-0.6B Q4_K_M, 2
+ * threads, against rows: four sequences +1.5-3.5%, one -1 to -5%, the 30B-A3B shape's four
+ * -5%). Without tiles, prefill goes through this kernel four tokens at a time instead of the
+ * 4-row kernel (KS_KERNELS=avx512 on that machine: pp512 171-182 -> 282-300 t/s, four
+ * sequences' decode +5-11%, one -2 to -5%). */
+#include "tensor/x86/kernels_x86.h"
+
+#include "core/ks_core.h"
+#include "tensor/quants.h"
+#include "tensor/ref/kernels_ref.h"
+#include "tensor/x86/panel_x86.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ROWS KS_PANEL_ROWS
+#define SB_BYTES (ROWS * sizeof(ks_block_q4_k))
+#define SCALES_AT (2 * ROWS * sizeof(ks_fp16))
+#define CODES_AT (SCALES_AT + ROWS * KS_K_SCALE_BYTES)
+
+/* vpshufb controls: byte k of each dword, zero-extended (k = 0..3); bytes 2i and 2i + 1
+ * of each dword as two int16 (i = 0, 1) */
+static inline __m512i byte_of_dword(int k) {
+    const int c = (int)(0x80808000u | (unsigned)k);
+    return _mm512_setr_epi32(c, c + 4, c + 8, c + 12, c, c + 4, c + 8, c + 12, c, c + 4, c + 8, c + 12, c, c + 4,
+                             c + 8, c + 12);
+}
+static inline __m512i words_of_dword(int i) {
+    const int c = (int)(0x80008000u | (unsigned)(2 * i) | (unsigned)(2 * i + 1) << 16);
+    return _mm512_setr_epi32(c, c + 0x40004, c + 0x80008, c + 0xc000c, c, c + 0x40004, c + 0x80008, c + 0xc000c, c,
+                             c + 0x40004, c + 0x80008, c + 0xc000c, c, c + 0x40004, c + 0x80008, c + 0xc000c);
+}
+
+static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *const next[2], const uint8_t *a,
+                                     size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt,
+                                     const int np, int64_t n, float *const y[2], size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    const size_t pb = (size_t)nsb * SB_BYTES;
+    const bool many = nt > 2;
+    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const __m512i low4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), hi2 = _mm512_set1_epi8(0x30);
+    const __m512i pick[4] = {byte_of_dword(0), byte_of_dword(1), byte_of_dword(2), byte_of_dword(3)};
+    const float *da[KS_VEC_DOT_ROWS];
+    const int32_t *sp[KS_VEC_DOT_ROWS];
+    __m512 acc[2][KS_VEC_DOT_ROWS], accm[2][KS_VEC_DOT_ROWS];
+    for (int t = 0; t < nt; t++) {
+        da[t] = (const float *)(pk + (size_t)t * pk_stride);
+        sp[t] = (const int32_t *)(da[t] + nsb);
+        for (int j = 0; j < np; j++) {
+            acc[j][t] = _mm512_setzero_ps();
+            accm[j][t] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int j = 0; j < np; j++) {
+            const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * SB_BYTES;
+            ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * SB_BYTES + ahead, (size_t)(b + 1) * SB_BYTES + ahead,
+                               many);
+            /* the rows' scales and mins, as ks_k_scale_min() takes them from the bytes */
+            const __m512i u0 = _mm512_loadu_si512(blk + SCALES_AT), u1 = _mm512_loadu_si512(blk + SCALES_AT + 64),
+                          u2 = _mm512_loadu_si512(blk + SCALES_AT + 128);
+            const __m512i sc_lo = _mm512_and_si512(u0, m6), mn_lo = _mm512_and_si512(u1, m6);
+            const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(u2, low4),
+                                                  _mm512_and_si512(_mm512_srli_epi32(u0, 2), hi2));
+            const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(u2, 4), low4),
+                                                  _mm512_and_si512(_mm512_srli_epi32(u1, 2), hi2));
+            __m512i sumi[KS_VEC_DOT_ROWS];
+            for (int t = 0; t < nt; t++)
+                sumi[t] = _mm512_setzero_si512();
+            for (int sb = 0; sb < 8; sb++) {
+                const __m512i sc = _mm512_shuffle_epi8(sb < 4 ? sc_lo : sc_hi, pick[sb % 4]);
+                __m512i v[8];
+                for (int h = 0; h < 4; h++) {
+                    const __m512i c = _mm512_loadu_si512(blk + CODES_AT + (size_t)(sb * 4 + h) * 64);
+                    v[h] = _mm512_and_si512(c, low4);
+                    v[h + 4] = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) +
+                                       offsetof(ks_block_q8_k, qs) + (size_t)sb * 32;
+                    __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], ks_panel_bcast4(q + 4 * 0));
+                    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[1], ks_panel_bcast4(q + 4 * 1));
+                    s0 = _mm512_dpbusd_epi32(s0, v[2], ks_panel_bcast4(q + 4 * 2));
+                    s1 = _mm512_dpbusd_epi32(s1, v[3], ks_panel_bcast4(q + 4 * 3));
+                    s0 = _mm512_dpbusd_epi32(s0, v[4], ks_panel_bcast4(q + 4 * 4));
+                    s1 = _mm512_dpbusd_epi32(s1, v[5], ks_panel_bcast4(q + 4 * 5));
+                    s0 = _mm512_dpbusd_epi32(s0, v[6], ks_panel_bcast4(q + 4 * 6));
+                    s1 = _mm512_dpbusd_epi32(s1, v[7], ks_panel_bcast4(q + 4 * 7));
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, _mm512_add_epi32(s0, s1)));
+                }
+            }
+            const __m512i mp0 = _mm512_shuffle_epi8(mn_lo, words_of_dword(0));
+            const __m512i mp1 = _mm512_shuffle_epi8(mn_lo, words_of_dword(1));
+            const __m512i mp2 = _mm512_shuffle_epi8(mn_hi, words_of_dword(0));
+            const __m512i mp3 = _mm512_shuffle_epi8(mn_hi, words_of_dword(1));
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+            const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + ROWS * sizeof(ks_fp16))));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const int32_t *s = sp[t] + (size_t)b * 4;
+                __m512i m0 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp0, _mm512_set1_epi32(s[0]));
+                __m512i m1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp1, _mm512_set1_epi32(s[1]));
+                m0 = _mm512_dpwssd_epi32(m0, mp2, _mm512_set1_epi32(s[2]));
+                m1 = _mm512_dpwssd_epi32(m1, mp3, _mm512_set1_epi32(s[3]));
+                const __m512 dt = _mm512_set1_ps(da[t][b]);
+                acc[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dt), _mm512_cvtepi32_ps(sumi[t]), acc[j][t]);
+                accm[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dmw, dt), _mm512_cvtepi32_ps(_mm512_add_epi32(m0, m1)),
+                                             accm[j][t]);
+            }
+        }
+    }
+    for (int j = 0; j < np; j++)
+        for (int t = 0; t < nt; t++)
+            _mm512_storeu_ps(y[j] + (size_t)t * ldy, _mm512_sub_ps(acc[j][t], accm[j][t]));
+}
+
+static void q4_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    KS_PANEL_GEMV_DISPATCH(gemv_nt);
+}
+
+void ks_panel_q4_k_avx512_register(ks_kernels *k) {
+    ks_panel_kernels *p = &k->panel[KS_TYPE_Q4_K];
+    ks_panel_ref(KS_TYPE_Q4_K, p);
+    p->gemv = q4_k_gemv;
+}
