@@ -17,12 +17,17 @@
  * match it bit for bit for any number of tokens per call. Two panels are walked side by
  * side as two streams, as the Q8_0 GEMV does (panel_q8_0_avx512.c).
  *
- * Registered for the AVX-512 set only: where AMX tiles take prefill (the "amx" set keeps
- * Q4_K in rows, kernels.c) the panels measured no better in decode (Qwen3-0.6B Q4_K_M, 2
- * threads, against rows: four sequences +1.5-3.5%, one -1 to -5%, the 30B-A3B shape's four
- * -5%). Without tiles, prefill goes through this kernel four tokens at a time instead of the
- * 4-row kernel (KS_KERNELS=avx512 on that machine: pp512 171-182 -> 282-300 t/s, four
- * sequences' decode +5-11%, one -2 to -5%). */
+ * A super-block's bytes are asked for an eighth per sub-block: asked for all at its start
+ * (36 lines a stream), the requests queued behind each other and one token's decode ran
+ * 2-5% behind the rows; spread, it is on par or ahead.
+ *
+ * Registered for the AVX-512 set only. Without tiles, prefill goes through this kernel
+ * four tokens at a time instead of the 4-row kernel (KS_KERNELS=avx512 on the development
+ * VM, Qwen3-0.6B Q4_K_M against rows, alternated: pp512 171-182 -> 282-310 t/s, four
+ * sequences' decode 163-165 -> 182-196, one 62.5-66.3 -> 65.9-69.9; the 30B-A3B shape's
+ * pp512 345-392 -> 545-575, one sequence on par). The "amx" set keeps Q4_K in rows
+ * (kernels.c): its tiles take prefill from rows, and there the 30B-A3B shape's decode gained
+ * nothing (one sequence 0 to -3%, four on par) while Qwen3-0.6B's did (+4%, four +10-22%). */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -74,8 +79,6 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     for (int64_t b = 0; b < nsb; b++) {
         for (int j = 0; j < np; j++) {
             const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * SB_BYTES;
-            ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * SB_BYTES + ahead, (size_t)(b + 1) * SB_BYTES + ahead,
-                               many);
             /* the rows' scales and mins, as ks_k_scale_min() takes them from the bytes */
             const __m512i u0 = _mm512_loadu_si512(blk + SCALES_AT), u1 = _mm512_loadu_si512(blk + SCALES_AT + 64),
                           u2 = _mm512_loadu_si512(blk + SCALES_AT + 128);
@@ -88,6 +91,10 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             for (int t = 0; t < nt; t++)
                 sumi[t] = _mm512_setzero_si512();
             for (int sb = 0; sb < 8; sb++) {
+                /* an eighth of the super-block's bytes asked for per sub-block: spread out,
+                 * the requests do not queue behind each other */
+                const size_t at = (size_t)b * SB_BYTES + (size_t)sb * (SB_BYTES / 8) + ahead;
+                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / 8, many);
                 const __m512i sc = _mm512_shuffle_epi8(sb < 4 ? sc_lo : sc_hi, pick[sb % 4]);
                 __m512i v[8];
                 for (int h = 0; h < 4; h++) {
