@@ -6,9 +6,9 @@
  *   gemv:   the reference's results bit for bit for 1-4 tokens a call (so a token's
  *           results do not depend on the others in the call), and vec_dot's over the
  *           rows up to the order of float additions;
- *   gemm:   the gemv's results for every token count (Q8_0 bit for bit, Q4_K up to the
- *           order of float additions), over a range of panels starting mid-matrix,
- *           writing nothing outside it.
+ *   gemm:   the gemv's results for every token count (Q8_0: bit for bit; others up to
+ *           the order of float additions), over a range of panels starting
+ *           mid-matrix, writing nothing outside it.
  * Weights random, quantized by the type's codec; activations by the set's quantize_act. */
 #include "tensor/kernels.h"
 #include "tensor/quants.h"

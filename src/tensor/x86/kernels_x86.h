@@ -14,7 +14,6 @@
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
  *   gemm_panel_amx.c   the same over Q8_0 panels
- *   gemm_panel_q4_k_amx.c  and over Q4_K panels
  *   attn_amx.c         AMX-BF16 attention tiles for prefill (in the "amx" table where
  *                      the CPU has AMX-BF16 too)
  *
@@ -45,7 +44,6 @@ void ks_attn_scores_avx512_register(ks_kernels *k);
 bool ks_amx_request(void);
 void ks_gemm_amx_register(ks_kernels *k);
 void ks_gemm_panel_amx_register(ks_kernels *k);
-void ks_gemm_panel_q4_k_amx_register(ks_kernels *k);
 /* AMX-BF16 attention tiles (attn_amx.c); the caller checks the CPU has AMX-BF16 */
 void ks_attn_amx_register(ks_kernels *k);
 
