@@ -1,8 +1,9 @@
 /* panel_q4_k_avx512.c — Q4_K weights in 16-row panels (kernels.h, ks_panel_kernels) on
  * 512-bit VNNI: the decode dot products of one to four tokens.
  *
- * Owns: the Q4_K panel GEMV for AVX-512 VNNI and ks_panel_q4_k_avx512_register() (the
- * repacker, the activations' terms and a panel row to floats are the reference's).
+ * Owns: the Q4_K panel repacker and GEMV for AVX-512 VNNI and
+ * ks_panel_q4_k_avx512_register() (the activations' terms and a panel row to floats are the
+ * reference's).
  *
  * Per super-block of a panel (16 rows x 256 codes, 2304 bytes): the 16 rows' 6-bit scales
  * and mins are decoded side by side from their three scale words (one 512-bit vector
@@ -42,6 +43,39 @@
 #define SB_BYTES (ROWS * sizeof(ks_block_q4_k))
 #define SCALES_AT (2 * ROWS * sizeof(ks_fp16))
 #define CODES_AT (SCALES_AT + ROWS * KS_K_SCALE_BYTES)
+
+/* The reference's bytes (panel_ref.c), a sub-block of a row at a time: its 32 codes as
+ * bytes, codes m and m + 16 paired in one byte, four dwords to the four chunks. */
+static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    const int64_t nsb = n / KS_QK_K;
+    uint8_t *dst = rows;
+    const uint8_t *in = scratch;
+    memcpy(scratch, rows, (size_t)ROWS * row_bytes);
+    uint8_t tmp[SB_BYTES];
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int r = 0; r < ROWS; r++) {
+            const ks_block_q4_k *x = (const ks_block_q4_k *)(in + (size_t)r * row_bytes) + b;
+            memcpy(tmp + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+            memcpy(tmp + (ROWS + (size_t)r) * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
+            for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
+                memcpy(tmp + SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+            for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * g));
+                for (int hi = 0; hi < 2; hi++) {
+                    const __m256i c = _mm256_and_si256(hi ? _mm256_srli_epi16(q, 4) : q, low4);
+                    uint32_t pairs[4];
+                    _mm_storeu_si128((__m128i *)pairs, _mm_or_si128(_mm256_castsi256_si128(c),
+                                                                    _mm_slli_epi16(_mm256_extracti128_si256(c, 1), 4)));
+                    const int j = 2 * g + hi;
+                    for (int h = 0; h < 4; h++)
+                        memcpy(tmp + CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4, &pairs[h], 4);
+                }
+            }
+        }
+        memcpy(dst + (size_t)b * SB_BYTES, tmp, SB_BYTES);
+    }
+}
 
 /* vpshufb controls: byte k of each dword, zero-extended (k = 0..3); bytes 2i and 2i + 1
  * of each dword as two int16 (i = 0, 1) */
@@ -150,5 +184,6 @@ static void q4_k_gemv(const void *const panels[2], const void *const next[2], co
 void ks_panel_q4_k_avx512_register(ks_kernels *k) {
     ks_panel_kernels *p = &k->panel[KS_TYPE_Q4_K];
     ks_panel_ref(KS_TYPE_Q4_K, p);
+    p->repack = q4_k_repack;
     p->gemv = q4_k_gemv;
 }
