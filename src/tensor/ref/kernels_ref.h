@@ -17,5 +17,8 @@ void ks_attn_ref_fill(ks_kernels *k);
  * (and all NULL) for a type without one: not in the ref table, which every table
  * inherits, for the tests to hold ISA kernels to. */
 bool ks_panel_ref(uint32_t type, ks_panel_kernels *p);
+/* Row r's d, dmin and scale words into a Q4_K panel super-block sb (its repackers share it). */
+struct ks_block_q4_k;
+void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const struct ks_block_q4_k *x);
 
 #endif

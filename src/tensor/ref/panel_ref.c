@@ -119,6 +119,13 @@ static size_t q4_k_code_at(int r, int e, int *shift) {
     return K_CODES_AT + (size_t)(j * 4 + g % 4) * 64 + (size_t)r * 4 + (size_t)i;
 }
 
+void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const ks_block_q4_k *x) {
+    memcpy(sb + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    memcpy(sb + (ROWS + (size_t)r) * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
+    for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
+        memcpy(sb + K_SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+}
+
 /* Chunk (j, h) byte 4 r + i = codes 32 j + 4 h + i (low nibble) and 32 j + 4 h + 16 + i
  * (high) of row r, taken straight from the row's nibbles: code 32 j + m is nibble j % 2
  * of qs[32 (j / 2) + m]. */
@@ -131,10 +138,7 @@ static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) 
     for (int64_t b = 0; b < nsb; b++) {
         for (int r = 0; r < ROWS; r++) {
             const ks_block_q4_k *x = (const ks_block_q4_k *)(in + (size_t)r * row_bytes) + b;
-            memcpy(tmp + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
-            memcpy(tmp + (ROWS + (size_t)r) * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
-            for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
-                memcpy(tmp + K_SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+            ks_panel_q4_k_put_scales(tmp, r, x);
             for (int j = 0; j < 8; j++) {
                 const uint8_t *q = x->qs + 32 * (j / 2);
                 const int s = 4 * (j % 2);

@@ -56,10 +56,7 @@ static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) 
     for (int64_t b = 0; b < nsb; b++) {
         for (int r = 0; r < ROWS; r++) {
             const ks_block_q4_k *x = (const ks_block_q4_k *)(in + (size_t)r * row_bytes) + b;
-            memcpy(tmp + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
-            memcpy(tmp + (ROWS + (size_t)r) * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
-            for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
-                memcpy(tmp + SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+            ks_panel_q4_k_put_scales(tmp, r, x);
             for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * g));
                 for (int hi = 0; hi < 2; hi++) {
