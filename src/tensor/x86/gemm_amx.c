@@ -52,22 +52,14 @@
 
 #define TILE 16 /* tokens, and weight rows, per tile */
 
-/* Tile registers (literal numbers: the intrinsics paste them into the instruction) */
-#define TA0 0
-#define TA1 1
-#define TB0 2
-#define TB1 3
-#define TC0 4
-#define TC1 5
-
 /* A tiles 16 x SB bytes, B tiles SB/4 x 64, C tiles 16 x 64. */
-#define TILE_CONFIG(SB)                                                                             \
-    {                                                                                               \
-        .palette_id = 1,                                                                            \
-        .colsb = {[TA0] = SB, [TA1] = SB, [TB0] = TILE * 4, [TB1] = TILE * 4, [TC0] = TILE * 4,     \
-                  [TC1] = TILE * 4},                                                                \
-        .rows = {[TA0] = TILE, [TA1] = TILE, [TB0] = SB / 4, [TB1] = SB / 4, [TC0] = TILE,           \
-                 [TC1] = TILE},                                                                     \
+#define TILE_CONFIG(SB)                                                                            \
+    {                                                                                              \
+        .palette_id = 1,                                                                           \
+        .colsb = {[KS_TA0] = SB, [KS_TA1] = SB, [KS_TB0] = TILE * 4, [KS_TB1] = TILE * 4,          \
+                  [KS_TC0] = TILE * 4, [KS_TC1] = TILE * 4},                                       \
+        .rows = {[KS_TA0] = TILE, [KS_TA1] = TILE, [KS_TB0] = SB / 4, [KS_TB1] = SB / 4,           \
+                 [KS_TC0] = TILE, [KS_TC1] = TILE},                                                \
     }
 static const ks_tile_config tile_cfg_32 = TILE_CONFIG(32);
 static const ks_tile_config tile_cfg_16 = TILE_CONFIG(16);
@@ -306,25 +298,7 @@ static void tile_product(const panel *p, size_t nsb, size_t sb, const int8_t *bt
     for (int i = 0; i < TILE; i++)
         acc[i] = _mm512_setzero_ps();
     int32_t *buf0 = cbuf, *buf1 = cbuf + TILE * TILE;
-    TILE_PRODUCT(TA0, TB0, TC0, 0);
-    if (nsb > 1)
-        TILE_PRODUCT(TA1, TB1, TC1, 1);
-    _tile_stored(TC0, buf0, TILE * 4);
-    for (size_t j = 0; j < nsb; j += 2) {
-        /* here: sub-block j is in buf0, sub-block j + 1 (if any) in C1 */
-        if (j + 2 < nsb)
-            TILE_PRODUCT(TA0, TB0, TC0, j + 2);
-        if (j + 1 < nsb)
-            _tile_stored(TC1, buf1, TILE * 4);
-        ACCUMULATE(buf0, j);
-        if (j + 1 >= nsb)
-            break;
-        if (j + 3 < nsb)
-            TILE_PRODUCT(TA1, TB1, TC1, j + 3);
-        if (j + 2 < nsb)
-            _tile_stored(TC0, buf0, TILE * 4);
-        ACCUMULATE(buf1, j + 1);
-    }
+    KS_TILE_PIPELINE(nsb, TILE_PRODUCT, ACCUMULATE, buf0, buf1);
     for (int i = 0; i < TILE; i++)
         out[i] = acc[i];
 }

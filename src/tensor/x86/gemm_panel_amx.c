@@ -13,8 +13,8 @@
  *   acc[t] = fma(fp32(d_rows) * da[t], float(C[t] + corr[t]), acc[t]), blocks in order
  *
  * so each result equals the gemv's (and the reference's) bit for bit: a prompt's tokens
- * get the logits they would get decoded one at a time. The product of block b + 1 is
- * issued before the float work of block b reads b's stored C tile.
+ * get the logits they would get decoded one at a time. The blocks go through the tile
+ * GEMMs' pipeline (amx.h).
  *
  * Layout of the packed activations (T16 = T rounded up to 16; pad tokens zero):
  *   codes  [T16 / 16][nb][16][32] int8
@@ -35,18 +35,13 @@
 #define BLOCK_BYTES (ROWS * sizeof(ks_block_q8_0))
 #define CODES_AT (ROWS * sizeof(ks_fp16))
 
-/* Tile registers: activations (A), weights (B), sums (C), two of each for the pipeline */
-#define TA0 0
-#define TA1 1
-#define TB0 2
-#define TB1 3
-#define TC0 4
-#define TC1 5
 
 static const ks_tile_config tile_cfg = {
     .palette_id = 1,
-    .colsb = {[TA0] = KS_QK8_0, [TA1] = KS_QK8_0, [TB0] = 64, [TB1] = 64, [TC0] = 64, [TC1] = 64},
-    .rows = {[TA0] = TILE, [TA1] = TILE, [TB0] = KS_QK8_0 / 4, [TB1] = KS_QK8_0 / 4, [TC0] = TILE, [TC1] = TILE},
+    .colsb = {[KS_TA0] = KS_QK8_0, [KS_TA1] = KS_QK8_0, [KS_TB0] = 64, [KS_TB1] = 64, [KS_TC0] = 64,
+              [KS_TC1] = 64},
+    .rows = {[KS_TA0] = TILE, [KS_TA1] = TILE, [KS_TB0] = KS_QK8_0 / 4, [KS_TB1] = KS_QK8_0 / 4, [KS_TC0] = TILE,
+             [KS_TC1] = TILE},
 };
 
 static size_t n_tiles(int T) { return (size_t)(T + TILE - 1) / TILE; }
@@ -121,25 +116,7 @@ static void tile_product(const uint8_t *panel, size_t nb, const int8_t *codes, c
     for (int i = 0; i < TILE; i++)
         acc[i] = _mm512_setzero_ps();
     int32_t *buf0 = cbuf, *buf1 = cbuf + TILE * TILE;
-    TILE_PRODUCT(TA0, TB0, TC0, 0);
-    if (nb > 1)
-        TILE_PRODUCT(TA1, TB1, TC1, 1);
-    _tile_stored(TC0, buf0, TILE * 4);
-    for (size_t b = 0; b < nb; b += 2) {
-        /* here: block b is in buf0, block b + 1 (if any) in C1 */
-        if (b + 2 < nb)
-            TILE_PRODUCT(TA0, TB0, TC0, b + 2);
-        if (b + 1 < nb)
-            _tile_stored(TC1, buf1, TILE * 4);
-        ACCUMULATE(buf0, b);
-        if (b + 1 >= nb)
-            break;
-        if (b + 3 < nb)
-            TILE_PRODUCT(TA1, TB1, TC1, b + 3);
-        if (b + 2 < nb)
-            _tile_stored(TC0, buf0, TILE * 4);
-        ACCUMULATE(buf1, b + 1);
-    }
+    KS_TILE_PIPELINE(nb, TILE_PRODUCT, ACCUMULATE, buf0, buf1);
     for (int i = 0; i < TILE; i++)
         out[i] = acc[i];
 }
