@@ -265,6 +265,11 @@ static void softmax_rows_f32(float *s, int64_t ld_s, int nr, int64_t n, const in
 
 /* ---- value accumulation -------------------------------------------------------------- */
 
+#ifndef ATTN_FMA_BCAST
+/* c + w[0] b */
+static inline attn_vec vfma_bcast(const float *w, attn_vec b, attn_vec c) { return vfma(vset1(*w), b, c); }
+#endif
+
 /* acc rows [0, nr) += p . v over nk keys, elements [i0, i0 + nv ATTN_LANES) under the
  * masks mk of cnt[c] lanes: a tile of nr x nv accumulators (nr * nv <= ATTN_TILE; h,
  * nr, nv constants where inlined). */
@@ -286,11 +291,9 @@ static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int6
         attn_vec vv[ATTN_TILE];
         for (int c = 0; c < nv; c++)
             vv[c] = vload_kv(h, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
-        for (int r = 0; r < nr; r++) {
-            const attn_vec w = vset1(p[r * ld_p + j]);
+        for (int r = 0; r < nr; r++)
             for (int c = 0; c < nv; c++)
-                a[r * nv + c] = vfma(w, vv[c], a[r * nv + c]);
-        }
+                a[r * nv + c] = vfma_bcast(p + r * ld_p + j, vv[c], a[r * nv + c]);
     }
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nv; c++)
