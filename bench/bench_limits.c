@@ -237,3 +237,12 @@ ks_status ks_bench_limits_measure(ks_bench_limits *out, int n_threads, size_t bu
     *out = l;
     return KS_OK;
 }
+
+void ks_bench_limits_keep_best(ks_bench_limits *best, const ks_bench_limits *other) {
+    best->read_bps_1t = KS_MAX(best->read_bps_1t, other->read_bps_1t);
+    best->read_bps = KS_MAX(best->read_bps, other->read_bps);
+    best->int8_macs_1t = KS_MAX(best->int8_macs_1t, other->int8_macs_1t);
+    best->int8_macs = KS_MAX(best->int8_macs, other->int8_macs);
+    best->amx_macs_1t = KS_MAX(best->amx_macs_1t, other->amx_macs_1t);
+    best->amx_macs = KS_MAX(best->amx_macs, other->amx_macs);
+}

@@ -51,6 +51,10 @@ size_t ks_bench_limits_default_buffer_bytes(void);
 ks_status ks_bench_limits_measure(ks_bench_limits *out, int n_threads, size_t buffer_bytes,
                                   ks_err *err);
 
+/* best = each of best's rates or other's, whichever is higher (two measurements of one
+ * machine: a roof is the best it was seen to give). */
+void ks_bench_limits_keep_best(ks_bench_limits *best, const ks_bench_limits *other);
+
 /* ---- ISA loops (bench_limits_avx2.c, bench_limits_avx512.c): pure, one thread ------ */
 
 /* Reads bytes (a multiple of 256) from buf (64-byte aligned); returns a value that
