@@ -90,13 +90,19 @@
 #define MIN_CHUNK_POSITIONS 256
 
 /* Query rows of a KV head up to which an item asks for each head's K and V rows while
- * it computes the previous head (unit_row): a decode token's 2 (Qwen3's) meet each row
+ * it computes an earlier head (unit_row): a decode token's 2 (Qwen3's) meet each row
  * too briefly for the memory's latency to hide behind their arithmetic; a prefill
- * group's 32 do not need it (measured a little slower with it). Bringing rows in
- * further ahead (2 to 8 heads, or the next block into L2) measured slower. */
+ * group's 32 do not need it (measured a little slower with it). */
 #define PREFETCH_MAX_ROWS 8
 
-/* Rows of a head per kernel call while the next head's same rows are asked for: the
+/* How many units (a KV head's K or V rows of a block) ahead of the one computed the rows
+ * asked for are. Two: on a Zen 4 (2 threads, bench_attention -p 0, alternated) Qwen3-0.6B's
+ * 2 rows at 16384 ~89 -> ~66 ms, at 4096 17-23 -> 16.5-20, four sequences at 640 13-16 ->
+ * 8-12; the 30B-A3B shape's 8 rows on par; four units ahead as two. (On a Sapphire Rapids
+ * VM with 480 MiB of L3, one unit ahead had measured better than 2 to 8.) */
+#define PREFETCH_AHEAD_UNITS 2
+
+/* Rows of a head per kernel call while the same rows of a head ahead are asked for: the
  * kernels ask for them a line at a time as their own rows' elements go by (kernels.h:
  * the pf of attn_scores / attn_accum), as asked for all at once before each call they
  * fill the core's queue of misses and stall it with the arithmetic waiting behind them
@@ -660,7 +666,8 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             float *s = ts->s + (size_t)kvh * rows_h * B;
             for (int j = 0; j < n; j += slice) {
                 const int nj = KS_MIN(slice, n - j);
-                const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, kvh + 1, j) : NULL;
+                const uint8_t *next =
+                    prefetch ? unit_row(a, at, sv, g, bi, b1, kvh + PREFETCH_AHEAD_UNITS, j) : NULL;
                 if (staged)
                     prefetch_rows(a, next, nj);
                 k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B,
@@ -681,7 +688,8 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             const float *p = ts->s + (size_t)kvh * rows_h * B;
             for (int j = 0; j < n; j += slice) {
                 const int nj = KS_MIN(slice, n - j);
-                const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, n_kv + kvh + 1, j) : NULL;
+                const uint8_t *next =
+                    prefetch ? unit_row(a, at, sv, g, bi, b1, n_kv + kvh + PREFETCH_AHEAD_UNITS, j) : NULL;
                 if (staged)
                     prefetch_rows(a, next, nj);
                 k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd,
