@@ -55,6 +55,23 @@ ks_status ks_bench_limits_measure(ks_bench_limits *out, int n_threads, size_t bu
  * machine: a roof is the best it was seen to give). */
 void ks_bench_limits_keep_best(ks_bench_limits *best, const ks_bench_limits *other);
 
+/* ---- probes beside the tests ----------------------------------------------------------
+ *
+ * A shared host's bandwidth moves within seconds (seen on a 2-vCPU VM: a decode rep read
+ * 46 GB/s a minute after the read loop's best was 32), so a roof measured once per run
+ * is the wrong denominator for any one rep. A probe keeps the read buffer and threads of
+ * the measurement above for short readings taken right before and after each rep. */
+typedef struct ks_bench_probe ks_bench_probe;
+
+/* n_threads and buffer_bytes as for ks_bench_limits_measure. */
+ks_status ks_bench_probe_create(ks_bench_probe **out, int n_threads, size_t buffer_bytes, ks_err *err);
+void ks_bench_probe_destroy(ks_bench_probe *p);
+/* Read bandwidth now (bytes/s): the best of a few passes over the buffer. */
+double ks_bench_probe_read_bps(ks_bench_probe *p);
+/* The int8 peak now (multiply-adds/s) of AMX tiles (amx, where enabled) or else of the
+ * widest dot-product instruction; 0 when none is measured. */
+double ks_bench_probe_int8_macs(ks_bench_probe *p, bool amx);
+
 /* ---- ISA loops (bench_limits_avx2.c, bench_limits_avx512.c): pure, one thread ------ */
 
 /* Reads bytes (a multiple of 256) from buf (64-byte aligned); returns a value that

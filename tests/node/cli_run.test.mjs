@@ -1,7 +1,7 @@
 // cli_run.test.mjs — `kvserve run` and `kvserve logits` from the outside: end to end on a
-// model of the real Qwen3-0.6B shape, and bad input (ids out of range, an empty prompt, a
-// prompt longer than the context, an unsupported architecture, a missing file) answered
-// with one clear line and exit status 1.
+// model of the real Qwen3-0.6B shape; `kvserve bench --json`'s rows and roofs; and bad
+// input (ids out of range, an empty prompt, a prompt longer than the context, an
+// unsupported architecture, a missing file) answered with one clear line and exit status 1.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync, execFileSync } from "node:child_process";
@@ -47,6 +47,25 @@ test("logits prints every position's top tokens and the last position's full log
   assert.equal(j.top.length, 3);
   assert.equal(j.top[0].length, 5);
   assert.equal(fs.statSync(out).size, j.n_vocab * 4);
+});
+
+test("bench --json gives every rep's rate with the roof read around it, and none without limits", () => {
+  const r = run(["bench", "-m", mini, "-p", "16", "-n", "4", "-r", "2", "--bw-buffer", "64", "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.ok(j.machine.read_bytes_per_s > 0 && j.machine.int8_macs_per_s > 0);
+  assert.deepEqual(j.rows.map((w) => w.test), ["pp16", "tg4"]);
+  for (const w of j.rows) {
+    assert.equal(w.ts.length, 2);
+    assert.equal(w.rep_roofs.length, 2);
+    const perToken = w.kind === "pp" ? w.macs_per_token : w.bytes_per_token;
+    const shares = w.ts.map((t, k) => (t * perToken) / w.rep_roofs[k]).sort((a, b) => a - b);
+    assert.ok(w.rep_roofs.every((x) => x > 0), JSON.stringify(w));
+    assert.ok(Math.abs(w.rep_roof_share - (shares[0] + shares[1]) / 2) < 1e-6 * w.rep_roof_share, JSON.stringify(w));
+  }
+  const bare = JSON.parse(run(["bench", "-m", mini, "-p", "0", "-n", "2", "-r", "1", "--no-limits", "--json"]).stdout);
+  assert.equal(bare.rows[0].rep_roofs, undefined);
+  assert.equal(bare.rows[0].rep_roof_share, undefined);
 });
 
 function assertOneLineError(r, pattern) {
