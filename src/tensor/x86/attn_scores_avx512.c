@@ -28,7 +28,16 @@
  * qwen3-30b-a3b -d 16384 -p 0, 2 threads, alternated over five pairs: median 96.6 -> 92.7
  * ms; Qwen3-0.6B's 77.4 -> 76.7). A whole tile stores each row's scores with one 128- or
  * 256-bit store from the reduced vectors (one thread, 8 rows of the 30B-A3B shape over
- * 32-key blocks in L2: 53 -> 57-59 GMAC/s against a store per score through a buffer). */
+ * 32-key blocks in L2: 53 -> 57-59 GMAC/s against a store per score through a buffer).
+ *
+ * Tiles of one or two rows (a decode token of Qwen3-0.6B has 2 per KV head) keep a key's
+ * 8 lanes in a 256-bit accumulator of their own (tile_step8) and pair them up only for
+ * the sum: the same lanes doing the same operations, so the same scores bit for bit, but
+ * no insert per key pair and no broadcast per row at every step, which with two rows were
+ * a third of the step (bench_attention -t 1 -p 0, alternated: depth 128 0.65-0.77 ->
+ * 0.56-0.61 ms, 16384 84-91 -> 79-84 ms; with 2 threads the K/V rate's share of the read
+ * bandwidth around each run ~80-85% -> 83-90%). Eight rows the same way (8 x 2 keys)
+ * measured 20% slower than the pairs: the sums come twice as often. */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -64,6 +73,32 @@ static KS_ALWAYS_INLINE void tile_step(int h, int nr, int np, const float *const
         const __m512 qv = _mm512_broadcast_f32x8(q8);
         for (int p = 0; p < np; p++)
             acc[r * np + p] = _mm512_fmadd_ps(qv, kv[p], acc[r * np + p]);
+    }
+}
+
+/* The 8 elements of K row k from element i as floats; lanes past cnt (m) are 0. */
+static KS_ALWAYS_INLINE __m256 load_key8(int h, const void *k, int64_t i, bool whole, __mmask8 m) {
+    if (h) {
+        const ks_fp16 *a = (const ks_fp16 *)k + i;
+        return _mm256_cvtph_ps(whole ? _mm_loadu_si128((const __m128i *)a) : _mm_maskz_loadu_epi16(m, a));
+    }
+    const float *a = (const float *)k + i;
+    return whole ? _mm256_loadu_ps(a) : _mm256_maskz_loadu_ps(m, a);
+}
+
+/* tile_step for tiles of one or two rows, with 8-lane accumulators, one per key (acc[r *
+ * nk + j]): each lane does what the same lane of tile_step's key pair does, bit for bit,
+ * without the insert that packs two keys' halves in one register and the broadcast of the
+ * query (with two rows those were a third of a step's instructions). */
+static KS_ALWAYS_INLINE void tile_step8(int h, int nr, int nk, const float *const *qp, const void *const *kp,
+                                        int64_t i, bool whole, __mmask8 m, __m256 *acc) {
+    __m256 qv[2];
+    for (int r = 0; r < nr; r++)
+        qv[r] = whole ? _mm256_loadu_ps(qp[r] + i) : _mm256_maskz_loadu_ps(m, qp[r] + i);
+    for (int j = 0; j < nk; j++) {
+        const __m256 kv = load_key8(h, kp[j], i, whole, m);
+        for (int r = 0; r < nr; r++)
+            acc[r * nk + j] = _mm256_fmadd_ps(qv[r], kv, acc[r * nk + j]);
     }
 }
 
@@ -103,9 +138,13 @@ static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, i
         qp[r] = q + r * ld_q;
     for (int j = 0; j < 2 * np; j++)
         kp[j] = (const char *)k + (j < nk_valid ? j : nk_valid - 1) * ld_k * eb;
+    const bool narrow = nr <= 2; /* tile_step8 */
     __m512 acc[16];
+    __m256 acc8[16];
     for (int a = 0; a < nr * np; a++)
         acc[a] = _mm512_setzero_ps();
+    for (int a = 0; a < 2 * nr * np && narrow; a++)
+        acc8[a] = _mm256_setzero_ps();
     /* the steps that cover a line of each key, and the keys whose line a step asks for */
     const int64_t steps_per_line = 64 / (8 * eb), pf_per_step = (2 * np + steps_per_line - 1) / steps_per_line;
     int64_t i = 0;
@@ -115,10 +154,20 @@ static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, i
             for (int64_t j = s0; j < s0 + pf_per_step && j < nk_valid; j++)
                 _mm_prefetch((const char *)pf + (j * ld_k + line) * eb, _MM_HINT_T1); /* to L2, as attn_tiles.h */
         }
-        tile_step(h, nr, np, qp, kp, i, true, 0xff, acc);
+        if (narrow)
+            tile_step8(h, nr, 2 * np, qp, kp, i, true, 0xff, acc8);
+        else
+            tile_step(h, nr, np, qp, kp, i, true, 0xff, acc);
     }
-    if (i < n)
-        tile_step(h, nr, np, qp, kp, i, false, (__mmask8)((1u << (n - i)) - 1), acc);
+    if (i < n) {
+        const __mmask8 m = (__mmask8)((1u << (n - i)) - 1);
+        if (narrow)
+            tile_step8(h, nr, 2 * np, qp, kp, i, false, m, acc8);
+        else
+            tile_step(h, nr, np, qp, kp, i, false, m, acc);
+    }
+    for (int a = 0; a < nr * np && narrow; a++) /* key pairs, as tile_step's */
+        acc[a] = _mm512_insertf32x8(_mm512_castps256_ps512(acc8[2 * a]), acc8[2 * a + 1], 1);
     const int na = nr * np < 8 ? 8 : nr * np;
     for (int a = nr * np; a < na; a++)
         acc[a] = _mm512_setzero_ps();
