@@ -36,7 +36,9 @@
 // `kvserve bench` measured it: read bandwidth for tg (bytes a token reads: weights it
 // touches plus the K/V it attends over), the int8 dot-product peak of kvserve's kernels
 // for pp: AMX tiles where kvserve's "amx" kernel set runs prefill (llama.cpp uses them
-// too there), else VNNI (llama.cpp may pass 100% of that where it uses AMX).
+// too there), else VNNI (llama.cpp may pass 100% of that where it uses AMX). "kvserve rep
+// roof" is kvserve's rate over the roof read right before and after each of its reps
+// (kvserve bench's "of rep roof"; the peer's reps have no such readings).
 import { spawnSync, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -237,7 +239,7 @@ const pct = (x) => (x === undefined || !Number.isFinite(x) ? "" : `${(100 * x).t
 
 function printTable(results, machine) {
   const cols = [["model", 30, false], ["test", 15, false], ["kvserve t/s", 11, true], ["llama.cpp t/s", 13, true],
-    ["ratio", 6, true], ["kvserve roof", 12, true], ["llama.cpp roof", 14, true]];
+    ["ratio", 6, true], ["kvserve roof", 12, true], ["llama.cpp roof", 14, true], ["kvserve rep roof", 16, true]];
   const line = (cells) => "| " + cells.map((c, i) => cols[i][2] ? String(c).padStart(cols[i][1])
     : String(c).padEnd(cols[i][1])).join(" | ") + " |";
   console.log(line(cols.map((c) => c[0])));
@@ -247,7 +249,7 @@ function printTable(results, machine) {
       const roof = row.kind === "pp" ? (machine.pp_roof_macs_per_s ?? machine.int8_macs_per_s) : machine.read_bytes_per_s;
       const share = (ts) => roof ? ts * row.perToken / roof : undefined;
       console.log(line([r.name, row.test, fmtRate(row.ours), fmtRate(row.peer), (row.ours / row.peer).toFixed(2),
-        pct(share(row.ours)), pct(share(row.peer))]));
+        pct(share(row.ours)), pct(share(row.peer)), pct(row.oursRepShare)]));
     }
 }
 
@@ -270,11 +272,13 @@ async function main() {
     }
     const rows = kv.rows.map((row, i) => {
       const mine = ours.flatMap((rs) => rs[i].ts), theirs = peer.flatMap((rs) => rs[i].ts);
+      const perToken = row.kind === "pp" ? row.macs_per_token : row.bytes_per_token;
+      const repShares = ours.flatMap((rs) => rs[i].rep_roofs ? rs[i].ts.map((t, k) => t * perToken / rs[i].rep_roofs[k]) : []);
       const theirsWall = peer.flatMap((rs) => rs[i].wallTs);
       if (peer[0][i].test !== row.test)
         throw new Error(`row ${i}: kvserve ran ${row.test}, llama.cpp ${peer[0][i].test}`);
       return { test: row.test, kind: row.kind, n: row.n, depth: row.depth,
-        perToken: row.kind === "pp" ? row.macs_per_token : row.bytes_per_token,
+        perToken, oursRepShare: repShares.length ? median(repShares) : undefined,
         ours: median(mine), peer: median(theirs), peerWall: median(theirsWall),
         peerOwnTimings: peer.every((rs) => rs[i].own), kvserveTs: mine, peerTs: theirs, peerWallTs: theirsWall };
     });
