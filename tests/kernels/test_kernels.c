@@ -239,9 +239,9 @@ Test(kernels, test_kernels_softmax_rows_within_exp_error_of_ref_and_alone_as_in_
     }
 }
 
-Test(kernels, test_kernels_attn_accum_within_float_error_of_ref) {
+Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_independent) {
     static float p[ATT_Q * ATT_K], vx[ATT_K * ATT_LD], a0[ATT_Q * ATT_LD], ar[ATT_Q * ATT_LD],
-        ai[ATT_Q * ATT_LD];
+        ai[ATT_Q * ATT_LD], one[ATT_LD];
     for (int i = 0; i < ATT_Q * ATT_K; i++)
         p[i] = 0.5f * (frand() + 1.0f);
     for (int i = 0; i < ATT_K * ATT_LD; i++)
@@ -279,6 +279,14 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref) {
                                           "%s accum %s n=%d %dx%d [%d][%d]: %g vs ref %g", isas[j],
                                           ks_type_name(kt), n, nq, nk, r, i, (double)ai[at], (double)ar[at]);
                         }
+                    /* each row accumulated alone (a decode token's) as in the tile, bit for bit */
+                    for (int r = 0; r < nq; r++) {
+                        memcpy(one, a0 + r * ATT_LD, sizeof one);
+                        k->attn_accum[kt](one, ATT_LD, 1, p + r * ATT_K, ATT_K, v.data, ATT_LD, nk, n, NULL);
+                        cr_assert_eq(memcmp(one, ai + r * ATT_LD, (size_t)n * sizeof(float)), 0,
+                                     "%s accum %s n=%d %dx%d row %d: alone differs from the tile", isas[j],
+                                     ks_type_name(kt), n, nq, nk, r);
+                    }
                 }
             }
     }
