@@ -93,35 +93,33 @@ static void fill_pool(bench *b) {
         memcpy(b->pool + r * b->kv.row_bytes, seed[r % 4], b->kv.row_bytes);
 }
 
-/* Times fn over all layers; the median of runs, in seconds. */
-static double time_layers(bench *b, const ks_batch *batch, const float *q, float *out, int runs) {
-    double t[MAX_RUNS];
-    for (int r = -1; r < runs; r++) {
-        double t0 = now_s();
-        for (int il = 0; il < b->hp.n_layer; il++)
-            ks_attention_run(b->attn, b->tp, b->pool, batch, il, q, out);
-        if (r >= 0)
-            t[r] = now_s() - t0;
-    }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    return t[runs / 2];
+/* One pass over all layers, in seconds. */
+static double run_layers(bench *b, const ks_batch *batch, const float *q, float *out) {
+    double t0 = now_s();
+    for (int il = 0; il < b->hp.n_layer; il++)
+        ks_attention_run(b->attn, b->tp, b->pool, batch, il, q, out);
+    return now_s() - t0;
 }
 
-/* As time_layers, and *share the median over the runs of bytes / time over the read
- * bandwidth the probe read right before and after the run (the better of the two): on a
- * shared host the bandwidth moves within seconds (bench_limits.h). */
-static double time_layers_probed(bench *b, const ks_batch *batch, const float *q, float *out, int runs,
-                                 ks_bench_probe *probe, double bytes, double *share) {
+/* The median of runs passes after a warm-up, in seconds. With a probe, *share is the
+ * median over the runs of bytes / time over the read bandwidth the probe read right
+ * before and right after the run (the better of the two): on a shared host the bandwidth
+ * moves within seconds (bench_limits.h). */
+static double time_layers(bench *b, const ks_batch *batch, const float *q, float *out, int runs,
+                          ks_bench_probe *probe, double bytes, double *share) {
     double t[MAX_RUNS], sh[MAX_RUNS];
-    (void)time_layers(b, batch, q, out, 1); /* warm-up */
+    (void)run_layers(b, batch, q, out);
     for (int r = 0; r < runs; r++) {
-        const double roof0 = ks_bench_probe_read_bps(probe);
-        t[r] = time_layers(b, batch, q, out, 1);
-        sh[r] = bytes / t[r] / KS_MAX(roof0, ks_bench_probe_read_bps(probe));
+        const double roof0 = probe ? ks_bench_probe_read_bps(probe) : 0;
+        t[r] = run_layers(b, batch, q, out);
+        if (probe)
+            sh[r] = bytes / t[r] / KS_MAX(roof0, ks_bench_probe_read_bps(probe));
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    qsort(sh, (size_t)runs, sizeof *sh, cmp_double);
-    *share = sh[runs / 2];
+    if (probe) {
+        qsort(sh, (size_t)runs, sizeof *sh, cmp_double);
+        *share = sh[runs / 2];
+    }
     return t[runs / 2];
 }
 
@@ -236,7 +234,7 @@ int main(int argc, char **argv) {
         /* K and V rows read: the shared prefix's (those before every token) once */
         const double once = n_seqs > 1 ? KS_MIN(shared_blocks * BLOCK, d) : 0;
         double rows = (once + (d + 1 - once) * n_seqs) * n_layer * 2, share;
-        double t = time_layers_probed(&b, &dec, q, out, runs, probe, rows * b.kv.row_bytes, &share);
+        double t = time_layers(&b, &dec, q, out, runs, probe, rows * b.kv.row_bytes, &share);
         double macs = 2.0 * (d + 1) * n_head * head_dim * n_layer * n_seqs;
         char label[48];
         if (once > 0)
@@ -253,7 +251,7 @@ int main(int argc, char **argv) {
             seq[i] = 0;
         }
         ks_batch pre = {n_prompt, NULL, pos, seq, NULL, b.views, 1};
-        t = time_layers(&b, &pre, q, out, runs);
+        t = time_layers(&b, &pre, q, out, runs, NULL, 0, NULL);
         macs = 0;
         for (int i = 0; i < n_prompt; i++)
             macs += 2.0 * (d + i + 1) * n_head * head_dim * n_layer;
