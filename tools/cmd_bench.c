@@ -653,6 +653,8 @@ int ks_cmd_bench(int argc, char **argv) {
     /* The machine again, after the tests: on a shared machine its bandwidth moves over
      * minutes (seen: 24-49 GB/s within an hour), and a roof taken once in a slow minute let rates pass
      * 100% of it. The shares use the best of the two. */
+    ks_bench_probe_destroy(b.probe); /* its buffer, before the measurement allocates its own */
+    b.probe = NULL;
     ks_bench_limits before = lim;
     if (limits) {
         ks_bench_limits after;
