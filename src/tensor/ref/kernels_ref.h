@@ -17,6 +17,15 @@ void ks_attn_ref_fill(ks_kernels *k);
  * (and all NULL) for a type without one: not in the ref table, which every table
  * inherits, for the tests to hold ISA kernels to. */
 bool ks_panel_ref(uint32_t type, ks_panel_kernels *p);
+/* The frame of every panel repacker (ks_panel_kernels.repack): the 16 rows of nb blocks
+ * of block_bytes (<= KS_PANEL_MAX_BLOCK_BYTES) are copied out to scratch whole, since
+ * panel block b overwrites bytes that held other blocks of the rows; then each panel
+ * block is built in a zeroed buffer, put(pb, r, x) taking row r's block x into it, and
+ * written in place. */
+#define KS_PANEL_MAX_BLOCK_BYTES 256
+typedef void (*ks_panel_put_fn)(uint8_t *pb, int r, const void *x);
+void ks_panel_repack_blocks(void *rows, size_t row_bytes, int64_t nb, size_t block_bytes, ks_panel_put_fn put,
+                            void *scratch);
 /* Row r's d, dmin and scale words into a Q4_K panel super-block sb (its repackers share it). */
 struct ks_block_q4_k;
 void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const struct ks_block_q4_k *x);

@@ -1,7 +1,7 @@
-/* panel_ref.c — the scalar reference of the panel layout (kernels.h, ks_panel_kernels)
- * of Q8_0: repacking 16 rows into a panel, a panel row back to floats, the activations'
- * per-block terms, and the panel dot products, written as the layout's definition
- * reads. ISA tables register their own kernels; the tests
+/* panel_ref.c — the scalar reference of the panel layouts (kernels.h, ks_panel_kernels)
+ * of Q8_0, Q4_K and Q6_K: repacking 16 rows into a panel, a panel row back to floats, the
+ * activations' per-block terms, and the panel dot products, written as each layout's
+ * definition reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
  * leaves no freedom), and these to vec_dot within its error budget.
  *
@@ -11,6 +11,7 @@
 
 #include "tensor/fp16.h"
 #include "tensor/quants.h"
+#include "tensor/ref/quants_ref.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,22 +20,29 @@
 #define BLOCK_BYTES (ROWS * sizeof(ks_block_q8_0)) /* 544: 16 scales, then 512 codes */
 #define CODES_AT (ROWS * sizeof(ks_fp16))
 
-/* Panel block b overwrites bytes [544 b, 544 (b + 1)), which held other blocks of the
- * rows (row 0's 16 b .. 16 b + 15 first), so the rows are first copied out whole. */
-static void q8_0_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
-    const int64_t nb = n / KS_QK8_0;
-    uint8_t tmp[BLOCK_BYTES];
-    uint8_t *src = rows, *in = scratch;
-    memcpy(in, src, (size_t)ROWS * row_bytes);
+void ks_panel_repack_blocks(void *rows, size_t row_bytes, int64_t nb, size_t block_bytes, ks_panel_put_fn put,
+                            void *scratch) {
+    uint8_t tmp[ROWS * KS_PANEL_MAX_BLOCK_BYTES];
+    uint8_t *dst = rows;
+    const uint8_t *in = scratch;
+    memcpy(scratch, rows, (size_t)ROWS * row_bytes);
     for (int64_t b = 0; b < nb; b++) {
-        for (int r = 0; r < ROWS; r++) {
-            const ks_block_q8_0 *blk = (const ks_block_q8_0 *)(in + (size_t)r * row_bytes) + b;
-            memcpy(tmp + (size_t)r * sizeof(ks_fp16), &blk->d, sizeof(ks_fp16));
-            for (int k = 0; k < KS_QK8_0; k++)
-                tmp[CODES_AT + (size_t)((k / 4) * ROWS + r) * 4 + (size_t)(k % 4)] = (uint8_t)(blk->qs[k] + 128);
-        }
-        memcpy(src + (size_t)b * BLOCK_BYTES, tmp, BLOCK_BYTES);
+        memset(tmp, 0, ROWS * block_bytes);
+        for (int r = 0; r < ROWS; r++)
+            put(tmp, r, in + (size_t)r * row_bytes + (size_t)b * block_bytes);
+        memcpy(dst + (size_t)b * ROWS * block_bytes, tmp, ROWS * block_bytes);
     }
+}
+
+static void q8_0_put(uint8_t *pb, int r, const void *block) {
+    const ks_block_q8_0 *x = block;
+    memcpy(pb + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    for (int k = 0; k < KS_QK8_0; k++)
+        pb[CODES_AT + (size_t)((k / 4) * ROWS + r) * 4 + (size_t)(k % 4)] = (uint8_t)(x->qs[k] + 128);
+}
+
+static void q8_0_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK8_0, sizeof(ks_block_q8_0), q8_0_put, scratch);
 }
 
 static void q8_0_row_to_float(const void *panel, int r, int64_t n, float *y) {
@@ -129,28 +137,22 @@ void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const ks_block_q4_k *x) {
 /* Chunk (j, h) byte 4 r + i = codes 32 j + 4 h + i (low nibble) and 32 j + 4 h + 16 + i
  * (high) of row r, taken straight from the row's nibbles: code 32 j + m is nibble j % 2
  * of qs[32 (j / 2) + m]. */
-static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
-    const int64_t nsb = n / KS_QK_K;
-    uint8_t *dst = rows;
-    const uint8_t *in = scratch;
-    memcpy(scratch, rows, (size_t)ROWS * row_bytes);
-    uint8_t tmp[SB_BYTES];
-    for (int64_t b = 0; b < nsb; b++) {
-        for (int r = 0; r < ROWS; r++) {
-            const ks_block_q4_k *x = (const ks_block_q4_k *)(in + (size_t)r * row_bytes) + b;
-            ks_panel_q4_k_put_scales(tmp, r, x);
-            for (int j = 0; j < 8; j++) {
-                const uint8_t *q = x->qs + 32 * (j / 2);
-                const int s = 4 * (j % 2);
-                for (int h = 0; h < 4; h++) {
-                    uint8_t *o = tmp + K_CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4;
-                    for (int i = 0; i < 4; i++)
-                        o[i] = (uint8_t)(((q[4 * h + i] >> s) & 15) | ((q[4 * h + 16 + i] >> s) & 15) << 4);
-                }
-            }
+static void q4_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q4_k *x = block;
+    ks_panel_q4_k_put_scales(sb, r, x);
+    for (int j = 0; j < 8; j++) {
+        const uint8_t *q = x->qs + 32 * (j / 2);
+        const int s = 4 * (j % 2);
+        for (int h = 0; h < 4; h++) {
+            uint8_t *o = sb + K_CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4;
+            for (int i = 0; i < 4; i++)
+                o[i] = (uint8_t)(((q[4 * h + i] >> s) & 15) | ((q[4 * h + 16 + i] >> s) & 15) << 4);
         }
-        memcpy(dst + (size_t)b * SB_BYTES, tmp, SB_BYTES);
     }
+}
+
+static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q4_k), q4_k_put, scratch);
 }
 
 /* Row r's 12 scale bytes of a panel super-block, as the row held them. */
@@ -245,6 +247,145 @@ static void q4_k_gemv(const void *const panels[2], const void *const next[2], co
     gemv_each(q4_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
+/* ---- Q6_K ------------------------------------------------------------------------------
+ *
+ * Panel super-block (16 rows x 256 codes, 3360 bytes, as many as the rows' blocks), in
+ * the order the GEMV reads it, so that asking for it front to back asks for what is read
+ * next (and its code chunks 64-byte aligned where the panel is):
+ *   sc    [16][16] int8       sc[g][r] = row r's scale of group g (codes 16 g .. 16 g + 15)
+ *   per group g, 192 bytes:
+ *     low   [2][16][4] u8     the group's codes' low four bits, two codes a byte
+ *     high  [16][4] u8        their high two bits, four codes a byte
+ *   d     [16] fp16           row r's d
+ * Each group's four vectors of four codes a row (one 512-bit vector each once widened)
+ * come from its two low chunks and its high chunk. */
+
+#define Q6_SB_BYTES (ROWS * sizeof(ks_block_q6_k)) /* 3360 */
+#define Q6_GROUPS_AT (ROWS * KS_QK_K / 16)         /* 256 */
+#define Q6_GROUP_BYTES (3 * 64)
+#define Q6_D_AT (Q6_GROUPS_AT + 16 * Q6_GROUP_BYTES) /* 3328 */
+
+/* Where the low four bits of code e of row r sit in a panel super-block (shift 0 or 4),
+ * and where its high two bits sit (shift 0, 2, 4 or 6): code 16 g + 4 j + i (j, i < 4) is
+ * byte 4 r + i of group g's low chunk j / 2 (nibble j % 2) and of its high chunk (bits
+ * 2j, 2j + 1). */
+static size_t q6_k_low_at(int r, int e, int *shift) {
+    int g = e / 16, j = (e % 16) / 4, i = e % 4;
+    *shift = 4 * (j % 2);
+    return Q6_GROUPS_AT + (size_t)g * Q6_GROUP_BYTES + ((size_t)(j / 2) * ROWS + (size_t)r) * 4 + (size_t)i;
+}
+static size_t q6_k_high_at(int r, int e, int *shift) {
+    int g = e / 16, j = (e % 16) / 4, i = e % 4;
+    *shift = 2 * j;
+    return Q6_GROUPS_AT + (size_t)g * Q6_GROUP_BYTES + 128 + (size_t)r * 4 + (size_t)i;
+}
+
+static int q6_k_panel_code(const uint8_t *blk, int r, int e) {
+    int sl, sh;
+    size_t lo = q6_k_low_at(r, e, &sl), hi = q6_k_high_at(r, e, &sh);
+    return (blk[lo] >> sl & 15) | (blk[hi] >> sh & 3) << 4;
+}
+
+/* Code e (0..255) of a Q6_K row block, as quants.h lays them out. */
+static int q6_k_row_code(const ks_block_q6_k *x, int e) {
+    int h = e / 128, l = e % 128, m = l % 32, quarter = l / 32;
+    uint8_t low = x->ql[64 * h + m + 32 * (quarter % 2)];
+    uint8_t high = x->qh[32 * h + m];
+    return (quarter < 2 ? low & 15 : low >> 4) | (high >> (2 * quarter) & 3) << 4;
+}
+
+static void q6_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q6_k *x = block;
+    memcpy(sb + Q6_D_AT + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    for (int g = 0; g < KS_QK_K / 16; g++)
+        sb[(size_t)g * ROWS + (size_t)r] = (uint8_t)x->scales[g];
+    for (int e = 0; e < KS_QK_K; e++) {
+        int c = q6_k_row_code(x, e), sl, sh;
+        size_t lo = q6_k_low_at(r, e, &sl), hi = q6_k_high_at(r, e, &sh);
+        sb[lo] |= (uint8_t)((c & 15) << sl);
+        sb[hi] |= (uint8_t)((c >> 4) << sh);
+    }
+}
+
+static void q6_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q6_k), q6_k_put, scratch);
+}
+
+/* Row r of a panel as the row's own blocks, dequantized by the row type's reference. */
+static void q6_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    for (int64_t b = 0; b < n / KS_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * Q6_SB_BYTES;
+        int8_t codes[KS_QK_K];
+        for (int e = 0; e < KS_QK_K; e++)
+            codes[e] = (int8_t)q6_k_panel_code(blk, r, e);
+        ks_block_q6_k x;
+        memset(&x, 0, sizeof x);
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const int8_t *q = codes + 128 * h;
+                x.ql[64 * h + l] = (uint8_t)((q[l] & 15) | (q[l + 64] & 15) << 4);
+                x.ql[64 * h + l + 32] = (uint8_t)((q[l + 32] & 15) | (q[l + 96] & 15) << 4);
+                x.qh[32 * h + l] = (uint8_t)((q[l] >> 4) | (q[l + 32] >> 4) << 2 | (q[l + 64] >> 4) << 4 |
+                                             (q[l + 96] >> 4) << 6);
+            }
+        for (int g = 0; g < KS_QK_K / 16; g++)
+            x.scales[g] = (int8_t)blk[(size_t)g * ROWS + (size_t)r];
+        memcpy(&x.d, blk + Q6_D_AT + (size_t)r * sizeof(ks_fp16), sizeof x.d);
+        ks_dequantize_row_q6_k_ref(&x, y + b * KS_QK_K, KS_QK_K);
+    }
+}
+
+/* pk: [nsb] float da, then [nsb][16] int32 -32 * the token's sum over group g */
+static size_t q6_k_act_bytes(int64_t n) {
+    return (size_t)(n / KS_QK_K) * (sizeof(float) + KS_QK_K / 16 * sizeof(int32_t));
+}
+
+static void q6_k_pack_act(const void *row, int64_t n, void *pk) {
+    const ks_block_q8_k *a = row;
+    const int64_t nsb = n / KS_QK_K;
+    float *da = pk;
+    int32_t *corr = (int32_t *)(da + nsb);
+    for (int64_t b = 0; b < nsb; b++) {
+        da[b] = a[b].d;
+        for (int g = 0; g < KS_QK_K / 16; g++)
+            corr[b * (KS_QK_K / 16) + g] = -32 * a[b].bsums[g];
+    }
+}
+
+/* Per row and token, per super-block: sumi = sum_g sc_g (sum_k code_k a_k - 32 sum_k a_k)
+ * over the 16 codes k of group g (exact); acc = fma(fp32(d) da, float(sumi), acc). */
+static void q6_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    for (int t = 0; t < nt; t++) {
+        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
+        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
+        for (int r = 0; r < ROWS; r++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *blk = p + (size_t)b * Q6_SB_BYTES;
+                int32_t sumi = 0;
+                for (int g = 0; g < KS_QK_K / 16; g++) {
+                    int32_t isum = -32 * at[b].bsums[g];
+                    for (int k = 0; k < 16; k++)
+                        isum += q6_k_panel_code(blk, r, 16 * g + k) * at[b].qs[16 * g + k];
+                    sumi += (int8_t)blk[(size_t)g * ROWS + (size_t)r] * isum;
+                }
+                ks_fp16 d;
+                memcpy(&d, blk + Q6_D_AT + (size_t)r * sizeof(ks_fp16), sizeof d);
+                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc;
+        }
+    }
+}
+
+static void q6_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(q6_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
 bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
     switch (type) {
     case KS_TYPE_Q8_0:
@@ -252,6 +393,9 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
         return true;
     case KS_TYPE_Q4_K:
         *p = (ks_panel_kernels){q4_k_repack, q4_k_row_to_float, q4_k_act_bytes, q4_k_pack_act, q4_k_gemv, {0}};
+        return true;
+    case KS_TYPE_Q6_K:
+        *p = (ks_panel_kernels){q6_k_repack, q6_k_row_to_float, q6_k_act_bytes, q6_k_pack_act, q6_k_gemv, {0}};
         return true;
     default:
         *p = (ks_panel_kernels){0};

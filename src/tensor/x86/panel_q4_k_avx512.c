@@ -46,32 +46,26 @@
 
 /* The reference's bytes (panel_ref.c), a sub-block of a row at a time: its 32 codes as
  * bytes, codes m and m + 16 paired in one byte, four dwords to the four chunks. */
-static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
-    const int64_t nsb = n / KS_QK_K;
-    uint8_t *dst = rows;
-    const uint8_t *in = scratch;
-    memcpy(scratch, rows, (size_t)ROWS * row_bytes);
-    uint8_t tmp[SB_BYTES];
+static void q4_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q4_k *x = block;
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    for (int64_t b = 0; b < nsb; b++) {
-        for (int r = 0; r < ROWS; r++) {
-            const ks_block_q4_k *x = (const ks_block_q4_k *)(in + (size_t)r * row_bytes) + b;
-            ks_panel_q4_k_put_scales(tmp, r, x);
-            for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * g));
-                for (int hi = 0; hi < 2; hi++) {
-                    const __m256i c = _mm256_and_si256(hi ? _mm256_srli_epi16(q, 4) : q, low4);
-                    uint32_t pairs[4];
-                    _mm_storeu_si128((__m128i *)pairs, _mm_or_si128(_mm256_castsi256_si128(c),
-                                                                    _mm_slli_epi16(_mm256_extracti128_si256(c, 1), 4)));
-                    const int j = 2 * g + hi;
-                    for (int h = 0; h < 4; h++)
-                        memcpy(tmp + CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4, &pairs[h], 4);
-                }
-            }
+    ks_panel_q4_k_put_scales(sb, r, x);
+    for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * g));
+        for (int hi = 0; hi < 2; hi++) {
+            const __m256i c = _mm256_and_si256(hi ? _mm256_srli_epi16(q, 4) : q, low4);
+            uint32_t pairs[4];
+            _mm_storeu_si128((__m128i *)pairs, _mm_or_si128(_mm256_castsi256_si128(c),
+                                                            _mm_slli_epi16(_mm256_extracti128_si256(c, 1), 4)));
+            const int j = 2 * g + hi;
+            for (int h = 0; h < 4; h++)
+                memcpy(sb + CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4, &pairs[h], 4);
         }
-        memcpy(dst + (size_t)b * SB_BYTES, tmp, SB_BYTES);
     }
+}
+
+static void q4_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q4_k), q4_k_put, scratch);
 }
 
 /* vpshufb controls: byte k of each dword, zero-extended (k = 0..3); bytes 2i and 2i + 1

@@ -37,23 +37,18 @@
 
 /* Each row's block: its scale to the panel's 16, its 32 codes + 128 as 8 dwords, dword
  * g to lane r of code vector g. */
+static void q8_0_put(uint8_t *pb, int r, const void *block) {
+    const ks_block_q8_0 *x = block;
+    memcpy(pb + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    uint32_t q[8];
+    _mm256_storeu_si256((__m256i *)q, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs),
+                                                       _mm256_set1_epi8((char)0x80)));
+    for (int g = 0; g < 8; g++)
+        memcpy(pb + CODES_AT + ((size_t)g * ROWS + (size_t)r) * 4, &q[g], 4);
+}
+
 static void q8_0_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
-    const int64_t nb = n / KS_QK8_0;
-    uint8_t *dst = rows;
-    const uint8_t *in = scratch;
-    memcpy(scratch, rows, (size_t)ROWS * row_bytes);
-    const __m256i c128 = _mm256_set1_epi8((char)0x80);
-    for (int64_t b = 0; b < nb; b++) {
-        uint8_t *blk = dst + (size_t)b * BLOCK_BYTES;
-        for (int r = 0; r < ROWS; r++) {
-            const ks_block_q8_0 *x = (const ks_block_q8_0 *)(in + (size_t)r * row_bytes) + b;
-            memcpy(blk + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
-            uint32_t q[8];
-            _mm256_storeu_si256((__m256i *)q, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), c128));
-            for (int g = 0; g < 8; g++)
-                memcpy(blk + CODES_AT + ((size_t)g * ROWS + (size_t)r) * 4, &q[g], 4);
-        }
-    }
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK8_0, sizeof(ks_block_q8_0), q8_0_put, scratch);
 }
 
 /* np panels (1 or 2) side by side against nt tokens. */

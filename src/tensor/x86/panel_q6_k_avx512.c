@@ -1,0 +1,149 @@
+/* panel_q6_k_avx512.c — Q6_K weights in 16-row panels (kernels.h, ks_panel_kernels) on
+ * 512-bit VNNI: the decode dot products of one to four tokens.
+ *
+ * Owns: the Q6_K panel repacker and GEMV for AVX-512 VNNI and
+ * ks_panel_q6_k_avx512_register() (the activations' terms and a panel row to floats are
+ * the reference's, panel_ref.c, which also gives the layout).
+ *
+ * Per group of 16 codes of a panel super-block: its two 64-byte low chunks and its high
+ * chunk widen to four vectors of four 6-bit codes a row (a shift, an and and a ternary logic
+ * op each, the high bits moved onto bits 4-5); per token, four vpdpbusd with four
+ * activation bytes broadcast, from the token's -32 * (the group's activation sum), leave
+ * the 16 rows' exact group sums in the lanes, and one vpmulld by the rows' scales
+ * (sign-extended from one 16-byte load) adds them into the super-block's int32 sum; then
+ * one conversion and one FMA serve all 16 rows. The row kernel (vec_dot_avx512.c) spends
+ * its shuffles, scale multiplies and horizontal sums per row. Every step is the
+ * reference's for each lane, so results match it bit for bit for any number of tokens a
+ * call. Two panels are walked side by side as two streams, each asking for its bytes
+ * ahead a group at a time (ks_panel_ask_ahead), as the Q4_K GEMV does
+ * (panel_q4_k_avx512.c).
+ *
+ * Registered for the AVX-512 set only; the "amx" set keeps Q6_K in rows, whose tiles
+ * take its prefill (kernels.c). */
+#include "tensor/x86/kernels_x86.h"
+
+#include "core/ks_core.h"
+#include "tensor/quants.h"
+#include "tensor/ref/kernels_ref.h"
+#include "tensor/x86/panel_x86.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ROWS KS_PANEL_ROWS
+#define GROUPS (KS_QK_K / 16)
+#define SB_BYTES (ROWS * sizeof(ks_block_q6_k))
+#define GROUPS_AT (ROWS * GROUPS)
+#define GROUP_BYTES (3 * 64)
+#define D_AT (GROUPS_AT + GROUPS * GROUP_BYTES)
+
+/* Each row's block into the panel's bytes (the reference's, panel_ref.c), four codes at a
+ * time: codes 4c .. 4c + 3 of a row are four consecutive bytes of its ql (one nibble each)
+ * and of its qh (two bits each), so a dword of each, shifted and masked, gives them. The
+ * reference goes code by code; on a 3.3 GB model's Q6_K matrices that cost seconds of
+ * loading. */
+static void q6_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q6_k *x = block;
+    memcpy(sb + D_AT + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    for (int g = 0; g < GROUPS; g++) {
+        sb[(size_t)g * ROWS + (size_t)r] = (uint8_t)x->scales[g];
+        uint32_t low[4], high = 0;
+        for (int j = 0; j < 4; j++) {
+            /* code e0 = 16 g + 4 j: half h, quarter q of the half, m its place in the quarter */
+            const int e0 = 16 * g + 4 * j, h = e0 / 128, q = (e0 % 128) / 32, m = e0 % 32;
+            uint32_t ql, qh;
+            memcpy(&ql, x->ql + 64 * h + 32 * (q % 2) + m, 4);
+            memcpy(&qh, x->qh + 32 * h + m, 4);
+            low[j] = (ql >> (4 * (q / 2))) & 0x0f0f0f0fu;
+            high |= ((qh >> (2 * q)) & 0x03030303u) << (2 * j);
+        }
+        uint8_t *grp = sb + GROUPS_AT + (size_t)g * GROUP_BYTES + (size_t)r * 4;
+        const uint32_t l0 = low[0] | low[1] << 4, l1 = low[2] | low[3] << 4;
+        memcpy(grp, &l0, 4);
+        memcpy(grp + 64, &l1, 4);
+        memcpy(grp + 128, &high, 4);
+    }
+}
+
+static void q6_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q6_k), q6_k_put, scratch);
+}
+
+/* (a & c) | b, bitwise */
+#define AND_OR 0xEC
+
+static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *const next[2], const uint8_t *a,
+                                     size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt,
+                                     const int np, int64_t n, float *const y[2], size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    const size_t pb = (size_t)nsb * SB_BYTES;
+    const bool many = nt > 2;
+    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
+    const float *da[KS_VEC_DOT_ROWS];
+    const int32_t *corr[KS_VEC_DOT_ROWS];
+    __m512 acc[2][KS_VEC_DOT_ROWS];
+    for (int t = 0; t < nt; t++) {
+        da[t] = (const float *)(pk + (size_t)t * pk_stride);
+        corr[t] = (const int32_t *)(da[t] + nsb);
+        for (int j = 0; j < np; j++)
+            acc[j][t] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nsb; b++) {
+        for (int j = 0; j < np; j++) {
+            const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * SB_BYTES;
+            __m512i sumi[KS_VEC_DOT_ROWS];
+            for (int t = 0; t < nt; t++)
+                sumi[t] = _mm512_setzero_si512();
+            for (int g = 0; g < GROUPS; g++) {
+                /* a sixteenth of the super-block's bytes asked for per group */
+                const size_t at = (size_t)b * SB_BYTES + (size_t)g * (SB_BYTES / GROUPS) + ahead;
+                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / GROUPS, many);
+                const uint8_t *grp = blk + GROUPS_AT + (size_t)g * GROUP_BYTES;
+                const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 16 * g)));
+                const __m512i l0 = _mm512_loadu_si512(grp), l1 = _mm512_loadu_si512(grp + 64);
+                const __m512i h = _mm512_loadu_si512(grp + 128);
+                /* code 4 j + i of each row: its low bits from nibble j % 2 of low chunk j / 2,
+                 * its high bits from bits 2j, 2j + 1 of the high chunk, moved to bits 4-5 */
+                const __m512i v0 = _mm512_ternarylogic_epi32(l0, _mm512_and_si512(_mm512_slli_epi16(h, 4), bits45),
+                                                             low4, AND_OR);
+                const __m512i v1 = _mm512_ternarylogic_epi32(
+                    _mm512_srli_epi16(l0, 4), _mm512_and_si512(_mm512_slli_epi16(h, 2), bits45), low4, AND_OR);
+                const __m512i v2 = _mm512_ternarylogic_epi32(l1, _mm512_and_si512(h, bits45), low4, AND_OR);
+                const __m512i v3 = _mm512_ternarylogic_epi32(
+                    _mm512_srli_epi16(l1, 4), _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45), low4, AND_OR);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) +
+                                       offsetof(ks_block_q8_k, qs) + (size_t)g * 16;
+                    __m512i s = _mm512_set1_epi32(corr[t][b * GROUPS + g]);
+                    s = _mm512_dpbusd_epi32(s, v0, ks_panel_bcast4(q + 4 * 0));
+                    s = _mm512_dpbusd_epi32(s, v1, ks_panel_bcast4(q + 4 * 1));
+                    s = _mm512_dpbusd_epi32(s, v2, ks_panel_bcast4(q + 4 * 2));
+                    s = _mm512_dpbusd_epi32(s, v3, ks_panel_bcast4(q + 4 * 3));
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
+                }
+            }
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + D_AT)));
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++)
+                acc[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da[t][b])), _mm512_cvtepi32_ps(sumi[t]),
+                                            acc[j][t]);
+        }
+    }
+    for (int j = 0; j < np; j++)
+        for (int t = 0; t < nt; t++)
+            _mm512_storeu_ps(y[j] + (size_t)t * ldy, acc[j][t]);
+}
+
+static void q6_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    KS_PANEL_GEMV_DISPATCH(gemv_nt);
+}
+
+void ks_panel_q6_k_avx512_register(ks_kernels *k) {
+    ks_panel_kernels *p = &k->panel[KS_TYPE_Q6_K];
+    ks_panel_ref(KS_TYPE_Q6_K, p);
+    p->repack = q6_k_repack;
+    p->gemv = q6_k_gemv;
+}
