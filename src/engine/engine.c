@@ -918,6 +918,18 @@ ks_status ks_engine_create(ks_engine **out, const ks_model *m, const ks_engine_p
     e->tp = ks_threadpool_create(e->p.n_threads);
     e->p.n_threads = ks_threadpool_n_threads(e->tp);
     ks_status s = ks_kv_cache_create(&e->cache, m, &e->p.kv, err);
+    if (!s) {
+        /* a sequence's K/V must all be in RAM while it runs: a context the pool cannot
+         * hold is lowered to what it can, so that a longer prompt is refused when it
+         * arrives and a sequence that fills the pool ends as one that fills the context */
+        const int pool_tokens = ks_kv_cache_pool_blocks(e->cache) * ks_kv_cache_layout(e->cache)->block_tokens;
+        if (e->p.n_ctx > pool_tokens) {
+            KS_LOGW("context %d tokens > the %d the KV cache in RAM holds: context lowered to %d (more --kv-ram "
+                    "raises it)",
+                    e->p.n_ctx, pool_tokens, pool_tokens);
+            e->p.n_ctx = pool_tokens;
+        }
+    }
     if (!s)
         s = ks_forward_create(&e->fwd, m, ks_kv_cache_layout(e->cache), ks_kv_cache_pool_base(e->cache),
                               ks_kv_cache_pool_blocks(e->cache), e->max_batch, e->p.n_ctx, e->tp, err);
