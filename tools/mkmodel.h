@@ -39,6 +39,7 @@ typedef enum {
     KS_MKMODEL_MIX_Q8_0,
     KS_MKMODEL_MIX_Q4_0,
     KS_MKMODEL_MIX_Q4_K_M,
+    KS_MKMODEL_MIX_Q5_K_M,
     KS_MKMODEL_MIX_COUNT,
 } ks_mkmodel_mix;
 

@@ -12,6 +12,7 @@
  *   - q4_k_m: Q4_K, with Q6_K for the LM head and for attn_v and ffn_down on the layers
  *     use_more_bits() picks (the first and last eighth and every third layer between);
  *     models with exactly 8 experts keep attn_k/attn_v in Q8_0 and attn_output in Q5_K;
+ *   - q5_k_m: the same with Q5_K in place of Q4_K;
  *   - a row length that is not a multiple of the chosen type's block falls back: Q4_K to
  *     Q5_0, Q5_K to Q5_1, Q6_K to Q8_0, and to F16 if even 32 does not divide it.
  *
@@ -36,6 +37,7 @@ static const mix_info mixes[KS_MKMODEL_MIX_COUNT] = {
     [KS_MKMODEL_MIX_Q8_0] = {"q8_0", 7, KS_TYPE_Q8_0},
     [KS_MKMODEL_MIX_Q4_0] = {"q4_0", 2, KS_TYPE_Q4_0},
     [KS_MKMODEL_MIX_Q4_K_M] = {"q4_k_m", 15, KS_TYPE_Q4_K},
+    [KS_MKMODEL_MIX_Q5_K_M] = {"q5_k_m", 17, KS_TYPE_Q5_K},
 };
 
 int ks_mkmodel_mix_from_name(const char *name) {
@@ -87,13 +89,14 @@ uint32_t ks_mkmodel_mix_type(ks_mkmodel_mix mix, const ks_mkmodel_hparams *hp,
     /* The LM head; a tied head is token_embd, quantized as the head would be. */
     bool head = role == KS_MKMODEL_T_OUTPUT || (hp->tied_output && role == KS_MKMODEL_T_TOKEN_EMBD);
     bool eight_experts = hp->n_expert == 8; /* llama.cpp's Mixtral-shaped special case */
+    bool k_m = mix == KS_MKMODEL_MIX_Q4_K_M || mix == KS_MKMODEL_MIX_Q5_K_M;
     if (head) {
         if (ne0 % ks_type_traits_of(t)->block_size != 0)
             t = KS_TYPE_Q8_0;
         else if (t != KS_TYPE_Q8_0)
             t = KS_TYPE_Q6_K;
     } else if (role == KS_MKMODEL_T_ATTN_V) {
-        if (mix == KS_MKMODEL_MIX_Q4_K_M && use_more_bits(il, hp->n_layer))
+        if (k_m && use_more_bits(il, hp->n_layer))
             t = KS_TYPE_Q6_K;
         if (eight_experts)
             t = KS_TYPE_Q8_0;
@@ -101,7 +104,7 @@ uint32_t ks_mkmodel_mix_type(ks_mkmodel_mix mix, const ks_mkmodel_hparams *hp,
         if (eight_experts)
             t = KS_TYPE_Q8_0;
     } else if (role == KS_MKMODEL_T_FFN_DOWN) {
-        if (mix == KS_MKMODEL_MIX_Q4_K_M && use_more_bits(il, hp->n_layer))
+        if (k_m && use_more_bits(il, hp->n_layer))
             t = KS_TYPE_Q6_K;
     } else if (role == KS_MKMODEL_T_ATTN_OUTPUT) {
         if (mix == KS_MKMODEL_MIX_Q4_K_M && eight_experts)

@@ -49,8 +49,8 @@ static void build_sets(void) {
         amx_set = avx512_set;
         amx_set.isa = "amx";
         ks_gemm_amx_register(&amx_set);
-        /* Q4_K and Q6_K stay in rows where tiles take their prefill (see
-         * panel_q4_k_avx512.c, panel_q6_k_avx512.c) */
+        /* Q4_K and Q6_K stay in rows, where tiles take their prefill (see panel_k_avx512.c,
+         * panel_q6_k_avx512.c); Q5_K, which has no tiles, keeps its panels */
         memset(&amx_set.panel[KS_TYPE_Q4_K], 0, sizeof amx_set.panel[KS_TYPE_Q4_K]);
         memset(&amx_set.panel[KS_TYPE_Q6_K], 0, sizeof amx_set.panel[KS_TYPE_Q6_K]);
         ks_gemm_panel_amx_register(&amx_set);

@@ -12,7 +12,7 @@ import path from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { kvserveBin, fixturesDir } from "./paths.mjs";
 
-const TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m"];
+const TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m"];
 const TEXT = "Hello world, the server reads the tokens and returns the answer.\n" +
   "int main(void) { return 0; }";
 const GENERATED = 4;    // tokens generated per model

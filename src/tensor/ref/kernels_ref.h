@@ -26,8 +26,8 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p);
 typedef void (*ks_panel_put_fn)(uint8_t *pb, int r, const void *x);
 void ks_panel_repack_blocks(void *rows, size_t row_bytes, int64_t nb, size_t block_bytes, ks_panel_put_fn put,
                             void *scratch);
-/* Row r's d, dmin and scale words into a Q4_K panel super-block sb (its repackers share it). */
-struct ks_block_q4_k;
-void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const struct ks_block_q4_k *x);
+/* Row r's d, dmin and scale words into a Q4_K or Q5_K panel super-block sb (their
+ * repackers share it). */
+void ks_panel_k_put_scales(uint8_t *sb, int r, ks_fp16 d, ks_fp16 dmin, const uint8_t scales[12]);
 
 #endif

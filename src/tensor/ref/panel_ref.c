@@ -1,5 +1,5 @@
 /* panel_ref.c — the scalar reference of the panel layouts (kernels.h, ks_panel_kernels)
- * of Q8_0, Q4_K and Q6_K: repacking 16 rows into a panel, a panel row back to floats, the
+ * of Q8_0, Q4_K, Q5_K and Q6_K: repacking 16 rows into a panel, a panel row back to floats, the
  * activations' per-block terms, and the panel dot products, written as each layout's
  * definition reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
@@ -127,11 +127,11 @@ static size_t q4_k_code_at(int r, int e, int *shift) {
     return K_CODES_AT + (size_t)(j * 4 + g % 4) * 64 + (size_t)r * 4 + (size_t)i;
 }
 
-void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const ks_block_q4_k *x) {
-    memcpy(sb + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
-    memcpy(sb + (ROWS + (size_t)r) * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
+void ks_panel_k_put_scales(uint8_t *sb, int r, ks_fp16 d, ks_fp16 dmin, const uint8_t scales[KS_K_SCALE_BYTES]) {
+    memcpy(sb + (size_t)r * sizeof(ks_fp16), &d, sizeof(ks_fp16));
+    memcpy(sb + (ROWS + (size_t)r) * sizeof(ks_fp16), &dmin, sizeof(ks_fp16));
     for (int k = 0; k < KS_K_SCALE_BYTES / 4; k++)
-        memcpy(sb + K_SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+        memcpy(sb + K_SCALES_AT + ((size_t)k * ROWS + (size_t)r) * 4, scales + 4 * k, 4);
 }
 
 /* Chunk (j, h) byte 4 r + i = codes 32 j + 4 h + i (low nibble) and 32 j + 4 h + 16 + i
@@ -139,7 +139,7 @@ void ks_panel_q4_k_put_scales(uint8_t *sb, int r, const ks_block_q4_k *x) {
  * of qs[32 (j / 2) + m]. */
 static void q4_k_put(uint8_t *sb, int r, const void *block) {
     const ks_block_q4_k *x = block;
-    ks_panel_q4_k_put_scales(sb, r, x);
+    ks_panel_k_put_scales(sb, r, x->d, x->dmin, x->scales);
     for (int j = 0; j < 8; j++) {
         const uint8_t *q = x->qs + 32 * (j / 2);
         const int s = 4 * (j % 2);
@@ -167,9 +167,14 @@ static int q4_k_panel_code(const uint8_t *blk, int r, int e) {
     return (blk[at] >> shift) & 15;
 }
 
-static void q4_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+/* Code e of row r of a Q4_K or Q5_K panel super-block. */
+typedef int (*k_code_fn)(const uint8_t *blk, int r, int e);
+
+/* Row r of a Q4_K or Q5_K panel (super-blocks of sb_bytes) as floats, as the row types'
+ * to_float rounds: d * sc and dmin * mn first. */
+static void k_row_to_float(const void *panel, int r, int64_t n, float *y, size_t sb_bytes, k_code_fn code) {
     for (int64_t b = 0; b < n / KS_QK_K; b++) {
-        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * SB_BYTES;
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * sb_bytes;
         ks_fp16 d, dmin;
         memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
         memcpy(&dmin, blk + (ROWS + (size_t)r) * sizeof(ks_fp16), sizeof dmin);
@@ -178,12 +183,15 @@ static void q4_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
         for (int j = 0; j < 8; j++) {
             uint8_t sc, mn;
             ks_k_scale_min(j, scales, &sc, &mn);
-            /* as the row type's to_float rounds: d * sc and dmin * mn first */
             float dl = ks_fp16_to_fp32(d) * (float)sc, ml = ks_fp16_to_fp32(dmin) * (float)mn;
             for (int k = 0; k < 32; k++)
-                y[b * KS_QK_K + j * 32 + k] = dl * (float)q4_k_panel_code(blk, r, j * 32 + k) - ml;
+                y[b * KS_QK_K + j * 32 + k] = dl * (float)code(blk, r, j * 32 + k) - ml;
         }
     }
+}
+
+static void q4_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    k_row_to_float(panel, r, n, y, SB_BYTES, q4_k_panel_code);
 }
 
 /* pk: [nsb] float da, then [nsb][4] int32: sub-block sums S_2i | S_2i+1 << 16 (int16
@@ -205,11 +213,11 @@ static void q4_k_pack_act(const void *row, int64_t n, void *pk) {
     }
 }
 
-/* Per row and token, per super-block: sumi = sum_j sc_j isum_j, summ = sum_j mn_j S_j
- * (exact); acc = fma(fp32(d) da, float(sumi), acc), accm = fma(fp32(dmin) da,
- * float(summ), accm); the result acc - accm. */
-static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
-                          int64_t n, float *y, size_t ldy) {
+/* Q4_K and Q5_K: per row and token, per super-block: sumi = sum_j sc_j isum_j, summ =
+ * sum_j mn_j S_j (exact); acc = fma(fp32(d) da, float(sumi), acc), accm = fma(fp32(dmin)
+ * da, float(summ), accm); the result acc - accm. */
+static void k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                       int64_t n, float *y, size_t ldy, size_t sb_bytes, k_code_fn code) {
     const int64_t nsb = n / KS_QK_K;
     for (int t = 0; t < nt; t++) {
         const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
@@ -217,7 +225,7 @@ static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
         for (int r = 0; r < ROWS; r++) {
             float acc = 0.0f, accm = 0.0f;
             for (int64_t b = 0; b < nsb; b++) {
-                const uint8_t *blk = p + (size_t)b * SB_BYTES;
+                const uint8_t *blk = p + (size_t)b * sb_bytes;
                 uint8_t scales[KS_K_SCALE_BYTES];
                 q4_k_scales(blk, r, scales);
                 int32_t sumi = 0, summ = 0;
@@ -226,7 +234,7 @@ static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
                     ks_k_scale_min(j, scales, &sc, &mn);
                     int32_t isum = 0;
                     for (int k = 0; k < 32; k++)
-                        isum += q4_k_panel_code(blk, r, j * 32 + k) * at[b].qs[j * 32 + k];
+                        isum += code(blk, r, j * 32 + k) * at[b].qs[j * 32 + k];
                     sumi += (int32_t)sc * isum;
                     summ += (int32_t)mn * (at[b].bsums[2 * j] + at[b].bsums[2 * j + 1]);
                 }
@@ -241,10 +249,74 @@ static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
     }
 }
 
+static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
+    k_gemv_one(p, a, a_stride, pk, pk_stride, nt, n, y, ldy, SB_BYTES, q4_k_panel_code);
+}
+
 static void q4_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
                       const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
     (void)next;
     gemv_each(q4_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
+/* ---- Q5_K ------------------------------------------------------------------------------
+ *
+ * Panel super-block (16 rows x 256 codes, 2816 bytes, as many as the rows' blocks), in
+ * the order the GEMV reads it:
+ *   d, dmin, scales           as Q4_K's panel (256 bytes)
+ *   per sub-block j, 320 bytes:
+ *     low   [4][16][4] u8     the low four bits of its codes, as Q4_K's chunks of j
+ *     high  [8] u64           bit 4 r + i of word k: bit 4 of the code of code vector k
+ *                             (low nibbles of chunk h: k = 2h, high nibbles: k = 2h + 1)
+ * so that each code vector's fifth bits are one 64-bit mask over its 64 bytes. */
+
+#define Q5_SB_BYTES (ROWS * sizeof(ks_block_q5_k)) /* 2816 */
+#define Q5_SUB_BYTES (4 * 64 + 64)
+
+/* Code e of row r: sub-block j = e / 32, m = e % 32; chunk h = m % 16 / 4, byte 4 r + m % 4,
+ * nibble m / 16; its fifth bit in word 2h + m / 16. */
+static int q5_k_panel_code(const uint8_t *blk, int r, int e) {
+    const int j = e / 32, m = e % 32, h = (m % 16) / 4, i = m % 4, half = m / 16;
+    const uint8_t *sub = blk + K_CODES_AT + (size_t)j * Q5_SUB_BYTES;
+    const int low = (sub[(size_t)h * 64 + (size_t)r * 4 + (size_t)i] >> (4 * half)) & 15;
+    uint64_t word;
+    memcpy(&word, sub + 256 + (size_t)(2 * h + half) * 8, 8);
+    return low | (int)((word >> (4 * r + i)) & 1) << 4;
+}
+
+static void q5_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q5_k *x = block;
+    ks_panel_k_put_scales(sb, r, x->d, x->dmin, x->scales);
+    for (int e = 0; e < KS_QK_K; e++) {
+        const int j = e / 32, m = e % 32, h = (m % 16) / 4, i = m % 4, half = m / 16;
+        const int code = ((x->qs[32 * (j / 2) + m] >> (4 * (j % 2))) & 15) | ((x->qh[m] >> j) & 1) << 4;
+        uint8_t *sub = sb + K_CODES_AT + (size_t)j * Q5_SUB_BYTES;
+        sub[(size_t)h * 64 + (size_t)r * 4 + (size_t)i] |= (uint8_t)((code & 15) << (4 * half));
+        uint64_t word;
+        memcpy(&word, sub + 256 + (size_t)(2 * h + half) * 8, 8);
+        word |= (uint64_t)(code >> 4) << (4 * r + i);
+        memcpy(sub + 256 + (size_t)(2 * h + half) * 8, &word, 8);
+    }
+}
+
+static void q5_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q5_k), q5_k_put, scratch);
+}
+
+static void q5_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    k_row_to_float(panel, r, n, y, Q5_SB_BYTES, q5_k_panel_code);
+}
+
+static void q5_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
+    k_gemv_one(p, a, a_stride, pk, pk_stride, nt, n, y, ldy, Q5_SB_BYTES, q5_k_panel_code);
+}
+
+static void q5_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(q5_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
 /* ---- Q6_K ------------------------------------------------------------------------------
@@ -393,6 +465,9 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
         return true;
     case KS_TYPE_Q4_K:
         *p = (ks_panel_kernels){q4_k_repack, q4_k_row_to_float, q4_k_act_bytes, q4_k_pack_act, q4_k_gemv, {0}};
+        return true;
+    case KS_TYPE_Q5_K: /* the activations' terms are Q4_K's */
+        *p = (ks_panel_kernels){q5_k_repack, q5_k_row_to_float, q4_k_act_bytes, q4_k_pack_act, q5_k_gemv, {0}};
         return true;
     case KS_TYPE_Q6_K:
         *p = (ks_panel_kernels){q6_k_repack, q6_k_row_to_float, q6_k_act_bytes, q6_k_pack_act, q6_k_gemv, {0}};

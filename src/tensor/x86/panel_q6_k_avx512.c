@@ -16,7 +16,7 @@
  * reference's for each lane, so results match it bit for bit for any number of tokens a
  * call. Two panels are walked side by side as two streams, each asking for its bytes
  * ahead a group at a time (ks_panel_ask_ahead), as the Q4_K GEMV does
- * (panel_q4_k_avx512.c).
+ * (panel_k_avx512.c).
  *
  * On the Zen 4 VM, one thread (bench_kernels, 2048 columns, hot in L2): one token 53 GB/s
  * against the row kernel's 29, four 115 GB/s x tokens against the packed 4-row kernel's
