@@ -118,16 +118,24 @@ static inline __m512i words_of_dword(int i) {
 }
 
 /* Q4_K (five false) or Q5_K panels. */
+/* A Q5_K code vector's fifth bits: the 64-bit word at p as a byte mask. */
+static KS_ALWAYS_INLINE __mmask64 mask_at(const uint8_t *p) {
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return _cvtu64_mask64(w);
+}
+
 static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *const next[2], const uint8_t *a,
                                     size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt, const int np,
                                     int64_t n, float *const y[2], size_t ldy, const bool five) {
-    const size_t SB_BYTES = five ? ROWS * sizeof(ks_block_q5_k) : ROWS * sizeof(ks_block_q4_k);
-    const size_t SUB_BYTES = five ? Q5_SUB_BYTES : 4 * 64;
+    const size_t sb_bytes = five ? ROWS * sizeof(ks_block_q5_k) : ROWS * sizeof(ks_block_q4_k);
+    const size_t sub_bytes = five ? Q5_SUB_BYTES : 4 * 64;
     const int64_t nsb = n / KS_QK_K;
-    const size_t pb = (size_t)nsb * SB_BYTES;
+    const size_t pb = (size_t)nsb * sb_bytes;
     const bool many = nt > 2;
     const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
     const __m512i low4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), hi2 = _mm512_set1_epi8(0x30);
+    const __m512i b16 = _mm512_set1_epi8(16); /* Q5_K: the fifth bit */
     const __m512i pick[4] = {byte_of_dword(0), byte_of_dword(1), byte_of_dword(2), byte_of_dword(3)};
     const float *da[KS_VEC_DOT_ROWS];
     const int32_t *sp[KS_VEC_DOT_ROWS];
@@ -142,7 +150,7 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
     }
     for (int64_t b = 0; b < nsb; b++) {
         for (int j = 0; j < np; j++) {
-            const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * SB_BYTES;
+            const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * sb_bytes;
             /* the rows' scales and mins, as ks_k_scale_min() takes them from the bytes */
             const __m512i u0 = _mm512_loadu_si512(blk + SCALES_AT), u1 = _mm512_loadu_si512(blk + SCALES_AT + 64),
                           u2 = _mm512_loadu_si512(blk + SCALES_AT + 128);
@@ -157,20 +165,18 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
             for (int sb = 0; sb < 8; sb++) {
                 /* an eighth of the super-block's bytes asked for per sub-block: spread out,
                  * the requests do not queue behind each other */
-                const size_t at = (size_t)b * SB_BYTES + (size_t)sb * (SB_BYTES / 8) + ahead;
-                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / 8, many);
+                const size_t at = (size_t)b * sb_bytes + (size_t)sb * (sb_bytes / 8) + ahead;
+                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + sb_bytes / 8, many);
                 const __m512i sc = _mm512_shuffle_epi8(sb < 4 ? sc_lo : sc_hi, pick[sb % 4]);
                 __m512i v[8];
-                const uint8_t *sub = blk + CODES_AT + (size_t)sb * SUB_BYTES;
+                const uint8_t *sub = blk + CODES_AT + (size_t)sb * sub_bytes;
                 for (int h = 0; h < 4; h++) {
                     const __m512i c = _mm512_loadu_si512(sub + (size_t)h * 64);
                     v[h] = _mm512_and_si512(c, low4);
                     v[h + 4] = _mm512_and_si512(_mm512_srli_epi16(c, 4), low4);
                     if (five) {
-                        const __m512i b16 = _mm512_set1_epi8(16);
-                        v[h] = _mm512_mask_add_epi8(v[h], _load_mask64((__mmask64 *)(sub + 256 + 16 * h)), v[h], b16);
-                        v[h + 4] = _mm512_mask_add_epi8(v[h + 4], _load_mask64((__mmask64 *)(sub + 256 + 16 * h + 8)),
-                                                        v[h + 4], b16);
+                        v[h] = _mm512_mask_add_epi8(v[h], mask_at(sub + 256 + 16 * h), v[h], b16);
+                        v[h + 4] = _mm512_mask_add_epi8(v[h + 4], mask_at(sub + 256 + 16 * h + 8), v[h + 4], b16);
                     }
                 }
 #pragma GCC unroll 4
