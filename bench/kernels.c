@@ -50,7 +50,8 @@
 
 static const ks_type bench_types[] = {
     KS_TYPE_F32,  KS_TYPE_F16,  KS_TYPE_BF16, KS_TYPE_Q8_0, KS_TYPE_Q4_0, KS_TYPE_Q4_1,
-    KS_TYPE_Q5_0, KS_TYPE_Q5_1, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K,
+    KS_TYPE_Q5_0, KS_TYPE_Q5_1, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K, KS_TYPE_Q2_K,
+    KS_TYPE_Q3_K, KS_TYPE_IQ4_NL, KS_TYPE_IQ4_XS,
 };
 #define N_TYPES (int)(sizeof bench_types / sizeof bench_types[0])
 

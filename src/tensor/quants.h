@@ -13,7 +13,9 @@
  * Two families:
  *
  *   32-element blocks  Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1    one fp16 scale (and offset) per 32
- *   256-element super-blocks  Q4_K Q5_K Q6_K Q8_K       sub-block scales themselves quantized
+ *                      IQ4_NL                           the same, codes index a fixed table
+ *   256-element super-blocks  Q2_K Q3_K Q4_K Q5_K Q6_K Q8_K IQ4_XS
+ *                                                       sub-block scales themselves quantized
  *                                                       against one fp16 super-block scale
  *
  * Naming of the value a block stores for element i:  q[i] (the unsigned code in the
@@ -208,6 +210,86 @@ typedef struct ks_block_q8_k {
     int16_t bsums[KS_QK_K / 16];
 } ks_block_q8_k;
 _Static_assert(sizeof(ks_block_q8_k) == 4 + KS_QK_K + KS_QK_K / 16 * 2, "q8_K block is 292 bytes");
+
+/* ---- Q2_K: 2-bit super-blocks, 16 sub-blocks of 16 with 4-bit scale and min -------
+ *
+ *       x[e] = d * sc[e / 16] * q[e] - dmin * mn[e / 16],   q in 0..3, sc and mn in 0..15
+ *
+ *   bytes: | scales[16] | qs[64] | d (fp16) | dmin (fp16) |             84 bytes
+ *   scales[k]: low nibble sc[k], high nibble mn[k]
+ *   qs: two halves of 128 elements; element e of half h (e = 0..127) is in
+ *       qs[32h + e % 32], bits 2 (e / 32) + 1 .. 2 (e / 32)
+ *   (the same code layout as Q3_K's low bits) */
+typedef struct ks_block_q2_k {
+    uint8_t scales[KS_QK_K / 16];
+    uint8_t qs[KS_QK_K / 4];
+    ks_fp16 d;
+    ks_fp16 dmin;
+} ks_block_q2_k;
+_Static_assert(sizeof(ks_block_q2_k) == KS_QK_K / 16 + KS_QK_K / 4 + 4, "q2_K block is 84 bytes");
+
+/* ---- Q3_K: 3-bit super-blocks, 16 sub-blocks of 16 with a signed 6-bit scale -------
+ *
+ *       x[e] = d * (sc[e / 16] - 32) * (q[e] - 4),   q in 0..7, sc in 0..63
+ *
+ *   bytes: | hmask[32] | qs[64] | scales[12] | d (fp16) |               110 bytes
+ *   qs: bits 1..0 of q, laid out as Q2_K's qs
+ *   hmask[e % 32], bit e / 32: bit 2 of q[e]
+ *   scales[12]: sc[k] = low | high << 4 (ks_q3_k_scale() unpacks), where
+ *       low  = k < 8 ? scales[k] bits 3..0 : scales[k - 8] bits 7..4
+ *       high = scales[8 + k % 4] bits 2 (k / 4) + 1 .. 2 (k / 4) */
+typedef struct ks_block_q3_k {
+    uint8_t hmask[KS_QK_K / 8];
+    uint8_t qs[KS_QK_K / 4];
+    uint8_t scales[12];
+    ks_fp16 d;
+} ks_block_q3_k;
+_Static_assert(sizeof(ks_block_q3_k) == KS_QK_K / 8 + KS_QK_K / 4 + 12 + 2, "q3_K block is 110 bytes");
+
+/* ---- IQ4_NL, IQ4_XS: 4-bit codes into a fixed non-linear table ---------------------
+ *
+ *       x = scale * ks_iq4_values[q],   q in 0..15
+ *
+ * The table crowds its values near zero, where most weights are. IQ4_NL has one fp16
+ * scale per 32 elements; IQ4_XS a 6-bit signed scale per 32 against one fp16 scale per
+ * 256. Both pack codes as Q4_0 does: per 32 elements, 16 bytes, q[j] in the low nibble
+ * of byte j and q[j + 16] in its high nibble.
+ *
+ *   IQ4_NL bytes: | d (fp16) | qs[16] |                                18 bytes
+ *   IQ4_XS bytes: | d (fp16) | scales_h (u16) | scales_l[4] | qs[128] | 136 bytes
+ *       sub-block j (0..7): scale d * (ls - 32), ls = low | high << 4 with
+ *       low = scales_l[j / 2] nibble j % 2, high = scales_h bits 2j + 1 .. 2j */
+static const int8_t ks_iq4_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                         1,    13,   25,  38,  53,  69,  89,  113};
+
+#define KS_QK4_NL 32
+typedef struct ks_block_iq4_nl {
+    ks_fp16 d;
+    uint8_t qs[KS_QK4_NL / 2];
+} ks_block_iq4_nl;
+_Static_assert(sizeof(ks_block_iq4_nl) == 2 + KS_QK4_NL / 2, "iq4_nl block is 18 bytes");
+
+typedef struct ks_block_iq4_xs {
+    ks_fp16 d;
+    uint16_t scales_h;
+    uint8_t scales_l[KS_QK_K / 64];
+    uint8_t qs[KS_QK_K / 2];
+} ks_block_iq4_xs;
+_Static_assert(sizeof(ks_block_iq4_xs) == 4 + KS_QK_K / 64 + KS_QK_K / 2, "iq4_xs block is 136 bytes");
+
+/* Sub-block k's (0..15) 6-bit scale of a Q3_K block, 0..63 (diagram at ks_block_q3_k). */
+static inline int ks_q3_k_scale(const uint8_t *scales, int k) {
+    const int low = k < 8 ? scales[k] & 0x0f : scales[k - 8] >> 4;
+    const int high = (scales[8 + k % 4] >> (2 * (k / 4))) & 3;
+    return low | high << 4;
+}
+
+/* Sub-block j's (0..7) 6-bit scale of an IQ4_XS block, 0..63. */
+static inline int ks_iq4_xs_scale(const ks_block_iq4_xs *b, int j) {
+    const int low = (b->scales_l[j / 2] >> (4 * (j % 2))) & 0x0f;
+    const int high = (b->scales_h >> (2 * j)) & 3;
+    return low | high << 4;
+}
 
 /* Sub-block j's (0..7) 6-bit scale and min from Q4_K/Q5_K packed scales (diagram at
  * ks_block_q4_k). */

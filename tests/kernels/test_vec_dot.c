@@ -26,6 +26,7 @@
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,9 @@
 #define MAX_ROW_BYTES (MAX_N * 4)
 
 static const ks_type weight_types[] = {
-    KS_TYPE_F32,  KS_TYPE_F16,  KS_TYPE_BF16, KS_TYPE_Q4_0, KS_TYPE_Q4_1, KS_TYPE_Q5_0,
-    KS_TYPE_Q5_1, KS_TYPE_Q8_0, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K,
+    KS_TYPE_F32,  KS_TYPE_F16,  KS_TYPE_BF16, KS_TYPE_Q4_0, KS_TYPE_Q4_1,   KS_TYPE_Q5_0,
+    KS_TYPE_Q5_1, KS_TYPE_Q8_0, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K,   KS_TYPE_Q2_K,
+    KS_TYPE_Q3_K, KS_TYPE_IQ4_NL, KS_TYPE_IQ4_XS,
 };
 #define N_WEIGHT_TYPES (int)(sizeof weight_types / sizeof weight_types[0])
 
@@ -306,6 +308,10 @@ static const char *peer_dot_name(ks_type t) {
     case KS_TYPE_Q4_K: return "ggml_vec_dot_q4_K_q8_K";
     case KS_TYPE_Q5_K: return "ggml_vec_dot_q5_K_q8_K";
     case KS_TYPE_Q6_K: return "ggml_vec_dot_q6_K_q8_K";
+    case KS_TYPE_Q2_K: return "ggml_vec_dot_q2_K_q8_K";
+    case KS_TYPE_Q3_K: return "ggml_vec_dot_q3_K_q8_K";
+    case KS_TYPE_IQ4_NL: return "ggml_vec_dot_iq4_nl_q8_0";
+    case KS_TYPE_IQ4_XS: return "ggml_vec_dot_iq4_xs_q8_K";
     default: return NULL;
     }
 }
@@ -561,6 +567,13 @@ static void raw_weights(ks_type t, data_kind kind, uint8_t *w, int n) {
             for (int i = 0; i < KS_K_SCALE_BYTES; i++)
                 p[4 + i] = kind == DATA_RANDOM ? rand_byte() : 0xff;
             break;
+        case KS_TYPE_Q2_K: /* 4-bit scales and mins are code bytes; d, dmin follow the codes */
+            put_fp16(p + offsetof(ks_block_q2_k, d), scale_for(kind, 65504.0f));
+            put_fp16(p + offsetof(ks_block_q2_k, dmin), scale_for(kind, 65504.0f));
+            break;
+        case KS_TYPE_Q3_K: /* 6-bit scales are code bytes too (0x00: -32, 0xff: 31) */
+            put_fp16(p + offsetof(ks_block_q3_k, d), scale_for(kind, 65504.0f));
+            break;
         case KS_TYPE_Q6_K: {
             ks_block_q6_k *q = (ks_block_q6_k *)p;
             for (int i = 0; i < KS_QK_K / 16; i++) {
@@ -574,7 +587,8 @@ static void raw_weights(ks_type t, data_kind kind, uint8_t *w, int n) {
             memcpy(&q->d, &d, 2);
             break;
         }
-        default: /* Q4_0, Q5_0, Q8_0: d leads */
+        default: /* Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: d leads (IQ4_XS's 6-bit scales are
+                  * code bytes) */
             put_fp16(p, scale_for(kind, 65504.0f));
             break;
         }
@@ -638,16 +652,19 @@ static double term_magnitude(const case_data *c, ks_type t, int n) {
     static uint8_t part[MAX_ROW_BYTES];
     static float p1[MAX_N], p2[MAX_N];
     const bool offset = t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1 || t == KS_TYPE_Q4_K ||
-                        t == KS_TYPE_Q5_K;
+                        t == KS_TYPE_Q5_K || t == KS_TYPE_Q2_K;
+    /* where d and m / dmin sit: leading, but for Q2_K, whose follow its codes */
+    const size_t d_at = t == KS_TYPE_Q2_K ? offsetof(ks_block_q2_k, d) : 0;
+    const size_t m_at = t == KS_TYPE_Q2_K ? offsetof(ks_block_q2_k, dmin) : 2;
     bool ok;
     const size_t bytes = ks_type_row_size(t, n, &ok);
     memcpy(part, c->w, bytes);
     for (size_t b = 0; offset && b < bytes; b += tw->type_size)
-        memset(part + b + 2, 0, 2); /* m or dmin follows d */
+        memset(part + b + m_at, 0, 2);
     tw->to_float(part, p1, n);
     memcpy(part, c->w, bytes);
     for (size_t b = 0; offset && b < bytes; b += tw->type_size)
-        memset(part + b, 0, 2);
+        memset(part + b + d_at, 0, 2);
     if (offset)
         tw->to_float(part, p2, n);
     double mag = 0.0;

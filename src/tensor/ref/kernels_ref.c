@@ -47,6 +47,10 @@ void ks_kernels_ref_fill(ks_kernels *k) {
     k->vec_dot[KS_TYPE_Q4_K] = ks_vec_dot_q4_k_q8_k_ref;
     k->vec_dot[KS_TYPE_Q5_K] = ks_vec_dot_q5_k_q8_k_ref;
     k->vec_dot[KS_TYPE_Q6_K] = ks_vec_dot_q6_k_q8_k_ref;
+    k->vec_dot[KS_TYPE_Q2_K] = ks_vec_dot_q2_k_q8_k_ref;
+    k->vec_dot[KS_TYPE_Q3_K] = ks_vec_dot_q3_k_q8_k_ref;
+    k->vec_dot[KS_TYPE_IQ4_NL] = ks_vec_dot_iq4_nl_q8_0_ref;
+    k->vec_dot[KS_TYPE_IQ4_XS] = ks_vec_dot_iq4_xs_q8_k_ref;
 
     /* F16 and BF16 round to nearest even like llama.cpp's conversions; Q8_K's x86
      * quantizer is its reference one, which ks_quantize_row_q8_k_ref reproduces. */

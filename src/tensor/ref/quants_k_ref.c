@@ -1,5 +1,5 @@
-/* quants_k_ref.c — reference codecs for the 256-element K-quant super-blocks: Q4_K,
- * Q5_K, Q6_K (weights) and Q8_K (activations).
+/* quants_k_ref.c — reference codecs for the 256-element K-quant super-blocks: Q2_K,
+ * Q3_K, Q4_K, Q5_K, Q6_K (weights) and Q8_K (activations).
  *
  * Does not own: the 32-element types (quants_ref.c), the block layouts and the
  * scale/min unpacking (quants.h).
@@ -18,12 +18,13 @@
  *
  *   Q4_K, Q5_K  x ~ s * L - m, L in 0..nmax (15, 31), per 32 elements:
  *               search_scale_min(), weights w = rms(sub-block) + |x|.
- *   Q6_K        x ~ s * (L - 32), L in 0..63, per 16 elements:
+ *   Q2_K        x ~ s * L - m, L in 0..3, per 16 elements: search_scale_min(), w = |x|.
+ *   Q6_K, Q3_K  x ~ s * (L - z), L in 0..2z-1 (z 32, 4), per 16 elements:
  *               search_scale_symmetric(), weights w = x^2.
  *   Q8_K        |x|max -> 127, no search (activations are quantized on every step).
  *
  * Divisions: rounding and the two searches; the shared Q4_K/Q5_K super-block;
- * Q4_K; Q5_K; Q6_K; Q8_K. */
+ * Q4_K; Q5_K; Q6_K; Q2_K and Q3_K; Q8_K. */
 #include "tensor/ref/quants_ref.h"
 
 #include "tensor/fp16.h"
@@ -460,6 +461,119 @@ void ks_quantize_row_q6_k_ref(const float *x, void *y, int64_t n) {
             }
         }
         pack_q6_k(L, &b[ib]);
+    }
+}
+
+/* ---- Q2_K and Q3_K ------------------------------------------------------------------- */
+
+#define LOW_SUB 16 /* elements per Q2_K/Q3_K sub-block */
+
+/* Code e's byte and bit shift in Q2_K/Q3_K's qs (quants.h): halves of 128, each four
+ * 2-bit planes of 32. */
+static inline int low2_byte(int e) { return 32 * (e / 128) + e % 32; }
+static inline int low2_shift(int e) { return 2 * ((e % 128) / 32); }
+
+void ks_dequantize_row_q2_k_ref(const void *x, float *y, int64_t n) {
+    const ks_block_q2_k *b = x;
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++, y += KS_QK_K) {
+        const float d = ks_fp16_to_fp32(b[ib].d), dmin = ks_fp16_to_fp32(b[ib].dmin);
+        for (int e = 0; e < KS_QK_K; e++) {
+            const uint8_t sm = b[ib].scales[e / LOW_SUB];
+            const int q = (b[ib].qs[low2_byte(e)] >> low2_shift(e)) & 3;
+            y[e] = d * (float)(sm & 0x0f) * (float)q - dmin * (float)(sm >> 4);
+        }
+    }
+}
+
+/* Per super-block, as Q4_K with 4-bit sub-block factors:
+ *   1. search_scale_min() per sub-block of 16 (codes 0..3, weights |x|) -> s_j, m_j;
+ *   2. d = max s / 15, dmin = max m / 15, sc_j = round(s_j / d), mn_j = round(m_j / dmin);
+ *   3. every element re-rounded with the stored d sc_j and dmin mn_j. */
+void ks_quantize_row_q2_k_ref(const float *x, void *y, int64_t n) {
+    ks_block_q2_k *b = y;
+    uint8_t L[KS_QK_K];
+    float w[LOW_SUB], s[KS_QK_K / LOW_SUB], m[KS_QK_K / LOW_SUB];
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++, x += KS_QK_K) {
+        float max_s = 0.0f, max_m = 0.0f;
+        for (int j = 0; j < KS_QK_K / LOW_SUB; j++) {
+            for (int i = 0; i < LOW_SUB; i++)
+                w[i] = fabsf(x[LOW_SUB * j + i]);
+            s[j] = search_scale_min(LOW_SUB, 3, x + LOW_SUB * j, w, L + LOW_SUB * j, &m[j], -0.5f, 0.1f, 15);
+            max_s = s[j] > max_s ? s[j] : max_s;
+            max_m = m[j] > max_m ? m[j] : max_m;
+        }
+        const float is = max_s > 0 ? 15.0f / max_s : 0.0f, im = max_m > 0 ? 15.0f / max_m : 0.0f;
+        for (int j = 0; j < KS_QK_K / LOW_SUB; j++)
+            b[ib].scales[j] = (uint8_t)(clamp_int(nearest(is * s[j]), 0, 15) | clamp_int(nearest(im * m[j]), 0, 15) << 4);
+        b[ib].d = ks_fp32_to_fp16(max_s / 15.0f);
+        b[ib].dmin = ks_fp32_to_fp16(max_m / 15.0f);
+        const float d = ks_fp16_to_fp32(b[ib].d), dmin = ks_fp16_to_fp32(b[ib].dmin);
+        for (int j = 0; j < KS_QK_K / LOW_SUB; j++) {
+            const float dl = d * (float)(b[ib].scales[j] & 0x0f), ml = dmin * (float)(b[ib].scales[j] >> 4);
+            if (dl == 0.0f)
+                continue; /* decodes to -ml whatever the codes */
+            for (int i = 0; i < LOW_SUB; i++)
+                L[LOW_SUB * j + i] = (uint8_t)clamp_int(nearest((x[LOW_SUB * j + i] + ml) / dl), 0, 3);
+        }
+        memset(b[ib].qs, 0, sizeof b[ib].qs);
+        for (int e = 0; e < KS_QK_K; e++)
+            b[ib].qs[low2_byte(e)] |= (uint8_t)(L[e] << low2_shift(e));
+    }
+}
+
+void ks_dequantize_row_q3_k_ref(const void *x, float *y, int64_t n) {
+    const ks_block_q3_k *b = x;
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++, y += KS_QK_K) {
+        const float d = ks_fp16_to_fp32(b[ib].d);
+        for (int e = 0; e < KS_QK_K; e++) {
+            const int q = ((b[ib].qs[low2_byte(e)] >> low2_shift(e)) & 3) | ((b[ib].hmask[e % 32] >> (e / 32)) & 1) << 2;
+            y[e] = d * (float)(ks_q3_k_scale(b[ib].scales, e / LOW_SUB) - 32) * (float)(q - 4);
+        }
+    }
+}
+
+/* Per super-block, as Q6_K with 6-bit signed sub-block scales:
+ *   1. search_scale_symmetric() per sub-block of 16 (codes -4..3);
+ *   2. the scale of largest magnitude maps to -32: d = s_ext / -32, sc_j = round(s_j / d)
+ *      in -32..31, stored as sc_j + 32 (ks_q3_k_scale() unpacks);
+ *   3. every element re-rounded with the stored d sc_j. */
+void ks_quantize_row_q3_k_ref(const float *x, void *y, int64_t n) {
+    ks_block_q3_k *b = y;
+    int8_t L[KS_QK_K];
+    float sub_scale[KS_QK_K / LOW_SUB];
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++, x += KS_QK_K) {
+        float max_abs = 0.0f, ext = 0.0f;
+        for (int j = 0; j < KS_QK_K / LOW_SUB; j++) {
+            sub_scale[j] = search_scale_symmetric(LOW_SUB, 4, x + LOW_SUB * j, L + LOW_SUB * j);
+            if (fabsf(sub_scale[j]) > max_abs) {
+                max_abs = fabsf(sub_scale[j]);
+                ext = sub_scale[j];
+            }
+        }
+        memset(&b[ib], 0, sizeof b[ib]);
+        if (max_abs < ZERO_GROUP_EPS)
+            continue; /* d = 0: every element decodes to 0 */
+        const float iscale = -32.0f / ext;
+        int sc[KS_QK_K / LOW_SUB];
+        for (int j = 0; j < KS_QK_K / LOW_SUB; j++) {
+            sc[j] = clamp_int(nearest(iscale * sub_scale[j]), -32, 31);
+            const int v = sc[j] + 32;
+            b[ib].scales[j % 8] |= (uint8_t)((v & 0x0f) << (4 * (j / 8)));
+            b[ib].scales[8 + j % 4] |= (uint8_t)((v >> 4) << (2 * (j / 4)));
+        }
+        b[ib].d = ks_fp32_to_fp16(1.0f / iscale);
+        const float d = ks_fp16_to_fp32(b[ib].d);
+        for (int j = 0; j < KS_QK_K / LOW_SUB; j++) {
+            const float dl = d * (float)sc[j];
+            if (dl == 0.0f)
+                continue; /* decodes to 0 whatever the codes */
+            for (int i = 0; i < LOW_SUB; i++)
+                L[LOW_SUB * j + i] = (int8_t)(clamp_int(nearest(x[LOW_SUB * j + i] / dl), -4, 3) + 4);
+        }
+        for (int e = 0; e < KS_QK_K; e++) {
+            b[ib].qs[low2_byte(e)] |= (uint8_t)((L[e] & 3) << low2_shift(e));
+            b[ib].hmask[e % 32] |= (uint8_t)((L[e] >> 2) << (e / 32));
+        }
     }
 }
 

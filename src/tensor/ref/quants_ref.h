@@ -15,8 +15,8 @@
  *   n (elements) must be a multiple of the type's block size (32 or KS_QK_K = 256);
  *   x and y must not overlap. Pure functions: no allocation, no globals, thread-safe.
  *
- * Implemented in quants_ref.c (floats and 32-element blocks) and quants_k_ref.c
- * (256-element K-quant super-blocks). */
+ * Implemented in quants_ref.c (floats and 32-element blocks), quants_k_ref.c
+ * (256-element K-quant super-blocks) and quants_iq4_ref.c (IQ4_NL, IQ4_XS). */
 #ifndef KS_QUANTS_REF_H
 #define KS_QUANTS_REF_H
 
@@ -43,8 +43,14 @@ void ks_dequantize_row_q8_0_ref(const void *x, float *y, int64_t n);
 void ks_quantize_row_q8_0_ref(const float *x, void *y, int64_t n);
 void ks_dequantize_row_q8_1_ref(const void *x, float *y, int64_t n);
 void ks_quantize_row_q8_1_ref(const float *x, void *y, int64_t n);
+void ks_dequantize_row_iq4_nl_ref(const void *x, float *y, int64_t n); /* quants_iq4_ref.c */
+void ks_quantize_row_iq4_nl_ref(const float *x, void *y, int64_t n);
 
-/* 256-element K-quant super-blocks. */
+/* 256-element K-quant super-blocks (and IQ4_XS, quants_iq4_ref.c). */
+void ks_dequantize_row_q2_k_ref(const void *x, float *y, int64_t n);
+void ks_quantize_row_q2_k_ref(const float *x, void *y, int64_t n);
+void ks_dequantize_row_q3_k_ref(const void *x, float *y, int64_t n);
+void ks_quantize_row_q3_k_ref(const float *x, void *y, int64_t n);
 void ks_dequantize_row_q4_k_ref(const void *x, float *y, int64_t n);
 void ks_quantize_row_q4_k_ref(const float *x, void *y, int64_t n);
 void ks_dequantize_row_q5_k_ref(const void *x, float *y, int64_t n);
@@ -53,5 +59,7 @@ void ks_dequantize_row_q6_k_ref(const void *x, float *y, int64_t n);
 void ks_quantize_row_q6_k_ref(const float *x, void *y, int64_t n);
 void ks_dequantize_row_q8_k_ref(const void *x, float *y, int64_t n);
 void ks_quantize_row_q8_k_ref(const float *x, void *y, int64_t n);
+void ks_dequantize_row_iq4_xs_ref(const void *x, float *y, int64_t n);
+void ks_quantize_row_iq4_xs_ref(const float *x, void *y, int64_t n);
 
 #endif

@@ -23,7 +23,8 @@
  * Compiled without ISA flags, so the compiler cannot fuse a multiply and an add into an
  * FMA (which would round once instead of twice) — keep it that way.
  *
- * Divisions: activation quantizers; float types; 32-element blocks; K-quants. */
+ * Divisions: activation quantizers; float types; 32-element blocks; K-quants; IQ4_NL and
+ * IQ4_XS. */
 #include "tensor/ref/vec_dot_ref.h"
 
 #include "tensor/fp16.h"
@@ -318,4 +319,86 @@ float ks_vec_dot_q6_k_q8_k_ref(const void *w, const void *a, int64_t n) {
         add_lanes(part, ks_fp16_to_fp32(x[ib].d) * y[ib].d, q, y[ib].qs, sc, 16);
     }
     return finish_lanes(0.0f, part);
+}
+
+/* Q3_K: signed codes q - 4, signed 6-bit scales sc - 32 per 16 elements, no mins term:
+ * Q6_K's lanes. */
+float ks_vec_dot_q3_k_q8_k_ref(const void *w, const void *a, int64_t n) {
+    const ks_block_q3_k *x = w;
+    const ks_block_q8_k *y = a;
+    int q[KS_QK_K], sc[KS_QK_K / 16];
+    float part[LANES] = {0};
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        for (int e = 0; e < KS_QK_K; e++) {
+            const int low = (x[ib].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            q[e] = low - (((x[ib].hmask[e % 32] >> (e / 32)) & 1) ? 0 : 4);
+        }
+        for (int j = 0; j < KS_QK_K / 16; j++)
+            sc[j] = ks_q3_k_scale(x[ib].scales, j) - 32;
+        add_lanes(part, ks_fp16_to_fp32(x[ib].d) * y[ib].d, q, y[ib].qs, sc, 16);
+    }
+    return finish_lanes(0.0f, part);
+}
+
+/* Q2_K, per super-block in one integer sum (no lanes), as llama.cpp's portable kernel:
+ *
+ *   isum  = sum over sub-blocks k of sc[k] * sum_{e in k} q[e] a[e]       (exact)
+ *   mins  = sum_k bsums[k] * mn[k]                                         (exact)
+ *   acc  += (da * d) * (float)isum - (da * dmin) * (float)mins */
+float ks_vec_dot_q2_k_q8_k_ref(const void *w, const void *a, int64_t n) {
+    const ks_block_q2_k *x = w;
+    const ks_block_q8_k *y = a;
+    float acc = 0.0f;
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        int isum = 0, mins = 0;
+        for (int k = 0; k < KS_QK_K / 16; k++) {
+            int sub = 0;
+            for (int e = 16 * k; e < 16 * k + 16; e++)
+                sub += y[ib].qs[e] * ((x[ib].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+            isum += (x[ib].scales[k] & 0x0f) * sub;
+            mins += y[ib].bsums[k] * (x[ib].scales[k] >> 4);
+        }
+        const float dall = y[ib].d * ks_fp16_to_fp32(x[ib].d);
+        const float dmin = y[ib].d * ks_fp16_to_fp32(x[ib].dmin);
+        acc += dall * (float)isum - dmin * (float)mins;
+    }
+    return acc;
+}
+
+/* ---- IQ4_NL, IQ4_XS ------------------------------------------------------------------ *
+ *
+ * Codes through ks_iq4_values; per group of 32 an exact integer sum, then
+ *   IQ4_NL: acc += (da * d) * (float)sumi
+ *   IQ4_XS: acc += ((d * da) * (float)(ls - 32)) * (float)sumi, group by group. */
+
+static int iq4_group_sumi(const uint8_t *qs, const int8_t *a) {
+    int sumi = 0;
+    for (int j = 0; j < 16; j++)
+        sumi += a[j] * ks_iq4_values[qs[j] & 0x0f] + a[j + 16] * ks_iq4_values[qs[j] >> 4];
+    return sumi;
+}
+
+float ks_vec_dot_iq4_nl_q8_0_ref(const void *w, const void *a, int64_t n) {
+    const ks_block_iq4_nl *x = w;
+    const ks_block_q8_0 *y = a;
+    float acc = 0.0f;
+    for (int64_t ib = 0; ib < n / QK; ib++) {
+        const float d = ks_fp16_to_fp32(y[ib].d) * ks_fp16_to_fp32(x[ib].d);
+        acc += d * (float)iq4_group_sumi(x[ib].qs, y[ib].qs);
+    }
+    return acc;
+}
+
+float ks_vec_dot_iq4_xs_q8_k_ref(const void *w, const void *a, int64_t n) {
+    const ks_block_iq4_xs *x = w;
+    const ks_block_q8_k *y = a;
+    float acc = 0.0f;
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const float d = ks_fp16_to_fp32(x[ib].d) * y[ib].d;
+        for (int j = 0; j < KS_QK_K / QK; j++) {
+            const float dl = d * (float)(ks_iq4_xs_scale(&x[ib], j) - 32);
+            acc += dl * (float)iq4_group_sumi(x[ib].qs + 16 * j, y[ib].qs + QK * j);
+        }
+    }
+    return acc;
 }

@@ -38,6 +38,10 @@ float ks_vec_dot_q8_0_q8_0_ref(const void *w, const void *a, int64_t n);
 float ks_vec_dot_q4_k_q8_k_ref(const void *w, const void *a, int64_t n);
 float ks_vec_dot_q5_k_q8_k_ref(const void *w, const void *a, int64_t n);
 float ks_vec_dot_q6_k_q8_k_ref(const void *w, const void *a, int64_t n);
+float ks_vec_dot_q2_k_q8_k_ref(const void *w, const void *a, int64_t n);
+float ks_vec_dot_q3_k_q8_k_ref(const void *w, const void *a, int64_t n);
+float ks_vec_dot_iq4_nl_q8_0_ref(const void *w, const void *a, int64_t n);
+float ks_vec_dot_iq4_xs_q8_k_ref(const void *w, const void *a, int64_t n);
 
 /* Activation quantizers for Q8_0 and Q8_1 rows (n a multiple of 32): d = |x|max / 127,
  * codes round(x * (127 / |x|max)) with ties to even. They differ from the file

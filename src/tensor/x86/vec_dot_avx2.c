@@ -6,7 +6,8 @@
  * (vec_dot_2w_*) forms, and ks_vec_dot_avx2_register().
  * Does not own: the activation quantizers (quants_avx2.c), the AVX-512 kernels.
  *
- * The integer kernels live in simd_x86.h, shared with the AVX-512 table; this file brings
+ * The integer kernels live in simd_x86.h and simd_lowbit_x86.h, shared with the AVX-512
+ * table; this file brings
  * their AVX2 multiply steps and the float-row kernels.
  *
  * Arithmetic against ref. Each block's (super-block's) integer sum of code products is
@@ -17,8 +18,10 @@
  * Integer bounds (the header of simd_x86.h explains why activation codes are within
  * -127..127) are given per kernel.
  *
- * Divisions: float types; 32-element blocks; K-quants; registration. */
+ * Divisions: float types; 32-element blocks; K-quants; the low-bit types (Q2_K, Q3_K,
+ * IQ4_NL, IQ4_XS: simd_lowbit_x86.h); registration. */
 #include "tensor/x86/kernels_x86.h"
+#include "tensor/x86/simd_lowbit_x86.h"
 #include "tensor/x86/simd_x86.h"
 
 #include <math.h>
@@ -208,6 +211,13 @@ KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q4_k_q8_k_avx2, KS_TYPE_Q4_K, q45_k_sums)
 KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q5_k_q8_k_avx2, KS_TYPE_Q5_K, q45_k_sums)
 KS_X86_VEC_DOT_2W_Q6_K(vec_dot_2w_q6_k_q8_k_avx2, madd_acc)
 
+/* ---- the low-bit types (simd_lowbit_x86.h) ------------------------------------------ */
+
+KS_X86_LOWBIT_KERNELS(avx2, q2_k, q8_k, ks_x86_dot_q2_k, madd_acc)
+KS_X86_LOWBIT_KERNELS(avx2, q3_k, q8_k, ks_x86_dot_q3_k, madd_acc)
+KS_X86_LOWBIT_KERNELS(avx2, iq4_nl, q8_0, ks_x86_dot_iq4_nl, ks_x86_dot_u8i8)
+KS_X86_LOWBIT_KERNELS(avx2, iq4_xs, q8_k, ks_x86_dot_iq4_xs, madd_acc)
+
 /* ---- registration ------------------------------------------------------------------- */
 
 void ks_vec_dot_avx2_register(ks_kernels *k) {
@@ -231,4 +241,12 @@ void ks_vec_dot_avx2_register(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx2;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx2;
     KS_X86_REGISTER_VEC_DOT_2W(k, avx2);
+    k->vec_dot[KS_TYPE_Q2_K] = vec_dot_q2_k_q8_k_avx2;
+    k->vec_dot[KS_TYPE_Q3_K] = vec_dot_q3_k_q8_k_avx2;
+    k->vec_dot[KS_TYPE_IQ4_NL] = vec_dot_iq4_nl_q8_0_avx2;
+    k->vec_dot[KS_TYPE_IQ4_XS] = vec_dot_iq4_xs_q8_k_avx2;
+    k->vec_dot_4[KS_TYPE_Q2_K] = vec_dot_4_q2_k_q8_k_avx2;
+    k->vec_dot_4[KS_TYPE_Q3_K] = vec_dot_4_q3_k_q8_k_avx2;
+    k->vec_dot_4[KS_TYPE_IQ4_NL] = vec_dot_4_iq4_nl_q8_0_avx2;
+    k->vec_dot_4[KS_TYPE_IQ4_XS] = vec_dot_4_iq4_xs_q8_k_avx2;
 }

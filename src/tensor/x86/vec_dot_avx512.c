@@ -18,8 +18,10 @@
  *     (unsigned x signed bytes, four products into one int32, no saturation);
  *   - K-quants: the AVX2 kernels with vpdpwssd applying the sub-block scales.
  *
- * Divisions: float types; 32-element blocks; K-quants; registration. */
+ * Divisions: float types; 32-element blocks; K-quants; the low-bit types (Q2_K, Q3_K,
+ * IQ4_NL, IQ4_XS: simd_lowbit_x86.h); registration. */
 #include "tensor/x86/kernels_x86.h"
+#include "tensor/x86/simd_lowbit_x86.h"
 #include "tensor/x86/simd_x86.h"
 
 #include <math.h>
@@ -234,6 +236,13 @@ KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q4_k_q8_k_avx512, KS_TYPE_Q4_K, q45_k_sums)
 KS_X86_VEC_DOT_2W_K45(vec_dot_2w_q5_k_q8_k_avx512, KS_TYPE_Q5_K, q45_k_sums)
 KS_X86_VEC_DOT_2W_Q6_K(vec_dot_2w_q6_k_q8_k_avx512, madd_acc_vnni)
 
+/* ---- the low-bit types (simd_lowbit_x86.h) ------------------------------------------ */
+
+KS_X86_LOWBIT_KERNELS(avx512, q2_k, q8_k, ks_x86_dot_q2_k, madd_acc_vnni)
+KS_X86_LOWBIT_KERNELS(avx512, q3_k, q8_k, ks_x86_dot_q3_k, madd_acc_vnni)
+KS_X86_LOWBIT_KERNELS(avx512, iq4_nl, q8_0, ks_x86_dot_iq4_nl, dot_u8i8_vnni)
+KS_X86_LOWBIT_KERNELS(avx512, iq4_xs, q8_k, ks_x86_dot_iq4_xs, madd_acc_vnni)
+
 /* ---- registration ------------------------------------------------------------------- */
 
 void ks_vec_dot_avx512_register(ks_kernels *k) {
@@ -257,4 +266,12 @@ void ks_vec_dot_avx512_register(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_avx512;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_avx512;
+    k->vec_dot[KS_TYPE_Q2_K] = vec_dot_q2_k_q8_k_avx512;
+    k->vec_dot[KS_TYPE_Q3_K] = vec_dot_q3_k_q8_k_avx512;
+    k->vec_dot[KS_TYPE_IQ4_NL] = vec_dot_iq4_nl_q8_0_avx512;
+    k->vec_dot[KS_TYPE_IQ4_XS] = vec_dot_iq4_xs_q8_k_avx512;
+    k->vec_dot_4[KS_TYPE_Q2_K] = vec_dot_4_q2_k_q8_k_avx512;
+    k->vec_dot_4[KS_TYPE_Q3_K] = vec_dot_4_q3_k_q8_k_avx512;
+    k->vec_dot_4[KS_TYPE_IQ4_NL] = vec_dot_4_iq4_nl_q8_0_avx512;
+    k->vec_dot_4[KS_TYPE_IQ4_XS] = vec_dot_4_iq4_xs_q8_k_avx512;
 }
