@@ -116,7 +116,7 @@ static void usage(FILE *f) {
             "  -o, --out FILE        output path (written as FILE.tmp, then renamed)\n"
             "  --preset NAME         shape to start from (default: tiny)\n"
             "  --arch qwen3|qwen3moe architecture (default: the preset's; qwen3moe alone = tiny-moe)\n"
-            "  --type TYPE           f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m (default: f16)\n"
+            "  --type TYPE           f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q3_k_m q2_k iq4_xs iq4_nl (default: f16)\n"
             "  --seed N              weights are a function of the seed (default: %d)\n"
             "  -t, --threads N       threads generating and quantizing (default: %d)\n"
             "  --vocab-from GGUF     copy every tokenizer.* key from GGUF (n_vocab = its size;\n"
@@ -187,7 +187,7 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--type")) {
             NEXT_VALUE();
             if ((o->mix = ks_mkmodel_mix_from_name(val)) < 0)
-                return bad_usage("unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m)", val);
+                return bad_usage("unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q3_k_m q2_k iq4_xs iq4_nl)", val);
         } else if (!strcmp(a, "--seed")) {
             NEXT_VALUE();
             long seed;

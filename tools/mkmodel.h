@@ -40,6 +40,10 @@ typedef enum {
     KS_MKMODEL_MIX_Q4_0,
     KS_MKMODEL_MIX_Q4_K_M,
     KS_MKMODEL_MIX_Q5_K_M,
+    KS_MKMODEL_MIX_Q3_K_M,
+    KS_MKMODEL_MIX_Q2_K,
+    KS_MKMODEL_MIX_IQ4_XS,
+    KS_MKMODEL_MIX_IQ4_NL,
     KS_MKMODEL_MIX_COUNT,
 } ks_mkmodel_mix;
 

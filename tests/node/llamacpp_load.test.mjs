@@ -2,7 +2,8 @@
 // (node-llama-cpp's prebuilt build): tiny qwen3 and qwen3moe models in every type mix,
 // with the built tokenizer and with the real Qwen3 vocabulary copied in. For each,
 // llama.cpp tokenizes text (round trip, special tokens), evaluates a prompt and generates
-// tokens from finite, non-degenerate distributions.
+// tokens from finite, non-degenerate distributions, and kvserve, on the same file, makes
+// the same greedy choices.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -12,7 +13,7 @@ import path from "node:path";
 import { getLlama } from "node-llama-cpp";
 import { kvserveBin, fixturesDir } from "./paths.mjs";
 
-const TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m"];
+const TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q3_k_m", "q2_k", "iq4_xs", "iq4_nl"];
 const TEXT = "Hello world, the server reads the tokens and returns the answer.\n" +
   "int main(void) { return 0; }";
 const GENERATED = 4;    // tokens generated per model
@@ -73,6 +74,27 @@ async function generate(sequence, prompt) {
   return out;
 }
 
+// kvserve on the same file makes llama.cpp's greedy choices: fed the prompt and the tokens
+// llama.cpp generated, after each prefix the token llama.cpp chose there is kvserve's top
+// token, or within MARGIN of it. Their dot products agree bit for bit, but llama.cpp's
+// attention accumulates values in F16 and its batched products round otherwise; on these
+// tiny random models that turned near-ties of 0.02-0.03 (logits ~5-6) in the q5_k_m and
+// iq4_nl files. A wrong decoding of a type moves logits by whole units.
+const MARGIN = 0.1;
+function assertSameGreedy(file, prompt, generated) {
+  const input = [...prompt.slice(0, PROMPT_TOKENS), ...generated.slice(0, -1)];
+  const res = execFileSync(kvserveBin, ["logits", "-m", file, "--tokens", input.join(","), "--top", "20", "--json"],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const top = JSON.parse(res).top;
+  for (let g = 0; g < generated.length; g++) {
+    const row = top[PROMPT_TOKENS - 1 + g];
+    const chosen = row.find(([id]) => id === generated[g]);
+    assert.ok(chosen && row[0][1] - chosen[1] <= MARGIN,
+      `position ${PROMPT_TOKENS + g}: llama.cpp chose ${generated[g]}, kvserve's logit for it ` +
+      `${chosen ? chosen[1] : "(not in its top 20)"}, its top ${row[0][0]} at ${row[0][1]}`);
+  }
+}
+
 for (const arch of ["qwen3", "qwen3moe"]) {
   for (const type of TYPES) {
     test(`llama.cpp loads and runs ${arch} ${type} (built tokenizer)`, async () => {
@@ -88,6 +110,7 @@ for (const arch of ["qwen3", "qwen3moe"]) {
         assert.equal(model.tokens.eosString, "<|im_end|>");
         const out = await generate(sequence, tokens);
         assert.equal(out.length, GENERATED);
+        assertSameGreedy(file, tokens, out);
       });
     });
   }
