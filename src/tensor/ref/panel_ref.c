@@ -1,5 +1,5 @@
 /* panel_ref.c — the scalar reference of the panel layouts (kernels.h, ks_panel_kernels)
- * of Q8_0, Q4_K, Q5_K and Q6_K: repacking 16 rows into a panel, a panel row back to floats, the
+ * of Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
  * activations' per-block terms, and the panel dot products, written as each layout's
  * definition reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
@@ -458,6 +458,118 @@ static void q6_k_gemv(const void *const panels[2], const void *const next[2], co
     gemv_each(q6_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
+/* ---- IQ4_XS ----------------------------------------------------------------------------
+ *
+ * Panel super-block (16 rows x 256 codes, 2176 bytes, as many as the rows' blocks), in
+ * the order the GEMV reads it:
+ *   d         [16] fp16        at 0
+ *   scales_h  [16] u16         at 32, each row's as it held it
+ *   scales_l  [16] u32         at 64, each row's four bytes as one little-endian word, so
+ *                              that sub-block j's 6-bit scale is bits 4j..4j+3 of it and
+ *                              bits 2j, 2j+1 of scales_h (ks_iq4_xs_scale)
+ *   codes     [8][4][16][4] u8 at 128: sub-block j's chunk h, byte 4 r + i holds its codes
+ *                              4h + i (low nibble) and 4h + 16 + i (high), which is the
+ *                              row's qs[16 j + 4 h + i] as it was
+ * Per row and token, per super-block: sumi = sum_j (ls_j - 32) sum_k v_k a_k, v the table
+ * values (exact); acc = fma(fp32(d) da, float(sumi), acc). pack_act gives the token's da
+ * and, per sub-block, -128 * S_j (S_j its 32 codes' sum): the GEMV multiplies v + 128,
+ * unsigned, and starts each sub-block's sum from that correction. */
+
+#define XS_SB_BYTES (ROWS * sizeof(ks_block_iq4_xs)) /* 2176 */
+#define XS_SH_AT (ROWS * sizeof(ks_fp16))              /* 32 */
+#define XS_SL_AT (XS_SH_AT + ROWS * sizeof(uint16_t))  /* 64 */
+#define XS_CODES_AT (XS_SL_AT + ROWS * sizeof(uint32_t)) /* 128 */
+
+static void iq4_xs_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_iq4_xs *x = block;
+    memcpy(sb + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    memcpy(sb + XS_SH_AT + (size_t)r * 2, &x->scales_h, 2);
+    memcpy(sb + XS_SL_AT + (size_t)r * 4, x->scales_l, 4);
+    for (int j = 0; j < 8; j++)
+        for (int h = 0; h < 4; h++)
+            memcpy(sb + XS_CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4, x->qs + 16 * j + 4 * h, 4);
+}
+
+static void iq4_xs_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_iq4_xs), iq4_xs_put, scratch);
+}
+
+/* Row r's table value of code e, and its sub-block j's scale ls_j - 32. */
+static int iq4_xs_panel_value(const uint8_t *blk, int r, int e) {
+    const int j = e / 32, m = e % 32, h = (m % 16) / 4, i = m % 4;
+    const uint8_t byte = blk[XS_CODES_AT + (size_t)(j * 4 + h) * 64 + (size_t)r * 4 + (size_t)i];
+    return ks_iq4_values[(byte >> (4 * (m / 16))) & 15];
+}
+
+static int iq4_xs_panel_scale(const uint8_t *blk, int r, int j) {
+    uint16_t sh;
+    uint32_t sl;
+    memcpy(&sh, blk + XS_SH_AT + (size_t)r * 2, 2);
+    memcpy(&sl, blk + XS_SL_AT + (size_t)r * 4, 4);
+    return (int)(((sl >> (4 * j)) & 15) | ((uint32_t)(sh >> (2 * j)) & 3) << 4) - 32;
+}
+
+/* As the row type's to_float rounds: d * (ls - 32) first. */
+static void iq4_xs_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    for (int64_t b = 0; b < n / KS_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * XS_SB_BYTES;
+        ks_fp16 d;
+        memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
+        for (int j = 0; j < 8; j++) {
+            const float dl = ks_fp16_to_fp32(d) * (float)iq4_xs_panel_scale(blk, r, j);
+            for (int k = 0; k < 32; k++)
+                y[b * KS_QK_K + j * 32 + k] = dl * (float)iq4_xs_panel_value(blk, r, j * 32 + k);
+        }
+    }
+}
+
+/* pk: [nsb] float da, then [nsb][8] int32 -128 * S_j */
+static size_t iq4_xs_act_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * (sizeof(float) + 8 * sizeof(int32_t)); }
+
+static void iq4_xs_pack_act(const void *row, int64_t n, void *pk) {
+    const ks_block_q8_k *a = row;
+    const int64_t nsb = n / KS_QK_K;
+    float *da = pk;
+    int32_t *corr = (int32_t *)(da + nsb);
+    for (int64_t b = 0; b < nsb; b++) {
+        da[b] = a[b].d;
+        for (int j = 0; j < 8; j++)
+            corr[b * 8 + j] = -128 * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+    }
+}
+
+static void iq4_xs_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                            int64_t n, float *y, size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    for (int t = 0; t < nt; t++) {
+        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
+        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
+        for (int r = 0; r < ROWS; r++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *blk = p + (size_t)b * XS_SB_BYTES;
+                int32_t sumi = 0;
+                for (int j = 0; j < 8; j++) {
+                    int32_t isum = 0;
+                    for (int k = 0; k < 32; k++)
+                        isum += iq4_xs_panel_value(blk, r, j * 32 + k) * at[b].qs[j * 32 + k];
+                    sumi += iq4_xs_panel_scale(blk, r, j) * isum;
+                }
+                ks_fp16 d;
+                memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
+                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc;
+        }
+    }
+}
+
+static void iq4_xs_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(iq4_xs_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
 bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
     switch (type) {
     case KS_TYPE_Q8_0:
@@ -471,6 +583,10 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
         return true;
     case KS_TYPE_Q6_K:
         *p = (ks_panel_kernels){q6_k_repack, q6_k_row_to_float, q6_k_act_bytes, q6_k_pack_act, q6_k_gemv, {0}};
+        return true;
+    case KS_TYPE_IQ4_XS:
+        *p = (ks_panel_kernels){iq4_xs_repack, iq4_xs_row_to_float, iq4_xs_act_bytes, iq4_xs_pack_act, iq4_xs_gemv,
+                                {0}};
         return true;
     default:
         *p = (ks_panel_kernels){0};

@@ -183,15 +183,8 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
                 for (int t = 0; t < nt; t++) {
                     const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) +
                                        offsetof(ks_block_q8_k, qs) + (size_t)sb * 32;
-                    __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], ks_panel_bcast4(q + 4 * 0));
-                    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[1], ks_panel_bcast4(q + 4 * 1));
-                    s0 = _mm512_dpbusd_epi32(s0, v[2], ks_panel_bcast4(q + 4 * 2));
-                    s1 = _mm512_dpbusd_epi32(s1, v[3], ks_panel_bcast4(q + 4 * 3));
-                    s0 = _mm512_dpbusd_epi32(s0, v[4], ks_panel_bcast4(q + 4 * 4));
-                    s1 = _mm512_dpbusd_epi32(s1, v[5], ks_panel_bcast4(q + 4 * 5));
-                    s0 = _mm512_dpbusd_epi32(s0, v[6], ks_panel_bcast4(q + 4 * 6));
-                    s1 = _mm512_dpbusd_epi32(s1, v[7], ks_panel_bcast4(q + 4 * 7));
-                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, _mm512_add_epi32(s0, s1)));
+                    const __m512i isum = ks_panel_dot32(v, q, _mm512_setzero_si512());
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, isum));
                 }
             }
             const __m512i mp0 = _mm512_shuffle_epi8(mn_lo, words_of_dword(0));

@@ -134,16 +134,11 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                     sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
                 }
             }
-            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + D_AT)));
-#pragma GCC unroll 4
-            for (int t = 0; t < nt; t++)
-                acc[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da[t][b])), _mm512_cvtepi32_ps(sumi[t]),
-                                            acc[j][t]);
+            ks_panel_close_superblock(acc[j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + D_AT))), da, b,
+                                      sumi, nt);
         }
     }
-    for (int j = 0; j < np; j++)
-        for (int t = 0; t < nt; t++)
-            _mm512_storeu_ps(y[j] + (size_t)t * ldy, acc[j][t]);
+    ks_panel_store(y, ldy, acc, np, nt);
 }
 
 static void q6_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,

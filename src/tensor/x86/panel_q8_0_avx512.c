@@ -81,17 +81,9 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             for (int t = 0; t < nt; t++) {
                 const uint8_t *q =
                     a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_0) + offsetof(ks_block_q8_0, qs);
-                __m512i s0 = _mm512_set1_epi32(corr[t][b]), s1 = _mm512_setzero_si512();
-                s0 = _mm512_dpbusd_epi32(s0, w[0], ks_panel_bcast4(q + 4 * 0));
-                s1 = _mm512_dpbusd_epi32(s1, w[1], ks_panel_bcast4(q + 4 * 1));
-                s0 = _mm512_dpbusd_epi32(s0, w[2], ks_panel_bcast4(q + 4 * 2));
-                s1 = _mm512_dpbusd_epi32(s1, w[3], ks_panel_bcast4(q + 4 * 3));
-                s0 = _mm512_dpbusd_epi32(s0, w[4], ks_panel_bcast4(q + 4 * 4));
-                s1 = _mm512_dpbusd_epi32(s1, w[5], ks_panel_bcast4(q + 4 * 5));
-                s0 = _mm512_dpbusd_epi32(s0, w[6], ks_panel_bcast4(q + 4 * 6));
-                s1 = _mm512_dpbusd_epi32(s1, w[7], ks_panel_bcast4(q + 4 * 7));
+                const __m512i isum = ks_panel_dot32(w, q, _mm512_set1_epi32(corr[t][b]));
                 const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(da[t][b]));
-                acc[j][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[j][t]);
+                acc[j][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum), acc[j][t]);
             }
         }
     }

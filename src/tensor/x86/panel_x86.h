@@ -6,6 +6,7 @@
 #define KS_PANEL_X86_H
 
 #include "core/ks_core.h"
+#include "tensor/kernels.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -38,6 +39,37 @@ static KS_ALWAYS_INLINE void ks_panel_ask_ahead(const uint8_t *p, const uint8_t 
  * register it would take a shuffle port as well). */
 static KS_ALWAYS_INLINE __m512i ks_panel_bcast4(const void *p) {
     return _mm512_broadcastd_epi32(_mm_loadu_si32(p));
+}
+
+/* The exact sums of 32 codes per row: init + the eight code vectors v[k] (four codes of
+ * each of the 16 rows) times activation bytes q[4k .. 4k + 3], as two chains of four
+ * vpdpbusd side by side (one chain would wait on each product's latency). */
+static KS_ALWAYS_INLINE __m512i ks_panel_dot32(const __m512i v[8], const uint8_t *q, __m512i init) {
+    __m512i s0 = _mm512_dpbusd_epi32(init, v[0], ks_panel_bcast4(q + 4 * 0));
+    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[1], ks_panel_bcast4(q + 4 * 1));
+    s0 = _mm512_dpbusd_epi32(s0, v[2], ks_panel_bcast4(q + 4 * 2));
+    s1 = _mm512_dpbusd_epi32(s1, v[3], ks_panel_bcast4(q + 4 * 3));
+    s0 = _mm512_dpbusd_epi32(s0, v[4], ks_panel_bcast4(q + 4 * 4));
+    s1 = _mm512_dpbusd_epi32(s1, v[5], ks_panel_bcast4(q + 4 * 5));
+    s0 = _mm512_dpbusd_epi32(s0, v[6], ks_panel_bcast4(q + 4 * 6));
+    s1 = _mm512_dpbusd_epi32(s1, v[7], ks_panel_bcast4(q + 4 * 7));
+    return _mm512_add_epi32(s0, s1);
+}
+
+/* The float step that closes a super-block for one panel: acc[t] += (d * da_t) * sumi[t]
+ * for the nt tokens, dw the 16 rows' d (one FMA serves all 16 rows). */
+static KS_ALWAYS_INLINE void ks_panel_close_superblock(__m512 *acc, __m512 dw, const float *const *da, int64_t b,
+                                                       const __m512i *sumi, int nt) {
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da[t][b])), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+}
+
+/* The results of np panels x nt tokens: y[j][t * ldy + row] = acc[j][t]. */
+static KS_ALWAYS_INLINE void ks_panel_store(float *const y[2], size_t ldy, const __m512 acc[][KS_VEC_DOT_ROWS], int np,
+                                           int nt) {
+    for (int j = 0; j < np; j++)
+        for (int t = 0; t < nt; t++)
+            _mm512_storeu_ps(y[j] + (size_t)t * ldy, acc[j][t]);
 }
 
 /* The body of a panel GEMV entry (kernels.h, ks_panel_kernels.gemv, its arguments in
