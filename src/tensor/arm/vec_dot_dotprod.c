@@ -1,5 +1,5 @@
 /* vec_dot_dotprod.c — the integer dot products of vec_dot_int_neon.h (Q8_0, Q4_0, Q5_0,
- * Q4_1, Q5_1, Q4_K, Q5_K, Q6_K) with SDOT, for CPUs with the ARMv8.2-A dot-product extension. kernels.c
+ * Q4_1, Q5_1, Q2_K .. Q6_K, IQ4_NL, IQ4_XS) with SDOT, for CPUs with the ARMv8.2-A dot-product extension. kernels.c
  * registers them over the "neon" table's widening-multiply versions only when
  * ks_cpu_detect()->dotprod; anywhere else SDOT is an undefined instruction.
  *
@@ -33,4 +33,12 @@ void ks_kernels_register_neon_dotprod(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_dotprod;
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_dotprod;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_dotprod;
+    k->vec_dot[KS_TYPE_Q2_K] = vec_dot_q2_k_q8_k_dotprod;
+    k->vec_dot_4[KS_TYPE_Q2_K] = vec_dot_4_q2_k_q8_k_dotprod;
+    k->vec_dot[KS_TYPE_Q3_K] = vec_dot_q3_k_q8_k_dotprod;
+    k->vec_dot_4[KS_TYPE_Q3_K] = vec_dot_4_q3_k_q8_k_dotprod;
+    k->vec_dot[KS_TYPE_IQ4_NL] = vec_dot_iq4_nl_q8_0_dotprod;
+    k->vec_dot_4[KS_TYPE_IQ4_NL] = vec_dot_4_iq4_nl_q8_0_dotprod;
+    k->vec_dot[KS_TYPE_IQ4_XS] = vec_dot_iq4_xs_q8_k_dotprod;
+    k->vec_dot_4[KS_TYPE_IQ4_XS] = vec_dot_4_iq4_xs_q8_k_dotprod;
 }

@@ -1,5 +1,6 @@
 /* vec_dot_int_neon.h — the integer dot products of the NEON tables (Q8_0, Q4_0 and Q5_0
- * against Q8_0 activations; Q4_1 and Q5_1 against Q8_1; Q4_K, Q5_K and Q6_K against Q8_K),
+ * against Q8_0 activations; Q4_1 and Q5_1 against Q8_1; Q4_K, Q5_K and Q6_K against Q8_K;
+ * and the low-bit Q2_K, Q3_K, IQ4_XS against Q8_K, IQ4_NL against Q8_0),
  * each as vec_dot and as vec_dot_4 (one weight row against four activation rows, each
  * block decoded once for all four, each row's steps those of vec_dot: equal bit for bit),
  * written once over a 16-byte signed dot step that the including file supplies:
@@ -28,6 +29,8 @@
  *   Q8_0, Q4_0, Q5_0, Q4_1, Q5_1   8 products per lane             <= 2^17
  *   Q4_K, Q5_K   64 elements per lane x scale 63 x code 31 x 128    < 2^24
  *   Q6_K         64 elements per lane x |scale| 128 x 32 x 128      = 2^25
+ *   Q2_K, Q3_K   64 elements per lane x scale 15 or 32 x code 3 or 4 x 128   < 2^21
+ *   IQ4_XS       64 elements per lane x |scale| 32 x |value| 127 x 128       < 2^25
  *   mins         Q8_K's per-16 sums (|s| <= 2^11) in pairs, x mn 63, 8 terms < 2^21
  *
  * Float part. Each block's four int32 lanes are converted to float and added, times
@@ -385,5 +388,143 @@ static inline void q6_k_row(const void *w, const void *a, size_t a_stride, int64
 NEON_K_ROWS(q4_k_q8_k, K_ROW_Q4_K)
 NEON_K_ROWS(q5_k_q8_k, K_ROW_Q5_K)
 NEON_K_ROWS(q6_k_q8_k, q6_k_row)
+
+/* ---- the low-bit types -------------------------------------------------------------- *
+ *
+ * Q2_K and Q3_K: each half (128 elements) holds four planes of 2-bit codes in its 32
+ * bytes, plane k the bits 2k+1:2k of each byte, byte l being element 32k + l of the half;
+ * a 16-byte vector of a plane is one 16-element sub-block, 8h + 2k + (l >= 16). Q3_K's
+ * third bit of element e is bit e / 32 of hmask[e % 32], set meaning "not 4 below".
+ * IQ4_NL and IQ4_XS: per 32 elements, 16 bytes of two nibbles each (Q4_0's order), the
+ * table values by one TBL. isum as the K-quants'; Q2_K's mins term as Q4_K's. */
+
+/* One Q2_K (hmask NULL) or Q3_K super-block's isum[j] against activation rows q8[j];
+ * sc[s] the sub-block scales (Q3_K's minus 32). */
+static inline void low2_block(const uint8_t *qs, const uint8_t *hmask, const int8_t *const *q8, int nt,
+                              const int *sc, int32x4_t *isum) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    for (int j = 0; j < nt; j++)
+        isum[j] = vdupq_n_s32(0);
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 2; i++) { /* bytes 16i .. 16i + 15 of the half */
+            const uint8x16_t bits = vld1q_u8(qs + 32 * h + 16 * i);
+            const uint8x16_t hm = hmask ? vld1q_u8(hmask + 16 * i) : vdupq_n_u8(0);
+            for (int k = 0; k < 4; k++) {
+                int8x16_t c = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(bits, vdupq_n_s8((int8_t)(-2 * k))), m3));
+                if (hmask) /* minus 4 where bit 4h + k is clear */
+                    c = vsubq_s8(c, vreinterpretq_s8_u8(vandq_u8(
+                                        vceqq_u8(vandq_u8(hm, vdupq_n_u8((uint8_t)(1u << (4 * h + k)))), vdupq_n_u8(0)),
+                                        vdupq_n_u8(4))));
+                const int s = 8 * h + 2 * k + i;
+                for (int j = 0; j < nt; j++) {
+                    const int32x4_t p = dot16(vdupq_n_s32(0), c, vld1q_s8(q8[j] + 128 * h + 32 * k + 16 * i));
+                    isum[j] = vmlaq_n_s32(isum[j], p, sc[s]);
+                }
+            }
+        }
+}
+
+/* A Q2_K or Q3_K row (t, a constant once inlined) against nt Q8_K rows. */
+static inline void low2_row(ks_type t, const void *w, const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                            const void *pf) {
+    const bool q3 = t == KS_TYPE_Q3_K;
+    const size_t wsz = q3 ? sizeof(ks_block_q3_k) : sizeof(ks_block_q2_k);
+    float32x4_t acc[KS_VEC_DOT_ROWS];
+    float mins_acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++) {
+        acc[j] = vdupq_n_f32(0.0f);
+        mins_acc[j] = 0.0f;
+    }
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        prefetch_share(pf, (size_t)ib * wsz, (size_t)(ib + 1) * wsz);
+        const ks_block_q2_k *x2 = (const ks_block_q2_k *)w + ib;
+        const ks_block_q3_k *x3 = (const ks_block_q3_k *)w + ib;
+        int sc[16];
+        for (int s = 0; s < 16; s++)
+            sc[s] = q3 ? ks_q3_k_scale(x3->scales, s) - 32 : x2->scales[s] & 0x0f;
+        const int8_t *q8[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            q8[j] = k_act(a, a_stride, j, ib)->qs;
+        int32x4_t isum[KS_VEC_DOT_ROWS];
+        low2_block(q3 ? x3->qs : x2->qs, q3 ? x3->hmask : NULL, q8, nt, sc, isum);
+        for (int j = 0; j < nt; j++) {
+            const ks_block_q8_k *y = k_act(a, a_stride, j, ib);
+            acc[j] = scaled_add(acc[j], isum[j], half_to_float(q3 ? x3->d : x2->d) * y->d);
+            if (!q3) {
+                int32_t mins = 0;
+                for (int s = 0; s < 16; s++)
+                    mins += y->bsums[s] * (x2->scales[s] >> 4);
+                mins_acc[j] -= half_to_float(x2->dmin) * y->d * (float)mins;
+            }
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = mins_acc[j] + vaddvq_f32(acc[j]);
+}
+
+/* The table values of 32 codes from 16 bytes: elements 0..15 in lo, 16..31 in hi. */
+static inline void iq4_values(const uint8_t *qs, int8x16_t *lo, int8x16_t *hi) {
+    const int8x16_t table = vld1q_s8(ks_iq4_values);
+    const uint8x16_t q = vld1q_u8(qs);
+    *lo = vqtbl1q_s8(table, vandq_u8(q, vdupq_n_u8(0x0f)));
+    *hi = vqtbl1q_s8(table, vshrq_n_u8(q, 4));
+}
+
+/* An IQ4_NL row against nt Q8_0 rows: blocks32's scheme (even and odd blocks). */
+static inline void iq4_nl_row(const void *w, const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                              const void *pf) {
+    const ks_block_iq4_nl *x = w;
+    float32x4_t acc[KS_VEC_DOT_ROWS][2];
+    for (int j = 0; j < nt; j++)
+        acc[j][0] = acc[j][1] = vdupq_n_f32(0.0f);
+    for (int64_t ib = 0; ib < n / KS_QK4_NL; ib++) {
+        prefetch_share(pf, (size_t)ib * sizeof *x, (size_t)(ib + 1) * sizeof *x);
+        int8x16_t lo, hi;
+        iq4_values(x[ib].qs, &lo, &hi);
+        for (int j = 0; j < nt; j++) {
+            const ks_block_q8_0 *y = (const ks_block_q8_0 *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
+            const int32x4_t s = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(y->qs)), hi, vld1q_s8(y->qs + 16));
+            acc[j][ib & 1] = scaled_add(acc[j][ib & 1], s, half_to_float(x[ib].d) * half_to_float(y->d));
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = vaddvq_f32(vaddq_f32(acc[j][0], acc[j][1]));
+}
+
+/* An IQ4_XS row against nt Q8_K rows. */
+static inline void iq4_xs_row(const void *w, const void *a, size_t a_stride, int64_t n, int nt, float *out,
+                              const void *pf) {
+    float32x4_t acc[KS_VEC_DOT_ROWS];
+    for (int j = 0; j < nt; j++)
+        acc[j] = vdupq_n_f32(0.0f);
+    for (int64_t ib = 0; ib < n / KS_QK_K; ib++) {
+        const ks_block_iq4_xs *x = (const ks_block_iq4_xs *)w + ib;
+        prefetch_share(pf, (size_t)ib * sizeof *x, (size_t)(ib + 1) * sizeof *x);
+        int32x4_t isum[KS_VEC_DOT_ROWS];
+        for (int j = 0; j < nt; j++)
+            isum[j] = vdupq_n_s32(0);
+        for (int g = 0; g < KS_QK_K / 32; g++) {
+            int8x16_t lo, hi;
+            iq4_values(x->qs + 16 * g, &lo, &hi);
+            const int ls = ks_iq4_xs_scale(x, g) - 32;
+            for (int j = 0; j < nt; j++) {
+                const int8_t *q8 = k_act(a, a_stride, j, ib)->qs + 32 * g;
+                const int32x4_t p = dot16(dot16(vdupq_n_s32(0), lo, vld1q_s8(q8)), hi, vld1q_s8(q8 + 16));
+                isum[j] = vmlaq_n_s32(isum[j], p, ls);
+            }
+        }
+        for (int j = 0; j < nt; j++)
+            acc[j] = scaled_add(acc[j], isum[j], half_to_float(x->d) * k_act(a, a_stride, j, ib)->d);
+    }
+    for (int j = 0; j < nt; j++)
+        out[j] = vaddvq_f32(acc[j]);
+}
+
+#define LOW2_ROW_Q2_K(w, a, st, n, nt, s, pf) low2_row(KS_TYPE_Q2_K, w, a, st, n, nt, s, pf)
+#define LOW2_ROW_Q3_K(w, a, st, n, nt, s, pf) low2_row(KS_TYPE_Q3_K, w, a, st, n, nt, s, pf)
+NEON_K_ROWS(q2_k_q8_k, LOW2_ROW_Q2_K)
+NEON_K_ROWS(q3_k_q8_k, LOW2_ROW_Q3_K)
+NEON_K_ROWS(iq4_nl_q8_0, iq4_nl_row)
+NEON_K_ROWS(iq4_xs_q8_k, iq4_xs_row)
 
 #endif

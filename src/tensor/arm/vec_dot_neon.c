@@ -109,4 +109,12 @@ void ks_vec_dot_neon_register(ks_kernels *k) {
     k->vec_dot_4[KS_TYPE_Q4_K] = vec_dot_4_q4_k_q8_k_neon;
     k->vec_dot_4[KS_TYPE_Q5_K] = vec_dot_4_q5_k_q8_k_neon;
     k->vec_dot_4[KS_TYPE_Q6_K] = vec_dot_4_q6_k_q8_k_neon;
+    k->vec_dot[KS_TYPE_Q2_K] = vec_dot_q2_k_q8_k_neon;
+    k->vec_dot_4[KS_TYPE_Q2_K] = vec_dot_4_q2_k_q8_k_neon;
+    k->vec_dot[KS_TYPE_Q3_K] = vec_dot_q3_k_q8_k_neon;
+    k->vec_dot_4[KS_TYPE_Q3_K] = vec_dot_4_q3_k_q8_k_neon;
+    k->vec_dot[KS_TYPE_IQ4_NL] = vec_dot_iq4_nl_q8_0_neon;
+    k->vec_dot_4[KS_TYPE_IQ4_NL] = vec_dot_4_iq4_nl_q8_0_neon;
+    k->vec_dot[KS_TYPE_IQ4_XS] = vec_dot_iq4_xs_q8_k_neon;
+    k->vec_dot_4[KS_TYPE_IQ4_XS] = vec_dot_4_iq4_xs_q8_k_neon;
 }

@@ -31,6 +31,7 @@
 #include "tensor/types.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -200,6 +201,15 @@ static void raw_weights(ks_type t, data_kind kind, uint8_t *w, int n) {
             put_fp16((uint8_t *)&q->d, scale_of(kind, 65504.0f));
             continue;
         }
+        if (t == KS_TYPE_Q2_K) { /* scales and mins are code bytes; d, dmin follow */
+            put_fp16(p + offsetof(ks_block_q2_k, d), scale_of(kind, 65504.0f));
+            put_fp16(p + offsetof(ks_block_q2_k, dmin), scale_of(kind, 65504.0f));
+            continue;
+        }
+        if (t == KS_TYPE_Q3_K) { /* 6-bit scales are code bytes too */
+            put_fp16(p + offsetof(ks_block_q3_k, d), scale_of(kind, 65504.0f));
+            continue;
+        }
         put_fp16(p, scale_of(kind, 65504.0f)); /* d leads the other types */
         if (t == KS_TYPE_Q4_1 || t == KS_TYPE_Q5_1)
             put_fp16(p + 2, scale_of(kind, 65504.0f)); /* m */
@@ -287,20 +297,23 @@ static uint8_t wbuf[MAX_ROW_BYTES], abuf[MAX_ROW_BYTES], part[MAX_ROW_BYTES];
 
 /* The scale of the terms a dot product adds, whatever its order: sum_i of (|scale part|
  * + |offset part|) of weight i times |activation i|, the parts being the row decoded with
- * Q4_K/Q5_K's dmin zeroed and with d zeroed. */
+ * the K-quants' dmin zeroed and with d zeroed. */
 static double term_magnitude(ks_type t, int n) {
     const ks_type_traits *tw = ks_type_traits_of(t);
-    const bool offset = t == KS_TYPE_Q4_K || t == KS_TYPE_Q5_K;
+    const bool offset = t == KS_TYPE_Q4_K || t == KS_TYPE_Q5_K || t == KS_TYPE_Q2_K;
+    /* d and dmin lead, but for Q2_K, whose follow its codes */
+    const size_t d_at = t == KS_TYPE_Q2_K ? offsetof(ks_block_q2_k, d) : 0;
+    const size_t m_at = t == KS_TYPE_Q2_K ? offsetof(ks_block_q2_k, dmin) : 2;
     bool ok;
     const size_t bytes = ks_type_row_size(t, n, &ok);
     memcpy(part, wbuf, bytes);
     for (size_t b = 0; offset && b < bytes; b += tw->type_size)
-        memset(part + b + 2, 0, 2);
+        memset(part + b + m_at, 0, 2);
     tw->to_float(part, p1, n);
     if (offset) {
         memcpy(part, wbuf, bytes);
         for (size_t b = 0; b < bytes; b += tw->type_size)
-            memset(part + b, 0, 2);
+            memset(part + b + d_at, 0, 2);
         tw->to_float(part, p2, n);
     }
     double mag = 0.0;
@@ -618,13 +631,15 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
 
 static const ks_type weight_types[] = {
     KS_TYPE_F32,  KS_TYPE_F16,  KS_TYPE_BF16, KS_TYPE_Q4_0, KS_TYPE_Q4_1, KS_TYPE_Q5_0,
-    KS_TYPE_Q5_1, KS_TYPE_Q8_0, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K,
+    KS_TYPE_Q5_1, KS_TYPE_Q8_0, KS_TYPE_Q4_K, KS_TYPE_Q5_K, KS_TYPE_Q6_K, KS_TYPE_Q2_K,
+    KS_TYPE_Q3_K, KS_TYPE_IQ4_NL, KS_TYPE_IQ4_XS,
 };
 static const ks_type act_types[] = {KS_TYPE_Q8_0, KS_TYPE_Q8_1, KS_TYPE_Q8_K};
 
 /* The integer weight types whose kernels come in a widening-multiply and an SDOT form. */
-static const ks_type dotprod_types[] = {KS_TYPE_Q8_0, KS_TYPE_Q4_0, KS_TYPE_Q4_K,
-                                        KS_TYPE_Q5_K, KS_TYPE_Q6_K};
+static const ks_type dotprod_types[] = {KS_TYPE_Q8_0, KS_TYPE_Q4_0, KS_TYPE_Q4_K, KS_TYPE_Q5_K,
+                                        KS_TYPE_Q6_K, KS_TYPE_Q2_K, KS_TYPE_Q3_K, KS_TYPE_IQ4_NL,
+                                        KS_TYPE_IQ4_XS};
 
 /* Every entry of table k that is not ref's own (those are ref), against ref. Entries
  * that are the same as in table `skip` (already tested) are not run again. */
