@@ -1,5 +1,5 @@
 /* panel_ref.c — the scalar reference of the panel layouts (kernels.h, ks_panel_kernels)
- * of Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
+ * of Q8_0, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
  * activations' per-block terms, and the panel dot products, written as each layout's
  * definition reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
@@ -106,6 +106,45 @@ static void gemv_each(gemv_one_fn one, const void *const panels[2], const void *
     for (int j = 0; j < 2; j++)
         if (panels[j])
             one(panels[j], a, a_stride, pk, pk_stride, nt, n, y[j], ldy);
+}
+
+/* The layouts whose rows decode as d * scale_g * value_e (Q6_K, Q3_K, IQ4_XS): their
+ * reference GEMV is one chain per row and token, per super-block
+ *   sumi = sum_g scale_g sum_{e in g} value_e a_e   (exact)
+ *   acc  = fma(fp32(d) da, float(sumi), acc)
+ * from acc = 0 (da the token's Q8_K scale, the first float of its pack_act bytes). */
+typedef struct grouped_layout {
+    size_t sb_bytes;                                /* a panel super-block */
+    int group;                                      /* codes per scale */
+    size_t d_at;                                    /* where the 16 rows' fp16 d sit */
+    int (*value)(const uint8_t *blk, int r, int e); /* what code e of row r stands for */
+    int (*scale)(const uint8_t *blk, int r, int g); /* row r's integer scale of group g */
+} grouped_layout;
+
+static void grouped_gemv_one(const grouped_layout *L, const uint8_t *p, const void *a, size_t a_stride,
+                             const void *pk, size_t pk_stride, int nt, int64_t n, float *y, size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    for (int t = 0; t < nt; t++) {
+        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
+        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
+        for (int r = 0; r < ROWS; r++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *blk = p + (size_t)b * L->sb_bytes;
+                int32_t sumi = 0;
+                for (int g = 0; g < KS_QK_K / L->group; g++) {
+                    int32_t isum = 0;
+                    for (int k = 0; k < L->group; k++)
+                        isum += L->value(blk, r, L->group * g + k) * at[b].qs[L->group * g + k];
+                    sumi += L->scale(blk, r, g) * isum;
+                }
+                ks_fp16 d;
+                memcpy(&d, blk + L->d_at + (size_t)r * sizeof(ks_fp16), sizeof d);
+                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc;
+        }
+    }
 }
 
 static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
@@ -424,38 +463,127 @@ static void q6_k_pack_act(const void *row, int64_t n, void *pk) {
     }
 }
 
-/* Per row and token, per super-block: sumi = sum_g sc_g (sum_k code_k a_k - 32 sum_k a_k)
- * over the 16 codes k of group g (exact); acc = fma(fp32(d) da, float(sumi), acc). */
+/* Q6_K as a grouped layout: groups of 16, int8 scales, values code - 32. */
+static int q6_k_panel_value(const uint8_t *blk, int r, int e) { return q6_k_panel_code(blk, r, e) - 32; }
+static int q6_k_panel_scale(const uint8_t *blk, int r, int g) { return (int8_t)blk[(size_t)g * ROWS + (size_t)r]; }
+static const grouped_layout q6_k_layout = {Q6_SB_BYTES, 16, Q6_D_AT, q6_k_panel_value, q6_k_panel_scale};
+
 static void q6_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
                           int64_t n, float *y, size_t ldy) {
-    const int64_t nsb = n / KS_QK_K;
-    for (int t = 0; t < nt; t++) {
-        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
-        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
-        for (int r = 0; r < ROWS; r++) {
-            float acc = 0.0f;
-            for (int64_t b = 0; b < nsb; b++) {
-                const uint8_t *blk = p + (size_t)b * Q6_SB_BYTES;
-                int32_t sumi = 0;
-                for (int g = 0; g < KS_QK_K / 16; g++) {
-                    int32_t isum = -32 * at[b].bsums[g];
-                    for (int k = 0; k < 16; k++)
-                        isum += q6_k_panel_code(blk, r, 16 * g + k) * at[b].qs[16 * g + k];
-                    sumi += (int8_t)blk[(size_t)g * ROWS + (size_t)r] * isum;
-                }
-                ks_fp16 d;
-                memcpy(&d, blk + Q6_D_AT + (size_t)r * sizeof(ks_fp16), sizeof d);
-                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
-            }
-            y[(size_t)t * ldy + (size_t)r] = acc;
-        }
-    }
+    grouped_gemv_one(&q6_k_layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
 static void q6_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
                       const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
     (void)next;
     gemv_each(q6_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
+/* ---- Q3_K ------------------------------------------------------------------------------
+ *
+ * Panel super-block (16 rows x 256 codes, 1760 bytes, as many as the rows' blocks), in
+ * the order the GEMV reads it:
+ *   scales  [3][16] u32       word k of each row's 12 scale bytes (bytes 4k .. 4k + 3)
+ *   per group g of 16 codes (sub-block g), 96 bytes, at 192 + 96 g:
+ *     low   [16][4] u8        byte 4 r + i: bits 2k+1..2k the low two bits of row r's
+ *                             code 4k + i of the group (k = 0..3)
+ *     high  [4] u64           bit 4 r + i of word k: the third bit of that code
+ *   d       [16] fp16         at 1728
+ * Codes q = low + 4 high in 0..7 stand for q - 4. Per row and token, per super-block:
+ * sumi = sum_g (sc_g - 32) sum_k (q_k - 4) a_k (exact); acc = fma(fp32(d) da, float(sumi),
+ * acc). pack_act gives da and -4 S_g per group (S_g = bsums[g]), which the GEMV's sums of
+ * the unsigned q start from. */
+
+#define Q3_SB_BYTES (ROWS * sizeof(ks_block_q3_k)) /* 1760 */
+#define Q3_GROUPS_AT (3 * ROWS * 4)                 /* 192 */
+#define Q3_GROUP_BYTES (64 + 32)
+#define Q3_D_AT (Q3_GROUPS_AT + 16 * Q3_GROUP_BYTES) /* 1728 */
+
+/* Row r's code (0..7) of element e of a Q3_K block, as quants.h lays it out. */
+static int q3_k_row_code(const ks_block_q3_k *x, int e) {
+    const int low = (x->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+    return low | ((x->hmask[e % 32] >> (e / 32)) & 1) << 2;
+}
+
+static void q3_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q3_k *x = block;
+    for (int k = 0; k < 3; k++)
+        memcpy(sb + ((size_t)k * ROWS + (size_t)r) * 4, x->scales + 4 * k, 4);
+    memcpy(sb + Q3_D_AT + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    for (int g = 0; g < 16; g++) {
+        uint8_t *grp = sb + Q3_GROUPS_AT + (size_t)g * Q3_GROUP_BYTES;
+        for (int k = 0; k < 4; k++) {
+            uint64_t word;
+            memcpy(&word, grp + 64 + 8 * k, 8);
+            for (int i = 0; i < 4; i++) {
+                const int q = q3_k_row_code(x, 16 * g + 4 * k + i);
+                grp[r * 4 + i] |= (uint8_t)((q & 3) << (2 * k));
+                word |= (uint64_t)(q >> 2) << (4 * r + i);
+            }
+            memcpy(grp + 64 + 8 * k, &word, 8);
+        }
+    }
+}
+
+static void q3_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q3_k), q3_k_put, scratch);
+}
+
+/* Row r's code of element e (0..255) of a panel super-block, and its group's sc - 32. */
+static int q3_k_panel_code(const uint8_t *blk, int r, int e) {
+    const int g = e / 16, k = (e % 16) / 4, i = e % 4;
+    const uint8_t *grp = blk + Q3_GROUPS_AT + (size_t)g * Q3_GROUP_BYTES;
+    uint64_t word;
+    memcpy(&word, grp + 64 + 8 * k, 8);
+    return ((grp[r * 4 + i] >> (2 * k)) & 3) | (int)((word >> (4 * r + i)) & 1) << 2;
+}
+
+static int q3_k_panel_scale(const uint8_t *blk, int r, int g) {
+    uint8_t scales[12];
+    for (int k = 0; k < 3; k++)
+        memcpy(scales + 4 * k, blk + ((size_t)k * ROWS + (size_t)r) * 4, 4);
+    return ks_q3_k_scale(scales, g) - 32;
+}
+
+/* As the row type's to_float rounds: d * (sc - 32) first. */
+static void q3_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    for (int64_t b = 0; b < n / KS_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * Q3_SB_BYTES;
+        ks_fp16 d;
+        memcpy(&d, blk + Q3_D_AT + (size_t)r * sizeof(ks_fp16), sizeof d);
+        for (int e = 0; e < KS_QK_K; e++)
+            y[b * KS_QK_K + e] =
+                ks_fp16_to_fp32(d) * (float)q3_k_panel_scale(blk, r, e / 16) * (float)(q3_k_panel_code(blk, r, e) - 4);
+    }
+}
+
+/* pk: [nsb] float da, then [nsb][16] int32 -4 * bsums[g] */
+static size_t q3_k_act_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * (sizeof(float) + 16 * sizeof(int32_t)); }
+
+static void q3_k_pack_act(const void *row, int64_t n, void *pk) {
+    const ks_block_q8_k *a = row;
+    const int64_t nsb = n / KS_QK_K;
+    float *da = pk;
+    int32_t *corr = (int32_t *)(da + nsb);
+    for (int64_t b = 0; b < nsb; b++) {
+        da[b] = a[b].d;
+        for (int g = 0; g < 16; g++)
+            corr[b * 16 + g] = -4 * a[b].bsums[g];
+    }
+}
+
+static int q3_k_panel_value(const uint8_t *blk, int r, int e) { return q3_k_panel_code(blk, r, e) - 4; }
+static const grouped_layout q3_k_layout = {Q3_SB_BYTES, 16, Q3_D_AT, q3_k_panel_value, q3_k_panel_scale};
+
+static void q3_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
+    grouped_gemv_one(&q3_k_layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
+static void q3_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(q3_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
 /* ---- IQ4_XS ----------------------------------------------------------------------------
@@ -538,30 +666,11 @@ static void iq4_xs_pack_act(const void *row, int64_t n, void *pk) {
     }
 }
 
-static void iq4_xs_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
-                            int64_t n, float *y, size_t ldy) {
-    const int64_t nsb = n / KS_QK_K;
-    for (int t = 0; t < nt; t++) {
-        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
-        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
-        for (int r = 0; r < ROWS; r++) {
-            float acc = 0.0f;
-            for (int64_t b = 0; b < nsb; b++) {
-                const uint8_t *blk = p + (size_t)b * XS_SB_BYTES;
-                int32_t sumi = 0;
-                for (int j = 0; j < 8; j++) {
-                    int32_t isum = 0;
-                    for (int k = 0; k < 32; k++)
-                        isum += iq4_xs_panel_value(blk, r, j * 32 + k) * at[b].qs[j * 32 + k];
-                    sumi += iq4_xs_panel_scale(blk, r, j) * isum;
-                }
-                ks_fp16 d;
-                memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
-                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
-            }
-            y[(size_t)t * ldy + (size_t)r] = acc;
-        }
-    }
+static const grouped_layout iq4_xs_layout = {XS_SB_BYTES, 32, 0, iq4_xs_panel_value, iq4_xs_panel_scale};
+
+static void iq4_xs_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride,
+                            int nt, int64_t n, float *y, size_t ldy) {
+    grouped_gemv_one(&iq4_xs_layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
 static void iq4_xs_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
@@ -583,6 +692,9 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
         return true;
     case KS_TYPE_Q6_K:
         *p = (ks_panel_kernels){q6_k_repack, q6_k_row_to_float, q6_k_act_bytes, q6_k_pack_act, q6_k_gemv, {0}};
+        return true;
+    case KS_TYPE_Q3_K:
+        *p = (ks_panel_kernels){q3_k_repack, q3_k_row_to_float, q3_k_act_bytes, q3_k_pack_act, q3_k_gemv, {0}};
         return true;
     case KS_TYPE_IQ4_XS:
         *p = (ks_panel_kernels){iq4_xs_repack, iq4_xs_row_to_float, iq4_xs_act_bytes, iq4_xs_pack_act, iq4_xs_gemv,

@@ -115,22 +115,18 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                 const __m512i h = _mm512_loadu_si512(grp + 128);
                 /* code 4 j + i of each row: its low bits from nibble j % 2 of low chunk j / 2,
                  * its high bits from bits 2j, 2j + 1 of the high chunk, moved to bits 4-5 */
-                const __m512i v0 = _mm512_ternarylogic_epi32(l0, _mm512_and_si512(_mm512_slli_epi16(h, 4), bits45),
-                                                             low4, AND_OR);
-                const __m512i v1 = _mm512_ternarylogic_epi32(
-                    _mm512_srli_epi16(l0, 4), _mm512_and_si512(_mm512_slli_epi16(h, 2), bits45), low4, AND_OR);
-                const __m512i v2 = _mm512_ternarylogic_epi32(l1, _mm512_and_si512(h, bits45), low4, AND_OR);
-                const __m512i v3 = _mm512_ternarylogic_epi32(
-                    _mm512_srli_epi16(l1, 4), _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45), low4, AND_OR);
+                const __m512i v[4] = {
+                    _mm512_ternarylogic_epi32(l0, _mm512_and_si512(_mm512_slli_epi16(h, 4), bits45), low4, AND_OR),
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(l0, 4), _mm512_and_si512(_mm512_slli_epi16(h, 2), bits45),
+                                              low4, AND_OR),
+                    _mm512_ternarylogic_epi32(l1, _mm512_and_si512(h, bits45), low4, AND_OR),
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(l1, 4),
+                                              _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45), low4, AND_OR)};
 #pragma GCC unroll 4
                 for (int t = 0; t < nt; t++) {
                     const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) +
                                        offsetof(ks_block_q8_k, qs) + (size_t)g * 16;
-                    __m512i s = _mm512_set1_epi32(corr[t][b * GROUPS + g]);
-                    s = _mm512_dpbusd_epi32(s, v0, ks_panel_bcast4(q + 4 * 0));
-                    s = _mm512_dpbusd_epi32(s, v1, ks_panel_bcast4(q + 4 * 1));
-                    s = _mm512_dpbusd_epi32(s, v2, ks_panel_bcast4(q + 4 * 2));
-                    s = _mm512_dpbusd_epi32(s, v3, ks_panel_bcast4(q + 4 * 3));
+                    const __m512i s = ks_panel_dot16(v, q, _mm512_set1_epi32(corr[t][b * GROUPS + g]));
                     sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
                 }
             }

@@ -56,6 +56,15 @@ static KS_ALWAYS_INLINE __m512i ks_panel_dot32(const __m512i v[8], const uint8_t
     return _mm512_add_epi32(s0, s1);
 }
 
+/* The exact sums of 16 codes per row: init + the four code vectors v[k] times activation
+ * bytes q[4k .. 4k + 3], one chain of vpdpbusd (the layouts with a scale per 16 codes). */
+static KS_ALWAYS_INLINE __m512i ks_panel_dot16(const __m512i v[4], const uint8_t *q, __m512i init) {
+    __m512i s = _mm512_dpbusd_epi32(init, v[0], ks_panel_bcast4(q + 4 * 0));
+    s = _mm512_dpbusd_epi32(s, v[1], ks_panel_bcast4(q + 4 * 1));
+    s = _mm512_dpbusd_epi32(s, v[2], ks_panel_bcast4(q + 4 * 2));
+    return _mm512_dpbusd_epi32(s, v[3], ks_panel_bcast4(q + 4 * 3));
+}
+
 /* The float step that closes a super-block for one panel: acc[t] += (d * da_t) * sumi[t]
  * for the nt tokens, dw the 16 rows' d (one FMA serves all 16 rows). */
 static KS_ALWAYS_INLINE void ks_panel_close_superblock(__m512 *acc, __m512 dw, const float *const *da, int64_t b,
