@@ -96,7 +96,7 @@ typedef struct ks_gemm_kernel {
  * share the call, from the tiles of gemm, and from the scalar reference. The activation
  * rows are the type's dot type (Q8_0 for Q8_0), each first given its block scales as
  * floats and its correction -128 * sum(a) per block by pack_act (act_bytes(n) bytes).
- * The Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS layouts (super-blocks of 16 rows x 256 codes, their scales decoded
+ * The Q2_K .. Q6_K and IQ4_XS layouts (super-blocks of 16 rows x 256 codes, their scales decoded
  * for all 16 rows at once) are defined in tensor/ref/panel_ref.c. */
 #define KS_PANEL_ROWS 16
 typedef struct ks_panel_kernels {

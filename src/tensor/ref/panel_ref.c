@@ -1,5 +1,5 @@
 /* panel_ref.c — the scalar reference of the panel layouts (kernels.h, ks_panel_kernels)
- * of Q8_0, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
+ * of Q8_0, Q2_K .. Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
  * activations' per-block terms, and the panel dot products, written as each layout's
  * definition reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
@@ -479,6 +479,114 @@ static void q6_k_gemv(const void *const panels[2], const void *const next[2], co
     gemv_each(q6_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
+/* ---- Q2_K ------------------------------------------------------------------------------
+ *
+ * Panel super-block (16 rows x 256 codes, 1344 bytes, as many as the rows' blocks), in
+ * the order the GEMV reads it:
+ *   scales  [16][16] u8       byte 16 g + r: row r's scales[g] (scale low nibble, min high)
+ *   codes   [16][16][4] u8    group g at 256 + 64 g, byte 4 r + i: bits 2k+1..2k row r's
+ *                             code 4k + i of the group (Q3_K's low fields)
+ *   d, dmin [16] fp16 each    at 1280, 1312
+ * Per row and token, per super-block: sumi = sum_g sc_g sum_k q_k a_k, summ = sum_g mn_g
+ * bsums[g] (exact); acc = fma(fp32(d) da, float(sumi), acc), accm = fma(fp32(dmin) da,
+ * float(summ), accm); the result acc - accm. pack_act gives da and the bsums in pairs
+ * (bsums[2i] | bsums[2i + 1] << 16, int16 each) for the GEMV's int16 pair products. */
+
+#define Q2_SB_BYTES (ROWS * sizeof(ks_block_q2_k)) /* 1344 */
+#define Q2_CODES_AT (16 * ROWS)                     /* 256 */
+#define Q2_D_AT (Q2_CODES_AT + 16 * 64)             /* 1280 */
+#define Q2_DMIN_AT (Q2_D_AT + ROWS * sizeof(ks_fp16))
+
+static void q2_k_put(uint8_t *sb, int r, const void *block) {
+    const ks_block_q2_k *x = block;
+    memcpy(sb + Q2_D_AT + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    memcpy(sb + Q2_DMIN_AT + (size_t)r * sizeof(ks_fp16), &x->dmin, sizeof(ks_fp16));
+    for (int g = 0; g < 16; g++) {
+        sb[(size_t)g * ROWS + (size_t)r] = x->scales[g];
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < 4; i++) {
+                const int e = 16 * g + 4 * k + i;
+                const int q = (x->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+                sb[Q2_CODES_AT + (size_t)g * 64 + (size_t)r * 4 + (size_t)i] |= (uint8_t)(q << (2 * k));
+            }
+    }
+}
+
+static void q2_k_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK_K, sizeof(ks_block_q2_k), q2_k_put, scratch);
+}
+
+static int q2_k_panel_code(const uint8_t *blk, int r, int e) {
+    const int g = e / 16, k = (e % 16) / 4, i = e % 4;
+    return (blk[Q2_CODES_AT + (size_t)g * 64 + (size_t)r * 4 + (size_t)i] >> (2 * k)) & 3;
+}
+
+/* As the row type's to_float rounds: d * sc and dmin * mn first. */
+static void q2_k_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    for (int64_t b = 0; b < n / KS_QK_K; b++) {
+        const uint8_t *blk = (const uint8_t *)panel + (size_t)b * Q2_SB_BYTES;
+        ks_fp16 d, dmin;
+        memcpy(&d, blk + Q2_D_AT + (size_t)r * sizeof(ks_fp16), sizeof d);
+        memcpy(&dmin, blk + Q2_DMIN_AT + (size_t)r * sizeof(ks_fp16), sizeof dmin);
+        for (int e = 0; e < KS_QK_K; e++) {
+            const uint8_t sm = blk[(size_t)(e / 16) * ROWS + (size_t)r];
+            y[b * KS_QK_K + e] = ks_fp16_to_fp32(d) * (float)(sm & 15) * (float)q2_k_panel_code(blk, r, e) -
+                                 ks_fp16_to_fp32(dmin) * (float)(sm >> 4);
+        }
+    }
+}
+
+/* pk: [nsb] float da, then [nsb][8] the bsums in pairs */
+static size_t q2_k_act_bytes(int64_t n) { return (size_t)(n / KS_QK_K) * (sizeof(float) + 8 * sizeof(int32_t)); }
+
+static void q2_k_pack_act(const void *row, int64_t n, void *pk) {
+    const ks_block_q8_k *a = row;
+    const int64_t nsb = n / KS_QK_K;
+    float *da = pk;
+    uint32_t *pairs = (uint32_t *)(da + nsb);
+    for (int64_t b = 0; b < nsb; b++) {
+        da[b] = a[b].d;
+        for (int i = 0; i < 8; i++)
+            pairs[b * 8 + i] = (uint32_t)(uint16_t)a[b].bsums[2 * i] | (uint32_t)(uint16_t)a[b].bsums[2 * i + 1] << 16;
+    }
+}
+
+static void q2_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
+                          int64_t n, float *y, size_t ldy) {
+    const int64_t nsb = n / KS_QK_K;
+    for (int t = 0; t < nt; t++) {
+        const ks_block_q8_k *at = (const ks_block_q8_k *)((const uint8_t *)a + (size_t)t * a_stride);
+        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
+        for (int r = 0; r < ROWS; r++) {
+            float acc = 0.0f, accm = 0.0f;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *blk = p + (size_t)b * Q2_SB_BYTES;
+                int32_t sumi = 0, summ = 0;
+                for (int g = 0; g < 16; g++) {
+                    const uint8_t sm = blk[(size_t)g * ROWS + (size_t)r];
+                    int32_t isum = 0;
+                    for (int k = 0; k < 16; k++)
+                        isum += q2_k_panel_code(blk, r, 16 * g + k) * at[b].qs[16 * g + k];
+                    sumi += (sm & 15) * isum;
+                    summ += (sm >> 4) * at[b].bsums[g];
+                }
+                ks_fp16 d, dmin;
+                memcpy(&d, blk + Q2_D_AT + (size_t)r * sizeof(ks_fp16), sizeof d);
+                memcpy(&dmin, blk + Q2_DMIN_AT + (size_t)r * sizeof(ks_fp16), sizeof dmin);
+                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)sumi, acc);
+                accm = fmaf(ks_fp16_to_fp32(dmin) * da[b], (float)summ, accm);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc - accm;
+        }
+    }
+}
+
+static void q2_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(q2_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
 /* ---- Q3_K ------------------------------------------------------------------------------
  *
  * Panel super-block (16 rows x 256 codes, 1760 bytes, as many as the rows' blocks), in
@@ -692,6 +800,9 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
         return true;
     case KS_TYPE_Q6_K:
         *p = (ks_panel_kernels){q6_k_repack, q6_k_row_to_float, q6_k_act_bytes, q6_k_pack_act, q6_k_gemv, {0}};
+        return true;
+    case KS_TYPE_Q2_K:
+        *p = (ks_panel_kernels){q2_k_repack, q2_k_row_to_float, q2_k_act_bytes, q2_k_pack_act, q2_k_gemv, {0}};
         return true;
     case KS_TYPE_Q3_K:
         *p = (ks_panel_kernels){q3_k_repack, q3_k_row_to_float, q3_k_act_bytes, q3_k_pack_act, q3_k_gemv, {0}};

@@ -43,5 +43,6 @@ void ks_kernels_register_avx512(ks_kernels *k) {
     ks_panel_q6_k_avx512_register(k);
     ks_panel_iq4_xs_avx512_register(k);
     ks_panel_q3_k_avx512_register(k);
+    ks_panel_q2_k_avx512_register(k);
     ks_attn_avx512_register(k);
 }

@@ -38,6 +38,7 @@ void ks_panel_k_avx512_register(ks_kernels *k);
 void ks_panel_q6_k_avx512_register(ks_kernels *k);
 void ks_panel_iq4_xs_avx512_register(ks_kernels *k);
 void ks_panel_q3_k_avx512_register(ks_kernels *k);
+void ks_panel_q2_k_avx512_register(ks_kernels *k);
 void ks_elementwise_avx2_register(ks_kernels *k);
 void ks_elementwise_avx512_register(ks_kernels *k);
 void ks_attn_avx2_register(ks_kernels *k);

@@ -193,6 +193,7 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
             const __m512i mp3 = _mm512_shuffle_epi8(mn_hi, words_of_dword(1));
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
             const __m512 dmw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + ROWS * sizeof(ks_fp16))));
+            __m512i summ[KS_VEC_DOT_ROWS];
 #pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
                 const int32_t *s = sp[t] + (size_t)b * 4;
@@ -200,16 +201,12 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
                 __m512i m1 = _mm512_dpwssd_epi32(_mm512_setzero_si512(), mp1, _mm512_set1_epi32(s[1]));
                 m0 = _mm512_dpwssd_epi32(m0, mp2, _mm512_set1_epi32(s[2]));
                 m1 = _mm512_dpwssd_epi32(m1, mp3, _mm512_set1_epi32(s[3]));
-                const __m512 dt = _mm512_set1_ps(da[t][b]);
-                acc[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dt), _mm512_cvtepi32_ps(sumi[t]), acc[j][t]);
-                accm[j][t] = _mm512_fmadd_ps(_mm512_mul_ps(dmw, dt), _mm512_cvtepi32_ps(_mm512_add_epi32(m0, m1)),
-                                             accm[j][t]);
+                summ[t] = _mm512_add_epi32(m0, m1);
             }
+            ks_panel_close_superblock_mins(acc[j], accm[j], dw, dmw, da, b, sumi, summ, nt);
         }
     }
-    for (int j = 0; j < np; j++)
-        for (int t = 0; t < nt; t++)
-            _mm512_storeu_ps(y[j] + (size_t)t * ldy, _mm512_sub_ps(acc[j][t], accm[j][t]));
+    ks_panel_store_mins(y, ldy, acc, accm, np, nt);
 }
 
 static KS_ALWAYS_INLINE void gemv_q4_k(const void *const panels[2], const void *const next[2], const uint8_t *a,

@@ -73,6 +73,26 @@ static KS_ALWAYS_INLINE void ks_panel_close_superblock(__m512 *acc, __m512 dw, c
         acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(da[t][b])), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
 }
 
+/* The same for the layouts with mins (Q4_K, Q5_K, Q2_K): acc[t] += (d * da_t) * sumi[t],
+ * accm[t] += (dmin * da_t) * summ[t], dmw the rows' dmin; the result is acc - accm. */
+static KS_ALWAYS_INLINE void ks_panel_close_superblock_mins(__m512 *acc, __m512 *accm, __m512 dw, __m512 dmw,
+                                                            const float *const *da, int64_t b, const __m512i *sumi,
+                                                            const __m512i *summ, int nt) {
+    for (int t = 0; t < nt; t++) {
+        const __m512 dt = _mm512_set1_ps(da[t][b]);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dt), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+        accm[t] = _mm512_fmadd_ps(_mm512_mul_ps(dmw, dt), _mm512_cvtepi32_ps(summ[t]), accm[t]);
+    }
+}
+
+/* The results of np panels x nt tokens for the layouts with mins: acc - accm. */
+static KS_ALWAYS_INLINE void ks_panel_store_mins(float *const y[2], size_t ldy, const __m512 acc[][KS_VEC_DOT_ROWS],
+                                                 const __m512 accm[][KS_VEC_DOT_ROWS], int np, int nt) {
+    for (int j = 0; j < np; j++)
+        for (int t = 0; t < nt; t++)
+            _mm512_storeu_ps(y[j] + (size_t)t * ldy, _mm512_sub_ps(acc[j][t], accm[j][t]));
+}
+
 /* The results of np panels x nt tokens: y[j][t * ldy + row] = acc[j][t]. */
 static KS_ALWAYS_INLINE void ks_panel_store(float *const y[2], size_t ldy, const __m512 acc[][KS_VEC_DOT_ROWS], int np,
                                            int nt) {
