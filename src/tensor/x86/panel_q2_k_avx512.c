@@ -68,13 +68,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                 __m512i v[4];
                 for (int k = 0; k < 4; k++)
                     v[k] = _mm512_and_si512(_mm512_srli_epi16(low, 2 * k), low2);
-#pragma GCC unroll 4
-                for (int t = 0; t < nt; t++) {
-                    const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) +
-                                       offsetof(ks_block_q8_k, qs) + (size_t)g * 16;
-                    const __m512i s = ks_panel_dot16(v, q, _mm512_setzero_si512());
-                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
-                }
+                ks_panel_group16(a, a_stride, b, g, v, sc, NULL, (size_t)(b * GROUPS + g), nt, sumi);
             }
             /* the rows' mins of groups 2i and 2i + 1 as an int16 pair per lane */
             __m512i mp[8];

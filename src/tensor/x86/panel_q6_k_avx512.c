@@ -122,13 +122,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                     _mm512_ternarylogic_epi32(l1, _mm512_and_si512(h, bits45), low4, AND_OR),
                     _mm512_ternarylogic_epi32(_mm512_srli_epi16(l1, 4),
                                               _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45), low4, AND_OR)};
-#pragma GCC unroll 4
-                for (int t = 0; t < nt; t++) {
-                    const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) +
-                                       offsetof(ks_block_q8_k, qs) + (size_t)g * 16;
-                    const __m512i s = ks_panel_dot16(v, q, _mm512_set1_epi32(corr[t][b * GROUPS + g]));
-                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
-                }
+                ks_panel_group16(a, a_stride, b, g, v, sc, corr, (size_t)(b * GROUPS + g), nt, sumi);
             }
             ks_panel_close_superblock(acc[j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + D_AT))), da, b,
                                       sumi, nt);

@@ -7,6 +7,7 @@
 
 #include "core/ks_core.h"
 #include "tensor/kernels.h"
+#include "tensor/quants.h"
 
 #include <immintrin.h>
 #include <stdbool.h>
@@ -63,6 +64,21 @@ static KS_ALWAYS_INLINE __m512i ks_panel_dot16(const __m512i v[4], const uint8_t
     s = _mm512_dpbusd_epi32(s, v[1], ks_panel_bcast4(q + 4 * 1));
     s = _mm512_dpbusd_epi32(s, v[2], ks_panel_bcast4(q + 4 * 2));
     return _mm512_dpbusd_epi32(s, v[3], ks_panel_bcast4(q + 4 * 3));
+}
+
+/* One group of 16 codes against the call's nt tokens: sumi[t] += sc * (the group's 16
+ * rows' sums from corr[t][i], or 0 where corr is NULL), the token's activation bytes at
+ * a + t * a_stride, super-block b, codes 16 g .. 16 g + 15. */
+static KS_ALWAYS_INLINE void ks_panel_group16(const uint8_t *a, size_t a_stride, int64_t b, int g, const __m512i v[4],
+                                              __m512i sc, const int32_t *const *corr, size_t i, int nt,
+                                              __m512i *sumi) {
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) + offsetof(ks_block_q8_k, qs) +
+                           (size_t)g * 16;
+        const __m512i s = ks_panel_dot16(v, q, corr ? _mm512_set1_epi32(corr[t][i]) : _mm512_setzero_si512());
+        sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
+    }
 }
 
 /* The float step that closes a super-block for one panel: acc[t] += (d * da_t) * sumi[t]
