@@ -187,7 +187,9 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--type")) {
             NEXT_VALUE();
             if ((o->mix = ks_mkmodel_mix_from_name(val)) < 0)
-                return bad_usage("unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q3_k_m q2_k iq4_xs iq4_nl)", val);
+                return bad_usage("unknown type '%s' (f32 f16 bf16 q8_0 q4_0 q4_k_m q5_k_m q3_k_m q2_k "
+                                 "iq4_xs iq4_nl)",
+                                 val);
         } else if (!strcmp(a, "--seed")) {
             NEXT_VALUE();
             long seed;

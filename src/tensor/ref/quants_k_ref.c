@@ -504,7 +504,8 @@ void ks_quantize_row_q2_k_ref(const float *x, void *y, int64_t n) {
         }
         const float is = max_s > 0 ? 15.0f / max_s : 0.0f, im = max_m > 0 ? 15.0f / max_m : 0.0f;
         for (int j = 0; j < KS_QK_K / LOW_SUB; j++)
-            b[ib].scales[j] = (uint8_t)(clamp_int(nearest(is * s[j]), 0, 15) | clamp_int(nearest(im * m[j]), 0, 15) << 4);
+            b[ib].scales[j] =
+                (uint8_t)(clamp_int(nearest(is * s[j]), 0, 15) | clamp_int(nearest(im * m[j]), 0, 15) << 4);
         b[ib].d = ks_fp32_to_fp16(max_s / 15.0f);
         b[ib].dmin = ks_fp32_to_fp16(max_m / 15.0f);
         const float d = ks_fp16_to_fp32(b[ib].d), dmin = ks_fp16_to_fp32(b[ib].dmin);
@@ -526,7 +527,8 @@ void ks_dequantize_row_q3_k_ref(const void *x, float *y, int64_t n) {
     for (int64_t ib = 0; ib < n / KS_QK_K; ib++, y += KS_QK_K) {
         const float d = ks_fp16_to_fp32(b[ib].d);
         for (int e = 0; e < KS_QK_K; e++) {
-            const int q = ((b[ib].qs[low2_byte(e)] >> low2_shift(e)) & 3) | ((b[ib].hmask[e % 32] >> (e / 32)) & 1) << 2;
+            const int low = (b[ib].qs[low2_byte(e)] >> low2_shift(e)) & 3;
+            const int q = low | ((b[ib].hmask[e % 32] >> (e / 32)) & 1) << 2;
             y[e] = d * (float)(ks_q3_k_scale(b[ib].scales, e / LOW_SUB) - 32) * (float)(q - 4);
         }
     }

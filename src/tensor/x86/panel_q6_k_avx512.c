@@ -117,8 +117,8 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                  * its high bits from bits 2j, 2j + 1 of the high chunk, moved to bits 4-5 */
                 const __m512i v[4] = {
                     _mm512_ternarylogic_epi32(l0, _mm512_and_si512(_mm512_slli_epi16(h, 4), bits45), low4, AND_OR),
-                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(l0, 4), _mm512_and_si512(_mm512_slli_epi16(h, 2), bits45),
-                                              low4, AND_OR),
+                    _mm512_ternarylogic_epi32(_mm512_srli_epi16(l0, 4),
+                                              _mm512_and_si512(_mm512_slli_epi16(h, 2), bits45), low4, AND_OR),
                     _mm512_ternarylogic_epi32(l1, _mm512_and_si512(h, bits45), low4, AND_OR),
                     _mm512_ternarylogic_epi32(_mm512_srli_epi16(l1, 4),
                                               _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45), low4, AND_OR)};

@@ -109,7 +109,8 @@ static inline __m128i ks_x86_q3_k_scales(const uint8_t *scales) {
     memcpy(&u1, scales + 4, 4);
     memcpy(&u2, scales + 8, 4);
     const uint32_t low4 = 0x0f0f0f0fu, two = 0x03030303u;
-    const __m128i s = _mm_setr_epi32((int)((u0 & low4) | ((u2 & two) << 4)), (int)((u1 & low4) | (((u2 >> 2) & two) << 4)),
+    const __m128i s = _mm_setr_epi32((int)((u0 & low4) | ((u2 & two) << 4)),
+                                     (int)((u1 & low4) | (((u2 >> 2) & two) << 4)),
                                      (int)(((u0 >> 4) & low4) | (((u2 >> 4) & two) << 4)),
                                      (int)(((u1 >> 4) & low4) | (((u2 >> 6) & two) << 4)));
     return _mm_sub_epi8(s, _mm_set1_epi8(32));
@@ -200,7 +201,8 @@ static KS_ALWAYS_INLINE void ks_x86_dot_iq4_nl(ks_x86_u8i8_fn dot, const void *w
         if (ib < nb) { /* the last of an odd count */
             const ks_block_q8_0 *y = (const ks_block_q8_0 *)((const uint8_t *)a + (size_t)j * a_stride) + ib;
             const __m256i v = ks_x86_iq4_values32(x[ib].qs);
-            const int sumi = ks_x86_hsum_epi32(dot(_mm256_sign_epi8(v, v), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), v)));
+            const __m256i s = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), v);
+            const int sumi = ks_x86_hsum_epi32(dot(_mm256_sign_epi8(v, v), s));
             sum = fmaf(ks_x86_fp16(y->d) * ks_x86_fp16(x[ib].d), (float)sumi, sum);
         }
         out[j] = sum;
