@@ -96,8 +96,9 @@ typedef struct ks_gemm_kernel {
  * share the call, from the tiles of gemm, and from the scalar reference. The activation
  * rows are the type's dot type (Q8_0 for Q8_0), each first given its block scales as
  * floats and its correction -128 * sum(a) per block by pack_act (act_bytes(n) bytes).
- * The Q2_K .. Q6_K and IQ4_XS layouts (super-blocks of 16 rows x 256 codes, their scales decoded
- * for all 16 rows at once) are defined in tensor/ref/panel_ref.c. */
+ * IQ4_NL's layout (Q8_0's, with 16 bytes of nibble pairs a row and block) and the Q2_K ..
+ * Q6_K and IQ4_XS ones (super-blocks of 16 rows x 256 codes, their scales decoded for all
+ * 16 rows at once) are defined in tensor/ref/panel_ref.c. */
 #define KS_PANEL_ROWS 16
 typedef struct ks_panel_kernels {
     /* 16 rows of n elements, row_bytes apart, into one panel in place; scratch: 16 *

@@ -1,5 +1,5 @@
 /* panel_ref.c — the scalar reference of the panel layouts (kernels.h, ks_panel_kernels)
- * of Q8_0, Q2_K .. Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
+ * of Q8_0, IQ4_NL, Q2_K .. Q6_K and IQ4_XS: repacking 16 rows into a panel, a panel row back to floats, the
  * activations' per-block terms, and the panel dot products, written as each layout's
  * definition reads. ISA tables register their own kernels; the tests
  * hold them to these bit for bit (the arithmetic is one chain per row and token, which
@@ -151,6 +151,76 @@ static void q8_0_gemv(const void *const panels[2], const void *const next[2], co
                       const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
     (void)next;
     gemv_each(q8_0_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
+}
+
+/* ---- IQ4_NL ----------------------------------------------------------------------------
+ *
+ * Panel block (16 rows x 32 codes, 288 bytes, as many as the rows' blocks):
+ *   d      [16] fp16        at 0
+ *   codes  [4][16][4] u8    at 32: chunk h, byte 4 r + i = row r's qs[4 h + i] as it was
+ *                           (its codes 4h + i, low nibble, and 4h + 16 + i, high)
+ * Per row and token, Q8_0's chain: isum = sum_k v_k a_k (exact, v the table values);
+ * acc = fma(fp32(d) * da, float(isum), acc). The activations' terms are Q8_0's (da and
+ * -128 * the block's code sum): the GEMV multiplies v + 128, unsigned. */
+
+#define NL_BLOCK_BYTES (ROWS * sizeof(ks_block_iq4_nl)) /* 288 */
+#define NL_CODES_AT (ROWS * sizeof(ks_fp16))            /* 32 */
+
+static void iq4_nl_put(uint8_t *pb, int r, const void *block) {
+    const ks_block_iq4_nl *x = block;
+    memcpy(pb + (size_t)r * sizeof(ks_fp16), &x->d, sizeof(ks_fp16));
+    for (int h = 0; h < 4; h++)
+        memcpy(pb + NL_CODES_AT + (size_t)h * 64 + (size_t)r * 4, x->qs + 4 * h, 4);
+}
+
+static void iq4_nl_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) {
+    ks_panel_repack_blocks(rows, row_bytes, n / KS_QK4_NL, sizeof(ks_block_iq4_nl), iq4_nl_put, scratch);
+}
+
+static int iq4_nl_panel_value(const uint8_t *blk, int r, int k) {
+    const int m = k % 16, h = m / 4, i = m % 4;
+    const uint8_t byte = blk[NL_CODES_AT + (size_t)h * 64 + (size_t)r * 4 + (size_t)i];
+    return ks_iq4_values[(byte >> (4 * (k / 16))) & 15];
+}
+
+static void iq4_nl_row_to_float(const void *panel, int r, int64_t n, float *y) {
+    const uint8_t *p = panel;
+    for (int64_t b = 0; b < n / KS_QK4_NL; b++) {
+        const uint8_t *blk = p + (size_t)b * NL_BLOCK_BYTES;
+        ks_fp16 d;
+        memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
+        const float df = ks_fp16_to_fp32(d);
+        for (int k = 0; k < KS_QK4_NL; k++)
+            y[b * KS_QK4_NL + k] = df * (float)iq4_nl_panel_value(blk, r, k);
+    }
+}
+
+static void iq4_nl_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride,
+                            int nt, int64_t n, float *y, size_t ldy) {
+    const int64_t nb = n / KS_QK4_NL;
+    for (int t = 0; t < nt; t++) {
+        const ks_block_q8_0 *at = (const ks_block_q8_0 *)((const uint8_t *)a + (size_t)t * a_stride);
+        const float *da = (const float *)((const uint8_t *)pk + (size_t)t * pk_stride);
+        for (int r = 0; r < ROWS; r++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = p + (size_t)b * NL_BLOCK_BYTES;
+                int32_t isum = 0;
+                for (int k = 0; k < KS_QK4_NL; k++)
+                    isum += iq4_nl_panel_value(blk, r, k) * at[b].qs[k];
+                ks_fp16 d;
+                memcpy(&d, blk + (size_t)r * sizeof(ks_fp16), sizeof d);
+                acc = fmaf(ks_fp16_to_fp32(d) * da[b], (float)isum, acc);
+            }
+            y[(size_t)t * ldy + (size_t)r] = acc;
+        }
+    }
+}
+
+static void iq4_nl_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    (void)next;
+    gemv_each(iq4_nl_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
 }
 
 /* ---- Q4_K ------------------------------------------------------------------------------ */
@@ -800,6 +870,9 @@ bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
         return true;
     case KS_TYPE_Q6_K:
         *p = (ks_panel_kernels){q6_k_repack, q6_k_row_to_float, q6_k_act_bytes, q6_k_pack_act, q6_k_gemv, {0}};
+        return true;
+    case KS_TYPE_IQ4_NL: /* the activations' terms are Q8_0's */
+        *p = (ks_panel_kernels){iq4_nl_repack, iq4_nl_row_to_float, q8_0_act_bytes, q8_0_pack_act, iq4_nl_gemv, {0}};
         return true;
     case KS_TYPE_Q2_K:
         *p = (ks_panel_kernels){q2_k_repack, q2_k_row_to_float, q2_k_act_bytes, q2_k_pack_act, q2_k_gemv, {0}};

@@ -1,7 +1,8 @@
-/* panel_q8_0_avx512.c — Q8_0 weights in 16-row panels (kernels.h, ks_panel_kernels)
- * on 512-bit VNNI: the decode dot products of one to four tokens, and the repacking.
+/* panel_q8_0_avx512.c — Q8_0 and IQ4_NL weights (the 32-element blocks) in 16-row panels
+ * (kernels.h, ks_panel_kernels) on 512-bit VNNI: the decode dot products of one to four
+ * tokens, and Q8_0's repacking (IQ4_NL's is the reference's, its bytes copied as they are).
  *
- * Owns: the panel repacker and the panel GEMV for AVX-512 VNNI, and
+ * Owns: the Q8_0 panel repacker, the Q8_0 and IQ4_NL panel GEMVs for AVX-512 VNNI, and
  * ks_panel_q8_0_avx512_register() (the rest of the entries are the reference's: the
  * activations' scales and corrections, once per token and matrix, and a panel row to
  * floats, for embedding lookups).
@@ -51,12 +52,22 @@ static void q8_0_repack(void *rows, size_t row_bytes, int64_t n, void *scratch) 
     ks_panel_repack_blocks(rows, row_bytes, n / KS_QK8_0, sizeof(ks_block_q8_0), q8_0_put, scratch);
 }
 
-/* np panels (1 or 2) side by side against nt tokens. */
-static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *const next[2], const uint8_t *a,
-                                     size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt,
-                                     const int np, int64_t n, float *const y[2], size_t ldy) {
+/* IQ4_NL's panel block (panel_ref.c): 16 rows' d, then four 64-byte chunks of nibble
+ * pairs, byte 4 r + i of chunk h the row's codes 4h + i (low) and 4h + 16 + i (high). */
+#define NL_BLOCK_BYTES (ROWS * sizeof(ks_block_iq4_nl))
+
+/* np panels (1 or 2) side by side against nt tokens; nl: IQ4_NL's blocks, whose eight code
+ * vectors are the chunks' nibbles through the table + 128 (one vpshufb each), else
+ * Q8_0's, loaded as they are. */
+static KS_ALWAYS_INLINE void gemv_blocks(const void *const panels[2], const void *const next[2], const uint8_t *a,
+                                         size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt,
+                                         const int np, int64_t n, float *const y[2], size_t ldy, const bool nl) {
+    const size_t block_bytes = nl ? NL_BLOCK_BYTES : BLOCK_BYTES;
     const int64_t nb = n / KS_QK8_0;
-    const size_t pb = (size_t)nb * BLOCK_BYTES;
+    const size_t pb = (size_t)nb * block_bytes;
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i table = _mm512_broadcast_i32x4(
+        _mm_xor_si128(_mm_loadu_si128((const __m128i *)ks_iq4_values), _mm_set1_epi8((char)0x80)));
     const bool many = nt > 2;
     const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
     const float *da[KS_VEC_DOT_ROWS];
@@ -70,13 +81,21 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     }
     for (int64_t b = 0; b < nb; b++) {
         for (int j = 0; j < np; j++) {
-            const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * BLOCK_BYTES;
-            ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * BLOCK_BYTES + ahead, (size_t)(b + 1) * BLOCK_BYTES + ahead,
-                      many);
+            const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * block_bytes;
+            ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * block_bytes + ahead,
+                               (size_t)(b + 1) * block_bytes + ahead, many);
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
             __m512i w[8];
-            for (int g = 0; g < 8; g++)
-                w[g] = _mm512_loadu_si512(blk + CODES_AT + 64 * (size_t)g);
+            if (nl) {
+                for (int h = 0; h < 4; h++) {
+                    const __m512i c = _mm512_loadu_si512(blk + CODES_AT + 64 * (size_t)h);
+                    w[h] = _mm512_shuffle_epi8(table, _mm512_and_si512(c, low4));
+                    w[h + 4] = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4));
+                }
+            } else {
+                for (int g = 0; g < 8; g++)
+                    w[g] = _mm512_loadu_si512(blk + CODES_AT + 64 * (size_t)g);
+            }
 #pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
                 const uint8_t *q =
@@ -92,9 +111,26 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             _mm512_storeu_ps(y[j] + (size_t)t * ldy, acc[j][t]);
 }
 
+static KS_ALWAYS_INLINE void gemv_q8_0(const void *const panels[2], const void *const next[2], const uint8_t *a,
+                                       size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt, const int np,
+                                       int64_t n, float *const y[2], size_t ldy) {
+    gemv_blocks(panels, next, a, a_stride, pk, pk_stride, nt, np, n, y, ldy, false);
+}
+
+static KS_ALWAYS_INLINE void gemv_iq4_nl(const void *const panels[2], const void *const next[2], const uint8_t *a,
+                                         size_t a_stride, const uint8_t *pk, size_t pk_stride, const int nt,
+                                         const int np, int64_t n, float *const y[2], size_t ldy) {
+    gemv_blocks(panels, next, a, a_stride, pk, pk_stride, nt, np, n, y, ldy, true);
+}
+
 static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
                       const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_nt);
+    KS_PANEL_GEMV_DISPATCH(gemv_q8_0);
+}
+
+static void iq4_nl_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
+                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
+    KS_PANEL_GEMV_DISPATCH(gemv_iq4_nl);
 }
 
 void ks_panel_q8_0_avx512_register(ks_kernels *k) {
@@ -102,4 +138,7 @@ void ks_panel_q8_0_avx512_register(ks_kernels *k) {
     ks_panel_ref(KS_TYPE_Q8_0, p);
     p->repack = q8_0_repack;
     p->gemv = q8_0_gemv;
+    p = &k->panel[KS_TYPE_IQ4_NL];
+    ks_panel_ref(KS_TYPE_IQ4_NL, p);
+    p->gemv = iq4_nl_gemv;
 }
