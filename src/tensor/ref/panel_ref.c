@@ -108,6 +108,14 @@ static void gemv_each(gemv_one_fn one, const void *const panels[2], const void *
             one(panels[j], a, a_stride, pk, pk_stride, nt, n, y[j], ldy);
 }
 
+/* Defines the panel GEMV entry `name` as gemv_each() of the one-panel GEMV `one`. */
+#define REF_PANEL_GEMV(name, one)                                                                   \
+    static void name(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride, \
+                     const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) { \
+        (void)next;                                                                                 \
+        gemv_each(one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);                          \
+    }
+
 /* The layouts whose rows decode as d * scale_g * value_e (Q6_K, Q3_K, IQ4_XS): their
  * reference GEMV is one chain per row and token, per super-block
  *   sumi = sum_g scale_g sum_{e in g} value_e a_e   (exact)
@@ -147,11 +155,15 @@ static void grouped_gemv_one(const grouped_layout *L, const uint8_t *p, const vo
     }
 }
 
-static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(q8_0_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+/* The GEMV entry prefix_gemv of a grouped layout (and its one-panel prefix_gemv_one). */
+#define GROUPED_PANEL_GEMV(prefix, layout)                                                          \
+    static void prefix##_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, \
+                                  size_t pk_stride, int nt, int64_t n, float *y, size_t ldy) {      \
+        grouped_gemv_one(&layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);                    \
+    }                                                                                               \
+    REF_PANEL_GEMV(prefix##_gemv, prefix##_gemv_one)
+
+REF_PANEL_GEMV(q8_0_gemv, q8_0_gemv_one)
 
 /* ---- IQ4_NL ----------------------------------------------------------------------------
  *
@@ -217,11 +229,7 @@ static void iq4_nl_gemv_one(const uint8_t *p, const void *a, size_t a_stride, co
     }
 }
 
-static void iq4_nl_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(iq4_nl_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+REF_PANEL_GEMV(iq4_nl_gemv, iq4_nl_gemv_one)
 
 /* ---- Q4_K ------------------------------------------------------------------------------ */
 
@@ -363,11 +371,7 @@ static void q4_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
     k_gemv_one(p, a, a_stride, pk, pk_stride, nt, n, y, ldy, SB_BYTES, q4_k_panel_code);
 }
 
-static void q4_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(q4_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+REF_PANEL_GEMV(q4_k_gemv, q4_k_gemv_one)
 
 /* ---- Q5_K ------------------------------------------------------------------------------
  *
@@ -422,11 +426,7 @@ static void q5_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
     k_gemv_one(p, a, a_stride, pk, pk_stride, nt, n, y, ldy, Q5_SB_BYTES, q5_k_panel_code);
 }
 
-static void q5_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(q5_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+REF_PANEL_GEMV(q5_k_gemv, q5_k_gemv_one)
 
 /* ---- Q6_K ------------------------------------------------------------------------------
  *
@@ -538,16 +538,7 @@ static int q6_k_panel_value(const uint8_t *blk, int r, int e) { return q6_k_pane
 static int q6_k_panel_scale(const uint8_t *blk, int r, int g) { return (int8_t)blk[(size_t)g * ROWS + (size_t)r]; }
 static const grouped_layout q6_k_layout = {Q6_SB_BYTES, 16, Q6_D_AT, q6_k_panel_value, q6_k_panel_scale};
 
-static void q6_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
-                          int64_t n, float *y, size_t ldy) {
-    grouped_gemv_one(&q6_k_layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
-
-static void q6_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(q6_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+GROUPED_PANEL_GEMV(q6_k, q6_k_layout)
 
 /* ---- Q2_K ------------------------------------------------------------------------------
  *
@@ -651,11 +642,7 @@ static void q2_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, cons
     }
 }
 
-static void q2_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(q2_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+REF_PANEL_GEMV(q2_k_gemv, q2_k_gemv_one)
 
 /* ---- Q3_K ------------------------------------------------------------------------------
  *
@@ -753,16 +740,7 @@ static void q3_k_pack_act(const void *row, int64_t n, void *pk) {
 static int q3_k_panel_value(const uint8_t *blk, int r, int e) { return q3_k_panel_code(blk, r, e) - 4; }
 static const grouped_layout q3_k_layout = {Q3_SB_BYTES, 16, Q3_D_AT, q3_k_panel_value, q3_k_panel_scale};
 
-static void q3_k_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride, int nt,
-                          int64_t n, float *y, size_t ldy) {
-    grouped_gemv_one(&q3_k_layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
-
-static void q3_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(q3_k_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+GROUPED_PANEL_GEMV(q3_k, q3_k_layout)
 
 /* ---- IQ4_XS ----------------------------------------------------------------------------
  *
@@ -846,16 +824,7 @@ static void iq4_xs_pack_act(const void *row, int64_t n, void *pk) {
 
 static const grouped_layout iq4_xs_layout = {XS_SB_BYTES, 32, 0, iq4_xs_panel_value, iq4_xs_panel_scale};
 
-static void iq4_xs_gemv_one(const uint8_t *p, const void *a, size_t a_stride, const void *pk, size_t pk_stride,
-                            int nt, int64_t n, float *y, size_t ldy) {
-    grouped_gemv_one(&iq4_xs_layout, p, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
-
-static void iq4_xs_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    (void)next;
-    gemv_each(iq4_xs_gemv_one, panels, a, a_stride, pk, pk_stride, nt, n, y, ldy);
-}
+GROUPED_PANEL_GEMV(iq4_xs, iq4_xs_layout)
 
 bool ks_panel_ref(uint32_t type, ks_panel_kernels *p) {
     switch (type) {

@@ -92,10 +92,7 @@ static KS_ALWAYS_INLINE void gemv_iq4_xs(const void *const panels[2], const void
     ks_panel_store(y, ldy, acc, np, nt);
 }
 
-static void iq4_xs_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_iq4_xs);
-}
+KS_PANEL_GEMV_ENTRY(iq4_xs_gemv, gemv_iq4_xs)
 
 void ks_panel_iq4_xs_avx512_register(ks_kernels *k) {
     ks_panel_kernels *p = &k->panel[KS_TYPE_IQ4_XS];

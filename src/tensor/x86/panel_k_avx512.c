@@ -221,15 +221,9 @@ static KS_ALWAYS_INLINE void gemv_q5_k(const void *const panels[2], const void *
     gemv_k(panels, next, a, a_stride, pk, pk_stride, nt, np, n, y, ldy, true);
 }
 
-static void q4_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_q4_k);
-}
+KS_PANEL_GEMV_ENTRY(q4_k_gemv, gemv_q4_k)
 
-static void q5_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_q5_k);
-}
+KS_PANEL_GEMV_ENTRY(q5_k_gemv, gemv_q5_k)
 
 void ks_panel_k_avx512_register(ks_kernels *k) {
     ks_panel_kernels *p = &k->panel[KS_TYPE_Q4_K];

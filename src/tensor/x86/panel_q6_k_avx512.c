@@ -131,10 +131,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     ks_panel_store(y, ldy, acc, np, nt);
 }
 
-static void q6_k_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_nt);
-}
+KS_PANEL_GEMV_ENTRY(q6_k_gemv, gemv_nt)
 
 void ks_panel_q6_k_avx512_register(ks_kernels *k) {
     ks_panel_kernels *p = &k->panel[KS_TYPE_Q6_K];

@@ -123,15 +123,9 @@ static KS_ALWAYS_INLINE void gemv_iq4_nl(const void *const panels[2], const void
     gemv_blocks(panels, next, a, a_stride, pk, pk_stride, nt, np, n, y, ldy, true);
 }
 
-static void q8_0_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                      const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_q8_0);
-}
+KS_PANEL_GEMV_ENTRY(q8_0_gemv, gemv_q8_0)
 
-static void iq4_nl_gemv(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
-                        const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) {
-    KS_PANEL_GEMV_DISPATCH(gemv_iq4_nl);
-}
+KS_PANEL_GEMV_ENTRY(iq4_nl_gemv, gemv_iq4_nl)
 
 void ks_panel_q8_0_avx512_register(ks_kernels *k) {
     ks_panel_kernels *p = &k->panel[KS_TYPE_Q8_0];

@@ -135,4 +135,11 @@ static KS_ALWAYS_INLINE void ks_panel_store(float *const y[2], size_t ldy, const
         }                                                                                     \
     } while (0)
 
+/* Defines the panel GEMV entry `name` (kernels.h, ks_panel_kernels.gemv) over GEMV_NT. */
+#define KS_PANEL_GEMV_ENTRY(name, GEMV_NT)                                                               \
+    static void name(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride, \
+                     const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy) { \
+        KS_PANEL_GEMV_DISPATCH(GEMV_NT);                                                                 \
+    }
+
 #endif
