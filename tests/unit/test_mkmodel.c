@@ -219,6 +219,49 @@ Test(mkmodel, test_mkmodel_q4_k_m_falls_back_on_short_rows) {
     ks_gguf_close(g);
 }
 
+/* The lower-bit mixes follow llama.cpp's rules (tiny MoE, 3 layers, 2 query heads a KV
+ * head unless said): Q3_K_M keeps the first two attn_v in Q5_K and the rest in Q4_K,
+ * attn_output in Q4_K; Q2_K keeps attn_v (fewer than 4 query heads a KV head), attn_output
+ * and ffn_down in Q3_K; IQ4_XS keeps attn_v in Q5_K where 4 share a KV head, and a row of
+ * 96 falls back to IQ4_NL. */
+Test(mkmodel, test_mkmodel_low_bit_mixes) {
+    const char *path = tmp_path("q3.gguf");
+    cr_assert_eq(mkmodel("-o", path, "--arch", "qwen3moe", "--type", "q3_k_m", "--n-layer", "3", NULL), 0);
+    ks_gguf *g = open_ok(path);
+    cr_expect_eq(get_u64(g, "general.file_type"), 12);
+    expect_tensor(g, "output.weight", KS_TYPE_Q6_K, 256, n_tokens(g), 0);
+    for (int il = 0; il < 3; il++) {
+        expect_layer_tensor(g, il, "attn_q", KS_TYPE_Q3_K, 256, 256, 0);
+        expect_layer_tensor(g, il, "attn_v", il < 2 ? KS_TYPE_Q5_K : KS_TYPE_Q4_K, 256, 128, 0);
+        expect_layer_tensor(g, il, "attn_output", KS_TYPE_Q4_K, 256, 256, 0);
+        expect_layer_tensor(g, il, "ffn_down_exps", KS_TYPE_Q4_K, 256, 256, 16);
+        expect_layer_tensor(g, il, "ffn_up_exps", KS_TYPE_Q3_K, 256, 256, 16);
+    }
+    ks_gguf_close(g);
+
+    path = tmp_path("q2.gguf");
+    cr_assert_eq(mkmodel("-o", path, "--arch", "qwen3moe", "--type", "q2_k", "--n-layer", "3", NULL), 0);
+    g = open_ok(path);
+    cr_expect_eq(get_u64(g, "general.file_type"), 10);
+    expect_layer_tensor(g, 1, "attn_q", KS_TYPE_Q2_K, 256, 256, 0);
+    expect_layer_tensor(g, 1, "attn_v", KS_TYPE_Q3_K, 256, 128, 0);
+    expect_layer_tensor(g, 1, "attn_output", KS_TYPE_Q3_K, 256, 256, 0);
+    expect_layer_tensor(g, 1, "ffn_down_exps", KS_TYPE_Q3_K, 256, 256, 16);
+    expect_layer_tensor(g, 1, "ffn_gate_exps", KS_TYPE_Q2_K, 256, 256, 16);
+    ks_gguf_close(g);
+
+    path = tmp_path("xs.gguf");
+    cr_assert_eq(mkmodel("-o", path, "--arch", "qwen3moe", "--type", "iq4_xs", "--n-layer", "3", "--n-head-kv", "1",
+                         "--n-ff-exp", "96", NULL), 0);
+    g = open_ok(path);
+    cr_expect_eq(get_u64(g, "general.file_type"), 30);
+    expect_layer_tensor(g, 0, "attn_q", KS_TYPE_IQ4_XS, 256, 256, 0);
+    expect_layer_tensor(g, 0, "attn_v", KS_TYPE_Q5_K, 256, 64, 0);
+    expect_layer_tensor(g, 0, "ffn_up_exps", KS_TYPE_IQ4_XS, 256, 96, 16);
+    expect_layer_tensor(g, 0, "ffn_down_exps", KS_TYPE_IQ4_NL, 96, 256, 16);
+    ks_gguf_close(g);
+}
+
 Test(mkmodel, test_mkmodel_tied_output_and_padded_vocab) {
     /* Qwen3-0.6B's head and vocabulary at a small width: no output.weight, 151,936 token
      * rows, the built vocabulary padded with unused tokens. */
