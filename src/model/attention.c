@@ -19,10 +19,9 @@
  *
  * and ends with out_r = acc_r / l. Rows are ordered by KV head, then token, then the gqa
  * query heads that share it, so that the rows reading one KV head are one matrix. The
- * tile kernels read F32 and F16 rows straight from the pool (halves widened in
- * registers); Q8_0 rows are first converted to floats in per-thread scratch, one KV head
- * of a block at a time. Either way each K/V row of a block is read from the pool once per
- * item for all the item's rows; nothing is sized by the context.
+ * tile kernels read F32, F16 and Q8_0 rows straight from the pool (halves and int8s
+ * widened in registers), each K/V row of a block once per item for all the item's rows;
+ * nothing is sized by the context.
  *
  * The scores of a query are the same sums in the same order whether it comes alone
  * (decode) or in a group (prefill), and so is everything after them: unless a context
@@ -60,6 +59,7 @@
 #include "model/attention.h"
 
 #include "core/ks_core.h"
+#include "tensor/attn_kv.h"
 #include "tensor/kernels.h"
 #include "tensor/types.h"
 
@@ -126,7 +126,6 @@
 typedef struct thread_scratch {
     void *tile_q;     /* tiles: the item's queries prepared, per KV head (tile_q_bytes) */
     void *tile_work;  /* tiles: the kernel's scratch */
-    float *kvf;   /* (block_tokens, head_dim) one head's K or V rows of a block, staged */
     float *q;     /* (max_rows, head_dim) the item's queries, rows by KV head */
     float *s;     /* (max_rows, block_tokens) scores, then softmax numerators */
     float *acc;   /* (max_rows, head_dim) running sums of weighted values */
@@ -198,7 +197,6 @@ void ks_attention_destroy(ks_attention *a) {
         for (int i = 0; i < a->nth; i++) {
             free(a->ts[i].tile_q);
             free(a->ts[i].tile_work);
-            free(a->ts[i].kvf);
             free(a->ts[i].q);
             free(a->ts[i].s);
             free(a->ts[i].acc);
@@ -255,7 +253,6 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
                 break;
             }
         }
-        t->kvf = malloc(B * hd * sizeof(float));
         t->q = malloc(rows * hd * sizeof(float));
         t->s = malloc(rows * B * sizeof(float));
         t->acc = malloc(rows * hd * sizeof(float));
@@ -263,7 +260,7 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
         t->l = malloc(rows * sizeof(float));
         t->corr = malloc(rows * sizeof(float));
         t->lim = malloc(rows * sizeof(int));
-        ok = t->kvf && t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim;
+        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim;
     }
     /* the most partial rows plan_items() can cut */
     a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
@@ -541,8 +538,8 @@ typedef struct attn_task {
     size_t n_merge_rows; /* merge pass: output rows of the split groups */
 } attn_task;
 
-/* Where the tile kernels read one KV head's rows of a block: row j at p + j * ld
- * elements of type. */
+/* Where the tile kernels read one KV head's rows of a block, in place in the pool: row j
+ * at p + j * ld elements of type. */
 typedef struct head_rows {
     const void *p;
     int64_t ld;
@@ -551,28 +548,13 @@ typedef struct head_rows {
 
 /* Row j of a head's rows. */
 static inline const void *rows_at(head_rows h, int j) {
-    return (const uint8_t *)h.p + (size_t)j * (size_t)h.ld * (h.type == KS_TYPE_F16 ? 2 : 4);
+    return kv_at(kv_kind(h.type), h.p, (int64_t)j * h.ld);
 }
 
-/* The n rows of KV head kvh among the block rows that start at `row` (K or V of one
- * layer): in place when staged is false (F32, F16), else widened into kvf ((n, head_dim)
- * floats, contiguous), as Q8_0 rows must be. */
-static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh, int n, bool staged,
-                              float *kvf) {
-    const ks_kv_layout *kv = &a->kv;
-    const int hd = a->hp.head_dim;
-    row += (size_t)kvh * a->head_bytes;
-    if (!staged)
-        return (head_rows){row, kv->row_elems, (ks_type)kv->kv_type};
-    for (int j = 0; j < n; j++, row += kv->row_bytes) {
-        float *dst = kvf + (size_t)j * hd;
-        switch (kv->kv_type) {
-        case KS_TYPE_F32: memcpy(dst, row, (size_t)hd * sizeof(float)); break;
-        case KS_TYPE_F16: a->k->fp16_to_fp32_row((const ks_fp16 *)row, dst, hd); break;
-        default: a->k->q8_0_to_fp32_row(row, dst, hd); break;
-        }
-    }
-    return (head_rows){kvf, hd, KS_TYPE_F32};
+/* The rows of KV head kvh among the block rows that start at `row` (K or V of one
+ * layer). */
+static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh) {
+    return (head_rows){row + (size_t)kvh * a->head_bytes, a->kv.row_elems, (ks_type)a->kv.kv_type};
 }
 
 /* Block bi of group g's sequence: how many of its positions the group reads, and where
@@ -602,16 +584,6 @@ static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at
     const uint8_t *k0, *v0;
     (void)block_rows(at, sv, g, bi, &k0, &v0);
     return (u < n_kv ? k0 : v0) + (size_t)(u % n_kv) * a->head_bytes + (size_t)j0 * a->kv.row_bytes;
-}
-
-/* Asks for n rows of one head from `row` (unit_row) at once: for rows the kernels do not
- * read in place (Q8_0, staged), which cannot take them as they go. Always inlined: GCC
- * takes a function whose only effect is a prefetch for one without effects, and drops
- * the calls. */
-static KS_ALWAYS_INLINE void prefetch_rows(const ks_attention *a, const uint8_t *row, int n) {
-    for (int j = 0; row && j < n; j++, row += a->kv.row_bytes)
-        for (size_t o = 0; o < a->head_bytes; o += 64)
-            __builtin_prefetch(row + o, 0, 3);
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
@@ -650,10 +622,6 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
     const int hd = a->hp.head_dim, n_kv = a->hp.n_head_kv, gqa = a->hp.n_head / n_kv;
     const int B = kv->block_tokens, rows_h = g->nt * gqa, rows = rows_h * n_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    /* Q8_0 rows are widened first; F32 and F16 rows are read in place, halves widened in
-     * registers (staging those too measured slower in prefill, where each row meets 16
-     * queries: the tile's loads are not what bounds it) */
-    const bool staged = kv->kv_type == KS_TYPE_Q8_0;
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
     const int slice = prefetch && rows_h < WHOLE_BLOCK_MIN_ROWS ? PREFETCH_SLICE_ROWS : B;
     for (int bi = b0; bi < b1; bi++) {
@@ -661,17 +629,14 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
         const int plo = bi * B, n = block_rows(at, sv, g, bi, &k0, &v0);
         /* scores and the softmax step */
         for (int kvh = 0; kvh < n_kv; kvh++) {
-            const head_rows kh = rows_of_head(a, k0, kvh, n, staged, ts->kvf);
+            const head_rows kh = rows_of_head(a, k0, kvh);
             const float *q = ts->q + (size_t)kvh * rows_h * hd;
             float *s = ts->s + (size_t)kvh * rows_h * B;
             for (int j = 0; j < n; j += slice) {
                 const int nj = KS_MIN(slice, n - j);
                 const uint8_t *next =
                     prefetch ? unit_row(a, at, sv, g, bi, b1, kvh + PREFETCH_AHEAD_UNITS, j) : NULL;
-                if (staged)
-                    prefetch_rows(a, next, nj);
-                k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B,
-                                        staged ? NULL : next);
+                k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
             }
         }
         k->softmax_rows_f32(ts->s, B, rows, n, ts->lim, plo, ts->m, ts->l, ts->corr);
@@ -683,17 +648,14 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             }
         /* weighted values */
         for (int kvh = 0; kvh < n_kv; kvh++) {
-            const head_rows vh = rows_of_head(a, v0, kvh, n, staged, ts->kvf);
+            const head_rows vh = rows_of_head(a, v0, kvh);
             float *acc = ts->acc + (size_t)kvh * rows_h * hd;
             const float *p = ts->s + (size_t)kvh * rows_h * B;
             for (int j = 0; j < n; j += slice) {
                 const int nj = KS_MIN(slice, n - j);
                 const uint8_t *next =
                     prefetch ? unit_row(a, at, sv, g, bi, b1, n_kv + kvh + PREFETCH_AHEAD_UNITS, j) : NULL;
-                if (staged)
-                    prefetch_rows(a, next, nj);
-                k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd,
-                                       staged ? NULL : next);
+                k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
             }
         }
     }

@@ -1,5 +1,5 @@
 /* attn_tiles.h — the streaming-attention kernels (kernels.h: attn_scores and attn_accum
- * over K/V rows of F32 or F16, softmax_rows_f32; specification in ref/attn_ref.c)
+ * over K/V rows of F32, F16 or Q8_0, softmax_rows_f32; specification in ref/attn_ref.c)
  * written once over a float vector of ATTN_LANES lanes. x86/attn_avx2.c (8 lanes, 16
  * registers), x86/attn_avx512.c (16 lanes, 32 registers) and arm/attn_neon.c (4 lanes,
  * 32 registers) each define the vector and its operations, then include this file, which
@@ -17,6 +17,8 @@
  *   vmask(cnt)                the mask of lanes [0, cnt), 0 <= cnt <= ATTN_LANES
  *   vzero() vset1(x) vloadm(p, m) vloadm_or(p, m, v) vstorem(p, m, v) vkeep(m, v)
  *   vloadm_h(p, m, cnt)       vloadm of halves (m and cnt say the same lanes)
+ *   vloadm_q8(p, m, cnt)      vloadm of int8s (as floats, exactly)
+ *   vset1_h(d)                vset1 of a half
  *   vfma(a, b, c) vadd(a, b) vsub(a, b) vmax(a, b)
  *                             vloadm: lanes outside m read as 0 (vloadm_or: as v's),
  *                             no memory past them touched; vstorem writes the lanes of
@@ -35,8 +37,9 @@
  * lanes reduced by vhsum4's tree), so a query scores the same in a prefill tile and
  * alone in decode.
  *
- * K and V rows of halves are widened to floats in registers as they are loaded: decode
- * streams them from the KV pool once, with nothing written in between.
+ * K and V rows of halves are widened to floats in registers as they are loaded, and so
+ * are Q8_0 rows (each vector times its block's d, the float a row converted first would
+ * hold): decode streams them from the KV pool once, with nothing written in between.
  *
  * Accumulation: tiles of nr <= ATTN_ACC_ROWS rows x ATTN_TILE / nr vectors of
  * accumulators (a lone row: half that) held in registers while the value rows stream
@@ -54,6 +57,7 @@
 #define KS_ATTN_TILES_H
 
 #include "core/ks_core.h"
+#include "tensor/attn_kv.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 
@@ -61,21 +65,19 @@
 
 /* ---- rows of K and V ------------------------------------------------------------------ */
 
-/* The rows a kernel is asked to prefetch (pf) go to L2 (prefetcht1 on x86): a unit of the
- * walk ahead, they are not needed in L1 before the kernel's own rows have left it
- * (bench_attention -d 4096 and 8192, 2 threads: 1-4% over L1). */
+/* The rows a kernel is asked to prefetch (pf) go to L2 (prefetcht1 on x86; kv_prefetch_lines
+ * too): a unit of the walk ahead, they are not needed in L1 before the kernel's own rows
+ * have left it (bench_attention -d 4096 and 8192, 2 threads: 1-4% over L1). */
 #define ATTN_PF_LOCALITY 2
 
-
-/* Element idx of K/V rows of floats (h 0) or halves (h 1); h a constant where inlined. */
-static KS_ALWAYS_INLINE const void *kv_at(int h, const void *base, int64_t idx) {
-    return (const char *)base + idx * (h ? 2 : 4);
-}
-
-/* ATTN_LANES elements of a K/V row from element i on, lanes [0, cnt) = mask m. */
-static KS_ALWAYS_INLINE attn_vec vload_kv(int h, const void *row, int64_t i, attn_mask m,
-                                          int64_t cnt) {
-    return h ? vloadm_h((const ks_fp16 *)row + i, m, cnt) : vloadm((const float *)row + i, m);
+/* ATTN_LANES elements of a K/V row of a kind (attn_kv.h) from element i on, lanes [0, cnt)
+ * = mask m; a Q8_0 vector lies in one block (ATTN_LANES divides 32 and i is a multiple). */
+static KS_ALWAYS_INLINE attn_vec vload_kv(int kind, const void *row, int64_t i, attn_mask m, int64_t cnt) {
+    if (kind == KV_Q8) {
+        const ks_block_q8_0 *b = kv_q8_block(row, i);
+        return vmul(vloadm_q8(b->qs + i % KS_QK8_0, m, cnt), vset1_h(b->d));
+    }
+    return kind == KV_F16 ? vloadm_h((const ks_fp16 *)row + i, m, cnt) : vloadm((const float *)row + i, m);
 }
 
 #ifndef ATTN_OWN_SCORES
@@ -83,17 +85,17 @@ static KS_ALWAYS_INLINE attn_vec vload_kv(int h, const void *row, int64_t i, att
 
 /* Elements [i, i + cnt) (lanes of m) of a score tile's rows into its accumulators, with
  * the keys' elements from ik on at kp[j] (scores_tile). */
-static KS_ALWAYS_INLINE void scores_step(int h, int nr, int nkt, const float *const *qp, const void *const *kp,
+static KS_ALWAYS_INLINE void scores_step(int kind, int nr, int nkt, const float *const *qp, const void *const *kp,
                                          int64_t i, int64_t ik, attn_mask m, int64_t cnt, attn_vec *acc) {
     if (nr == 1) { /* each key vector used once: no registers to hold it in */
         const attn_vec qv = vloadm(qp[0] + i, m);
         for (int j = 0; j < nkt; j++)
-            acc[j] = vfma(qv, vload_kv(h, kp[j], ik, m, cnt), acc[j]);
+            acc[j] = vfma(qv, vload_kv(kind, kp[j], ik, m, cnt), acc[j]);
         return;
     }
     attn_vec kv[ATTN_TILE];
     for (int j = 0; j < nkt; j++)
-        kv[j] = vload_kv(h, kp[j], ik, m, cnt);
+        kv[j] = vload_kv(kind, kp[j], ik, m, cnt);
     for (int r = 0; r < nr; r++) {
         const attn_vec qv = vloadm(qp[r] + i, m);
         for (int j = 0; j < nkt; j++)
@@ -102,9 +104,9 @@ static KS_ALWAYS_INLINE void scores_step(int h, int nr, int nkt, const float *co
 }
 
 /* s[r * ld_s + j] = scale * dot for r < nr_valid, j < nk_valid of a tile of nr rows x nkt
- * keys (nr * nkt = ATTN_TILE; h, nr, nkt constants where inlined). Accumulator a holds
+ * keys (nr * nkt = ATTN_TILE; kind, nr, nkt constants where inlined). Accumulator a holds
  * the score of row a / nkt, key a % nkt; vhsum4 reduces them four at a time. */
-static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q, int64_t ld_q,
+static KS_ALWAYS_INLINE void scores_tile(int kind, int nr, int nkt, const float *q, int64_t ld_q,
                                          int nr_valid, const void *k, int64_t ld_k,
                                          int nk_valid, int64_t n, float scale, float *s,
                                          int64_t ld_s, const void *pf) {
@@ -114,7 +116,7 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
     for (int r = 0; r < nr; r++)
         qp[r] = q + (r < nr_valid ? r : nr_valid - 1) * ld_q;
     for (int j = 0; j < nkt; j++)
-        kp[j] = kv_at(h, k, (j < nk_valid ? j : nk_valid - 1) * ld_k);
+        kp[j] = kv_at(kind, k, (j < nk_valid ? j : nk_valid - 1) * ld_k);
     for (int a = 0; a < nr * nkt; a++)
         acc[a] = vzero();
     /* Whole vectors with a mask that is a constant (all lanes), then the tail's. With
@@ -125,21 +127,26 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
     int64_t i = 0;
     if (nk_valid == nkt) {
         const char *kb = k;
-        const int64_t eb = h ? 2 : 4, ld_bytes = ld_k * eb;
+        const int64_t ld_bytes = kv_off(kind, ld_k);
+        /* Q8_0: the base stays at the rows' starts, the step's blocks found from i */
+        const int64_t eb = kind == KV_Q8 ? 0 : kind == KV_F16 ? 2 : 4;
         for (; i + ATTN_LANES <= n; i += ATTN_LANES, kb += ATTN_LANES * eb) {
-            if (pf && ((i * eb) & 63) == 0) /* a line of each pf row as the step reaches it */
+            if (pf && kind == KV_Q8) /* the lines of each pf row the step's elements start */
+                for (int j = 0; j < nkt; j++)
+                    kv_prefetch_lines((const char *)pf + j * ld_bytes, kv_off(kind, i), kv_off(kind, i + ATTN_LANES));
+            else if (pf && ((i * eb) & 63) == 0) /* a line of each pf row as the step reaches it */
                 for (int j = 0; j < nkt; j++)
                     __builtin_prefetch((const char *)pf + j * ld_bytes + i * eb, 0, ATTN_PF_LOCALITY);
             const void *kr[ATTN_TILE];
             for (int j = 0; j < nkt; j++)
                 kr[j] = kb + j * ld_bytes;
-            scores_step(h, nr, nkt, qp, kr, i, 0, vmask(ATTN_LANES), ATTN_LANES, acc);
+            scores_step(kind, nr, nkt, qp, kr, i, kind == KV_Q8 ? i : 0, vmask(ATTN_LANES), ATTN_LANES, acc);
         }
     }
     for (; i + ATTN_LANES <= n; i += ATTN_LANES)
-        scores_step(h, nr, nkt, qp, kp, i, i, vmask(ATTN_LANES), ATTN_LANES, acc);
+        scores_step(kind, nr, nkt, qp, kp, i, i, vmask(ATTN_LANES), ATTN_LANES, acc);
     if (i < n)
-        scores_step(h, nr, nkt, qp, kp, i, i, vmask(n - i), n - i, acc);
+        scores_step(kind, nr, nkt, qp, kp, i, i, vmask(n - i), n - i, acc);
     if (nkt % 4 == 0 && nr_valid == nr && nk_valid == nkt) { /* four keys of a row at once, in place */
         for (int a = 0; a < nr * nkt; a += 4)
             vhsum4(acc[a], acc[a + 1], acc[a + 2], acc[a + 3], scale, s + (a / nkt) * ld_s + a % nkt);
@@ -156,44 +163,49 @@ static KS_ALWAYS_INLINE void scores_tile(int h, int nr, int nkt, const float *q,
     }
 }
 
-/* All nk keys for nr_valid <= nr rows, h and nr constants where inlined. */
-static KS_ALWAYS_INLINE void scores_rows(int h, int nr, const float *q, int64_t ld_q,
+/* All nk keys for nr_valid <= nr rows, kind and nr constants where inlined. */
+static KS_ALWAYS_INLINE void scores_rows(int kind, int nr, const float *q, int64_t ld_q,
                                          int nr_valid, const void *k, int64_t ld_k, int nk,
                                          int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
     const int nkt = ATTN_TILE / nr;
     for (int j = 0; j < nk; j += nkt)
-        scores_tile(h, nr, nkt, q, ld_q, nr_valid, kv_at(h, k, j * ld_k), ld_k, KS_MIN(nk - j, nkt),
-                    n, scale, s + j, ld_s, pf ? kv_at(h, pf, j * ld_k) : NULL);
+        scores_tile(kind, nr, nkt, q, ld_q, nr_valid, kv_at(kind, k, j * ld_k), ld_k, KS_MIN(nk - j, nkt),
+                    n, scale, s + j, ld_s, pf ? kv_at(kind, pf, j * ld_k) : NULL);
 }
 
-static KS_ALWAYS_INLINE void scores(int h, const float *q, int64_t ld_q, int nq, const void *k,
+static KS_ALWAYS_INLINE void scores(int kind, const float *q, int64_t ld_q, int nq, const void *k,
                                     int64_t ld_k, int nk, int64_t n, float scale, float *s,
                                     int64_t ld_s, const void *pf) {
     /* pf's rows are asked for by the first row tiles' pass over the keys */
     int r = 0;
     for (; r + ATTN_ROWS <= nq; r += ATTN_ROWS)
-        scores_rows(h, ATTN_ROWS, q + r * ld_q, ld_q, ATTN_ROWS, k, ld_k, nk, n, scale, s + r * ld_s,
+        scores_rows(kind, ATTN_ROWS, q + r * ld_q, ld_q, ATTN_ROWS, k, ld_k, nk, n, scale, s + r * ld_s,
                     ld_s, r == 0 ? pf : NULL);
     if (ATTN_ROWS > 4 && nq - r >= 4) {
-        scores_rows(h, 4, q + r * ld_q, ld_q, 4, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        scores_rows(kind, 4, q + r * ld_q, ld_q, 4, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 4;
     }
     if (ATTN_ROWS > 2 && nq - r >= 2) {
-        scores_rows(h, 2, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        scores_rows(kind, 2, q + r * ld_q, ld_q, 2, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 2;
     }
     if (r < nq)
-        scores_rows(h, 1, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        scores_rows(kind, 1, q + r * ld_q, ld_q, 1, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
 }
 
 static void attn_scores_f32(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
                             int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+    scores(KV_F32, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
 
 static void attn_scores_f16(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
                             int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+    scores(KV_F16, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+}
+
+static void attn_scores_q8_0(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
+                             int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores(KV_Q8, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
 #endif
 
@@ -271,9 +283,9 @@ static inline attn_vec vfma_bcast(const float *w, attn_vec b, attn_vec c) { retu
 #endif
 
 /* acc rows [0, nr) += p . v over nk keys, elements [i0, i0 + nv ATTN_LANES) under the
- * masks mk of cnt[c] lanes: a tile of nr x nv accumulators (nr * nv <= ATTN_TILE; h,
+ * masks mk of cnt[c] lanes: a tile of nr x nv accumulators (nr * nv <= ATTN_TILE; kind,
  * nr, nv constants where inlined). */
-static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int64_t ld_acc,
+static KS_ALWAYS_INLINE void accum_chunk(int kind, int nr, int nv, float *acc, int64_t ld_acc,
                                          const float *p, int64_t ld_p, const void *v,
                                          int64_t ld_v, int nk, int64_t i0,
                                          const attn_mask mk[ATTN_TILE],
@@ -282,15 +294,13 @@ static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int6
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nv; c++)
             a[r * nv + c] = vloadm(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c]);
-    const int64_t eb = h ? 2 : 4;
     for (int j = 0; j < nk; j++) {
-        const void *vj = kv_at(h, v, j * ld_v);
+        const void *vj = kv_at(kind, v, j * ld_v);
         if (pf) /* the lines of pf's row j that start in the tile's elements */
-            for (int64_t o = (i0 * eb + 63) & ~(int64_t)63; o < (i0 + nv * ATTN_LANES) * eb; o += 64)
-                __builtin_prefetch((const char *)kv_at(h, pf, j * ld_v) + o, 0, ATTN_PF_LOCALITY);
+            kv_prefetch_lines(kv_at(kind, pf, j * ld_v), kv_off(kind, i0), kv_off(kind, i0 + nv * ATTN_LANES));
         attn_vec vv[ATTN_TILE];
         for (int c = 0; c < nv; c++)
-            vv[c] = vload_kv(h, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
+            vv[c] = vload_kv(kind, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
         for (int r = 0; r < nr; r++)
             for (int c = 0; c < nv; c++)
                 a[r * nv + c] = vfma_bcast(p + r * ld_p + j, vv[c], a[r * nv + c]);
@@ -306,7 +316,7 @@ static KS_ALWAYS_INLINE void accum_chunk(int h, int nr, int nv, float *acc, int6
  * L1: 2 rows 34 -> 42-46 GMAC/s, 8 rows 48 -> 56; 32 rows of a prefill 65 -> 75). Whole
  * tiles take masks that are constants (all lanes): computed per tile, eight of them
  * spill the mask registers (2 rows: 29 GMAC/s). */
-static KS_ALWAYS_INLINE void accum_rows(int h, int nr, float *acc, int64_t ld_acc, const float *p,
+static KS_ALWAYS_INLINE void accum_rows(int kind, int nr, float *acc, int64_t ld_acc, const float *p,
                                         int64_t ld_p, const void *v, int64_t ld_v, int nk,
                                         int64_t n, const void *pf) {
     const int nv = ATTN_TILE / KS_MAX(nr, 2);
@@ -319,42 +329,47 @@ static KS_ALWAYS_INLINE void accum_rows(int h, int nr, float *acc, int64_t ld_ac
         mk[c] = vmask(ATTN_LANES);
     }
     for (; i0 + nv * ATTN_LANES <= n; i0 += nv * ATTN_LANES)
-        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt, pf);
+        accum_chunk(kind, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt, pf);
     if (i0 < n) {
         for (int c = 0; c < nv; c++) {
             cnt[c] = KS_MAX(0, KS_MIN(ATTN_LANES, n - i0 - ATTN_LANES * c));
             mk[c] = vmask(cnt[c]);
         }
-        accum_chunk(h, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt, pf);
+        accum_chunk(kind, nr, nv, acc, ld_acc, p, ld_p, v, ld_v, nk, i0, mk, cnt, pf);
     }
 }
 
-static KS_ALWAYS_INLINE void accum(int h, float *acc, int64_t ld_acc, int nq, const float *p,
+static KS_ALWAYS_INLINE void accum(int kind, float *acc, int64_t ld_acc, int nq, const float *p,
                                    int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n,
                                    const void *pf) {
     int r = 0;
     for (; r + ATTN_ACC_ROWS <= nq; r += ATTN_ACC_ROWS)
-        accum_rows(h, ATTN_ACC_ROWS, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
+        accum_rows(kind, ATTN_ACC_ROWS, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
     if (ATTN_ACC_ROWS > 4 && nq - r >= 4) {
-        accum_rows(h, 4, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
+        accum_rows(kind, 4, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
         r += 4;
     }
     if (ATTN_ACC_ROWS > 2 && nq - r >= 2) {
-        accum_rows(h, 2, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
+        accum_rows(kind, 2, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
         r += 2;
     }
     if (r < nq)
-        accum_rows(h, 1, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
+        accum_rows(kind, 1, acc + r * ld_acc, ld_acc, p + r * ld_p, ld_p, v, ld_v, nk, n, r == 0 ? pf : NULL);
 }
 
 static void attn_accum_f32(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
                            const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
-    accum(0, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
+    accum(KV_F32, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
 }
 
 static void attn_accum_f16(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
                            const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
-    accum(1, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
+    accum(KV_F16, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
+}
+
+static void attn_accum_q8_0(float *acc, int64_t ld_acc, int nq, const float *p, int64_t ld_p,
+                            const void *v, int64_t ld_v, int nk, int64_t n, const void *pf) {
+    accum(KV_Q8, acc, ld_acc, nq, p, ld_p, v, ld_v, nk, n, pf);
 }
 
 /* The kernels above into the table. */
@@ -362,10 +377,12 @@ static void attn_register(ks_kernels *k) {
 #ifndef ATTN_OWN_SCORES
     k->attn_scores[KS_TYPE_F32] = attn_scores_f32;
     k->attn_scores[KS_TYPE_F16] = attn_scores_f16;
+    k->attn_scores[KS_TYPE_Q8_0] = attn_scores_q8_0;
 #endif
     k->softmax_rows_f32 = softmax_rows_f32;
     k->attn_accum[KS_TYPE_F32] = attn_accum_f32;
     k->attn_accum[KS_TYPE_F16] = attn_accum_f16;
+    k->attn_accum[KS_TYPE_Q8_0] = attn_accum_q8_0;
 }
 
 #endif

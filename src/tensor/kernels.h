@@ -166,8 +166,9 @@ typedef struct ks_kernels {
 
     /* Streaming attention (model/attention.c) over rows of n = head_dim elements, row r
      * of a matrix at base + r * ld elements; queries, scores and accumulators are floats,
-     * K and V rows F32 or F16 (the index of attn_scores / attn_accum; NULL for other
-     * types). Any nq, nk >= 0 and n >= 1.
+     * K and V rows F32, F16 or Q8_0 (the index of attn_scores / attn_accum; NULL for
+     * other types; Q8_0: n and ld multiples of 32, and the results those of the F32
+     * kernels on the rows' values, bit for bit). Any nq, nk >= 0 and n >= 1.
      *   attn_scores:  s[r * ld_s + j] = scale * dot(q row r, k row j) r < nq, j < nk
      *   softmax_rows: the online-softmax step of nr rows of scores at once, row r at
      *                 s + r * ld_s with n entries, entry j seen while lo + j < lim[r]:
@@ -180,13 +181,11 @@ typedef struct ks_kernels {
      *   attn_accum:   acc row r += sum_j p[r * ld_p + j] * v row j, j in order
      * and both ask the cache, as they go, for the nk rows of n elements at pf + j * ld_k
      * (ld_v) that the caller reads next (NULL: none; a hint, the results do not depend
-     * on it; see vec_dot_2w's pf)
-     *   q8_0_to_fp32_row: n elements (whole Q8_0 blocks) as floats, d * q (exact) */
+     * on it; see vec_dot_2w's pf) */
     ks_attn_scores_fn attn_scores[KS_TYPE_COUNT];
     void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
                              float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];
-    void (*q8_0_to_fp32_row)(const void *x, float *y, int64_t n);
     /* F16 K/V with tiles, for prefill (see ks_attn_tile_kernel); block NULL where the
      * table has none */
     ks_attn_tile_kernel attn_tile_f16;

@@ -103,28 +103,47 @@ Test(kernels, test_kernels_dot_f32_within_float_error_of_ref) {
 #define ATT_K 37
 #define ATT_LD 263
 
-/* K/V rows of the attention tests in F32 (as given) or F16 (rounded), and the floats they
- * stand for. */
+/* K/V rows of the attention tests in F32 (as given), F16 (rounded) or Q8_0 (quantized,
+ * rows of ATT_LD_Q8 elements, n a multiple of 32), and the floats they stand for (rows
+ * ATT_LD apart, as given). */
+#define ATT_LD_Q8 288
 typedef struct kv_rows {
     const void *data;
     float *as_float;
+    int64_t ld;       /* elements from a row to the next */
+    size_t row_bytes; /* bytes from a row to the next */
 } kv_rows;
 
 static kv_rows make_kv_rows(ks_type t, const float *x, size_t n) {
     static ks_fp16 halves[2][ATT_K * ATT_LD];
+    static uint8_t q8[2][ATT_K * ATT_LD_Q8 / 32 * 34];
     static float widened[2][ATT_K * ATT_LD];
     static int slot;
     if (t == KS_TYPE_F32)
-        return (kv_rows){x, (float *)x};
+        return (kv_rows){x, (float *)x, ATT_LD, ATT_LD * sizeof(float)};
     slot ^= 1;
+    if (t == KS_TYPE_Q8_0) {
+        const size_t row_bytes = ATT_LD_Q8 / 32 * 34;
+        for (size_t r = 0; r < n / ATT_LD; r++) {
+            float row[ATT_LD_Q8] = {0};
+            memcpy(row, x + r * ATT_LD, 256 * sizeof(float));
+            ks_type_traits_of(KS_TYPE_Q8_0)->from_float(row, q8[slot] + r * row_bytes, ATT_LD_Q8);
+            ks_type_traits_of(KS_TYPE_Q8_0)->to_float(q8[slot] + r * row_bytes, row, ATT_LD_Q8);
+            memcpy(widened[slot] + r * ATT_LD, row, ATT_LD * sizeof(float));
+        }
+        return (kv_rows){q8[slot], widened[slot], ATT_LD_Q8, row_bytes};
+    }
     for (size_t i = 0; i < n; i++) {
         halves[slot][i] = ks_fp32_to_fp16(x[i]);
         widened[slot][i] = ks_fp16_to_fp32(halves[slot][i]);
     }
-    return (kv_rows){halves[slot], widened[slot]};
+    return (kv_rows){halves[slot], widened[slot], ATT_LD, ATT_LD * sizeof(ks_fp16)};
 }
 
-static const ks_type kv_types[] = {KS_TYPE_F32, KS_TYPE_F16};
+static const ks_type kv_types[] = {KS_TYPE_F32, KS_TYPE_F16, KS_TYPE_Q8_0};
+
+/* Whether a test of lengths takes n for rows of type t (Q8_0: whole blocks). */
+static bool kv_takes_n(ks_type t, int n) { return t != KS_TYPE_Q8_0 || (n % 32 == 0 && n <= 256); }
 
 Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_independent) {
     static float q[ATT_Q * ATT_LD], kx[ATT_K * ATT_LD], sr[ATT_Q * ATT_K], si[ATT_Q * ATT_K];
@@ -132,22 +151,29 @@ Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_indepe
         q[i] = frand();
     for (int i = 0; i < ATT_K * ATT_LD; i++)
         kx[i] = frand();
-    static const int ns[] = {1, 5, 16, 31, 64, 100, 128, 129, 256, 260};
+    static const int ns[] = {1, 5, 16, 31, 32, 64, 100, 128, 129, 256, 260};
     static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {8, 17}, {16, 32}, {19, 37}};
     for (size_t ti = 0; ti < sizeof kv_types / sizeof kv_types[0]; ti++) {
         const ks_type kt = kv_types[ti];
         const kv_rows k = make_kv_rows(kt, kx, ATT_K * ATT_LD);
-        const size_t esz = kt == KS_TYPE_F16 ? 2 : 4;
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
-            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0] && kv_takes_n(kt, ns[ni]); sh++) {
                 const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
-                ks_kernels_ref()->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, sr, ATT_K, NULL);
+                ks_kernels_ref()->attn_scores[kt](q, ATT_LD, nq, k.data, k.ld, nk, n, 0.125f, sr, ATT_K, NULL);
                 for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
                     const ks_kernels *kk = isa_or_skip(isas[j]);
                     if (!kk)
                         continue;
                     memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
-                    kk->attn_scores[kt](q, ATT_LD, nq, k.data, ATT_LD, nk, n, 0.125f, si, ATT_K, k.data); /* rows to ask for: a hint */
+                    kk->attn_scores[kt](q, ATT_LD, nq, k.data, k.ld, nk, n, 0.125f, si, ATT_K, k.data); /* rows to ask for: a hint */
+                    if (kt == KS_TYPE_Q8_0) { /* the F32 kernel's scores of the rows' values, bit for bit */
+                        float sf[ATT_Q * ATT_K];
+                        kk->attn_scores[KS_TYPE_F32](q, ATT_LD, nq, k.as_float, ATT_LD, nk, n, 0.125f, sf, ATT_K, NULL);
+                        for (int r = 0; r < nq; r++)
+                            cr_assert_eq(memcmp(sf + r * ATT_K, si + r * ATT_K, (size_t)nk * sizeof(float)), 0,
+                                         "%s scores q8_0 n=%d %dx%d row %d: not the F32 scores of its values",
+                                         isas[j], n, nq, nk, r);
+                    }
                     for (int r = 0; r < nq; r++)
                         for (int c = 0; c < nk; c++) {
                             double mag = 0; /* of the scaled terms */
@@ -160,7 +186,7 @@ Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_indepe
                             /* the same score computed alone, bit for bit */
                             float one;
                             kk->attn_scores[kt](q + r * ATT_LD, ATT_LD, 1,
-                                                (const char *)k.data + (size_t)c * ATT_LD * esz, ATT_LD, 1,
+                                                (const char *)k.data + (size_t)c * k.row_bytes, k.ld, 1,
                                                 n, 0.125f, &one, 1, NULL);
                             cr_assert_eq(memcmp(&one, &v, sizeof v), 0,
                                          "%s scores %s n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
@@ -248,22 +274,29 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_indepen
         vx[i] = frand();
     for (int i = 0; i < ATT_Q * ATT_LD; i++)
         a0[i] = frand() * 4.0f;
-    static const int ns[] = {1, 5, 16, 31, 64, 100, 128, 129, 256, 260};
+    static const int ns[] = {1, 5, 16, 31, 32, 64, 100, 128, 129, 256, 260};
     static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {5, 17}, {16, 32}, {19, 37}};
     for (size_t ti = 0; ti < sizeof kv_types / sizeof kv_types[0]; ti++) {
         const ks_type kt = kv_types[ti];
         const kv_rows v = make_kv_rows(kt, vx, ATT_K * ATT_LD);
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
-            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0] && kv_takes_n(kt, ns[ni]); sh++) {
                 const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
                 memcpy(ar, a0, sizeof ar);
-                ks_kernels_ref()->attn_accum[kt](ar, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n, NULL);
+                ks_kernels_ref()->attn_accum[kt](ar, ATT_LD, nq, p, ATT_K, v.data, v.ld, nk, n, NULL);
                 for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
                     const ks_kernels *k = isa_or_skip(isas[j]);
                     if (!k)
                         continue;
                     memcpy(ai, a0, sizeof ai);
-                    k->attn_accum[kt](ai, ATT_LD, nq, p, ATT_K, v.data, ATT_LD, nk, n, v.data); /* rows to ask for: a hint */
+                    k->attn_accum[kt](ai, ATT_LD, nq, p, ATT_K, v.data, v.ld, nk, n, v.data); /* rows to ask for: a hint */
+                    if (kt == KS_TYPE_Q8_0) { /* the F32 kernel's sums of the rows' values, bit for bit */
+                        static float af[ATT_Q * ATT_LD];
+                        memcpy(af, a0, sizeof af);
+                        k->attn_accum[KS_TYPE_F32](af, ATT_LD, nq, p, ATT_K, v.as_float, ATT_LD, nk, n, NULL);
+                        cr_assert_eq(memcmp(af, ai, sizeof af), 0, "%s accum q8_0 n=%d %dx%d: not the F32 sums of its values",
+                                     isas[j], n, nq, nk);
+                    }
                     for (int r = 0; r < ATT_Q; r++)
                         for (int i = 0; i < ATT_LD; i++) {
                             const int at = r * ATT_LD + i;
@@ -282,7 +315,7 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_indepen
                     /* each row accumulated alone (a decode token's) as in the tile, bit for bit */
                     for (int r = 0; r < nq; r++) {
                         memcpy(one, a0 + r * ATT_LD, sizeof one);
-                        k->attn_accum[kt](one, ATT_LD, 1, p + r * ATT_K, ATT_K, v.data, ATT_LD, nk, n, NULL);
+                        k->attn_accum[kt](one, ATT_LD, 1, p + r * ATT_K, ATT_K, v.data, v.ld, nk, n, NULL);
                         cr_assert_eq(memcmp(one, ai + r * ATT_LD, (size_t)n * sizeof(float)), 0,
                                      "%s accum %s n=%d %dx%d row %d: alone differs from the tile", isas[j],
                                      ks_type_name(kt), n, nq, nk, r);
@@ -292,22 +325,3 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_indepen
     }
 }
 
-Test(kernels, test_kernels_q8_0_rows_to_floats_match_ref_bit_exactly) {
-    enum { NB = 9, N = NB * 32 };
-    static float x[N], yr[N], yi[N];
-    static uint8_t q[NB * 34];
-    for (int i = 0; i < N; i++)
-        x[i] = frand() * (i < 32 ? 1e-3f : 40.0f);
-    ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, q, N);
-    ks_kernels_ref()->q8_0_to_fp32_row(q, yr, N);
-    float yt[N];
-    ks_type_traits_of(KS_TYPE_Q8_0)->to_float(q, yt, N);
-    cr_assert_eq(memcmp(yt, yr, sizeof yr), 0, "ref q8_0 rows differ from the type's to_float");
-    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-        const ks_kernels *k = isa_or_skip(isas[j]);
-        if (!k)
-            continue;
-        k->q8_0_to_fp32_row(q, yi, N);
-        cr_assert_eq(memcmp(yi, yr, sizeof yr), 0, "%s q8_0 rows", isas[j]);
-    }
-}

@@ -1,6 +1,6 @@
 /* attn_neon.c — the streaming-attention kernels on NEON, any ARMv8-A CPU
  * (tensor/attn_tiles.h holds them, written once; this file gives them a vector of 4 floats
- * and tiles of 16 accumulators of the 32 registers), and Q8_0 rows to floats.
+ * and tiles of 16 accumulators of the 32 registers).
  *
  * NEON has no masked loads and stores: a mask here is the count of lanes, and a partial
  * vector goes through a small array, which only a row's tail (head_dim not a multiple of
@@ -41,6 +41,14 @@ static inline attn_vec vloadm_h(const ks_fp16 *p, attn_mask m, int64_t cnt) {
     memcpy(t, p, (size_t)m * sizeof *t);
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(t)));
 }
+static inline attn_vec vloadm_q8(const int8_t *p, attn_mask m, int64_t cnt) {
+    (void)m;
+    int32_t w = 0; /* four bytes (a tail: fewer), no load past them */
+    memcpy(&w, p, (size_t)cnt);
+    const int16x8_t q16 = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(w)));
+    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(q16)));
+}
+static inline attn_vec vset1_h(ks_fp16 d) { return vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(d))); }
 static inline void vstorem(float *p, attn_mask m, attn_vec v) {
     if (m == 4) {
         vst1q_f32(p, v);
@@ -84,19 +92,6 @@ static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
 
 #include "tensor/attn_tiles.h"
 
-static void q8_0_to_fp32_row_neon(const void *x, float *y, int64_t n) {
-    const ks_block_q8_0 *b = x;
-    for (int64_t ib = 0; ib < n / KS_QK8_0; ib++, y += KS_QK8_0) {
-        const float d = ks_fp16_to_fp32(b[ib].d);
-        for (int h = 0; h < 4; h++) {
-            const int16x8_t q16 = vmovl_s8(vld1_s8(b[ib].qs + 8 * h));
-            vst1q_f32(y + 8 * h, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(q16))), d));
-            vst1q_f32(y + 8 * h + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_high_s16(q16))), d));
-        }
-    }
-}
-
 void ks_attn_neon_register(ks_kernels *k) {
     attn_register(k);
-    k->q8_0_to_fp32_row = q8_0_to_fp32_row_neon;
 }

@@ -1,7 +1,6 @@
 /* attn_avx2.c — the streaming-attention kernels on AVX2 + FMA (tensor/attn_tiles.h holds
  * them, written once; this file gives them a vector of 8 floats and tiles of 8
- * accumulators, which with 16 registers leave room for the operands), and Q8_0 rows to
- * floats, which the AVX-512 table uses too.
+ * accumulators, which with 16 registers leave room for the operands).
  *
  * exp (attn_tiles.h) builds its 2^n in the exponent field, which needs n >= -126: inputs
  * below ln(FLT_MIN) = -87.34 give 0 (e^x < 1.2e-38 there; a softmax weight that small is
@@ -37,6 +36,13 @@ static inline attn_vec vloadm_h(const ks_fp16 *p, attn_mask m, int64_t cnt) {
     memcpy(h, p, (size_t)cnt * sizeof *h);
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
+static inline attn_vec vloadm_q8(const int8_t *p, attn_mask m, int64_t cnt) {
+    (void)m;
+    int64_t w = 0; /* a tail: copied, as bytes have no masked load here */
+    memcpy(&w, p, (size_t)cnt);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(w)));
+}
+static inline attn_vec vset1_h(ks_fp16 d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
 static inline void vstorem(float *p, attn_mask m, attn_vec v) { _mm256_maskstore_ps(p, m, v); }
 static inline attn_vec vkeep(attn_mask m, attn_vec v) { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
 static inline attn_vec vfma(attn_vec a, attn_vec b, attn_vec c) { return _mm256_fmadd_ps(a, b, c); }
@@ -75,18 +81,6 @@ static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
 
 #include "tensor/attn_tiles.h"
 
-static void q8_0_to_fp32_row_avx2(const void *x, float *y, int64_t n) {
-    const ks_block_q8_0 *b = x;
-    for (int64_t ib = 0; ib < n / KS_QK8_0; ib++, y += KS_QK8_0) {
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b[ib].d));
-        for (int h = 0; h < 4; h++) {
-            const __m128i q8 = _mm_loadl_epi64((const __m128i *)(b[ib].qs + 8 * h));
-            _mm256_storeu_ps(y + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
-        }
-    }
-}
-
 void ks_attn_avx2_register(ks_kernels *k) {
     attn_register(k);
-    k->q8_0_to_fp32_row = q8_0_to_fp32_row_avx2;
 }

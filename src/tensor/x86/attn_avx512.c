@@ -1,7 +1,6 @@
 /* attn_avx512.c — the streaming-attention kernels on AVX-512 (tensor/attn_tiles.h holds
  * them, written once; this file gives them a vector of 16 floats and tiles of 16
  * accumulators), but for the scores, which are attn_scores_avx512.c's.
- * Q8_0 rows to floats are attn_avx2.c's, which wider registers would not speed up.
  *
  * exp (attn_tiles.h) takes its 2^n from vscalefps, which also takes care of results that
  * underflow. */
@@ -27,6 +26,11 @@ static inline attn_vec vloadm_h(const ks_fp16 *p, attn_mask m, int64_t cnt) {
     (void)cnt;
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
+static inline attn_vec vloadm_q8(const int8_t *p, attn_mask m, int64_t cnt) {
+    (void)cnt;
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)));
+}
+static inline attn_vec vset1_h(ks_fp16 d) { return _mm512_cvtph_ps(_mm256_set1_epi16((short)d)); }
 static inline void vstorem(float *p, attn_mask m, attn_vec v) { _mm512_mask_storeu_ps(p, m, v); }
 static inline attn_vec vkeep(attn_mask m, attn_vec v) { return _mm512_maskz_mov_ps(m, v); }
 static inline attn_vec vfma(attn_vec a, attn_vec b, attn_vec c) { return _mm512_fmadd_ps(a, b, c); }

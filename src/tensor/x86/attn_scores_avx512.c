@@ -1,4 +1,4 @@
-/* attn_scores_avx512.c — the attention scores (kernels.h: attn_scores, F32 and F16 K rows)
+/* attn_scores_avx512.c — the attention scores (kernels.h: attn_scores, F32, F16 and Q8_0 K rows)
  * of the AVX-512 set, two keys to an accumulator. They replace attn_tiles.h's, which sum
  * each score in an accumulator of its own, 16 lanes wide.
  *
@@ -41,16 +41,24 @@
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
+#include "tensor/attn_kv.h"
 #include "tensor/fp16.h"
 
 #include <immintrin.h>
 #include <stdint.h>
 
 /* The 8 elements of K row k0 from element i in lanes 0-7, of row k1 in lanes 8-15, as
- * floats (h: rows of halves); lanes past cnt (m) are 0. */
-static KS_ALWAYS_INLINE __m512 load_key_pair(int h, const void *k0, const void *k1, int64_t i, bool whole,
-                                             __mmask8 m) {
-    if (h) {
+ * floats (rows of a kind, attn_kv.h; Q8_0: times d, the d of k0's block in lanes 0-7 and
+ * of k1's in 8-15); lanes past cnt (m) are 0. */
+static KS_ALWAYS_INLINE __m512 load_key_pair(int kind, const void *k0, const void *k1, int64_t i, bool whole,
+                                             __mmask8 m, __m512 d) {
+    if (kind == KV_Q8) {
+        const int8_t *a = kv_q8_block(k0, i)->qs + i % KS_QK8_0, *b = kv_q8_block(k1, i)->qs + i % KS_QK8_0;
+        const __m128i lo = whole ? _mm_loadl_epi64((const __m128i *)a) : _mm_maskz_loadu_epi8(m, a);
+        const __m128i hi = whole ? _mm_loadl_epi64((const __m128i *)b) : _mm_maskz_loadu_epi8(m, b);
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_unpacklo_epi64(lo, hi))), d);
+    }
+    if (kind == KV_F16) {
         const ks_fp16 *a = (const ks_fp16 *)k0 + i, *b = (const ks_fp16 *)k1 + i;
         const __m128i lo = whole ? _mm_loadu_si128((const __m128i *)a) : _mm_maskz_loadu_epi16(m, a);
         const __m128i hi = whole ? _mm_loadu_si128((const __m128i *)b) : _mm_maskz_loadu_epi16(m, b);
@@ -63,11 +71,11 @@ static KS_ALWAYS_INLINE __m512 load_key_pair(int h, const void *k0, const void *
 }
 
 /* One step of 8 elements from i (whole, or the tail's m lanes) of a tile. */
-static KS_ALWAYS_INLINE void tile_step(int h, int nr, int np, const float *const *qp, const void *const *kp,
-                                       int64_t i, bool whole, __mmask8 m, __m512 *acc) {
+static KS_ALWAYS_INLINE void tile_step(int kind, int nr, int np, const float *const *qp, const void *const *kp,
+                                       int64_t i, bool whole, __mmask8 m, const __m512 *d, __m512 *acc) {
     __m512 kv[8];
     for (int p = 0; p < np; p++)
-        kv[p] = load_key_pair(h, kp[2 * p], kp[2 * p + 1], i, whole, m);
+        kv[p] = load_key_pair(kind, kp[2 * p], kp[2 * p + 1], i, whole, m, d[p]);
     for (int r = 0; r < nr; r++) {
         const __m256 q8 = whole ? _mm256_loadu_ps(qp[r] + i) : _mm256_maskz_loadu_ps(m, qp[r] + i);
         const __m512 qv = _mm512_broadcast_f32x8(q8);
@@ -76,9 +84,15 @@ static KS_ALWAYS_INLINE void tile_step(int h, int nr, int np, const float *const
     }
 }
 
-/* The 8 elements of K row k from element i as floats; lanes past cnt (m) are 0. */
-static KS_ALWAYS_INLINE __m256 load_key8(int h, const void *k, int64_t i, bool whole, __mmask8 m) {
-    if (h) {
+/* The 8 elements of K row k from element i as floats (Q8_0: times d, its block's d);
+ * lanes past cnt (m) are 0. */
+static KS_ALWAYS_INLINE __m256 load_key8(int kind, const void *k, int64_t i, bool whole, __mmask8 m, __m256 d) {
+    if (kind == KV_Q8) {
+        const int8_t *a = kv_q8_block(k, i)->qs + i % KS_QK8_0;
+        const __m128i q = whole ? _mm_loadl_epi64((const __m128i *)a) : _mm_maskz_loadu_epi8(m, a);
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+    }
+    if (kind == KV_F16) {
         const ks_fp16 *a = (const ks_fp16 *)k + i;
         return _mm256_cvtph_ps(whole ? _mm_loadu_si128((const __m128i *)a) : _mm_maskz_loadu_epi16(m, a));
     }
@@ -90,13 +104,13 @@ static KS_ALWAYS_INLINE __m256 load_key8(int h, const void *k, int64_t i, bool w
  * nk + j]): each lane does what the same lane of tile_step's key pair does, bit for bit,
  * without the insert that packs two keys' halves in one register and the broadcast of the
  * query (with two rows those were a third of a step's instructions). */
-static KS_ALWAYS_INLINE void tile_step8(int h, int nr, int nk, const float *const *qp, const void *const *kp,
-                                        int64_t i, bool whole, __mmask8 m, __m256 *acc) {
+static KS_ALWAYS_INLINE void tile_step8(int kind, int nr, int nk, const float *const *qp, const void *const *kp,
+                                        int64_t i, bool whole, __mmask8 m, const __m256 *d, __m256 *acc) {
     __m256 qv[2];
     for (int r = 0; r < nr; r++)
         qv[r] = whole ? _mm256_loadu_ps(qp[r] + i) : _mm256_maskz_loadu_ps(m, qp[r] + i);
     for (int j = 0; j < nk; j++) {
-        const __m256 kv = load_key8(h, kp[j], i, whole, m);
+        const __m256 kv = load_key8(kind, kp[j], i, whole, m, d[j]);
         for (int r = 0; r < nr; r++)
             acc[r * nk + j] = _mm256_fmadd_ps(qv[r], kv, acc[r * nk + j]);
     }
@@ -127,17 +141,39 @@ static KS_ALWAYS_INLINE void reduce_pairs(int na, const __m512 *acc, float scale
     }
 }
 
-/* s[r * ld_s + j] for r < nr, j < nk_valid of a tile of nr rows x 2 np keys (h, nr, np
+/* The d of the Q8_0 block holding element i of each of a tile's 2 np keys: in pairs for
+ * tile_step (d), or one 8-lane vector per key for tile_step8 (narrow, d8). */
+static KS_ALWAYS_INLINE void q8_block_d(bool narrow, int np, const void *const *kp, int64_t i, __m512 *d,
+                                        __m256 *d8) {
+    for (int p = 0; p < np; p++) {
+        const __m128i h0 = _mm_set1_epi16((short)kv_q8_block(kp[2 * p], i)->d);
+        const __m128i h1 = _mm_set1_epi16((short)kv_q8_block(kp[2 * p + 1], i)->d);
+        if (narrow) {
+            d8[2 * p] = _mm256_cvtph_ps(h0);
+            d8[2 * p + 1] = _mm256_cvtph_ps(h1);
+        } else {
+            d[p] = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h0), h1, 1));
+        }
+    }
+}
+
+/* s[r * ld_s + j] for r < nr, j < nk_valid of a tile of nr rows x 2 np keys (kind, nr, np
  * constants where inlined). */
-static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, int64_t ld_q, const void *k, int64_t ld_k, int nk_valid, int64_t n, float scale, float *s,
+static KS_ALWAYS_INLINE void score_tile(int kind, int nr, int np, const float *q, int64_t ld_q, const void *k, int64_t ld_k, int nk_valid, int64_t n, float scale, float *s,
                                         int64_t ld_s, const void *pf) {
-    const int64_t eb = h ? 2 : 4;
+    const int64_t eb = kind == KV_F16 ? 2 : 4, ld_bytes = kv_off(kind, ld_k);
     const float *qp[8];
     const void *kp[16];
     for (int r = 0; r < nr; r++)
         qp[r] = q + r * ld_q;
     for (int j = 0; j < 2 * np; j++)
-        kp[j] = (const char *)k + (j < nk_valid ? j : nk_valid - 1) * ld_k * eb;
+        kp[j] = (const char *)k + (j < nk_valid ? j : nk_valid - 1) * ld_bytes;
+    __m512 d[8];   /* Q8_0: the keys' d of the step's block, in pairs (tile_step) */
+    __m256 d8[16]; /* or one per key (tile_step8) */
+    for (int p = 0; p < 8; p++)
+        d[p] = _mm512_setzero_ps();
+    for (int j = 0; j < 16; j++)
+        d8[j] = _mm256_setzero_ps();
     const bool narrow = nr <= 2; /* tile_step8 */
     __m512 acc[16];
     __m256 acc8[16];
@@ -149,22 +185,27 @@ static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, i
     const int64_t steps_per_line = 64 / (8 * eb), pf_per_step = (2 * np + steps_per_line - 1) / steps_per_line;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        if (pf) { /* a share of the pf rows' lines of this run of steps, every step */
+        if (kind == KV_Q8 && i % KS_QK8_0 == 0)
+            q8_block_d(narrow, np, kp, i, d, d8);
+        if (pf && kind == KV_Q8) { /* the lines of each pf row the step's elements start */
+            for (int j = 0; j < nk_valid; j++)
+                kv_prefetch_lines((const char *)pf + j * ld_bytes, kv_off(kind, i), kv_off(kind, i + 8));
+        } else if (pf) { /* a share of the pf rows' lines of this run of steps, every step */
             const int64_t s0 = (i / 8) % steps_per_line * pf_per_step, line = i & ~(64 / eb - 1);
             for (int64_t j = s0; j < s0 + pf_per_step && j < nk_valid; j++)
                 _mm_prefetch((const char *)pf + (j * ld_k + line) * eb, _MM_HINT_T1); /* to L2, as attn_tiles.h */
         }
         if (narrow)
-            tile_step8(h, nr, 2 * np, qp, kp, i, true, 0xff, acc8);
+            tile_step8(kind, nr, 2 * np, qp, kp, i, true, 0xff, d8, acc8);
         else
-            tile_step(h, nr, np, qp, kp, i, true, 0xff, acc);
+            tile_step(kind, nr, np, qp, kp, i, true, 0xff, d, acc);
     }
-    if (i < n) {
+    if (i < n) { /* (not Q8_0, whole blocks) */
         const __mmask8 m = (__mmask8)((1u << (n - i)) - 1);
         if (narrow)
-            tile_step8(h, nr, 2 * np, qp, kp, i, false, m, acc8);
+            tile_step8(kind, nr, 2 * np, qp, kp, i, false, m, d8, acc8);
         else
-            tile_step(h, nr, np, qp, kp, i, false, m, acc);
+            tile_step(kind, nr, np, qp, kp, i, false, m, d, acc);
     }
     for (int a = 0; a < nr * np && narrow; a++) /* key pairs, as tile_step's */
         acc[a] = _mm512_insertf32x8(_mm512_castps256_ps512(acc8[2 * a]), acc8[2 * a + 1], 1);
@@ -196,43 +237,48 @@ static KS_ALWAYS_INLINE void score_tile(int h, int nr, int np, const float *q, i
 }
 
 /* All nk keys for nr rows (tiles of 2 np keys). */
-static KS_ALWAYS_INLINE void score_rows(int h, int nr, int np, const float *q, int64_t ld_q, const void *k, int64_t ld_k, int nk, int64_t n, float scale, float *s,
+static KS_ALWAYS_INLINE void score_rows(int kind, int nr, int np, const float *q, int64_t ld_q, const void *k, int64_t ld_k, int nk, int64_t n, float scale, float *s,
                                         int64_t ld_s, const void *pf) {
-    const int64_t eb = h ? 2 : 4;
     for (int j = 0; j < nk; j += 2 * np)
-        score_tile(h, nr, np, q, ld_q, (const char *)k + j * ld_k * eb, ld_k, KS_MIN(nk - j, 2 * np), n,
-                   scale, s + j, ld_s, pf ? (const char *)pf + j * ld_k * eb : NULL);
+        score_tile(kind, nr, np, q, ld_q, kv_at(kind, k, j * ld_k), ld_k, KS_MIN(nk - j, 2 * np), n,
+                   scale, s + j, ld_s, pf ? kv_at(kind, pf, j * ld_k) : NULL);
 }
 
-static KS_ALWAYS_INLINE void scores(int h, const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
+static KS_ALWAYS_INLINE void scores(int kind, const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
                                     int nk, int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
     /* pf's rows are asked for by the first row tile's pass over the keys */
     int r = 0;
     for (; r + 8 <= nq; r += 8)
-        score_rows(h, 8, 2, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(kind, 8, 2, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
     if (nq - r >= 4) {
-        score_rows(h, 4, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(kind, 4, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 4;
     }
     if (nq - r >= 2) {
-        score_rows(h, 2, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(kind, 2, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
         r += 2;
     }
     if (r < nq)
-        score_rows(h, 1, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
+        score_rows(kind, 1, 4, q + r * ld_q, ld_q, k, ld_k, nk, n, scale, s + r * ld_s, ld_s, r == 0 ? pf : NULL);
 }
 
 static void attn_scores_f32_avx512(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
                                    int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    scores(0, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+    scores(KV_F32, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
 
 static void attn_scores_f16_avx512(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
                                    int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    scores(1, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+    scores(KV_F16, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+}
+
+static void attn_scores_q8_0_avx512(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                    int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores(KV_Q8, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
 }
 
 void ks_attn_scores_avx512_register(ks_kernels *k) {
     k->attn_scores[KS_TYPE_F32] = attn_scores_f32_avx512;
     k->attn_scores[KS_TYPE_F16] = attn_scores_f16_avx512;
+    k->attn_scores[KS_TYPE_Q8_0] = attn_scores_q8_0_avx512;
 }

@@ -528,9 +528,9 @@ static void test_dot_f32(const char *table, const ks_kernels *k, const ks_kernel
 
 /* The attention entries against ref, as tests/kernels/test_kernels.c holds the x86 ones:
  * scores and value accumulation over F32 and F16 rows within 1e-6 of the terms'
- * magnitude, each score equal bit for bit to the same score computed alone; the softmax
- * step within a few ulp of expf (weights below the smallest normal float may be 0); Q8_0
- * rows to floats bit for bit. */
+ * magnitude, each score equal bit for bit to the same score computed alone; over Q8_0
+ * rows the F32 kernels' results on their values, bit for bit; the softmax
+ * step within a few ulp of expf (weights below the smallest normal float may be 0). */
 #define ATT_ROWS 19
 #define ATT_LD 131
 static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *ref) {
@@ -541,7 +541,7 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
     static const int ns[] = {1, 7, 64, 128, 131};
     static const int shapes[][2] = {{1, 1}, {2, 19}, {5, 17}, {16, 16}, {19, 19}};
     test_case c;
-    begin(&c, "%s attention tiles, softmax step, q8_0 rows", table);
+    begin(&c, "%s attention tiles (f32, f16, q8_0 rows), softmax step", table);
     rng_state = 0x452821e638d01377ull;
     for (int i = 0; i < ATT_ROWS * ATT_LD; i++) {
         q[i] = frand();
@@ -591,6 +591,42 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
                 }
             }
     }
+    /* Q8_0 rows (160 elements apart, n whole blocks): the F32 kernels' results on the
+     * rows' values, bit for bit, and within the budget of ref */
+    static uint8_t q8[ATT_ROWS * 160 / 32 * 34];
+    for (int r = 0; r < ATT_ROWS; r++) {
+        float row[160] = {0};
+        memcpy(row, kv + r * ATT_LD, 128 * sizeof(float));
+        ks_type_traits_of(KS_TYPE_Q8_0)->from_float(row, q8 + r * 170, 160);
+        ks_type_traits_of(KS_TYPE_Q8_0)->to_float(q8 + r * 170, row, 160);
+        memcpy(wide + r * ATT_LD, row, 128 * sizeof(float));
+    }
+    for (int n = 32; n <= 128; n += 32)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int nq = shapes[si][0], nk = shapes[si][1];
+            static float sf[ATT_ROWS * ATT_ROWS], af[ATT_ROWS * ATT_LD];
+            ref->attn_scores[KS_TYPE_Q8_0](q, ATT_LD, nq, q8, 160, nk, n, 0.25f, sr, ATT_ROWS, NULL);
+            k->attn_scores[KS_TYPE_Q8_0](q, ATT_LD, nq, q8, 160, nk, n, 0.25f, sk, ATT_ROWS, q8);
+            k->attn_scores[KS_TYPE_F32](q, ATT_LD, nq, wide, ATT_LD, nk, n, 0.25f, sf, ATT_ROWS, NULL);
+            for (int i = 0; i < ATT_ROWS * ATT_LD; i++)
+                ak[i] = af[i] = q[i];
+            k->attn_accum[KS_TYPE_Q8_0](ak, ATT_LD, nq, sr, ATT_ROWS, q8, 160, nk, n, q8);
+            k->attn_accum[KS_TYPE_F32](af, ATT_LD, nq, sr, ATT_ROWS, wide, ATT_LD, nk, n, NULL);
+            for (int r = 0; r < nq; r++) {
+                check(&c, memcmp(sk + r * ATT_ROWS, sf + r * ATT_ROWS, (size_t)nk * sizeof(float)) == 0,
+                      "q8_0 scores n=%d %dx%d row %d: not the F32 scores of its values", n, nq, nk, r);
+                check(&c, memcmp(ak + r * ATT_LD, af + r * ATT_LD, (size_t)n * sizeof(float)) == 0,
+                      "q8_0 accum n=%d %dx%d row %d: not the F32 sums of its values", n, nq, nk, r);
+                for (int j = 0; j < nk; j++) {
+                    double mag = 0;
+                    for (int i = 0; i < n; i++)
+                        mag += fabs(0.25 * q[r * ATT_LD + i] * wide[j * ATT_LD + i]);
+                    check(&c, fabs((double)sk[r * ATT_ROWS + j] - sr[r * ATT_ROWS + j]) <= 1e-6 * mag + 1e-30,
+                          "q8_0 scores n=%d %dx%d [%d][%d]: %g vs ref %g", n, nq, nk, r, j,
+                          (double)sk[r * ATT_ROWS + j], (double)sr[r * ATT_ROWS + j]);
+                }
+            }
+        }
     for (int n = 1; n <= 70; n++) {
         /* ATT_ROWS rows of n scores (row stride ATT_LD) seeing all, some, one or none */
         int lim[ATT_ROWS];
@@ -619,11 +655,6 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
                       (double)ar[r * ATT_LD + i]);
         }
     }
-    const int nq8 = 9 * 32;
-    ks_type_traits_of(KS_TYPE_Q8_0)->from_float(kv, wbuf, nq8);
-    ref->q8_0_to_fp32_row(wbuf, ar, nq8);
-    k->q8_0_to_fp32_row(wbuf, ak, nq8);
-    check(&c, memcmp(ar, ak, (size_t)nq8 * sizeof *ar) == 0, "q8_0_to_fp32_row differs from ref");
     end(&c, NULL);
 }
 

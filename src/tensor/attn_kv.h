@@ -1,0 +1,53 @@
+/* attn_kv.h — the kinds of K/V rows the attention kernels read in place from the paged KV
+ * pool (kernels.h: attn_scores, attn_accum), and where their elements are.
+ *
+ * Owns: the element-to-byte arithmetic of F32, F16 and Q8_0 rows, and the prefetch of a
+ * span of a row.
+ *
+ * A kind is a constant where the kernels are inlined, so each kind's walk compiles to its
+ * own code. A Q8_0 row is whole blocks (n and the row stride ld multiples of 32): element
+ * i is qs[i % 32] of block i / 32, its value d * qs (exact in a float: 8 bits times a
+ * half's 11). The kernels widen those in registers exactly as a row converted to floats
+ * first would hold them, so a Q8_0 row's results are the F32 kernels' on its values. */
+#ifndef KS_ATTN_KV_H
+#define KS_ATTN_KV_H
+
+#include "core/ks_core.h"
+#include "tensor/quants.h"
+#include "tensor/types.h"
+
+#include <stdint.h>
+
+enum { KV_F32 = 0, KV_F16 = 1, KV_Q8 = 2 };
+
+/* Bytes before element idx of a row (Q8_0: idx a multiple of 32, or an estimate within
+ * the block for a prefetch). */
+static KS_ALWAYS_INLINE int64_t kv_off(int kind, int64_t idx) {
+    return kind == KV_Q8 ? idx / KS_QK8_0 * (int64_t)sizeof(ks_block_q8_0) + (idx % KS_QK8_0 ? 2 + idx % KS_QK8_0 : 0)
+         : idx * (kind == KV_F16 ? 2 : 4);
+}
+
+/* Element idx of rows of a kind (a row's start: idx a multiple of the row stride). */
+static KS_ALWAYS_INLINE const void *kv_at(int kind, const void *base, int64_t idx) {
+    return (const char *)base + kv_off(kind, idx);
+}
+
+/* The Q8_0 block holding element i of a row. */
+static KS_ALWAYS_INLINE const ks_block_q8_0 *kv_q8_block(const void *row, int64_t i) {
+    return (const ks_block_q8_0 *)row + i / KS_QK8_0;
+}
+
+/* Asks for the lines whose first byte lies in bytes [from, to) of a row (from 0: also the
+ * line holding its first byte), to L2: a row the walk reads next, a share at a time. */
+static KS_ALWAYS_INLINE void kv_prefetch_lines(const void *row, int64_t from, int64_t to) {
+    const uintptr_t a = (uintptr_t)row + (uintptr_t)from, b = (uintptr_t)row + (uintptr_t)to;
+    for (uintptr_t x = from == 0 ? a & ~(uintptr_t)63 : (a + 63) & ~(uintptr_t)63; x < b; x += 64)
+        __builtin_prefetch((const void *)x, 0, 2);
+}
+
+/* The kind of rows of a ks_type (F32, F16 or Q8_0). */
+static inline int kv_kind(uint32_t type) {
+    return type == KS_TYPE_F16 ? KV_F16 : type == KS_TYPE_Q8_0 ? KV_Q8 : KV_F32;
+}
+
+#endif
