@@ -124,6 +124,8 @@ typedef struct ks_panel_kernels {
 typedef void (*ks_attn_scores_fn)(const float *q, int64_t ld_q, int nq, const void *k,
                                   int64_t ld_k, int nk, int64_t n, float scale, float *s,
                                   int64_t ld_s, const void *pf);
+typedef void (*ks_attn_scores_q8q_fn)(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                      int64_t n, float scale, float *s, int64_t ld_s, const void *pf);
 typedef void (*ks_attn_accum_fn)(float *acc, int64_t ld_acc, int nq, const float *p,
                                  int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n,
                                  const void *pf);
@@ -183,6 +185,13 @@ typedef struct ks_kernels {
      * (ld_v) that the caller reads next (NULL: none; a hint, the results do not depend
      * on it; see vec_dot_2w's pf) */
     ks_attn_scores_fn attn_scores[KS_TYPE_COUNT];
+    /* Scores of Q8_0 K rows against query rows rounded to Q8_0 (quantize_act[KS_TYPE_Q8_0]),
+     * as llama.cpp scores a Q8_0 cache: rows of whole blocks, ld_q and ld_k in elements, n
+     * <= KS_ATTN_TILE_DIM; s[r * ld_s + j] = scale * vec_dot[KS_TYPE_Q8_0](k row j, q row
+     * r, n) up to the order of its float steps (each score's the same in any tile); pf as
+     * attn_scores. NULL where a table has none (ref: the specification is the vec_dot's),
+     * and attention then scores Q8_0 keys against float queries (attn_scores). */
+    ks_attn_scores_q8q_fn attn_scores_q8q;
     void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
                              float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];

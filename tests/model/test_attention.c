@@ -2,11 +2,14 @@
  * against a plain double-precision attention over the same stored K/V rows:
  *   prefill, decode deep enough to be cut into chunks across threads, a batch that
  *   mixes both over three sequences, and decode tokens of sequences whose tables share
- *   prefix blocks (walked once for all of them), for F32, F16 and Q8_0 KV; which
+ *   prefix blocks (walked once for all of them), for F32, F16 and Q8_0 KV (where the
+ *   kernels score a Q8_0 cache against queries rounded to Q8_0, the reference takes the
+ *   rounded queries); which
  *   sequences walk a prefix together when some share more of it than others;
  *   the same results with 1, 2 and 3 threads;
  *   K/V rows written where each token's block table says. */
 #include "model/attention.h"
+#include "tensor/kernels.h"
 #include "tensor/types.h"
 #include "test_support.h"
 
@@ -131,6 +134,21 @@ static void reference(const fixture *fx, const ks_batch *b, int il, const float 
     free(w);
 }
 
+/* The queries as the kernels score them: against a Q8_0 cache, tables with
+ * attn_scores_q8q round each head's query to Q8_0 first (as the table's quantize_act
+ * does), as llama.cpp does; the reference then takes the same rounded values. */
+static const float *queries_as_scored(const fixture *fx, const float *q, int T, float *qs) {
+    const ks_kernels *k = ks_kernels_get();
+    if (fx->kv.kv_type != KS_TYPE_Q8_0 || !k->attn_scores_q8q)
+        return q;
+    uint8_t blocks[HEAD_DIM / 32 * 34];
+    for (int r = 0; r < T * N_HEAD; r++) {
+        k->quantize_act[KS_TYPE_Q8_0](q + (size_t)r * HEAD_DIM, blocks, HEAD_DIM);
+        ks_type_traits_of(KS_TYPE_Q8_0)->to_float(blocks, qs + (size_t)r * HEAD_DIM, HEAD_DIM);
+    }
+    return qs;
+}
+
 /* One case: tokens (seq[t], pos[t]) whose K/V rows and all before them are stored; runs
  * attention on nth threads for every layer and compares with the reference. Queries are
  * scaled up so that scores span tens of units and the running max moves. */
@@ -140,6 +158,7 @@ static void check(fixture *fx, int nth, int T, const int32_t *seq, const int32_t
     ks_err err;
     cr_assert_eq(ks_attention_create(&a, &fx->hp, &fx->kv, MAX_POS, nth, &err), KS_OK, "%s", err.msg);
     float *q = malloc((size_t)T * Q_DIM * sizeof *q), *out = malloc((size_t)T * Q_DIM * sizeof *out);
+    float *qs = malloc((size_t)T * Q_DIM * sizeof *qs);
     double *want = malloc((size_t)T * Q_DIM * sizeof *want);
     ks_batch b = {.n_tokens = T, .pos = pos, .seq = seq, .seqs = fx->seqs, .n_seqs = MAX_SEQS};
     for (int il = 0; il < N_LAYER; il++) {
@@ -147,7 +166,7 @@ static void check(fixture *fx, int nth, int T, const int32_t *seq, const int32_t
             q[i] = frand() * 6.0f;
         memset(out, 0xff, (size_t)T * Q_DIM * sizeof *out); /* NaN: an output never written */
         ks_attention_run(a, tp, fx->pool, &b, il, q, out);
-        reference(fx, &b, il, q, want);
+        reference(fx, &b, il, queries_as_scored(fx, q, T, qs), want);
         double worst = 0;
         int at = 0;
         for (int i = 0; i < T * Q_DIM; i++) {
@@ -163,6 +182,7 @@ static void check(fixture *fx, int nth, int T, const int32_t *seq, const int32_t
                       (double)out[at], want[at]);
     }
     free(q);
+    free(qs);
     free(out);
     free(want);
     ks_attention_destroy(a);
