@@ -74,6 +74,8 @@
  * = mask m; a Q8_0 vector lies in one block (ATTN_LANES divides 32 and i is a multiple). */
 static KS_ALWAYS_INLINE attn_vec vload_kv(int kind, const void *row, int64_t i, attn_mask m, int64_t cnt) {
     if (kind == KV_Q8) {
+        if (cnt == 0) /* past the row's end (a tile's tail): not even its d read */
+            return vzero();
         const ks_block_q8_0 *b = kv_q8_block(row, i);
         return vmul(vloadm_q8(b->qs + i % KS_QK8_0, m, cnt), vset1_h(b->d));
     }

@@ -198,6 +198,36 @@ Test(kernels, test_kernels_attn_scores_within_float_error_of_ref_and_tile_indepe
     }
 }
 
+/* Q8_0 rows packed end to end in a buffer of exactly their size, a length whose last
+ * tile of accumulators runs past the row (3 blocks, tiles of 64 elements): nothing past
+ * the rows is read (the ASan build tells), and the sums are the F32 kernel's. */
+Test(kernels, test_kernels_attn_q8_0_rows_read_nothing_past_their_end) {
+    enum { N = 96, NK = 5, NQ = 4, ROW = N / 32 * 34 };
+    static float x[NK * N], vf[NK * N], p[NQ * NK], a0[NQ * N], a1[NQ * N], s0[NQ * NK], s1[NQ * NK];
+    uint8_t *v = malloc(NK * ROW);
+    cr_assert_not_null(v);
+    for (int i = 0; i < NK * N; i++)
+        x[i] = frand();
+    for (int i = 0; i < NQ * NK; i++)
+        p[i] = 0.5f * (frand() + 1.0f);
+    ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, v, NK * N);
+    ks_type_traits_of(KS_TYPE_Q8_0)->to_float(v, vf, NK * N);
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *k = isa_or_skip(isas[j]);
+        if (!k)
+            continue;
+        memset(a0, 0, sizeof a0);
+        memset(a1, 0, sizeof a1);
+        k->attn_accum[KS_TYPE_Q8_0](a0, N, NQ, p, NK, v, N, NK, N, v);
+        k->attn_accum[KS_TYPE_F32](a1, N, NQ, p, NK, vf, N, NK, N, NULL);
+        cr_assert_eq(memcmp(a0, a1, sizeof a0), 0, "%s accum of packed q8_0 rows", isas[j]);
+        k->attn_scores[KS_TYPE_Q8_0](x, N, NQ, v, N, NK, N, 0.125f, s0, NK, v);
+        k->attn_scores[KS_TYPE_F32](x, N, NQ, vf, N, NK, N, 0.125f, s1, NK, NULL);
+        cr_assert_eq(memcmp(s0, s1, sizeof s0), 0, "%s scores of packed q8_0 rows", isas[j]);
+    }
+    free(v);
+}
+
 /* attn_scores_q8q: Q8_0 keys against Q8_0 queries, each score within float rounding of
  * scale times the reference Q8_0 dot product (the sum of the blocks' exact integer dots
  * times their scales), and the same bits alone as in its tile. */
