@@ -97,12 +97,16 @@ static KS_ALWAYS_INLINE __m512 reduce16(const __m512 *acc) {
  * (their lines are asked for as the tile's own blocks go by). */
 static KS_ALWAYS_INLINE void tile(int nr, int nk, const q8_row *qr, const char *k, int64_t ld_bytes,
                                   int nk_valid, int nb, float scale, float *s, int64_t ld_s, const char *pf) {
+    /* (nb a constant too for the common lengths: the pairs' loop unrolled, the
+     * accumulators stay in registers) */
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512 acc[16];
     for (int a = 0; a < 16; a++)
         acc[a] = _mm512_setzero_ps();
+#pragma GCC unroll 4
     for (int p = 0; 2 * p < nb; p++) {
         const bool two = 2 * p + 1 < nb;
+#pragma GCC unroll 16
         for (int j = 0; j < nk; j++) {
             const int64_t jj = j < nk_valid ? j : nk_valid - 1;
             const ks_block_q8_0 *row = (const ks_block_q8_0 *)(k + jj * ld_bytes);
@@ -111,6 +115,7 @@ static KS_ALWAYS_INLINE void tile(int nr, int nk, const q8_row *qr, const char *
                                   (int64_t)sizeof(ks_block_q8_0) * KS_MIN(2 * p + 2, nb));
             const __m512i ku = _mm512_xor_si512(load_pair(row, 2 * p, two), flip);
             const __m512 dk = load_pair_d(row, 2 * p, two);
+#pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
                 const __m512 x = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(qr[r].c[p], ku, qr[r].q[p]));
                 const __m512 dd = _mm512_mul_ps(dk, qr[r].d[p]);
@@ -133,9 +138,9 @@ static KS_ALWAYS_INLINE void tile_rows(int nr, int nkt, const q8_row *qr, const 
              pf ? (const char *)pf + j * ld_bytes : NULL);
 }
 
-static void attn_scores_q8q_avx512(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
-                                   int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    const int nb = (int)(n / KS_QK8_0);
+/* All nq rows against all nk keys, rows of nb blocks (a constant where inlined). */
+static KS_ALWAYS_INLINE void scores(int nb, const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
+                                    int nk, float scale, float *s, int64_t ld_s, const void *pf) {
     const int64_t ld_bytes = kv_off(KV_Q8, ld_k), ldq_bytes = kv_off(KV_Q8, ld_q);
     q8_row qr[8];
     /* pf's rows are asked for by the first row tile's pass over the keys */
@@ -158,6 +163,16 @@ static void attn_scores_q8q_avx512(const void *q, int64_t ld_q, int nq, const vo
         } else {
             tile_rows(1, 16, qr, k, ld_bytes, nk, nb, scale, sr, ld_s, p);
         }
+    }
+}
+
+static void attn_scores_q8q_avx512(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                   int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    switch (n) { /* heads of 128 (Qwen3), 64 and 256 unrolled */
+    case 64: scores(2, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
+    case 128: scores(4, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
+    case 256: scores(8, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
+    default: scores((int)(n / KS_QK8_0), q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
     }
 }
 
