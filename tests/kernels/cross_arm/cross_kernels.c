@@ -658,6 +658,48 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
     end(&c, NULL);
 }
 
+/* attn_scores_q8q (SDOT tables): each score within float rounding of scale times the
+ * reference Q8_0 dot product, and the same bits alone as in its tile. */
+static void test_attn_q8q(const char *table, const ks_kernels *k, const ks_kernels *ref) {
+    enum { NQ = 9, NK = 19, LD = 160, ROW = LD / 32 * 34 };
+    static uint8_t q8[NQ * ROW], k8[NK * ROW];
+    static float x[LD], s[NQ * NK];
+    static const int shapes[][2] = {{1, 1}, {1, 19}, {2, 17}, {3, 5}, {4, 16}, {9, 19}};
+    test_case c;
+    begin(&c, "%s attn_scores_q8q: the Q8_0 dot products", table);
+    for (int r = 0; r < NQ + NK; r++) {
+        for (int i = 0; i < LD; i++)
+            x[i] = frand() * (r % 3 == 0 ? 30.0f : 1.0f);
+        if (r < NQ)
+            ref->quantize_act[KS_TYPE_Q8_0](x, q8 + r * ROW, LD);
+        else
+            ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, k8 + (r - NQ) * ROW, LD);
+    }
+    for (int n = 32; n <= LD; n += 32)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int nq = shapes[si][0], nk = shapes[si][1];
+            k->attn_scores_q8q(q8, LD, nq, k8, LD, nk, n, 0.25f, s, NK, k8);
+            for (int r = 0; r < nq; r++)
+                for (int j = 0; j < nk; j++) {
+                    const uint8_t *qr = q8 + r * ROW, *kr = k8 + j * ROW;
+                    const float want = 0.25f * ref->vec_dot[KS_TYPE_Q8_0](kr, qr, n), v = s[r * NK + j];
+                    double mag = 0;
+                    for (int b = 0; b < n / 32; b++) {
+                        const ks_block_q8_0 *qb = (const ks_block_q8_0 *)qr + b, *kb = (const ks_block_q8_0 *)kr + b;
+                        for (int i = 0; i < 32; i++)
+                            mag += fabs(0.25 * ks_fp16_to_fp32(qb->d) * qb->qs[i] * ks_fp16_to_fp32(kb->d) * kb->qs[i]);
+                    }
+                    check(&c, fabs((double)v - want) <= 1e-6 * mag + 1e-30, "n=%d %dx%d [%d][%d]: %g vs %g", n, nq,
+                          nk, r, j, (double)v, (double)want);
+                    float one;
+                    k->attn_scores_q8q(qr, LD, 1, kr, LD, 1, n, 0.25f, &one, 1, NULL);
+                    check(&c, memcmp(&one, &v, sizeof v) == 0, "n=%d %dx%d [%d][%d]: %a in the tile, %a alone", n,
+                          nq, nk, r, j, (double)v, (double)one);
+                }
+        }
+    end(&c, NULL);
+}
+
 /* ---- tables --------------------------------------------------------------------------- */
 
 static const ks_type weight_types[] = {
@@ -683,6 +725,8 @@ static void test_table(const char *name, const ks_kernels *k, const ks_kernels *
         test_dot_f32(name, k, ref);
     if (NEW(attn_scores[KS_TYPE_F32]))
         test_attn(name, k, ref);
+    if (k->attn_scores_q8q && NEW(attn_scores_q8q))
+        test_attn_q8q(name, k, ref);
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
         if (NEW(vec_dot[weight_types[i]]))
             test_vec_dot(name, k, ref, weight_types[i]);
@@ -739,6 +783,8 @@ int main(int argc, char **argv) {
               sdot ? "registered" : "missing");
         check(&c, plain.vec_dot[t] != ref->vec_dot[t], "%s: no NEON kernel", ks_type_name(t));
     }
+    check(&c, neon && (neon->attn_scores_q8q != NULL) == (bool)want_dotprod && !plain.attn_scores_q8q,
+          "attn_scores_q8q (SDOT) %s", neon && neon->attn_scores_q8q ? "registered" : "missing");
     end(&c, NULL);
 
     if (neon) {
