@@ -20,8 +20,9 @@
  * Against keys widened to floats (attn_tiles.h), a block of a row is 6 instructions
  * where the widened keys take 4 FMAs and, per key, 3 instructions a vector shared by the
  * tile's 2 rows (bench_attention -d 16384 -p 0 --kv q8_0, KS_KERNELS=avx2, 2 threads:
- * Qwen3-0.6B 115 -> 71-77 ms). Tiles: NR query rows x NK keys, NR * NK <= 8 accumulators (4 x 2, 2 x 4, 1 x
- * 8); a key tail points at the last key again and drops those results. */
+ * Qwen3-0.6B 115 -> 71-77 ms). Tiles: NR query rows x NK keys, NR * NK <= 8
+ * accumulators (4 x 2, 2 x 4, 1 x 8, the rows' walk attn_q8_rows.h's); a key tail points
+ * at the last key again and drops those results. */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -31,10 +32,12 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-#define MAX_BLOCKS (KS_ATTN_TILE_DIM / KS_QK8_0)
+typedef __m256 q8_dvec;
+#define Q8_MAX_BLOCKS (KS_ATTN_TILE_DIM / KS_QK8_0)
+#define Q8_ACC 8
 
 /* d of a block, as floats in all 8 lanes */
-static KS_ALWAYS_INLINE __m256 block_d(const ks_block_q8_0 *b) { return _mm256_cvtph_ps(_mm_set1_epi16((short)b->d)); }
+static KS_ALWAYS_INLINE __m256 q8_block_d(const ks_block_q8_0 *b) { return _mm256_cvtph_ps(_mm_set1_epi16((short)b->d)); }
 
 /* Four accumulators' lane sums, each by the file comment's tree, times scale. */
 static KS_ALWAYS_INLINE __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d, float scale) {
@@ -45,7 +48,7 @@ static KS_ALWAYS_INLINE __m128 sum4(__m256 a, __m256 b, __m256 c, __m256 d, floa
 /* s[r * ld_s + j], r < nr, j < nk_valid, for a tile of nr rows x nk keys of nb blocks
  * (nr, nk, nb constants where inlined); qd[r][b]: row r's block d; pf as attn_q8_avx512.c. */
 static KS_ALWAYS_INLINE void tile(int nr, int nk, int nb, const ks_block_q8_0 *const *qr,
-                                  const __m256 (*qd)[MAX_BLOCKS], const char *k, int64_t ld_bytes, int nk_valid,
+                                  const __m256 (*qd)[Q8_MAX_BLOCKS], const char *k, int64_t ld_bytes, int nk_valid,
                                   float scale, float *s, int64_t ld_s, const char *pf) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[8];
@@ -62,7 +65,7 @@ static KS_ALWAYS_INLINE void tile(int nr, int nk, int nb, const ks_block_q8_0 *c
                                   (int64_t)sizeof(ks_block_q8_0) * (b + 1));
             const __m256i kq = _mm256_loadu_si256((const __m256i *)kb->qs);
             const __m256i ka = _mm256_sign_epi8(kq, kq);
-            const __m256 dk = block_d(kb);
+            const __m256 dk = q8_block_d(kb);
 #pragma GCC unroll 4
             for (int r = 0; r < nr; r++) {
                 const __m256i qs = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)qr[r][b].qs), kq);
@@ -80,50 +83,6 @@ static KS_ALWAYS_INLINE void tile(int nr, int nk, int nb, const ks_block_q8_0 *c
             s[r * ld_s + j] = out[r * nk + j];
 }
 
-/* All nk keys for nr (a constant where inlined) rows. */
-static KS_ALWAYS_INLINE void tile_rows(int nr, int nkt, int nb, const ks_block_q8_0 *const *qr,
-                                       const __m256 (*qd)[MAX_BLOCKS], const void *k, int64_t ld_bytes, int nk,
-                                       float scale, float *s, int64_t ld_s, const void *pf) {
-    for (int j = 0; j < nk; j += nkt)
-        tile(nr, nkt, nb, qr, qd, (const char *)k + j * ld_bytes, ld_bytes, KS_MIN(nk - j, nkt), scale, s + j, ld_s,
-             pf ? (const char *)pf + j * ld_bytes : NULL);
-}
+#include "tensor/attn_q8_rows.h"
 
-/* All nq rows against all nk keys, rows of nb blocks (a constant where inlined). */
-static KS_ALWAYS_INLINE void scores(int nb, const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
-                                    int nk, float scale, float *s, int64_t ld_s, const void *pf) {
-    const int64_t ld_bytes = kv_off(KV_Q8, ld_k), ldq_bytes = kv_off(KV_Q8, ld_q);
-    const ks_block_q8_0 *qr[4];
-    __m256 qd[4][MAX_BLOCKS];
-    /* pf's rows are asked for by the first row tile's pass over the keys */
-    for (int r0 = 0; r0 < nq; r0 += 4) {
-        const int nr = KS_MIN(4, nq - r0);
-        for (int r = 0; r < nr; r++) {
-            qr[r] = (const ks_block_q8_0 *)((const char *)q + (r0 + r) * ldq_bytes);
-            for (int b = 0; b < nb; b++)
-                qd[r][b] = block_d(&qr[r][b]);
-        }
-        float *sr = s + r0 * ld_s;
-        const void *p = r0 == 0 ? pf : NULL;
-        if (nr == 4) {
-            tile_rows(4, 2, nb, qr, qd, k, ld_bytes, nk, scale, sr, ld_s, p);
-        } else if (nr >= 2) {
-            tile_rows(2, 4, nb, qr, qd, k, ld_bytes, nk, scale, sr, ld_s, p);
-            if (nr == 3)
-                tile_rows(1, 8, nb, qr + 2, qd + 2, k, ld_bytes, nk, scale, sr + 2 * ld_s, ld_s, NULL);
-        } else {
-            tile_rows(1, 8, nb, qr, qd, k, ld_bytes, nk, scale, sr, ld_s, p);
-        }
-    }
-}
-
-static void attn_scores_q8q_avx2(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
-                                 int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    switch (n) { /* heads of 128 (Qwen3) and 64 unrolled */
-    case 64: scores(2, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    case 128: scores(4, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    default: scores((int)(n / KS_QK8_0), q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    }
-}
-
-void ks_attn_q8_avx2_register(ks_kernels *k) { k->attn_scores_q8q = attn_scores_q8q_avx2; }
+void ks_attn_q8_avx2_register(ks_kernels *k) { k->attn_scores_q8q = attn_scores_q8q_rows; }
