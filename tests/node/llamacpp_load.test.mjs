@@ -3,7 +3,7 @@
 // with the built tokenizer and with the real Qwen3 vocabulary copied in. For each,
 // llama.cpp tokenizes text (round trip, special tokens), evaluates a prompt and generates
 // tokens from finite, non-degenerate distributions, and kvserve, on the same file, makes
-// the same greedy choices.
+// the same greedy choices (with F16 and with Q8_0 K/V caches).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -38,11 +38,12 @@ function mkmodel(name, args) {
   return file;
 }
 
-// Loads file in llama.cpp, runs fn(model, sequence), frees everything.
-async function withModel(file, fn) {
+// Loads file in llama.cpp, runs fn(model, sequence), frees everything; contextOptions
+// are added to the context's.
+async function withModel(file, fn, contextOptions = {}) {
   const model = await llama.loadModel({ modelPath: file });
   try {
-    const context = await model.createContext({ contextSize: 256, threads: 2 });
+    const context = await model.createContext({ contextSize: 256, threads: 2, ...contextOptions });
     try {
       await fn(model, context.getSequence());
     } finally {
@@ -53,11 +54,11 @@ async function withModel(file, fn) {
   }
 }
 
-// Evaluates the first PROMPT_TOKENS of prompt, then generates greedily; checks every
+// Evaluates the first n tokens of prompt, then generates greedily; checks every
 // next-token distribution. Returns the generated tokens.
-async function generate(sequence, prompt) {
+async function generate(sequence, prompt, n = PROMPT_TOKENS) {
   const out = [];
-  const input = prompt.slice(0, PROMPT_TOKENS);
+  const input = prompt.slice(0, n);
   for await (const r of sequence.evaluateWithMetadata(input, { probabilities: true }, { temperature: 0 })) {
     let sum = 0, max = 0, finite = true;
     for (const p of r.probabilities.values()) {
@@ -81,16 +82,16 @@ async function generate(sequence, prompt) {
 // tiny random models that turned near-ties of 0.02-0.03 (logits ~5-6) in the q5_k_m and
 // iq4_nl files. A wrong decoding of a type moves logits by whole units.
 const MARGIN = 0.1;
-function assertSameGreedy(file, prompt, generated) {
-  const input = [...prompt.slice(0, PROMPT_TOKENS), ...generated.slice(0, -1)];
-  const res = execFileSync(kvserveBin, ["logits", "-m", file, "--tokens", input.join(","), "--top", "20", "--json"],
-    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+function assertSameGreedy(file, prompt, generated, n = PROMPT_TOKENS, kvType = "f32", margin = MARGIN) {
+  const input = [...prompt.slice(0, n), ...generated.slice(0, -1)];
+  const res = execFileSync(kvserveBin, ["logits", "-m", file, "--tokens", input.join(","), "--top", "20", "--json",
+    "--kv-type", kvType], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   const top = JSON.parse(res).top;
   for (let g = 0; g < generated.length; g++) {
-    const row = top[PROMPT_TOKENS - 1 + g];
+    const row = top[n - 1 + g];
     const chosen = row.find(([id]) => id === generated[g]);
-    assert.ok(chosen && row[0][1] - chosen[1] <= MARGIN,
-      `position ${PROMPT_TOKENS + g}: llama.cpp chose ${generated[g]}, kvserve's logit for it ` +
+    assert.ok(chosen && row[0][1] - chosen[1] <= margin,
+      `position ${n + g}: llama.cpp chose ${generated[g]}, kvserve's logit for it ` +
       `${chosen ? chosen[1] : "(not in its top 20)"}, its top ${row[0][0]} at ${row[0][1]}`);
   }
 }
@@ -114,6 +115,27 @@ for (const arch of ["qwen3", "qwen3moe"]) {
       });
     });
   }
+}
+
+// With a Q8_0 K/V cache on both sides (llama.cpp's needs its flash attention), over a
+// prompt long enough for attention to weigh many positions: the same greedy choices,
+// within MARGIN_Q8_KV. Both score the cached keys in Q8_0 dot products, but they round the
+// queries at different points and sum in other orders; on these tiny random models that
+// moved near-ties by up to 0.34 over 64-70 positions (two seeds per architecture). A wrong
+// scale or code moves logits by whole units.
+const MARGIN_Q8_KV = 0.5;
+for (const [arch, seed] of [["qwen3", "5"], ["qwen3moe", "7"]]) {
+  test(`llama.cpp and kvserve with a Q8_0 K/V cache make the same choices (${arch})`, async () => {
+    const file = mkmodel(`${arch}-q8_0-kv.gguf`, ["--arch", arch, "--type", "q8_0", "--seed", seed]);
+    await withModel(file, async (model, sequence) => {
+      const tokens = model.tokenize(TEXT.repeat(4));
+      const n = Math.min(tokens.length, 64);
+      assert.ok(n >= 48, `${tokens.length} prompt tokens`);
+      const out = await generate(sequence, tokens, n);
+      assert.equal(out.length, GENERATED);
+      assertSameGreedy(file, tokens, out, n, "q8_0", MARGIN_Q8_KV);
+    }, { flashAttention: true, experimentalKvCacheKeyType: "Q8_0", experimentalKvCacheValueType: "Q8_0" });
+  });
 }
 
 test("llama.cpp loads a model with the real Qwen3 vocabulary copied in", async () => {
