@@ -1,8 +1,8 @@
 /* attn_kv.h — the kinds of K/V rows the attention kernels read in place from the paged KV
  * pool (kernels.h: attn_scores, attn_accum), and where their elements are.
  *
- * Owns: the element-to-byte arithmetic of F32, F16 and Q8_0 rows, and the prefetch of a
- * span of a row.
+ * Owns: the element-to-byte arithmetic of F32, F16 and Q8_0 rows, the prefetch of a span
+ * of a row, and the addressing of a Q8_0 score tile's key blocks.
  *
  * A kind is a constant where the kernels are inlined, so each kind's walk compiles to its
  * own code. A Q8_0 row is whole blocks (n and the row stride ld multiples of 32): element
@@ -43,6 +43,17 @@ static KS_ALWAYS_INLINE void kv_prefetch_lines(const void *row, int64_t from, in
     const uintptr_t a = (uintptr_t)row + (uintptr_t)from, b = (uintptr_t)row + (uintptr_t)to;
     for (uintptr_t x = from == 0 ? a & ~(uintptr_t)63 : (a + 63) & ~(uintptr_t)63; x < b; x += 64)
         __builtin_prefetch((const void *)x, 0, 2);
+}
+
+/* Block b of key j of a tile of Q8_0 key rows ld_bytes apart from k (keys past nk_valid:
+ * the last valid one again), asking for the same block of pf's row j (NULL: none). */
+static KS_ALWAYS_INLINE const ks_block_q8_0 *kv_q8_key_block(const char *k, int64_t ld_bytes, int j, int nk_valid,
+                                                             int b, const char *pf) {
+    const int64_t jj = j < nk_valid ? j : nk_valid - 1;
+    if (pf)
+        kv_prefetch_lines(pf + jj * ld_bytes, (int64_t)sizeof(ks_block_q8_0) * b,
+                          (int64_t)sizeof(ks_block_q8_0) * (b + 1));
+    return (const ks_block_q8_0 *)(k + jj * ld_bytes) + b;
 }
 
 /* The kind of rows of a ks_type (F32, F16 or Q8_0). */

@@ -51,11 +51,7 @@ static KS_ALWAYS_INLINE void tile(int nr, int nk, int nb, const ks_block_q8_0 *c
     for (int b = 0; b < nb; b++) {
 #pragma GCC unroll 16
         for (int j = 0; j < nk; j++) {
-            const int64_t jj = j < nk_valid ? j : nk_valid - 1;
-            const ks_block_q8_0 *kb = (const ks_block_q8_0 *)(k + jj * ld_bytes) + b;
-            if (pf)
-                kv_prefetch_lines(pf + jj * ld_bytes, (int64_t)sizeof(ks_block_q8_0) * b,
-                                  (int64_t)sizeof(ks_block_q8_0) * (b + 1));
+            const ks_block_q8_0 *kb = kv_q8_key_block(k, ld_bytes, j, nk_valid, b, pf);
             const int8x16_t klo = vld1q_s8(kb->qs), khi = vld1q_s8(kb->qs + 16);
             const float32x4_t dk = q8_block_d(kb);
 #pragma GCC unroll 4

@@ -58,11 +58,7 @@ static KS_ALWAYS_INLINE void tile(int nr, int nk, int nb, const ks_block_q8_0 *c
     for (int b = 0; b < nb; b++) {
 #pragma GCC unroll 8
         for (int j = 0; j < nk; j++) {
-            const int64_t jj = j < nk_valid ? j : nk_valid - 1;
-            const ks_block_q8_0 *kb = (const ks_block_q8_0 *)(k + jj * ld_bytes) + b;
-            if (pf)
-                kv_prefetch_lines(pf + jj * ld_bytes, (int64_t)sizeof(ks_block_q8_0) * b,
-                                  (int64_t)sizeof(ks_block_q8_0) * (b + 1));
+            const ks_block_q8_0 *kb = kv_q8_key_block(k, ld_bytes, j, nk_valid, b, pf);
             const __m256i kq = _mm256_loadu_si256((const __m256i *)kb->qs);
             const __m256i ka = _mm256_sign_epi8(kq, kq);
             const __m256 dk = q8_block_d(kb);
