@@ -296,10 +296,14 @@ static KS_ALWAYS_INLINE void accum_chunk(int kind, int nr, int nv, float *acc, i
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nv; c++)
             a[r * nv + c] = vloadm(acc + r * ld_acc + i0 + ATTN_LANES * c, mk[c]);
+    const int64_t eb = kind == KV_F16 ? 2 : 4;
     for (int j = 0; j < nk; j++) {
         const void *vj = kv_at(kind, v, j * ld_v);
-        if (pf) /* the lines of pf's row j that start in the tile's elements */
+        if (pf && kind == KV_Q8) /* the lines of pf's row j that start in the tile's elements */
             kv_prefetch_lines(kv_at(kind, pf, j * ld_v), kv_off(kind, i0), kv_off(kind, i0 + nv * ATTN_LANES));
+        else if (pf) /* the same for rows of floats or halves, which start on a line */
+            for (int64_t o = (i0 * eb + 63) & ~(int64_t)63; o < (i0 + nv * ATTN_LANES) * eb; o += 64)
+                __builtin_prefetch((const char *)kv_at(kind, pf, j * ld_v) + o, 0, ATTN_PF_LOCALITY);
         attn_vec vv[ATTN_TILE];
         for (int c = 0; c < nv; c++)
             vv[c] = vload_kv(kind, vj, i0 + ATTN_LANES * c, mk[c], cnt[c]);
