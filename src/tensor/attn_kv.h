@@ -2,7 +2,8 @@
  * pool (kernels.h: attn_scores, attn_accum), and where their elements are.
  *
  * Owns: the element-to-byte arithmetic of F32, F16 and Q8_0 rows, the prefetch of a span
- * of a row, and the addressing of a Q8_0 score tile's key blocks.
+ * of a row, the addressing of a Q8_0 score tile's key blocks, and the layout of Q8_0 keys
+ * in panels.
  *
  * A kind is a constant where the kernels are inlined, so each kind's walk compiles to its
  * own code. A Q8_0 row is whole blocks (n and the row stride ld multiples of 32): element
@@ -13,6 +14,7 @@
 #define KS_ATTN_KV_H
 
 #include "core/ks_core.h"
+#include "tensor/fp16.h"
 #include "tensor/quants.h"
 #include "tensor/types.h"
 
@@ -54,6 +56,68 @@ static KS_ALWAYS_INLINE const ks_block_q8_0 *kv_q8_key_block(const char *k, int6
         kv_prefetch_lines(pf + jj * ld_bytes, (int64_t)sizeof(ks_block_q8_0) * b,
                           (int64_t)sizeof(ks_block_q8_0) * (b + 1));
     return (const ks_block_q8_0 *)(k + jj * ld_bytes) + b;
+}
+
+/* ---- Q8_0 keys in panels ---------------------------------------------------------------
+ *
+ * A KV pool may hold its Q8_0 keys in panels (model/kv_layout.h: k_panels) for
+ * attn_scores_q8p: KV_PANEL_KEYS keys of one KV head side by side, so a vector holds the
+ * same four elements of 16 keys and a query's four codes, broadcast, score them all in one
+ * int8 dot-product instruction, with no sums across lanes. Per block of 32 elements:
+ *
+ *   kv_q8_panel:  d[16]          the 16 keys' scales (F16)
+ *                 qs[8][16][4]   codes 4g .. 4g + 3 of key i at qs[g][i]
+ *
+ * 544 bytes, 16 keys' blocks (16 x 34). A head of nb blocks is nb panels, its 16 keys
+ * nb * 544 bytes together; the 16 keys of all heads (head after head) take the bytes of 16
+ * rows, so the panels of keys j .. j + 15 (j a multiple of 16) start where row j would. */
+#define KV_PANEL_KEYS 16
+typedef struct kv_q8_panel {
+    ks_fp16 d[KV_PANEL_KEYS];
+    int8_t qs[KS_QK8_0 / 4][KV_PANEL_KEYS][4];
+} kv_q8_panel;
+_Static_assert(sizeof(kv_q8_panel) == KV_PANEL_KEYS * sizeof(ks_block_q8_0), "a panel is 16 blocks' bytes");
+
+/* Key `key` (< 16) of a head's panels (nb blocks) from a row of nb Q8_0 blocks. */
+static inline void kv_q8_panel_put(kv_q8_panel *p, int key, const ks_block_q8_0 *row, int nb) {
+    for (int b = 0; b < nb; b++) {
+        p[b].d[key] = row[b].d;
+        for (int g = 0; g < KS_QK8_0 / 4; g++)
+            for (int e = 0; e < 4; e++)
+                p[b].qs[g][key][e] = row[b].qs[4 * g + e];
+    }
+}
+
+/* Key `key` (< 16) of a head's panels (nb blocks) as a row of nb Q8_0 blocks. */
+static inline void kv_q8_panel_get(const kv_q8_panel *p, int key, ks_block_q8_0 *row, int nb) {
+    for (int b = 0; b < nb; b++) {
+        row[b].d = p[b].d[key];
+        for (int g = 0; g < KS_QK8_0 / 4; g++)
+            for (int e = 0; e < 4; e++)
+                row[b].qs[4 * g + e] = p[b].qs[g][key][e];
+    }
+}
+
+/* A query row as attn_scores_q8p takes it: per block its Q8_0 codes (quantize_act's), d
+ * as a float and c = -128 times the sum of its codes, which takes back out what scoring
+ * the keys shifted to unsigned (k + 128) adds. */
+typedef struct kv_q8_query {
+    int32_t c;
+    float d;
+    int8_t qs[KS_QK8_0];
+} kv_q8_query;
+
+/* A query row of nb Q8_0 blocks made ready for attn_scores_q8p. */
+static inline void kv_q8_query_prep(const ks_block_q8_0 *row, int nb, kv_q8_query *out) {
+    for (int b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int e = 0; e < KS_QK8_0; e++) {
+            out[b].qs[e] = row[b].qs[e];
+            sum += row[b].qs[e];
+        }
+        out[b].c = -128 * sum;
+        out[b].d = ks_fp16_to_fp32(row[b].d);
+    }
 }
 
 /* The kind of rows of a ks_type (F32, F16 or Q8_0). */

@@ -192,6 +192,14 @@ typedef struct ks_kernels {
      * attn_scores. NULL where a table has none (ref: the specification is the vec_dot's),
      * and attention then scores Q8_0 keys against float queries (attn_scores). */
     ks_attn_scores_q8q_fn attn_scores_q8q;
+    /* attn_scores_q8q over keys in panels (attn_kv.h: kv_q8_panel), the layout a KV pool
+     * takes for its Q8_0 keys where the table has this (model/kv_layout.h): k is the
+     * panels of one KV head's keys 0-15, keys j .. j + 15 (j a multiple of 16) at k +
+     * kv_off(KV_Q8, j * ld_k) (ld_k the pool's row stride); any nk, the last panel's keys
+     * past nk not stored. Query rows are kv_q8_query blocks (kv_q8_query_prep of
+     * quantize_act's rows), row r at q + r * ld_q / 32 blocks. Each score is the same in
+     * any tile and for any nq and nk. NULL where a table has none. */
+    ks_attn_scores_q8q_fn attn_scores_q8p;
     void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
                              float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];

@@ -1,5 +1,6 @@
 /* test_kernels.c — every ISA kernel set against the scalar reference. An ISA the CPU (or
  * the build) lacks is reported as skipped, never passed. */
+#include "tensor/attn_kv.h"
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
 #include "test_support.h"
@@ -228,6 +229,18 @@ Test(kernels, test_kernels_attn_q8_0_rows_read_nothing_past_their_end) {
     free(v);
 }
 
+/* scale times the reference Q8_0 dot product of rows q and k of n elements; *mag: the
+ * sum of its scaled terms' magnitudes (the scale of its float rounding) */
+static float q8_0_score(const ks_kernels *ref, const uint8_t *q, const uint8_t *k, int n, float scale, double *mag) {
+    *mag = 0;
+    for (int b = 0; b < n / 32; b++) {
+        const ks_block_q8_0 *qb = (const ks_block_q8_0 *)q + b, *kb = (const ks_block_q8_0 *)k + b;
+        for (int i = 0; i < 32; i++)
+            *mag += fabs((double)scale * ks_fp16_to_fp32(qb->d) * qb->qs[i] * ks_fp16_to_fp32(kb->d) * kb->qs[i]);
+    }
+    return scale * ref->vec_dot[KS_TYPE_Q8_0](k, q, n);
+}
+
 /* attn_scores_q8q: Q8_0 keys against Q8_0 queries, each score within float rounding of
  * scale times the reference Q8_0 dot product (the sum of the blocks' exact integer dots
  * times their scales), and the same bits alone as in its tile. */
@@ -262,13 +275,8 @@ Test(kernels, test_kernels_attn_scores_q8q_within_float_error_of_the_q8_0_dot_an
                 for (int r = 0; r < nq; r++)
                     for (int c = 0; c < nk; c++) {
                         const uint8_t *qr = q8 + r * ROW_BYTES, *kr = k8 + c * ROW_BYTES;
-                        const float want = 0.125f * ref->vec_dot[KS_TYPE_Q8_0](kr, qr, n);
-                        double mag = 0; /* of the scaled terms */
-                        for (int b = 0; b < n / 32; b++) {
-                            const ks_block_q8_0 *qb = (const ks_block_q8_0 *)qr + b, *kb = (const ks_block_q8_0 *)kr + b;
-                            for (int i = 0; i < 32; i++)
-                                mag += fabs(0.125 * ks_fp16_to_fp32(qb->d) * qb->qs[i] * ks_fp16_to_fp32(kb->d) * kb->qs[i]);
-                        }
+                        double mag;
+                        const float want = q8_0_score(ref, qr, kr, n, 0.125f, &mag);
                         const float v = si[r * ATT_K + c];
                         cr_assert_leq(fabs((double)v - want), 1e-6 * mag + 1e-30, "%s scores q8q n=%d %dx%d [%d][%d]: %g vs %g",
                                       isas[j], n, nq, nk, r, c, (double)v, (double)want);
@@ -281,6 +289,78 @@ Test(kernels, test_kernels_attn_scores_q8q_within_float_error_of_the_q8_0_dot_an
     }
     if (!tested)
         cr_skip_test("no table here has attn_scores_q8q");
+}
+
+/* attn_scores_q8p: the keys of the q8q test in panels (attn_kv.h), as a pool holds them
+ * (16 keys' panels where 16 rows would be); each score within float rounding of scale
+ * times the reference Q8_0 dot product, the same bits alone as in its tile, and nothing
+ * stored for the last panel's keys past nk. */
+Test(kernels, test_kernels_attn_scores_q8p_within_float_error_of_the_q8_0_dot_and_tile_independent) {
+    enum { LD = 288, NB_LD = LD / 32, ROW_BYTES = NB_LD * 34, NK_PANELS = (ATT_K + 15) / 16 };
+    static uint8_t q8[ATT_Q * ROW_BYTES], k8[ATT_K * ROW_BYTES], kp[NK_PANELS * 16 * ROW_BYTES];
+    static kv_q8_query qp[ATT_Q * NB_LD];
+    static float x[LD], si[ATT_Q * (ATT_K + 16)];
+    const ks_kernels *ref = ks_kernels_ref();
+    for (int r = 0; r < ATT_Q; r++) {
+        for (int i = 0; i < LD; i++)
+            x[i] = frand() * (r % 3 == 0 ? 40.0f : 1.0f); /* rows of other magnitudes */
+        ref->quantize_act[KS_TYPE_Q8_0](x, q8 + r * ROW_BYTES, LD);
+        kv_q8_query_prep((const ks_block_q8_0 *)(q8 + r * ROW_BYTES), NB_LD, qp + r * NB_LD);
+    }
+    for (int r = 0; r < ATT_K; r++) {
+        for (int i = 0; i < LD; i++)
+            x[i] = frand() * (i % 32 < 4 ? 8.0f : 1.0f); /* an outlier channel per block */
+        ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, k8 + r * ROW_BYTES, LD);
+    }
+    static const int ns[] = {32, 64, 96, 128, 160, 256};
+    static const int shapes[][2] = {{1, 1}, {1, 37}, {2, 16}, {2, 32}, {3, 5}, {4, 17}, {8, 32}, {9, 33}, {16, 32}, {19, 37}};
+    const int ld_s = ATT_K + 16;
+    int tested = 0;
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *kk = isa_or_skip(isas[j]);
+        if (!kk || !kk->attn_scores_q8p)
+            continue;
+        tested++;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            const int n = ns[ni];
+            memset(kp, 0x7c, sizeof kp); /* keys past ATT_K: d a large half, codes 124 */
+            for (int c = 0; c < ATT_K; c++)
+                kv_q8_panel_put((kv_q8_panel *)(kp + c / 16 * 16 * ROW_BYTES), c % 16,
+                                (const ks_block_q8_0 *)(k8 + c * ROW_BYTES), n / 32);
+            for (int c = 0; c < ATT_K; c++) { /* the panels give the rows back */
+                ks_block_q8_0 back[NB_LD];
+                kv_q8_panel_get((const kv_q8_panel *)(kp + c / 16 * 16 * ROW_BYTES), c % 16, back, n / 32);
+                cr_assert_eq(memcmp(back, k8 + c * ROW_BYTES, (size_t)n / 32 * 34), 0, "panel key %d n=%d", c, n);
+            }
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                const int nq = shapes[sh][0], nk = shapes[sh][1];
+                memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
+                kk->attn_scores_q8p(qp, LD, nq, kp, LD, nk, n, 0.125f, si, ld_s, kp); /* panels to ask for: a hint */
+                for (int r = 0; r < nq; r++) {
+                    for (int c = nk; c < ld_s; c++)
+                        cr_assert(isnan(si[r * ld_s + c]), "%s q8p n=%d %dx%d: [%d][%d] stored past nk", isas[j], n,
+                                  nq, nk, r, c);
+                    for (int c = 0; c < nk; c++) {
+                        const uint8_t *qr = q8 + r * ROW_BYTES, *kr = k8 + c * ROW_BYTES;
+                        double mag;
+                        const float want = q8_0_score(ref, qr, kr, n, 0.125f, &mag);
+                        const float v = si[r * ld_s + c];
+                        cr_assert_leq(fabs((double)v - want), 1e-6 * mag + 1e-30, "%s scores q8p n=%d %dx%d [%d][%d]: %g vs %g",
+                                      isas[j], n, nq, nk, r, c, (double)v, (double)want);
+                        /* alone: key c as key 0 of a panel of its own */
+                        static uint8_t one_panel[16 * ROW_BYTES];
+                        kv_q8_panel_put((kv_q8_panel *)one_panel, 0, (const ks_block_q8_0 *)kr, n / 32);
+                        float one;
+                        kk->attn_scores_q8p(qp + r * NB_LD, LD, 1, one_panel, LD, 1, n, 0.125f, &one, 1, NULL);
+                        cr_assert_eq(memcmp(&one, &v, sizeof v), 0, "%s scores q8p n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
+                                     isas[j], n, nq, nk, r, c, (double)v, (double)one);
+                    }
+                }
+            }
+        }
+    }
+    if (!tested)
+        cr_skip_test("no table here has attn_scores_q8p");
 }
 
 /* Rows of scores with every kind of state and end: a running max of none yet, below the
