@@ -297,15 +297,16 @@ Test(engine, test_engine_deadline_ends_running_and_waiting_requests) {
     int32_t p[40], got[1024];
     prompt_of(p, 40, 5);
     ks_engine *e = engine(m, 1, 64, 32);
-    /* one slot: a is running (the context's worth of tokens takes far longer than
-     * 300 ms), b waits behind it and runs out of time in the queue */
-    ks_gen *a = submit_timed(e, p, 40, 1000, 300);
-    ks_gen *b = submit_timed(e, p, 40, 8, 100);
+    /* one slot: a is running (the context's worth of tokens, ~980, takes far longer
+     * than 100 ms: ~300 on a quiet Zen 4 core, where a deadline of 300 ms let it fill the
+     * context first), b waits behind it and runs out of time in the queue */
+    ks_gen *a = submit_timed(e, p, 40, 1000, 100);
+    ks_gen *b = submit_timed(e, p, 40, 8, 30);
     int n = 0;
     ks_gen_event done = drain(b, got, &n);
     cr_assert_eq(done.reason, KS_STOP_TIMEOUT, "waiting request ended with %d", done.reason);
     cr_assert_eq(n, 0);
-    cr_assert_geq(done.timings.queued_ms, 100.0);
+    cr_assert_geq(done.timings.queued_ms, 30.0);
     cr_assert(strstr(done.error, "deadline") != NULL, "error: %s", done.error);
     done = drain(a, got, &n);
     cr_assert_eq(done.reason, KS_STOP_TIMEOUT, "running request ended with %d", done.reason);
@@ -313,7 +314,7 @@ Test(engine, test_engine_deadline_ends_running_and_waiting_requests) {
      * was cut short */
     cr_assert_lt(n, 1000);
     double total = done.timings.queued_ms + done.timings.prefill_ms + done.timings.decode_ms;
-    cr_assert_geq(total, 300.0);
+    cr_assert_geq(total, 100.0);
     ks_gen_release(a);
     ks_gen_release(b);
     ks_engine_stats st;
