@@ -26,6 +26,7 @@
 #include "core/threadpool.h"
 #include "model/attention.h"
 #include "platform/pages.h"
+#include "tensor/attn_kv.h"
 #include "tensor/kernels.h"
 #include "tensor/types.h"
 
@@ -88,9 +89,21 @@ static void fill_pool(bench *b) {
         default: k->quantize_act[KS_TYPE_Q8_0](row, seed[s], n); break;
         }
     }
-    size_t n_rows = b->pool_bytes / b->kv.row_bytes;
-    for (size_t r = 0; r < n_rows; r++)
-        memcpy(b->pool + r * b->kv.row_bytes, seed[r % 4], b->kv.row_bytes);
+    /* keys in panels: 16 positions' K rows as the pool holds them (kv_layout.h) */
+    static uint8_t panels[16 * MAX_ROW_ELEMS * 4];
+    const size_t head_bytes = b->kv.row_bytes / (size_t)b->hp.n_head_kv;
+    const int nb = b->hp.head_dim / KS_QK8_0;
+    if (b->kv.k_panels)
+        for (int i = 0; i < 16; i++)
+            for (int h = 0; h < b->hp.n_head_kv; h++)
+                kv_q8_panel_put((kv_q8_panel *)(panels + (size_t)h * 16 * head_bytes), i,
+                                (const ks_block_q8_0 *)seed[i % 4] + (size_t)h * nb, nb);
+    const size_t n_rows = b->pool_bytes / b->kv.row_bytes, B = (size_t)b->kv.block_tokens;
+    for (size_t r = 0; r < n_rows; r++) {
+        const bool k_panel = b->kv.k_panels && r % (2 * B) < B; /* a K row of a block's layer */
+        memcpy(b->pool + r * b->kv.row_bytes, k_panel ? panels + (r % 16) * b->kv.row_bytes : seed[r % 4],
+               b->kv.row_bytes);
+    }
 }
 
 /* One pass over all layers, in seconds. */

@@ -10,6 +10,7 @@
 #include "commands.h"
 
 #include "kv/kv_disk.h"
+#include "model/kv_layout.h"
 #include "tensor/types.h"
 
 #include <inttypes.h>
@@ -169,7 +170,8 @@ static void print_summary(const model_dir *m, const tally *t) {
     format_bytes(bytes, sizeof bytes, t->bytes);
     printf("%s  %" PRIu64 " blocks  %s", m->hex, t->ok, bytes);
     if (t->have_geometry) {
-        printf("  kv %s B=%d n_layer=%d row_bytes=%" PRIu64 "%s", ks_type_name(t->geometry.kv_type),
+        printf("  kv %s%s B=%d n_layer=%d row_bytes=%" PRIu64 "%s", ks_type_name(t->geometry.kv_type & ~KS_KV_K_PANELS),
+               t->geometry.kv_type & KS_KV_K_PANELS ? " (keys in panels)" : "",
                (int)t->geometry.block_tokens, (int)t->geometry.n_layer, t->geometry.row_bytes,
                t->mixed_geometry ? " (and others)" : "");
         format_age(newest, sizeof newest, t->now_ns, t->newest_ns);

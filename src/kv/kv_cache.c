@@ -279,7 +279,7 @@ ks_status ks_kv_cache_create(ks_kv_cache **out, const ks_model *m, const ks_kv_c
         free(c);
         return s;
     }
-    c->seed = seed_of(m->fingerprint, p->kv_type, B);
+    c->seed = seed_of(m->fingerprint, ks_kv_layout_id(&c->layout), B); /* blocks of one layout only */
     c->free_entry = -1;
     rehash(c, 1024);
     c->block_entry = ks_xmalloc((size_t)n_blocks * sizeof *c->block_entry);
@@ -295,7 +295,7 @@ ks_status ks_kv_cache_create(ks_kv_cache **out, const ks_model *m, const ks_kv_c
         dp.dir = p->disk_dir;
         dp.budget_bytes = p->disk_bytes ? p->disk_bytes : KS_KV_DEFAULT_DISK_BYTES;
         memcpy(dp.fingerprint, m->fingerprint, 16);
-        dp.kv_type = c->layout.kv_type;
+        dp.kv_type = ks_kv_layout_id(&c->layout);
         dp.block_tokens = B;
         dp.n_layer = c->layout.n_layer;
         dp.row_bytes = c->layout.row_bytes;

@@ -18,7 +18,8 @@
  *   offset  bytes  field            (integers little-endian)
  *        0      8  magic            "KSKVBLK\n"
  *        8      4  version          1
- *       12      4  kv_type          ks_type id of the rows (F32, F16, Q8_0)
+ *       12      4  kv_type          ks_type id of the rows (F32, F16, Q8_0), with
+ *                                  KS_KV_K_PANELS for Q8_0 keys in panels (kv_layout.h)
  *       16     16  fingerprint      the model's (a file of another model never loads)
  *       32     16  key              = the file name; XXH3-128 chain, kv_key.h
  *       48     16  parent           the previous block's key; zero for a first block

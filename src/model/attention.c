@@ -25,7 +25,8 @@
  * scored against the item's queries rounded to Q8_0 once per item, in int8 products, as
  * llama.cpp scores its Q8_0 cache (bench_attention -d 16384 -p 0 --kv q8_0, 2 threads,
  * three alternated pairs against keys widened to floats on a busy machine: Qwen3-0.6B
- * 89-117 -> 62-69 ms, the 30B-A3B shape 147-194 -> 112-114).
+ * 89-117 -> 62-69 ms, the 30B-A3B shape 147-194 -> 112-114); where the pool holds them
+ * in panels (kv_layout.h: k_panels), attn_scores_q8p scores 16 keys a vector.
  *
  * The scores of a query are the same sums in the same order whether it comes alone
  * (decode) or in a group (prefill), and so is everything after them: unless a context
@@ -113,6 +114,7 @@
  * (bench_attention -d 4096, 2 threads: Qwen3-0.6B 21.0 -> 21.9 GB/s, the 30B-A3B shape
  * 11.7 -> 13.4 with slices of 16; slices of 8 or 32 measured slower). */
 #define PREFETCH_SLICE_ROWS 16
+_Static_assert(PREFETCH_SLICE_ROWS % 16 == 0, "slices start on a panel of keys");
 
 /* Query rows of a KV head from which a call takes the whole block even while asking for
  * the next head's rows: 8 rows (the 30B-A3B shape's decode) spend long enough on each key
@@ -131,7 +133,8 @@ typedef struct thread_scratch {
     void *tile_q;     /* tiles: the item's queries prepared, per KV head (tile_q_bytes) */
     void *tile_work;  /* tiles: the kernel's scratch */
     float *q;     /* (max_rows, head_dim) the item's queries, rows by KV head */
-    void *q8;     /* q8q: the same rounded to Q8_0 (max_rows rows of head_dim / 32 blocks) */
+    void *q8;     /* q8q: the same rounded to Q8_0 (max_rows rows of head_dim / 32 blocks;
+                   * keys in panels: kv_q8_query blocks) */
     float *s;     /* (max_rows, block_tokens) scores, then softmax numerators */
     float *acc;   /* (max_rows, head_dim) running sums of weighted values */
     float *m;     /* (max_rows) running max of a row's scores */
@@ -177,6 +180,8 @@ struct ks_attention {
     size_t head_bytes;      /* one KV head's share of a K/V row */
     bool tiles;             /* F16 K/V and a tile kernel for them (attn_tile_f16) */
     bool q8q;               /* Q8_0 K scored against Q8_0 queries (attn_scores_q8q) */
+    bool q8p;               /* ... with the keys in panels (attn_scores_q8p) */
+    ks_block_q8_0 *k_row;   /* q8p: a token's keys rounded, before they go to their panels */
     size_t tile_q_bytes;    /* one KV head's prepared queries, the most rows an item has */
     thread_scratch *ts;
     /* the plan of the current batch; grows with the largest batch seen */
@@ -213,6 +218,7 @@ void ks_attention_destroy(ks_attention *a) {
             free(a->ts[i].lim);
         }
     free(a->ts);
+    free(a->k_row);
     free(a->groups);
     free(a->items);
     free(a->members);
@@ -229,6 +235,9 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     if (hp->head_dim % ks_type_traits_of(kv->kv_type)->block_size != 0)
         return KS_ERRF(err, KS_ERR_UNSUPPORTED, "KV heads of %d elements are not whole %s blocks", hp->head_dim,
                        ks_type_name(kv->kv_type));
+    if (kv->k_panels && (!ks_kernels_get()->attn_scores_q8p || hp->head_dim > KS_ATTN_TILE_DIM))
+        return KS_ERRF(err, KS_ERR_UNSUPPORTED, "Q8_0 keys in panels, and no kernel of %s scores them",
+                       ks_kernels_get()->isa);
     ks_attention *a = calloc(1, sizeof *a);
     if (!a)
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for attention scratch");
@@ -243,6 +252,8 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
                hp->head_dim <= KS_ATTN_TILE_DIM && kv->block_tokens <= KS_ATTN_TILE_KEYS &&
                GROUP_TOKENS * gqa <= KS_ATTN_TILE_ROWS;
     a->q8q = a->k->attn_scores_q8q && kv->kv_type == KS_TYPE_Q8_0 && hp->head_dim <= KS_ATTN_TILE_DIM;
+    a->q8p = kv->k_panels;
+    a->k_row = a->q8p ? malloc(kv->row_bytes) : NULL;
     a->group_tokens = a->tiles ? KS_MAX(GROUP_TOKENS, KS_MIN(TILE_GROUP_ROWS, KS_ATTN_TILE_ROWS) / gqa) : GROUP_TOKENS;
     a->max_rows = a->group_tokens * hp->n_head;
     const int rows_per_head = a->group_tokens * gqa;
@@ -268,8 +279,9 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
         t->l = malloc(rows * sizeof(float));
         t->corr = malloc(rows * sizeof(float));
         t->lim = malloc(rows * sizeof(int));
-        t->q8 = a->q8q ? malloc(rows * (hd / 32) * sizeof(ks_block_q8_0)) : NULL;
-        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim && (t->q8 || !a->q8q);
+        const bool q8 = a->q8q || a->q8p;
+        t->q8 = q8 ? malloc(rows * (hd / 32) * (a->q8p ? sizeof(kv_q8_query) : sizeof(ks_block_q8_0))) : NULL;
+        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim && (t->q8 || !q8) && (a->k_row || !a->q8p);
     }
     /* the most partial rows plan_items() can cut */
     a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
@@ -583,6 +595,18 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
  * a head's share of a row is a few cache lines, a row apart (all KV heads' shares of a
  * position are one row), a stride the hardware prefetchers follow poorly, so that
  * without this a decode step waits on memory for most of each head's K and V. */
+/* The unit whose rows are asked for while unit u (K of head u < n_kv, else V of head u -
+ * n_kv) of a block is computed: PREFETCH_AHEAD_UNITS on in the walk's order; with keys in
+ * panels, the same distance among units of u's kind (keys' panels and values' rows are
+ * not read alike, and a kernel asks for rows as its own are laid out). */
+static inline int ahead_unit(const ks_attention *a, int u) {
+    const int n_kv = a->hp.n_head_kv;
+    if (!a->q8p)
+        return u + PREFETCH_AHEAD_UNITS;
+    const int kind = u < n_kv ? 0 : n_kv, i = u - kind + PREFETCH_AHEAD_UNITS; /* i: among u's kind */
+    return i / n_kv * 2 * n_kv + kind + i % n_kv;
+}
+
 static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at, const ks_seq_view *sv,
                                       const group *g, int bi, int b1, int u, int j0) {
     const int n_kv = a->hp.n_head_kv;
@@ -592,7 +616,8 @@ static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at
         return NULL;
     const uint8_t *k0, *v0;
     (void)block_rows(at, sv, g, bi, &k0, &v0);
-    return (u < n_kv ? k0 : v0) + (size_t)(u % n_kv) * a->head_bytes + (size_t)j0 * a->kv.row_bytes;
+    const size_t head = (size_t)(u % n_kv) * a->head_bytes * (u < n_kv && a->q8p ? 16 : 1);
+    return (u < n_kv ? k0 : v0) + head + (size_t)j0 * a->kv.row_bytes;
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
@@ -631,8 +656,14 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
     const int hd = a->hp.head_dim, n_kv = a->hp.n_head_kv, gqa = a->hp.n_head / n_kv;
     const int B = kv->block_tokens, rows_h = g->nt * gqa, rows = rows_h * n_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t q8_row_bytes = (size_t)hd / 32 * sizeof(ks_block_q8_0);
-    if (a->q8q) /* the queries rounded as llama.cpp rounds them against a Q8_0 cache */
+    const size_t q8_row_bytes = (size_t)hd / 32 * (a->q8p ? sizeof(kv_q8_query) : sizeof(ks_block_q8_0));
+    if (a->q8p) /* the same, made ready for keys in panels */
+        for (int r = 0; r < rows; r++) {
+            ks_block_q8_0 row[KS_ATTN_TILE_DIM / KS_QK8_0];
+            k->quantize_act[KS_TYPE_Q8_0](ts->q + (size_t)r * hd, row, hd);
+            kv_q8_query_prep(row, hd / KS_QK8_0, (kv_q8_query *)((uint8_t *)ts->q8 + (size_t)r * q8_row_bytes));
+        }
+    else if (a->q8q) /* the queries rounded as llama.cpp rounds them against a Q8_0 cache */
         for (int r = 0; r < rows; r++)
             k->quantize_act[KS_TYPE_Q8_0](ts->q + (size_t)r * hd, (uint8_t *)ts->q8 + (size_t)r * q8_row_bytes, hd);
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
@@ -648,8 +679,12 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             for (int j = 0; j < n; j += slice) {
                 const int nj = KS_MIN(slice, n - j);
                 const uint8_t *next =
-                    prefetch ? unit_row(a, at, sv, g, bi, b1, kvh + PREFETCH_AHEAD_UNITS, j) : NULL;
-                if (a->q8q)
+                    prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, kvh), j) : NULL;
+                if (a->q8p) /* the head's panels of keys j .. j + 15 */
+                    k->attn_scores_q8p((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
+                                       k0 + (size_t)kvh * 16 * a->head_bytes + (size_t)j * kv->row_bytes, kh.ld, nj, hd,
+                                       scale, s + j, B, next);
+                else if (a->q8q)
                     k->attn_scores_q8q((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
                                        rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
                 else
@@ -671,7 +706,7 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             for (int j = 0; j < n; j += slice) {
                 const int nj = KS_MIN(slice, n - j);
                 const uint8_t *next =
-                    prefetch ? unit_row(a, at, sv, g, bi, b1, n_kv + kvh + PREFETCH_AHEAD_UNITS, j) : NULL;
+                    prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, n_kv + kvh), j) : NULL;
                 k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
             }
         }
@@ -837,8 +872,17 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
             a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
             break;
         default: /* Q8_0 rounded as llama.cpp's CPU build stores its Q8_0 cache */
-            a->k->quantize_act[KS_TYPE_Q8_0](kt, kd, kv->row_elems);
             a->k->quantize_act[KS_TYPE_Q8_0](vt, vd, kv->row_elems);
+            if (!a->q8p) {
+                a->k->quantize_act[KS_TYPE_Q8_0](kt, kd, kv->row_elems);
+                break;
+            }
+            a->k->quantize_act[KS_TYPE_Q8_0](kt, a->k_row, kv->row_elems);
+            for (int h = 0; h < a->hp.n_head_kv; h++) {
+                const int nb = a->hp.head_dim / KS_QK8_0;
+                kv_q8_panel_put((kv_q8_panel *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h, a->head_bytes), p % 16,
+                                a->k_row + (size_t)h * nb, nb);
+            }
             break;
         }
     }

@@ -1,6 +1,7 @@
-/* kv_layout.c — validation of a paged KV layout (see kv_layout.h). */
+/* kv_layout.c — validation of a paged KV layout, and where its Q8_0 keys go (see kv_layout.h). */
 #include "model/kv_layout.h"
 
+#include "tensor/kernels.h"
 #include "tensor/types.h"
 
 ks_status ks_kv_layout_init(ks_kv_layout *l, uint32_t kv_type, int block_tokens, int n_layer,
@@ -22,5 +23,7 @@ ks_status ks_kv_layout_init(ks_kv_layout *l, uint32_t kv_type, int block_tokens,
     l->row_elems = row;
     l->row_bytes = row_bytes;
     l->block_bytes = 2 * (size_t)n_layer * (size_t)block_tokens * row_bytes;
+    l->k_panels = kv_type == KS_TYPE_Q8_0 && block_tokens % 16 == 0 && head_dim % 32 == 0 && head_dim <= KS_ATTN_TILE_DIM &&
+                  ks_kernels_get()->attn_scores_q8p != NULL;
     return KS_OK;
 }

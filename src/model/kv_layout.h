@@ -9,6 +9,13 @@
  *   a row = n_head_kv * head_dim elements of kv_type (F32, F16 or Q8_0): one token's
  *   keys (or values) for all KV heads of one layer, head after head.
  *
+ * Q8_0 keys are held in panels (k_panels) where the kernel table scores them so
+ * (kernels.h: attn_scores_q8p) and blocks are whole panels: the K rows of 16 positions
+ * (slots 16i .. 16i + 15) are then one run of panels per KV head (tensor/attn_kv.h:
+ * kv_q8_panel), head after head, in the same bytes. The layout's id (kv_type, flagged
+ * KS_KV_K_PANELS) is what the disk tier and the cache's block keys are told, so blocks
+ * written in one layout are never read in the other.
+ *
  * A sequence's block table maps its block index (pos / block_tokens) to a pool block;
  * positions within a block are pos % block_tokens. The model writes and reads through
  * this layout only; kv/ owns allocation, sharing and eviction of the blocks. */
@@ -17,6 +24,7 @@
 
 #include "core/status.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +35,12 @@ typedef struct ks_kv_layout {
     int64_t row_elems;     /* n_head_kv * head_dim */
     size_t row_bytes;      /* bytes of one row in kv_type */
     size_t block_bytes;    /* 2 * n_layer * block_tokens * row_bytes */
+    bool k_panels;         /* Q8_0 keys in panels of 16 positions (see above) */
 } ks_kv_layout;
+
+/* ks_kv_layout_id(): kv_type | KS_KV_K_PANELS for keys in panels */
+#define KS_KV_K_PANELS 0x10000u
+static inline uint32_t ks_kv_layout_id(const ks_kv_layout *l) { return l->kv_type | (l->k_panels ? KS_KV_K_PANELS : 0); }
 
 /* Fills a layout; fails (naming the reason) for unsupported KV types or shapes. */
 ks_status ks_kv_layout_init(ks_kv_layout *l, uint32_t kv_type, int block_tokens, int n_layer,
@@ -37,6 +50,15 @@ static inline uint8_t *ks_kv_k_row(const ks_kv_layout *l, uint8_t *pool, int32_t
                                    int slot) {
     return pool + (size_t)block * l->block_bytes +
            ((size_t)il * 2 * (size_t)l->block_tokens + (size_t)slot) * l->row_bytes;
+}
+
+/* Where KV head h's keys of slot `slot` start among a block's K rows of layer il: in the
+ * row (head_bytes apart), or its 16-slot group's panels (16 * head_bytes apart). */
+static inline uint8_t *ks_kv_k_head(const ks_kv_layout *l, uint8_t *pool, int32_t block, int il, int slot, int h,
+                                    size_t head_bytes) {
+    if (l->k_panels)
+        return ks_kv_k_row(l, pool, block, il, slot & ~15) + (size_t)h * 16 * head_bytes;
+    return ks_kv_k_row(l, pool, block, il, slot) + (size_t)h * head_bytes;
 }
 
 static inline uint8_t *ks_kv_v_row(const ks_kv_layout *l, uint8_t *pool, int32_t block, int il,

@@ -9,6 +9,7 @@
  *   the same results with 1, 2 and 3 threads;
  *   K/V rows written where each token's block table says. */
 #include "model/attention.h"
+#include "tensor/attn_kv.h"
 #include "tensor/kernels.h"
 #include "tensor/types.h"
 #include "test_support.h"
@@ -92,6 +93,16 @@ static void fill(fixture *fx, ks_attention *a, int s, int from, int to) {
 /* The stored K (or V) row of sequence s, position p, layer il, as floats. */
 static void stored_row(const fixture *fx, int s, int p, int il, bool v, float *out) {
     const int32_t blk = fx->tables[s][p / B];
+    if (!v && fx->kv.k_panels) { /* each head's keys from its panels */
+        const size_t head_bytes = fx->kv.row_bytes / N_HEAD_KV;
+        for (int h = 0; h < N_HEAD_KV; h++) {
+            ks_block_q8_0 row[HEAD_DIM / 32];
+            kv_q8_panel_get((const kv_q8_panel *)ks_kv_k_head(&fx->kv, fx->pool, blk, il, p % B, h, head_bytes), p % 16,
+                            row, HEAD_DIM / 32);
+            ks_type_traits_of(KS_TYPE_Q8_0)->to_float(row, out + h * HEAD_DIM, HEAD_DIM);
+        }
+        return;
+    }
     const uint8_t *row = v ? ks_kv_v_row(&fx->kv, fx->pool, blk, il, p % B)
                            : ks_kv_k_row(&fx->kv, fx->pool, blk, il, p % B);
     ks_type_traits_of(fx->kv.kv_type)->to_float(row, out, KV_DIM);
@@ -139,7 +150,7 @@ static void reference(const fixture *fx, const ks_batch *b, int il, const float 
  * does), as llama.cpp does; the reference then takes the same rounded values. */
 static const float *queries_as_scored(const fixture *fx, const float *q, int T, float *qs) {
     const ks_kernels *k = ks_kernels_get();
-    if (fx->kv.kv_type != KS_TYPE_Q8_0 || !k->attn_scores_q8q)
+    if (fx->kv.kv_type != KS_TYPE_Q8_0 || (!k->attn_scores_q8q && !fx->kv.k_panels))
         return q;
     uint8_t blocks[HEAD_DIM / 32 * 34];
     for (int r = 0; r < T * N_HEAD; r++) {
@@ -343,6 +354,36 @@ Test(attention, test_attention_store_kv_writes_each_token_at_its_block_slot) {
         for (int i = 0; i < KV_DIM; i++)
             cr_assert_eq(row[i], 0.0f, "token %d layer 0 K[%d] written", t, i);
     }
+    ks_attention_destroy(a);
+    free(fx.pool);
+}
+
+/* Q8_0 keys go into panels where the table scores them so (AVX-512), and either way
+ * each token's K and V read back as its rows rounded to Q8_0, its neighbours in the
+ * same panel untouched. */
+Test(attention, test_attention_store_kv_q8_0_writes_each_token_in_its_layout) {
+    fixture fx;
+    fixture_init(&fx, KS_TYPE_Q8_0);
+    cr_assert_eq(fx.kv.k_panels, ks_kernels_get()->attn_scores_q8p != NULL, "keys in panels where scored so");
+    ks_attention *a;
+    cr_assert_eq(ks_attention_create(&a, &fx.hp, &fx.kv, MAX_POS, 1, NULL), KS_OK);
+    enum { T = 4 };
+    float k[T * KV_DIM], v[T * KV_DIM], row[KV_DIM], want[KV_DIM];
+    for (int i = 0; i < T * KV_DIM; i++) {
+        k[i] = frand() * 3.0f;
+        v[i] = frand();
+    }
+    const int32_t seq[T] = {2, 0, 2, 2}, pos[T] = {17, 3, 18, 31}; /* 17, 18, 31: one panel */
+    ks_batch b = {.n_tokens = T, .pos = pos, .seq = seq, .seqs = fx.seqs, .n_seqs = MAX_SEQS};
+    ks_attention_store_kv(a, fx.pool, &b, 1, k, v);
+    uint8_t blocks[KV_DIM / 32 * 34];
+    for (int t = 0; t < T; t++)
+        for (int kv = 0; kv < 2; kv++) {
+            ks_kernels_get()->quantize_act[KS_TYPE_Q8_0]((kv ? v : k) + t * KV_DIM, blocks, KV_DIM);
+            ks_type_traits_of(KS_TYPE_Q8_0)->to_float(blocks, want, KV_DIM);
+            stored_row(&fx, seq[t], pos[t], 1, kv == 1, row);
+            cr_assert_eq(memcmp(row, want, sizeof row), 0, "token %d %s", t, kv ? "V" : "K");
+        }
     ks_attention_destroy(a);
     free(fx.pool);
 }
