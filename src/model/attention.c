@@ -181,6 +181,7 @@ struct ks_attention {
     bool tiles;             /* F16 K/V and a tile kernel for them (attn_tile_f16) */
     bool q8q;               /* Q8_0 K scored against Q8_0 queries (attn_scores_q8q) */
     bool q8p;               /* ... with the keys in panels (attn_scores_q8p) */
+    bool q8i;               /* Q8_0 V summed in integer products (attn_accum_q8i) */
     ks_block_q8_0 *k_row;   /* q8p: a token's keys rounded, before they go to their panels */
     size_t tile_q_bytes;    /* one KV head's prepared queries, the most rows an item has */
     thread_scratch *ts;
@@ -253,6 +254,7 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
                GROUP_TOKENS * gqa <= KS_ATTN_TILE_ROWS;
     a->q8q = a->k->attn_scores_q8q && kv->kv_type == KS_TYPE_Q8_0 && hp->head_dim <= KS_ATTN_TILE_DIM;
     a->q8p = kv->k_panels;
+    a->q8i = a->k->attn_accum_q8i && kv->kv_type == KS_TYPE_Q8_0 && hp->head_dim <= KS_ATTN_TILE_DIM;
     a->k_row = a->q8p ? malloc(kv->row_bytes) : NULL;
     a->group_tokens = a->tiles ? KS_MAX(GROUP_TOKENS, KS_MIN(TILE_GROUP_ROWS, KS_ATTN_TILE_ROWS) / gqa) : GROUP_TOKENS;
     a->max_rows = a->group_tokens * hp->n_head;
@@ -698,16 +700,21 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
                 for (int i = 0; i < hd; i++)
                     acc[i] *= ts->corr[r];
             }
-        /* weighted values */
+        /* weighted values: integer products take a block a call, so that a row's groups
+         * of keys are the same in decode and prefill */
+        const int vslice = a->q8i ? B : slice;
         for (int kvh = 0; kvh < n_kv; kvh++) {
             const head_rows vh = rows_of_head(a, v0, kvh);
             float *acc = ts->acc + (size_t)kvh * rows_h * hd;
             const float *p = ts->s + (size_t)kvh * rows_h * B;
-            for (int j = 0; j < n; j += slice) {
-                const int nj = KS_MIN(slice, n - j);
+            for (int j = 0; j < n; j += vslice) {
+                const int nj = KS_MIN(vslice, n - j);
                 const uint8_t *next =
                     prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, n_kv + kvh), j) : NULL;
-                k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
+                if (a->q8i)
+                    k->attn_accum_q8i(acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
+                else
+                    k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
             }
         }
     }

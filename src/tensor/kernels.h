@@ -203,6 +203,14 @@ typedef struct ks_kernels {
     void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
                              float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];
+    /* attn_accum over Q8_0 V rows (n a multiple of 32, at most KS_ATTN_TILE_DIM) in
+     * integer products: per group of 32 keys (from the call's first) and block b of a row,
+     * the weights w_j = p[r][j] d_jb are rounded to int16 against their largest magnitude
+     * (W = max |w_j|: q_j = round(32767 w_j / W)), summed with the codes in int32, and
+     * acc += (W / 32767) times the sums. Each row's result depends on its own weights only
+     * (the same in any tile); keys whose weight is 0 do not move W. NULL where a table has
+     * none, and attention then takes attn_accum[KS_TYPE_Q8_0]. */
+    ks_attn_accum_fn attn_accum_q8i;
     /* F16 K/V with tiles, for prefill (see ks_attn_tile_kernel); block NULL where the
      * table has none */
     ks_attn_tile_kernel attn_tile_f16;

@@ -363,6 +363,73 @@ Test(kernels, test_kernels_attn_scores_q8p_within_float_error_of_the_q8_0_dot_an
         cr_skip_test("no table here has attn_scores_q8p");
 }
 
+/* attn_accum_q8i: Q8_0 value rows summed in integer products, each sum within the bound
+ * its weights' rounding to int16 sets (half a step of the largest weight of the group of
+ * 32 keys and block, times the codes) of the float kernel's on the rows' values; a row's
+ * sums the same bits alone as in its tile, and with the keys it gives weight 0 cut off. */
+Test(kernels, test_kernels_attn_accum_q8i_within_its_rounding_of_the_float_sums_and_tile_independent) {
+    enum { LD = 288, ROW_BYTES = LD / 32 * 34, NQ = ATT_Q };
+    static uint8_t v8[ATT_K * ROW_BYTES];
+    static float x[ATT_K * LD], vf[ATT_K * LD], p[NQ * ATT_K], a0[NQ * LD], a1[NQ * LD], one[LD];
+    for (int r = 0; r < ATT_K; r++) {
+        for (int i = 0; i < LD; i++)
+            x[r * LD + i] = frand() * (r % 5 == 0 ? 30.0f : 1.0f); /* keys of other magnitudes */
+        ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x + r * LD, v8 + r * ROW_BYTES, LD);
+        ks_type_traits_of(KS_TYPE_Q8_0)->to_float(v8 + r * ROW_BYTES, vf + r * LD, LD);
+    }
+    for (int r = 0; r < NQ; r++)
+        for (int j = 0; j < ATT_K; j++) /* weights spread over decades; rows 3 and 7 see 20 keys */
+            p[r * ATT_K + j] = ((r == 3 || r == 7) && j >= 20) ? 0.0f : expf(-12.0f * (0.5f * frand() + 0.5f));
+    static const int ns[] = {32, 64, 128, 256};
+    static const int shapes[][2] = {{1, 1}, {1, 37}, {2, 16}, {2, 33}, {3, 5}, {8, 32}, {9, 37}, {19, 37}};
+    const ks_kernels *ref = ks_kernels_ref();
+    int tested = 0;
+    for (size_t t = 0; t < sizeof isas / sizeof isas[0]; t++) {
+        const ks_kernels *kk = isa_or_skip(isas[t]);
+        if (!kk || !kk->attn_accum_q8i)
+            continue;
+        tested++;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
+                for (int i = 0; i < NQ * LD; i++)
+                    a0[i] = a1[i] = 0.25f * (float)(i % 7);
+                kk->attn_accum_q8i(a0, LD, nq, p, ATT_K, v8, LD, nk, n, v8); /* rows to ask for: a hint */
+                ref->attn_accum[KS_TYPE_F32](a1, LD, nq, p, ATT_K, vf, LD, nk, n, NULL);
+                for (int r = 0; r < nq; r++)
+                    for (int i = 0; i < n; i++) {
+                        double bound = 1e-6 * fabs(a1[r * LD + i]);
+                        for (int g = 0; g < nk; g += 32) {
+                            const int b = i / 32;
+                            float wmax = 0.0f;
+                            for (int j = g; j < KS_MIN(nk, g + 32); j++)
+                                wmax = fmaxf(wmax, fabsf(p[r * ATT_K + j] *
+                                                         ks_fp16_to_fp32(((const ks_block_q8_0 *)(v8 + j * ROW_BYTES))[b].d)));
+                            for (int j = g; j < KS_MIN(nk, g + 32); j++) {
+                                const int8_t c = ((const ks_block_q8_0 *)(v8 + j * ROW_BYTES))[b].qs[i % 32];
+                                bound += (wmax / 65534.0 + 1e-6 * fabs(p[r * ATT_K + j] * vf[j * LD + i])) * abs(c) +
+                                         1e-6 * fabs(p[r * ATT_K + j] * vf[j * LD + i]);
+                            }
+                        }
+                        cr_assert_leq(fabs((double)a0[r * LD + i] - a1[r * LD + i]), bound,
+                                      "%s q8i n=%d %dx%d [%d][%d]: %g vs %g (bound %g)", isas[t], n, nq, nk, r, i,
+                                      (double)a0[r * LD + i], (double)a1[r * LD + i], bound);
+                    }
+                for (int r = 0; r < nq; r++) { /* alone, and cut to the keys it sees */
+                    const int cut = (r == 3 || r == 7) ? KS_MIN(nk, 20) : nk;
+                    for (int i = 0; i < n; i++)
+                        one[i] = 0.25f * (float)((r * LD + i) % 7);
+                    kk->attn_accum_q8i(one, LD, 1, p + r * ATT_K, ATT_K, v8, LD, cut, n, NULL);
+                    cr_assert_eq(memcmp(one, a0 + r * LD, (size_t)n * sizeof(float)), 0,
+                                 "%s q8i n=%d %dx%d row %d: alone (%d keys) differs from its tile", isas[t], n, nq, nk, r,
+                                 cut);
+                }
+            }
+    }
+    if (!tested)
+        cr_skip_test("no table here has attn_accum_q8i");
+}
+
 /* Rows of scores with every kind of state and end: a running max of none yet, below the
  * scores or above them all; rows that see all, some, one or none of their entries; a
  * masked (-inf) entry; scores spread to weights below the smallest float. */
