@@ -5,7 +5,7 @@
 //   make bench-peer [ARGS="--models qwen3-0.6b-q8_0 -d 0,4096"]
 //   node bench/peer.mjs [--models all|NAME,...|FILE.gguf,...] [-p 512] [-n 128] [-t 2]
 //        [-d 0[,D...]] [-r 5] [-b 512] [--rounds 1] [--cache DIR] [--kvserve BIN]
-//        [--json FILE]
+//        [--json FILE] [--kv-type f16|q8_0]
 //
 // Models (written by `kvserve mkmodel` into --cache, default build/bench-models/, when
 // missing; random weights in the real shapes, the real Qwen3 vocabulary):
@@ -17,8 +17,8 @@
 //   kvserve    `kvserve bench --json` (its own process): after a warm-up run, -r timed
 //              reps per test; a rep's time is the wall time of its evaluation calls.
 //   llama.cpp  in this process: a context of depth + max(p, n) tokens, n_batch = n_ubatch
-//              = -b, KV F16, flash attention left at its default ("auto": on for these
-//              models on CPU), weights as llama.cpp loads them (mmap; on CPUs with AMX the
+//              = -b, KV F16 (--kv-type q8_0: K and V Q8_0, flash attention on), flash
+//              attention otherwise left at its default ("auto": on for these models on CPU), weights as llama.cpp loads them (mmap; on CPUs with AMX the
 //              CPU backend repacks Q8_0/Q4 weights for its AMX kernels). The same warm-up
 //              and reps. pp<P>: P tokens in one call, logits of the last; tg<N>: N calls of
 //              one token, each with logits (greedy-sampled by node-llama-cpp; sampling is
@@ -49,7 +49,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const sourceDir = path.resolve(here, "..");
 const args = process.argv.slice(2);
 const known = new Set(["--models", "-p", "-n", "-t", "-d", "-r", "-b", "--rounds", "--cache", "--kvserve",
-  "--json", "--vocab"]);
+  "--json", "--vocab", "--kv-type"]);
 for (let i = 0; i < args.length; i += 2)
   if (!known.has(args[i]) || i + 1 >= args.length) {
     if (args[i] !== "-h" && args[i] !== "--help")
@@ -78,6 +78,12 @@ if (depths.some((d) => !Number.isInteger(d) || d < 0)) {
 }
 const cacheDir = path.resolve(opt("--cache", path.join(sourceDir, "build/bench-models")));
 const kvserve = opt("--kvserve", process.env.KVSERVE_BIN ?? path.join(sourceDir, "build/kvserve"));
+// the KV cache's type on both sides (llama.cpp: its K and V cache types, flash attention on)
+const kvType = opt("--kv-type", "f16");
+if (kvType !== "f16" && kvType !== "q8_0") {
+  console.error("peer.mjs: --kv-type is f16 or q8_0");
+  process.exit(2);
+}
 const vocab = opt("--vocab", process.env.KS_FIXTURES_DIR
   ? path.join(process.env.KS_FIXTURES_DIR, "tokenizer/vocab-qwen3.gguf")
   : path.resolve(sourceDir, "../shared/fixtures/tokenizer/vocab-qwen3.gguf"));
@@ -137,7 +143,7 @@ function tokens(n, seed, nVocab) {
 
 function kvserveBench(file, limits) {
   const p = spawnSync(kvserve, ["bench", "-m", file, "-p", String(P), "-n", String(N), "-t", String(T),
-    "-d", depths.join(","), "-r", String(R), "-b", String(B), "--kv-type", "f16", "--json",
+    "-d", depths.join(","), "-r", String(R), "-b", String(B), "--kv-type", kvType, "--json",
     "--progress", ...(limits ? [] : ["--no-limits"])],
   { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
   if (p.status !== 0)
@@ -163,7 +169,9 @@ async function peerBench(file, nVocab) {
   const maxDepth = Math.max(...depths);
   const ctx = await model.createContext({ contextSize: maxDepth + Math.max(P, N) + 1, batchSize: B,
     threads: { ideal: T, min: T }, performanceTracking: true, failedCreationRemedy: false,
-    ignoreMemorySafetyChecks: true });
+    ignoreMemorySafetyChecks: true,
+    ...(kvType === "q8_0"
+      ? { flashAttention: true, experimentalKvCacheKeyType: "Q8_0", experimentalKvCacheValueType: "Q8_0" } : {}) });
   const info = {
     flashAttention: /Flash Attention enabled/.test(logText) ? "on" : /Flash Attention disabled/.test(logText) ? "off"
       : String(ctx.flashAttention),
@@ -290,8 +298,8 @@ async function main() {
   console.log(`kvserve bench vs llama.cpp (node-llama-cpp ${peerInfo.version}, ${peerInfo.backend}), ` +
     `${T} threads, median of ${R * rounds} reps (${rounds} round${rounds > 1 ? "s" : ""} of ${R}), ` +
     `1-min load average ${os.loadavg()[0].toFixed(2)} at the end on ${os.cpus().length} CPUs`);
-  console.log(`kvserve:   kernels ${machine.kernels}; KV f16, paged; prefill chunk ${settings.batch}`);
-  console.log(`llama.cpp: flash attention ${p0.flashAttention}; n_batch = n_ubatch = ${p0.nBatch}; KV f16; mmap; ` +
+  console.log(`kvserve:   kernels ${machine.kernels}; KV ${kvType}, paged; prefill chunk ${settings.batch}`);
+  console.log(`llama.cpp: flash attention ${p0.flashAttention}; n_batch = n_ubatch = ${p0.nBatch}; KV ${kvType}; mmap; ` +
     `weights repacked: ${p0.amxRepacked} tensors for AMX, ${p0.cpuRepacked} by the CPU repack; ` +
     `times from llama_perf_context (sampling and node excluded)`);
   if (machine.read_bytes_per_s)
