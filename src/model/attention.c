@@ -591,12 +591,6 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
     return KS_MIN(kv->block_tokens, g->n_pos - bi * kv->block_tokens);
 }
 
-/* Row j0 of unit u of block bi's walk, in the pool: K of head u (u < n_kv), then V of
- * head u - n_kv, then on into the next block of the item's range; NULL past the range.
- * The unit after the one being computed is what the walk asks the cache for as it goes:
- * a head's share of a row is a few cache lines, a row apart (all KV heads' shares of a
- * position are one row), a stride the hardware prefetchers follow poorly, so that
- * without this a decode step waits on memory for most of each head's K and V. */
 /* The unit whose rows are asked for while unit u (K of head u < n_kv, else V of head u -
  * n_kv) of a block is computed: PREFETCH_AHEAD_UNITS on in the walk's order; with keys in
  * panels, the same distance among units of u's kind (keys' panels and values' rows are
@@ -609,6 +603,13 @@ static inline int ahead_unit(const ks_attention *a, int u) {
     return i / n_kv * 2 * n_kv + kind + i % n_kv;
 }
 
+/* Row j0 of unit u of block bi's walk, in the pool: K of head u (u < n_kv; keys in panels:
+ * the panels of j0 .. j0 + 15), then V of head u - n_kv, then on into the next block of
+ * the item's range; NULL past the range.
+ * The unit after the one being computed is what the walk asks the cache for as it goes:
+ * a head's share of a row is a few cache lines, a row apart (all KV heads' shares of a
+ * position are one row), a stride the hardware prefetchers follow poorly, so that
+ * without this a decode step waits on memory for most of each head's K and V. */
 static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at, const ks_seq_view *sv,
                                       const group *g, int bi, int b1, int u, int j0) {
     const int n_kv = a->hp.n_head_kv;
