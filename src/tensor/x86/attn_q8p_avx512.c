@@ -21,8 +21,9 @@
  * vpdpbusd, a conversion, two multiplies, and a 16-lane sum per score), one thread, in L1,
  * 32 keys x 128: 8 rows 46 -> 170 GMAC/s, 2 rows 39 -> 140.
  *
- * Tiles: 8, 4, 2 or 1 query rows x 16 keys (one panel), the rows' codes broadcast from
- * memory; the loops unrolled by pragma, the accumulators in registers. */
+ * Tiles: 8, 4, 2 or 1 query rows x 16 keys (one panel; the walk over them attn_q8p_walk.h's),
+ * the rows' codes broadcast from memory; the loops unrolled by pragma, the accumulators
+ * in registers. */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -33,10 +34,11 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Scores of nr (<= 8) query rows qr[r] of nb blocks against the 16 keys of the panels p,
- * the first nk_valid (1..16) stored to s + r * ld_s; pf: panels to ask the cache for. */
-static KS_ALWAYS_INLINE void tile(int nr, int nb, const kv_q8_query *const *qr, const kv_q8_panel *p, int nk_valid,
-                                  float scale, float *s, int64_t ld_s, const kv_q8_panel *pf) {
+/* Scores of nr (<= 8) query rows qr[r] of nb blocks against the 16 keys of the panels p
+ * (key0 0), the first nk_valid (1..16) stored to s + r * ld_s; pf: panels to ask for. */
+static KS_ALWAYS_INLINE void tile(int nr, int nb, const kv_q8_query *const *qr, const kv_q8_panel *p, int key0,
+                                  int nk_valid, float scale, float *s, int64_t ld_s, const kv_q8_panel *pf) {
+    (void)key0; /* a tile is the whole panel */
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512 f[8];
     for (int r = 0; r < nr; r++)
@@ -72,46 +74,8 @@ static KS_ALWAYS_INLINE void tile(int nr, int nb, const kv_q8_query *const *qr, 
         _mm512_mask_storeu_ps(s + r * ld_s, m, _mm512_mul_ps(f[r], _mm512_set1_ps(scale)));
 }
 
-/* nr (a constant where inlined) rows at qr against all nk keys, panels gs bytes apart. */
-static KS_ALWAYS_INLINE void tile_rows(int nr, int nb, const kv_q8_query *const *qr, const char *k, int64_t gs,
-                                       int nk, float scale, float *s, int64_t ld_s, const char *pf) {
-    for (int j = 0; j < nk; j += KV_PANEL_KEYS)
-        tile(nr, nb, qr, (const kv_q8_panel *)(k + j / KV_PANEL_KEYS * gs), KS_MIN(nk - j, KV_PANEL_KEYS), scale,
-             s + j, ld_s, pf ? (const kv_q8_panel *)(pf + j / KV_PANEL_KEYS * gs) : NULL);
-}
+#define Q8P_ROWS 8
+#define Q8P_KEYS 16
+#include "tensor/attn_q8p_walk.h"
 
-/* All nq rows against all nk keys, rows of nb blocks (a constant where inlined). */
-static KS_ALWAYS_INLINE void scores(int nb, const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k,
-                                    int nk, float scale, float *s, int64_t ld_s, const void *pf) {
-    const int64_t gs = kv_off(KV_Q8, KV_PANEL_KEYS * ld_k);
-    const kv_q8_query *qb = q;
-    /* tiles of 8 rows, then 4, 2, 1; pf's panels asked for by the first one's pass */
-    for (int r0 = 0, nr; r0 < nq; r0 += nr) {
-        nr = nq - r0 >= 8 ? 8 : nq - r0 >= 4 ? 4 : nq - r0 >= 2 ? 2 : 1;
-        const kv_q8_query *qr[8];
-        for (int r = 0; r < nr; r++)
-            qr[r] = qb + (r0 + r) * (ld_q / KS_QK8_0);
-        float *sr = s + r0 * ld_s;
-        const char *p = r0 == 0 ? pf : NULL;
-        if (nr == 8)
-            tile_rows(8, nb, qr, k, gs, nk, scale, sr, ld_s, p);
-        else if (nr == 4)
-            tile_rows(4, nb, qr, k, gs, nk, scale, sr, ld_s, p);
-        else if (nr == 2)
-            tile_rows(2, nb, qr, k, gs, nk, scale, sr, ld_s, p);
-        else
-            tile_rows(1, nb, qr, k, gs, nk, scale, sr, ld_s, p);
-    }
-}
-
-static void attn_scores_q8p_avx512(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
-                                   int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
-    switch (n) { /* heads of 128 (Qwen3), 64 and 256 unrolled */
-    case 64: scores(2, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    case 128: scores(4, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    case 256: scores(8, q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    default: scores((int)(n / KS_QK8_0), q, ld_q, nq, k, ld_k, nk, scale, s, ld_s, pf); break;
-    }
-}
-
-void ks_attn_q8p_avx512_register(ks_kernels *k) { k->attn_scores_q8p = attn_scores_q8p_avx512; }
+void ks_attn_q8p_avx512_register(ks_kernels *k) { k->attn_scores_q8p = attn_scores_q8p_walk; }
