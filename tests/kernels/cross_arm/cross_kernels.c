@@ -25,6 +25,7 @@
  * 1 on any failure. */
 #include "core/cpu.h"
 #include "tensor/arm/kernels_arm.h"
+#include "tensor/attn_kv.h"
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
 #include "tensor/ref/kernels_ref.h"
@@ -658,6 +659,18 @@ static void test_attn(const char *table, const ks_kernels *k, const ks_kernels *
     end(&c, NULL);
 }
 
+/* scale times the reference Q8_0 dot product of rows q and k of n elements; *mag: the
+ * sum of its scaled terms' magnitudes (the scale of its float rounding) */
+static float q8_0_score(const ks_kernels *ref, const uint8_t *q, const uint8_t *k, int n, float scale, double *mag) {
+    *mag = 0;
+    for (int b = 0; b < n / 32; b++) {
+        const ks_block_q8_0 *qb = (const ks_block_q8_0 *)q + b, *kb = (const ks_block_q8_0 *)k + b;
+        for (int i = 0; i < 32; i++)
+            *mag += fabs((double)scale * ks_fp16_to_fp32(qb->d) * qb->qs[i] * ks_fp16_to_fp32(kb->d) * kb->qs[i]);
+    }
+    return scale * ref->vec_dot[KS_TYPE_Q8_0](k, q, n);
+}
+
 /* attn_scores_q8q (SDOT tables): each score within float rounding of scale times the
  * reference Q8_0 dot product, and the same bits alone as in its tile. */
 static void test_attn_q8q(const char *table, const ks_kernels *k, const ks_kernels *ref) {
@@ -682,13 +695,8 @@ static void test_attn_q8q(const char *table, const ks_kernels *k, const ks_kerne
             for (int r = 0; r < nq; r++)
                 for (int j = 0; j < nk; j++) {
                     const uint8_t *qr = q8 + r * ROW, *kr = k8 + j * ROW;
-                    const float want = 0.25f * ref->vec_dot[KS_TYPE_Q8_0](kr, qr, n), v = s[r * NK + j];
-                    double mag = 0;
-                    for (int b = 0; b < n / 32; b++) {
-                        const ks_block_q8_0 *qb = (const ks_block_q8_0 *)qr + b, *kb = (const ks_block_q8_0 *)kr + b;
-                        for (int i = 0; i < 32; i++)
-                            mag += fabs(0.25 * ks_fp16_to_fp32(qb->d) * qb->qs[i] * ks_fp16_to_fp32(kb->d) * kb->qs[i]);
-                    }
+                    double mag;
+                    const float want = q8_0_score(ref, qr, kr, n, 0.25f, &mag), v = s[r * NK + j];
                     check(&c, fabs((double)v - want) <= 1e-6 * mag + 1e-30, "n=%d %dx%d [%d][%d]: %g vs %g", n, nq,
                           nk, r, j, (double)v, (double)want);
                     float one;
@@ -697,6 +705,58 @@ static void test_attn_q8q(const char *table, const ks_kernels *k, const ks_kerne
                           nq, nk, r, j, (double)v, (double)one);
                 }
         }
+    end(&c, NULL);
+}
+
+/* attn_scores_q8p (SDOT tables): the keys of test_attn_q8q in panels, as a pool holds
+ * them; each score within float rounding of scale times the reference Q8_0 dot product,
+ * the same bits alone (a panel of its own) as in its tile, nothing stored past nk. */
+static void test_attn_q8p(const char *table, const ks_kernels *k, const ks_kernels *ref) {
+    enum { NQ = 9, NK = 19, LD = 160, NB = LD / 32, ROW = NB * 34, PANELS = (NK + 15) / 16 };
+    static uint8_t q8[NQ * ROW], k8[NK * ROW], kp[PANELS * 16 * ROW], one_panel[16 * ROW];
+    static kv_q8_query qp[NQ * NB];
+    static float x[LD], s[NQ * (NK + 8)];
+    static const int shapes[][2] = {{1, 1}, {1, 19}, {2, 17}, {3, 5}, {4, 16}, {5, 9}, {9, 19}};
+    const int ld_s = NK + 8;
+    test_case c;
+    begin(&c, "%s attn_scores_q8p: the Q8_0 dot products, keys in panels", table);
+    for (int r = 0; r < NQ + NK; r++) {
+        for (int i = 0; i < LD; i++)
+            x[i] = frand() * (r % 3 == 0 ? 30.0f : 1.0f);
+        if (r < NQ) {
+            ref->quantize_act[KS_TYPE_Q8_0](x, q8 + r * ROW, LD);
+            kv_q8_query_prep((const ks_block_q8_0 *)(q8 + r * ROW), NB, qp + r * NB);
+        } else {
+            ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, k8 + (r - NQ) * ROW, LD);
+        }
+    }
+    for (int n = 32; n <= LD; n += 32) {
+        memset(kp, 0x7c, sizeof kp);
+        for (int j = 0; j < NK; j++)
+            kv_q8_panel_put((kv_q8_panel *)(kp + j / 16 * 16 * ROW), j % 16, (const ks_block_q8_0 *)(k8 + j * ROW),
+                            n / 32);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int nq = shapes[si][0], nk = shapes[si][1];
+            memset(s, 0xff, sizeof s);
+            k->attn_scores_q8p(qp, LD, nq, kp, LD, nk, n, 0.25f, s, ld_s, kp);
+            for (int r = 0; r < nq; r++) {
+                for (int j = nk; j < ld_s; j++)
+                    check(&c, isnan(s[r * ld_s + j]), "n=%d %dx%d: [%d][%d] stored past nk", n, nq, nk, r, j);
+                for (int j = 0; j < nk; j++) {
+                    const uint8_t *qr = q8 + r * ROW, *kr = k8 + j * ROW;
+                    double mag;
+                    const float want = q8_0_score(ref, qr, kr, n, 0.25f, &mag), v = s[r * ld_s + j];
+                    check(&c, fabs((double)v - want) <= 1e-6 * mag + 1e-30, "n=%d %dx%d [%d][%d]: %g vs %g", n, nq,
+                          nk, r, j, (double)v, (double)want);
+                    kv_q8_panel_put((kv_q8_panel *)one_panel, 0, (const ks_block_q8_0 *)kr, n / 32);
+                    float one;
+                    k->attn_scores_q8p(qp + r * NB, LD, 1, one_panel, LD, 1, n, 0.25f, &one, 1, NULL);
+                    check(&c, memcmp(&one, &v, sizeof v) == 0, "n=%d %dx%d [%d][%d]: %a in the tile, %a alone", n,
+                          nq, nk, r, j, (double)v, (double)one);
+                }
+            }
+        }
+    }
     end(&c, NULL);
 }
 
@@ -727,6 +787,8 @@ static void test_table(const char *name, const ks_kernels *k, const ks_kernels *
         test_attn(name, k, ref);
     if (k->attn_scores_q8q && NEW(attn_scores_q8q))
         test_attn_q8q(name, k, ref);
+    if (k->attn_scores_q8p && NEW(attn_scores_q8p))
+        test_attn_q8p(name, k, ref);
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
         if (NEW(vec_dot[weight_types[i]]))
             test_vec_dot(name, k, ref, weight_types[i]);
@@ -785,6 +847,8 @@ int main(int argc, char **argv) {
     }
     check(&c, neon && (neon->attn_scores_q8q != NULL) == (bool)want_dotprod && !plain.attn_scores_q8q,
           "attn_scores_q8q (SDOT) %s", neon && neon->attn_scores_q8q ? "registered" : "missing");
+    check(&c, neon && (neon->attn_scores_q8p != NULL) == (bool)want_dotprod && !plain.attn_scores_q8p,
+          "attn_scores_q8p (SDOT) %s", neon && neon->attn_scores_q8p ? "registered" : "missing");
     end(&c, NULL);
 
     if (neon) {
