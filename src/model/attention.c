@@ -21,12 +21,11 @@
  * query heads that share it, so that the rows reading one KV head are one matrix. The
  * tile kernels read F32, F16 and Q8_0 rows straight from the pool (halves and int8s
  * widened in registers), each K/V row of a block once per item for all the item's rows;
- * nothing is sized by the context. Where the table has attn_scores_q8q, Q8_0 keys are
- * scored against the item's queries rounded to Q8_0 once per item, in int8 products, as
- * llama.cpp scores its Q8_0 cache (bench_attention -d 16384 -p 0 --kv q8_0, 2 threads,
- * three alternated pairs against keys widened to floats on a busy machine: Qwen3-0.6B
- * 89-117 -> 62-69 ms, the 30B-A3B shape 147-194 -> 112-114); where the pool holds them
- * in panels (kv_layout.h: k_panels), attn_scores_q8p scores 16 keys a vector.
+ * nothing is sized by the context. Where the pool holds Q8_0 keys in panels (kv_layout.h:
+ * k_panels, where the table has attn_scores_q8p), they are scored against the item's
+ * queries rounded to Q8_0 once per item, in int8 products, as llama.cpp scores its Q8_0
+ * cache, 16 keys a vector; where the table has attn_accum_q8i, Q8_0 values are summed in
+ * int16 products (see kernels.h for the rounding).
  *
  * The scores of a query are the same sums in the same order whether it comes alone
  * (decode) or in a group (prefill), and so is everything after them: unless a context
@@ -133,8 +132,8 @@ typedef struct thread_scratch {
     void *tile_q;     /* tiles: the item's queries prepared, per KV head (tile_q_bytes) */
     void *tile_work;  /* tiles: the kernel's scratch */
     float *q;     /* (max_rows, head_dim) the item's queries, rows by KV head */
-    void *q8;     /* q8q: the same rounded to Q8_0 (max_rows rows of head_dim / 32 blocks;
-                   * keys in panels: kv_q8_query blocks) */
+    void *q8;     /* q8p: the same rounded to Q8_0 (max_rows rows of head_dim / 32
+                   * kv_q8_query blocks) */
     float *s;     /* (max_rows, block_tokens) scores, then softmax numerators */
     float *acc;   /* (max_rows, head_dim) running sums of weighted values */
     float *m;     /* (max_rows) running max of a row's scores */
@@ -179,8 +178,7 @@ struct ks_attention {
     int max_rows;           /* group_tokens * n_head */
     size_t head_bytes;      /* one KV head's share of a K/V row */
     bool tiles;             /* F16 K/V and a tile kernel for them (attn_tile_f16) */
-    bool q8q;               /* Q8_0 K scored against Q8_0 queries (attn_scores_q8q) */
-    bool q8p;               /* ... with the keys in panels (attn_scores_q8p) */
+    bool q8p;               /* Q8_0 K in panels against Q8_0 queries (attn_scores_q8p) */
     bool q8i;               /* Q8_0 V summed in integer products (attn_accum_q8i) */
     ks_block_q8_0 *k_row;   /* q8p: a token's keys rounded, before they go to their panels */
     size_t tile_q_bytes;    /* one KV head's prepared queries, the most rows an item has */
@@ -252,7 +250,6 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     a->tiles = tk->block && kv->kv_type == KS_TYPE_F16 && hp->head_dim % 32 == 0 &&
                hp->head_dim <= KS_ATTN_TILE_DIM && kv->block_tokens <= KS_ATTN_TILE_KEYS &&
                GROUP_TOKENS * gqa <= KS_ATTN_TILE_ROWS;
-    a->q8q = a->k->attn_scores_q8q && kv->kv_type == KS_TYPE_Q8_0 && hp->head_dim <= KS_ATTN_TILE_DIM;
     a->q8p = kv->k_panels;
     a->q8i = a->k->attn_accum_q8i && kv->kv_type == KS_TYPE_Q8_0 && hp->head_dim <= KS_ATTN_TILE_DIM;
     a->k_row = a->q8p ? malloc(kv->row_bytes) : NULL;
@@ -281,9 +278,8 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
         t->l = malloc(rows * sizeof(float));
         t->corr = malloc(rows * sizeof(float));
         t->lim = malloc(rows * sizeof(int));
-        const bool q8 = a->q8q || a->q8p;
-        t->q8 = q8 ? malloc(rows * (hd / 32) * (a->q8p ? sizeof(kv_q8_query) : sizeof(ks_block_q8_0))) : NULL;
-        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim && (t->q8 || !q8) && (a->k_row || !a->q8p);
+        t->q8 = a->q8p ? malloc(rows * (hd / 32) * sizeof(kv_q8_query)) : NULL;
+        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim && ((t->q8 && a->k_row) || !a->q8p);
     }
     /* the most partial rows plan_items() can cut */
     a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
@@ -659,16 +655,13 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
     const int hd = a->hp.head_dim, n_kv = a->hp.n_head_kv, gqa = a->hp.n_head / n_kv;
     const int B = kv->block_tokens, rows_h = g->nt * gqa, rows = rows_h * n_kv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t q8_row_bytes = (size_t)hd / 32 * (a->q8p ? sizeof(kv_q8_query) : sizeof(ks_block_q8_0));
-    if (a->q8p) /* the same, made ready for keys in panels */
+    const size_t q8_row_bytes = (size_t)hd / 32 * sizeof(kv_q8_query);
+    if (a->q8p) /* the queries rounded as llama.cpp rounds them against a Q8_0 cache */
         for (int r = 0; r < rows; r++) {
             ks_block_q8_0 row[KS_ATTN_TILE_DIM / KS_QK8_0];
             k->quantize_act[KS_TYPE_Q8_0](ts->q + (size_t)r * hd, row, hd);
             kv_q8_query_prep(row, hd / KS_QK8_0, (kv_q8_query *)((uint8_t *)ts->q8 + (size_t)r * q8_row_bytes));
         }
-    else if (a->q8q) /* the queries rounded as llama.cpp rounds them against a Q8_0 cache */
-        for (int r = 0; r < rows; r++)
-            k->quantize_act[KS_TYPE_Q8_0](ts->q + (size_t)r * hd, (uint8_t *)ts->q8 + (size_t)r * q8_row_bytes, hd);
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
     const int slice = prefetch && rows_h < WHOLE_BLOCK_MIN_ROWS ? PREFETCH_SLICE_ROWS : B;
     for (int bi = b0; bi < b1; bi++) {
@@ -687,9 +680,6 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
                     k->attn_scores_q8p((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
                                        k0 + (size_t)kvh * 16 * a->head_bytes + (size_t)j * kv->row_bytes, kh.ld, nj, hd,
                                        scale, s + j, B, next);
-                else if (a->q8q)
-                    k->attn_scores_q8q((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
-                                       rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
                 else
                     k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
             }

@@ -124,8 +124,8 @@ typedef struct ks_panel_kernels {
 typedef void (*ks_attn_scores_fn)(const float *q, int64_t ld_q, int nq, const void *k,
                                   int64_t ld_k, int nk, int64_t n, float scale, float *s,
                                   int64_t ld_s, const void *pf);
-typedef void (*ks_attn_scores_q8q_fn)(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
-                                      int64_t n, float scale, float *s, int64_t ld_s, const void *pf);
+typedef void (*ks_attn_scores_q8_fn)(const void *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                     int64_t n, float scale, float *s, int64_t ld_s, const void *pf);
 typedef void (*ks_attn_accum_fn)(float *acc, int64_t ld_acc, int nq, const float *p,
                                  int64_t ld_p, const void *v, int64_t ld_v, int nk, int64_t n,
                                  const void *pf);
@@ -185,21 +185,18 @@ typedef struct ks_kernels {
      * (ld_v) that the caller reads next (NULL: none; a hint, the results do not depend
      * on it; see vec_dot_2w's pf) */
     ks_attn_scores_fn attn_scores[KS_TYPE_COUNT];
-    /* Scores of Q8_0 K rows against query rows rounded to Q8_0 (quantize_act[KS_TYPE_Q8_0]),
-     * as llama.cpp scores a Q8_0 cache: rows of whole blocks, ld_q and ld_k in elements, n
-     * <= KS_ATTN_TILE_DIM; s[r * ld_s + j] = scale * vec_dot[KS_TYPE_Q8_0](k row j, q row
-     * r, n) up to the order of its float steps (each score's the same in any tile); pf as
-     * attn_scores. NULL where a table has none (ref: the specification is the vec_dot's),
-     * and attention then scores Q8_0 keys against float queries (attn_scores). */
-    ks_attn_scores_q8q_fn attn_scores_q8q;
-    /* attn_scores_q8q over keys in panels (attn_kv.h: kv_q8_panel), the layout a KV pool
-     * takes for its Q8_0 keys where the table has this (model/kv_layout.h): k is the
-     * panels of one KV head's keys 0-15, keys j .. j + 15 (j a multiple of 16) at k +
-     * kv_off(KV_Q8, j * ld_k) (ld_k the pool's row stride); any nk, the last panel's keys
-     * past nk not stored. Query rows are kv_q8_query blocks (kv_q8_query_prep of
-     * quantize_act's rows), row r at q + r * ld_q / 32 blocks. Each score is the same in
-     * any tile and for any nq and nk. NULL where a table has none. */
-    ks_attn_scores_q8q_fn attn_scores_q8p;
+    /* Scores of Q8_0 keys in panels (attn_kv.h: kv_q8_panel), the layout a KV pool takes
+     * for its Q8_0 keys where the table has this (model/kv_layout.h), against query rows
+     * rounded to Q8_0 (quantize_act[KS_TYPE_Q8_0]), as llama.cpp scores a Q8_0 cache: k is
+     * the panels of one KV head's keys 0-15, keys j .. j + 15 (j a multiple of 16) at k +
+     * kv_off(KV_Q8, j * ld_k) (ld_k the pool's row stride in elements); query rows are
+     * kv_q8_query blocks (kv_q8_query_prep of quantize_act's rows), row r at q + r * ld_q
+     * / 32 blocks; n <= KS_ATTN_TILE_DIM, any nq and nk (the last panel's keys past nk not
+     * stored). s[r * ld_s + j] = scale * vec_dot[KS_TYPE_Q8_0](k row j, q row r, n) up to
+     * the order of its float steps, each score the same in any tile; pf as attn_scores.
+     * NULL where a table has none (ref: the specification is the vec_dot's), and the pool
+     * then holds keys in rows, scored against float queries (attn_scores). */
+    ks_attn_scores_q8_fn attn_scores_q8p;
     void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
                              float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];

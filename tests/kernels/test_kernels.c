@@ -241,59 +241,9 @@ static float q8_0_score(const ks_kernels *ref, const uint8_t *q, const uint8_t *
     return scale * ref->vec_dot[KS_TYPE_Q8_0](k, q, n);
 }
 
-/* attn_scores_q8q: Q8_0 keys against Q8_0 queries, each score within float rounding of
- * scale times the reference Q8_0 dot product (the sum of the blocks' exact integer dots
- * times their scales), and the same bits alone as in its tile. */
-Test(kernels, test_kernels_attn_scores_q8q_within_float_error_of_the_q8_0_dot_and_tile_independent) {
-    enum { LD = 288, ROW_BYTES = LD / 32 * 34 };
-    static uint8_t q8[ATT_Q * ROW_BYTES], k8[ATT_K * ROW_BYTES];
-    static float x[LD], si[ATT_Q * ATT_K];
-    const ks_kernels *ref = ks_kernels_ref();
-    for (int r = 0; r < ATT_Q; r++) {
-        for (int i = 0; i < LD; i++)
-            x[i] = frand() * (r % 3 == 0 ? 40.0f : 1.0f); /* rows of other magnitudes */
-        ref->quantize_act[KS_TYPE_Q8_0](x, q8 + r * ROW_BYTES, LD);
-    }
-    for (int r = 0; r < ATT_K; r++) {
-        for (int i = 0; i < LD; i++)
-            x[i] = frand() * (i % 32 < 4 ? 8.0f : 1.0f); /* an outlier channel per block */
-        ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, k8 + r * ROW_BYTES, LD);
-    }
-    static const int ns[] = {32, 64, 96, 128, 160, 256};
-    static const int shapes[][2] = {{1, 1}, {1, 37}, {2, 32}, {3, 5}, {4, 17}, {8, 32}, {9, 33}, {16, 32}, {19, 37}};
-    int tested = 0;
-    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
-        const ks_kernels *kk = isa_or_skip(isas[j]);
-        if (!kk || !kk->attn_scores_q8q)
-            continue;
-        tested++;
-        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
-            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
-                const int n = ns[ni], nq = shapes[sh][0], nk = shapes[sh][1];
-                memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
-                kk->attn_scores_q8q(q8, LD, nq, k8, LD, nk, n, 0.125f, si, ATT_K, k8); /* rows to ask for: a hint */
-                for (int r = 0; r < nq; r++)
-                    for (int c = 0; c < nk; c++) {
-                        const uint8_t *qr = q8 + r * ROW_BYTES, *kr = k8 + c * ROW_BYTES;
-                        double mag;
-                        const float want = q8_0_score(ref, qr, kr, n, 0.125f, &mag);
-                        const float v = si[r * ATT_K + c];
-                        cr_assert_leq(fabs((double)v - want), 1e-6 * mag + 1e-30, "%s scores q8q n=%d %dx%d [%d][%d]: %g vs %g",
-                                      isas[j], n, nq, nk, r, c, (double)v, (double)want);
-                        float one;
-                        kk->attn_scores_q8q(qr, LD, 1, kr, LD, 1, n, 0.125f, &one, 1, NULL);
-                        cr_assert_eq(memcmp(&one, &v, sizeof v), 0, "%s scores q8q n=%d %dx%d [%d][%d]: %a in the tile, %a alone",
-                                     isas[j], n, nq, nk, r, c, (double)v, (double)one);
-                    }
-            }
-    }
-    if (!tested)
-        cr_skip_test("no table here has attn_scores_q8q");
-}
-
-/* attn_scores_q8p: the keys of the q8q test in panels (attn_kv.h), as a pool holds them
- * (16 keys' panels where 16 rows would be); each score within float rounding of scale
- * times the reference Q8_0 dot product, the same bits alone as in its tile, and nothing
+/* attn_scores_q8p: Q8_0 keys (an outlier channel per block) in panels (attn_kv.h), as a
+ * pool holds them (16 keys' panels where 16 rows would be), against Q8_0 queries of other
+ * magnitudes; each score within float rounding of scale times the reference Q8_0 dot product, the same bits alone as in its tile, and nothing
  * stored for the last panel's keys past nk. */
 Test(kernels, test_kernels_attn_scores_q8p_within_float_error_of_the_q8_0_dot_and_tile_independent) {
     enum { LD = 288, NB_LD = LD / 32, ROW_BYTES = NB_LD * 34, NK_PANELS = (ATT_K + 15) / 16 };

@@ -177,12 +177,12 @@ static void reference(const fixture *fx, const ks_batch *b, int il, const float 
     free(w);
 }
 
-/* The queries as the kernels score them: against a Q8_0 cache, tables with
- * attn_scores_q8q round each head's query to Q8_0 first (as the table's quantize_act
- * does), as llama.cpp does; the reference then takes the same rounded values. */
+/* The queries as the kernels score them: against Q8_0 keys in panels (attn_scores_q8p)
+ * each head's query is rounded to Q8_0 first (as the table's quantize_act does), as
+ * llama.cpp does; the reference then takes the same rounded values. */
 static const float *queries_as_scored(const fixture *fx, const float *q, int T, float *qs) {
     const ks_kernels *k = ks_kernels_get();
-    if (fx->kv.kv_type != KS_TYPE_Q8_0 || (!k->attn_scores_q8q && !fx->kv.k_panels))
+    if (!fx->kv.k_panels)
         return q;
     uint8_t blocks[HEAD_DIM / 32 * 34];
     for (int r = 0; r < T * N_HEAD; r++) {

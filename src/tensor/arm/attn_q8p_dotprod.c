@@ -14,8 +14,8 @@
  *                                        and the query's codes (signed products)
  *   F += (float(X) dq_rb) dk_b           an FMA (from 0: the first block's exact product)
  *
- * and the 8 scores are scale times F's lanes: no sums across lanes, where the rows' form
- * (attn_q8_dotprod.c) adds 4 lanes per score. Every score takes these steps whatever tile
+ * and the 8 scores are scale times F's lanes: no sums across lanes, where the form over
+ * keys in rows that this replaced added 4 lanes per score. Every score takes these steps whatever tile
  * it falls in. Tiles: 4, 2 or 1 query rows x 8 keys (4 rows' int and float sums take 16
  * of the 32 registers; the walk over them attn_q8p_walk.h's).
  *

@@ -32,7 +32,6 @@ void ks_quants_neon_register(ks_kernels *k);
 void ks_attn_neon_register(ks_kernels *k);
 /* Only called when ks_cpu_detect()->dotprod. */
 void ks_kernels_register_neon_dotprod(ks_kernels *k);
-void ks_attn_q8_dotprod_register(ks_kernels *k);
 void ks_attn_q8p_dotprod_register(ks_kernels *k);
 
 #endif

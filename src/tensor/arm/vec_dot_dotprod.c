@@ -17,8 +17,7 @@ static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
 #include "tensor/arm/vec_dot_int_neon.h"
 
 void ks_kernels_register_neon_dotprod(ks_kernels *k) {
-    ks_attn_q8_dotprod_register(k);  /* attention's Q8_0 keys against Q8_0 queries */
-    ks_attn_q8p_dotprod_register(k); /* the same, keys in panels */
+    ks_attn_q8p_dotprod_register(k); /* attention's Q8_0 keys in panels against Q8_0 queries */
     k->vec_dot[KS_TYPE_Q8_0] = vec_dot_q8_0_q8_0_dotprod;
     k->vec_dot[KS_TYPE_Q4_0] = vec_dot_q4_0_q8_0_dotprod;
     k->vec_dot[KS_TYPE_Q5_0] = vec_dot_q5_0_q8_0_dotprod;

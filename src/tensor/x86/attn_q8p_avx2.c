@@ -13,9 +13,9 @@
  *                            * 127: a Q8_0 code is never -128)
  *   F += (float(X) dq_rb) dk_b        an FMA (from 0: the first block's exact product)
  *
- * and the 8 scores are scale times F's lanes: no sums across lanes, where the rows' form
- * (attn_q8_avx2.c) reduces 8 lanes per score: one thread, in L1, 32 keys x 128, 8 rows
- * 25 -> 50 GMAC/s, 2 rows 30 -> 48. Every score takes these steps whatever tile it falls
+ * and the 8 scores are scale times F's lanes: no sums across lanes, where the form over
+ * keys in rows that this replaced reduced 8 lanes per score: one thread, in L1, 32 keys
+ * x 128, 8 rows 25 -> 50 GMAC/s, 2 rows 30 -> 48. Every score takes these steps whatever tile it falls
  * in. Tiles: 4, 2 or 1 query rows x 8 keys (16 registers hold 4 rows' int and float sums
  * beside the operands; the walk over them attn_q8p_walk.h's). */
 #include "tensor/x86/kernels_x86.h"

@@ -15,11 +15,11 @@
  *
  * and the 16 scores are scale times F's lanes: no sums across lanes. Every score takes
  * these steps whatever tile it falls in, so a query scores the same in a prefill tile and
- * alone in decode; the sums are exact up to the float steps, as attn_scores_q8q's.
+ * alone in decode; the sums are exact up to the float steps.
  *
- * Against attn_scores_q8q over rows (attn_q8_avx512.c: per row, key and block pair a
- * vpdpbusd, a conversion, two multiplies, and a 16-lane sum per score), one thread, in L1,
- * 32 keys x 128: 8 rows 46 -> 170 GMAC/s, 2 rows 39 -> 140.
+ * Against the scores of keys in rows that this replaced (per row, key and block pair a
+ * vpdpbusd, a conversion, two multiplies, and a 16-lane sum per score), one thread, in
+ * L1, 32 keys x 128: 8 rows 46 -> 170 GMAC/s, 2 rows 39 -> 140.
  *
  * Tiles: 8, 4, 2 or 1 query rows x 16 keys (one panel; the walk over them attn_q8p_walk.h's),
  * the rows' codes broadcast from memory; the loops unrolled by pragma, the accumulators

@@ -671,45 +671,8 @@ static float q8_0_score(const ks_kernels *ref, const uint8_t *q, const uint8_t *
     return scale * ref->vec_dot[KS_TYPE_Q8_0](k, q, n);
 }
 
-/* attn_scores_q8q (SDOT tables): each score within float rounding of scale times the
- * reference Q8_0 dot product, and the same bits alone as in its tile. */
-static void test_attn_q8q(const char *table, const ks_kernels *k, const ks_kernels *ref) {
-    enum { NQ = 9, NK = 19, LD = 160, ROW = LD / 32 * 34 };
-    static uint8_t q8[NQ * ROW], k8[NK * ROW];
-    static float x[LD], s[NQ * NK];
-    static const int shapes[][2] = {{1, 1}, {1, 19}, {2, 17}, {3, 5}, {4, 16}, {9, 19}};
-    test_case c;
-    begin(&c, "%s attn_scores_q8q: the Q8_0 dot products", table);
-    for (int r = 0; r < NQ + NK; r++) {
-        for (int i = 0; i < LD; i++)
-            x[i] = frand() * (r % 3 == 0 ? 30.0f : 1.0f);
-        if (r < NQ)
-            ref->quantize_act[KS_TYPE_Q8_0](x, q8 + r * ROW, LD);
-        else
-            ks_type_traits_of(KS_TYPE_Q8_0)->from_float(x, k8 + (r - NQ) * ROW, LD);
-    }
-    for (int n = 32; n <= LD; n += 32)
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const int nq = shapes[si][0], nk = shapes[si][1];
-            k->attn_scores_q8q(q8, LD, nq, k8, LD, nk, n, 0.25f, s, NK, k8);
-            for (int r = 0; r < nq; r++)
-                for (int j = 0; j < nk; j++) {
-                    const uint8_t *qr = q8 + r * ROW, *kr = k8 + j * ROW;
-                    double mag;
-                    const float want = q8_0_score(ref, qr, kr, n, 0.25f, &mag), v = s[r * NK + j];
-                    check(&c, fabs((double)v - want) <= 1e-6 * mag + 1e-30, "n=%d %dx%d [%d][%d]: %g vs %g", n, nq,
-                          nk, r, j, (double)v, (double)want);
-                    float one;
-                    k->attn_scores_q8q(qr, LD, 1, kr, LD, 1, n, 0.25f, &one, 1, NULL);
-                    check(&c, memcmp(&one, &v, sizeof v) == 0, "n=%d %dx%d [%d][%d]: %a in the tile, %a alone", n,
-                          nq, nk, r, j, (double)v, (double)one);
-                }
-        }
-    end(&c, NULL);
-}
-
-/* attn_scores_q8p (SDOT tables): the keys of test_attn_q8q in panels, as a pool holds
- * them; each score within float rounding of scale times the reference Q8_0 dot product,
+/* attn_scores_q8p (SDOT tables): Q8_0 keys in panels, as a pool holds them, against Q8_0
+ * queries; each score within float rounding of scale times the reference Q8_0 dot product,
  * the same bits alone (a panel of its own) as in its tile, nothing stored past nk. */
 static void test_attn_q8p(const char *table, const ks_kernels *k, const ks_kernels *ref) {
     enum { NQ = 9, NK = 19, LD = 160, NB = LD / 32, ROW = NB * 34, PANELS = (NK + 15) / 16 };
@@ -785,8 +748,6 @@ static void test_table(const char *name, const ks_kernels *k, const ks_kernels *
         test_dot_f32(name, k, ref);
     if (NEW(attn_scores[KS_TYPE_F32]))
         test_attn(name, k, ref);
-    if (k->attn_scores_q8q && NEW(attn_scores_q8q))
-        test_attn_q8q(name, k, ref);
     if (k->attn_scores_q8p && NEW(attn_scores_q8p))
         test_attn_q8p(name, k, ref);
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
@@ -845,8 +806,6 @@ int main(int argc, char **argv) {
               sdot ? "registered" : "missing");
         check(&c, plain.vec_dot[t] != ref->vec_dot[t], "%s: no NEON kernel", ks_type_name(t));
     }
-    check(&c, neon && (neon->attn_scores_q8q != NULL) == (bool)want_dotprod && !plain.attn_scores_q8q,
-          "attn_scores_q8q (SDOT) %s", neon && neon->attn_scores_q8q ? "registered" : "missing");
     check(&c, neon && (neon->attn_scores_q8p != NULL) == (bool)want_dotprod && !plain.attn_scores_q8p,
           "attn_scores_q8p (SDOT) %s", neon && neon->attn_scores_q8p ? "registered" : "missing");
     end(&c, NULL);
