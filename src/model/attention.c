@@ -587,6 +587,12 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
     return KS_MIN(kv->block_tokens, g->n_pos - bi * kv->block_tokens);
 }
 
+/* Where KV head kvh's keys of positions j .. (j a multiple of 16 with keys in panels)
+ * start among a block's K rows k0: in the row, or their panels (kv_layout.h). */
+static inline const uint8_t *head_keys(const ks_attention *a, const uint8_t *k0, int kvh, int j) {
+    return k0 + (size_t)kvh * a->head_bytes * (a->q8p ? 16 : 1) + (size_t)j * a->kv.row_bytes;
+}
+
 /* The unit whose rows are asked for while unit u (K of head u < n_kv, else V of head u -
  * n_kv) of a block is computed: PREFETCH_AHEAD_UNITS on in the walk's order; with keys in
  * panels, the same distance among units of u's kind (keys' panels and values' rows are
@@ -615,8 +621,9 @@ static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at
         return NULL;
     const uint8_t *k0, *v0;
     (void)block_rows(at, sv, g, bi, &k0, &v0);
-    const size_t head = (size_t)(u % n_kv) * a->head_bytes * (u < n_kv && a->q8p ? 16 : 1);
-    return (u < n_kv ? k0 : v0) + head + (size_t)j0 * a->kv.row_bytes;
+    if (u < n_kv)
+        return head_keys(a, k0, u, j0);
+    return v0 + (size_t)(u - n_kv) * a->head_bytes + (size_t)j0 * a->kv.row_bytes;
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
@@ -678,8 +685,7 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
                     prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, kvh), j) : NULL;
                 if (a->q8p) /* the head's panels of keys j .. j + 15 */
                     k->attn_scores_q8p((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
-                                       k0 + (size_t)kvh * 16 * a->head_bytes + (size_t)j * kv->row_bytes, kh.ld, nj, hd,
-                                       scale, s + j, B, next);
+                                       head_keys(a, k0, kvh, j), kh.ld, nj, hd, scale, s + j, B, next);
                 else
                     k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
             }
