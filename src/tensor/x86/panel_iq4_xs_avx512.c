@@ -39,7 +39,7 @@ static KS_ALWAYS_INLINE void gemv_iq4_xs(const void *const panels[2], const void
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
     const bool many = nt > 2;
-    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     /* ks_iq4_values + 128 in every 128-bit lane */
     const __m512i table = _mm512_broadcast_i32x4(

@@ -25,9 +25,9 @@
  * tokens for four; Qwen3-0.6B Q5_K_M decode 77.3 -> 94.3 t/s (one thread 40.3 -> 54.5),
  * pp512 212 -> 372. The "amx" set keeps Q5_K in panels (its tiles have none for it).
  *
- * A super-block's bytes are asked for an eighth per sub-block: asked for all at its start
- * (36 lines a stream), the requests queued behind each other and one token's decode ran
- * 2-5% behind the rows; spread, it is on par or ahead.
+ * With three or four tokens a super-block's bytes are asked for an eighth per sub-block
+ * (ks_panel_ask_ahead; one or two tokens leave it to the hardware): asked for all at its
+ * start (36 lines a stream), the requests queued behind each other; spread, they do not.
  *
  * Registered for the AVX-512 set only. Without tiles, prefill goes through this kernel
  * four tokens at a time instead of the 4-row kernel (KS_KERNELS=avx512 on the development
@@ -133,7 +133,7 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * sb_bytes;
     const bool many = nt > 2;
-    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), hi2 = _mm512_set1_epi8(0x30);
     const __m512i b16 = _mm512_set1_epi8(16); /* Q5_K: the fifth bit */
     const __m512i pick[4] = {byte_of_dword(0), byte_of_dword(1), byte_of_dword(2), byte_of_dword(3)};

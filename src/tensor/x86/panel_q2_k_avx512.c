@@ -43,7 +43,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
     const bool many = nt > 2;
-    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low2 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi32(15);
     const float *da[KS_VEC_DOT_ROWS];
     const int32_t *pairs[KS_VEC_DOT_ROWS];

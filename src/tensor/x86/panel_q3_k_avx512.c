@@ -48,7 +48,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
     const bool many = nt > 2;
-    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
     const __m512i m4 = _mm512_set1_epi32(15), m2 = _mm512_set1_epi32(3), bias = _mm512_set1_epi32(32);
     const float *da[KS_VEC_DOT_ROWS];

@@ -88,7 +88,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
     const bool many = nt > 2;
-    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
     const float *da[KS_VEC_DOT_ROWS];
     const int32_t *corr[KS_VEC_DOT_ROWS];

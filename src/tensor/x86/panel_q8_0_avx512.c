@@ -19,7 +19,7 @@
  * (kernels.h), the reference's bit for bit, for any number of tokens per call.
  *
  * A call walks two panels block by block side by side, the caller's two streams of a
- * matrix, each asking for its own bytes ahead (ks_panel_ask_ahead): one sequential stream read at
+ * matrix, each asking for its own bytes ahead with many tokens (ks_panel_ask_ahead): one sequential stream read at
  * a time keeps too few of memory's requests in flight (decode, 2 threads, Qwen3-0.6B
  * Q8_0 four tokens: 129 t/s with one panel a call and its next asked for, 146 with two). */
 #include "tensor/x86/kernels_x86.h"
@@ -69,7 +69,7 @@ static KS_ALWAYS_INLINE void gemv_blocks(const void *const panels[2], const void
     const __m512i table = _mm512_broadcast_i32x4(
         _mm_xor_si128(_mm_loadu_si128((const __m128i *)ks_iq4_values), _mm_set1_epi8((char)0x80)));
     const bool many = nt > 2;
-    const size_t ahead = many ? KS_PANEL_AHEAD_MANY : KS_PANEL_AHEAD_FEW;
+    const size_t ahead = KS_PANEL_AHEAD;
     const float *da[KS_VEC_DOT_ROWS];
     const int32_t *corr[KS_VEC_DOT_ROWS];
     __m512 acc[2][KS_VEC_DOT_ROWS];
