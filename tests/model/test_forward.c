@@ -112,6 +112,9 @@ Test(forward, test_forward_batched_prefill_equals_token_by_token) {
     check_prefill_equals_decode("models/mini-qwen3-f32.gguf", KS_TYPE_F32, 1e-5);
     check_prefill_equals_decode("models/mini-qwen3-q4_k_m.gguf", KS_TYPE_F16, 1e-5);
     check_prefill_equals_decode("models/mini-qwen3moe-q8_0.gguf", KS_TYPE_Q8_0, 1e-5);
+    /* decode runs a token's experts in one batch of matmuls (ffn_moe_one); Q4_K_M mixes
+     * weight types (Q6_K down and v), whose inputs are converted apart */
+    check_prefill_equals_decode("models/mini-qwen3moe-q4_k_m.gguf", KS_TYPE_F16, 1e-5);
 }
 
 Test(forward, test_forward_two_sequences_in_one_batch_equal_each_alone) {
