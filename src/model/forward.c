@@ -26,6 +26,10 @@
 
 /* ---- scratch -------------------------------------------------------------------------- */
 
+/* Most tokens whose MoE FFN runs as one batch of matmuls (ffn_moe_few): decode steps of
+ * up to four sequences, where an expert meets at most a few tokens. */
+#define MOE_FEW_TOKENS 4
+
 struct ks_forward {
     const ks_model *m;
     ks_kv_layout kv;
@@ -42,17 +46,17 @@ struct ks_forward {
     float *kc;       /* (T, n_head_kv * head_dim) this batch's keys */
     float *vc;       /* (T, n_head_kv * head_dim) this batch's values */
     float *attn;     /* (T, n_head * head_dim) attention output */
-    float *g, *u;    /* (T, ff) gate and up activations (ff = max(n_ff, n_ff_exp)); (K, ff) for one
-                      * token's K experts */
+    float *g, *u;    /* (T, ff) gate and up activations (ff = max(n_ff, n_ff_exp)); a few
+                      * tokens' rows of each of their experts */
     float *ffn_out;  /* (T, n_embd) */
     /* MoE */
     float *router;   /* (T, n_expert) */
     int32_t *sel;    /* (T, n_expert_used) selected experts */
     float *sel_w;    /* (T, n_expert_used) their weights */
-    int32_t *rows;   /* (T) tokens routed to the current expert */
+    int32_t *rows;   /* (T) tokens routed to the current expert; (few T x K) to each expert */
     float *rows_w;   /* (T) their weights */
-    float *xe;       /* (T, n_embd) gathered inputs of one expert */
-    float *ye;       /* (T, n_embd) one expert's outputs; (K, n_embd) one token's K experts' */
+    float *xe;       /* (T, n_embd) gathered inputs of one expert (of each, for a few tokens) */
+    float *ye;       /* (T, n_embd) one expert's outputs (each's, for a few tokens) */
     /* output */
     int32_t *out_rows; /* (T) batch indices of tokens wanting logits */
     float *xo;         /* (T, n_embd) their normed final states */
@@ -139,19 +143,20 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     f->kc = falloc(T * kv_dim, &ok);
     f->vc = falloc(T * kv_dim, &ok);
     f->attn = falloc(T * q_dim, &ok);
-    /* g, u, ye, xq and xqp also hold one token's n_expert_used rows (ffn_moe_one) */
-    size_t Tm = KS_MAX(T, n_used);
+    /* g, u, xe, ye, rows, xq and xqp also hold a few tokens' n_expert_used rows each
+     * (ffn_moe_few) */
+    size_t Tm = KS_MAX(T, n_used * MOE_FEW_TOKENS);
     f->g = falloc(Tm * ff, &ok);
     f->u = falloc(Tm * ff, &ok);
     f->ffn_out = falloc(T * hp->n_embd, &ok);
     f->router = falloc(T * n_exp, &ok);
     f->sel_w = falloc(T * n_used, &ok);
-    f->rows_w = falloc(T, &ok);
-    f->xe = falloc(T * hp->n_embd, &ok);
+    f->rows_w = falloc(Tm, &ok);
+    f->xe = falloc(Tm * hp->n_embd, &ok);
     f->ye = falloc(Tm * hp->n_embd, &ok);
     f->xo = falloc(T * hp->n_embd, &ok);
     f->sel = malloc(T * n_used * sizeof *f->sel);
-    f->rows = malloc(T * sizeof *f->rows);
+    f->rows = malloc(Tm * sizeof *f->rows);
     f->out_rows = malloc(T * sizeof *f->out_rows);
     f->rope_cs = falloc((size_t)f->nth * hp->head_dim, &ok);
     ok = ok && f->sel && f->rows && f->out_rows;
@@ -743,65 +748,90 @@ static void moe_route(ks_forward *f, const ks_layer *l, const float *h, int T) {
     }
 }
 
-/* One token's routed experts in three dispatches (decode): the gate and up products of
- * all K experts in one (over one conversion of h), SwiGLU over the K rows, the K down
- * products in one (each over its own row of g); then their weighted sum. Per expert one
- * at a time this was 3 dispatches and a conversion each, the threads meeting after every
- * 0.9 MiB in the 30B-A3B shape. The sum adds the experts in id order with the same
- * kernels, as ffn_moe's batch path: the same result. Returns false (nothing done) where
- * gate and up do not share a conversion. */
-static bool ffn_moe_one(ks_forward *f, const ks_layer *l, const float *h, float *out) {
+/* A few tokens' routed experts in three dispatches (decode): the gate and up products of
+ * all the experts chosen in one (over one conversion of the inputs: h itself for one
+ * token, else each expert's tokens gathered), SwiGLU over their rows, the down products in
+ * one; then the weighted sums. One expert at a time this was 3 dispatches and a
+ * conversion each, the threads meeting after every 0.9 MiB in the 30B-A3B shape. The sums
+ * add the experts in id order with the same kernels as ffn_moe's path for batches: the
+ * same result. Returns false (nothing written) where gate and up do not share a
+ * conversion or the batch would not fit. */
+static bool ffn_moe_few(ks_forward *f, const ks_layer *l, const float *h, float *out, int T) {
     const ks_hparams *hp = &f->m->hp;
-    const int K = hp->n_expert_used, D = hp->n_embd, F = hp->n_ff_exp;
-    if (2 * K > MATMUL_BATCH_MAX)
+    const int E = hp->n_expert, K = hp->n_expert_used, D = hp->n_embd, F = hp->n_ff_exp;
+    if (T > MOE_FEW_TOKENS || 2 * T * K > MATMUL_BATCH_MAX)
         return false;
+    /* the experts chosen, in id order; expert i's rows (token, weight) at [base[i], base[i + 1]) */
     int32_t ex[MATMUL_BATCH_MAX / 2];
-    float ew[MATMUL_BATCH_MAX / 2];
-    for (int k = 0; k < K; k++) { /* insertion by expert id */
-        int j = k;
-        for (; j > 0 && ex[j - 1] > f->sel[k]; j--) {
-            ex[j] = ex[j - 1];
-            ew[j] = ew[j - 1];
+    int base[MATMUL_BATCH_MAX / 2 + 1];
+    int ne = 0, n = 0;
+    for (int e = 0; e < E; e++) {
+        const int n0 = n;
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < K; k++)
+                if (f->sel[(size_t)t * K + k] == e) {
+                    f->rows[n] = t;
+                    f->rows_w[n++] = f->sel_w[(size_t)t * K + k];
+                }
+        if (n > n0) {
+            ex[ne] = e;
+            base[ne++] = n0;
         }
-        ex[j] = f->sel[k];
-        ew[j] = f->sel_w[k];
     }
-    matmul_task jobs[MATMUL_BATCH_MAX];
-    for (int k = 0; k < K; k++) {
-        jobs[2 * k] = matmul_plan(f, &l->gate_exps, (int64_t)ex[k] * F, h, D, f->g + (size_t)k * F, F, F, 1, true);
-        jobs[2 * k + 1] = matmul_plan(f, &l->up_exps, (int64_t)ex[k] * F, h, D, f->u + (size_t)k * F, F, F, 1, true);
+    base[ne] = n;
+    /* the inputs: one token's h serves every expert; several are gathered per expert */
+    const float *x = h;
+    if (T > 1) {
+        for (int r = 0; r < n; r++)
+            memcpy(f->xe + (size_t)r * D, h + (size_t)f->rows[r] * D, (size_t)D * sizeof(float));
+        x = f->xe;
     }
-    if (!same_conversion(&jobs[0], &jobs[1]))
+    const int xrows = T > 1 ? n : 1;
+    matmul_task in = matmul_plan(f, &l->gate_exps, 0, x, D, NULL, F, F, xrows, true);
+    const matmul_task in_up = matmul_plan(f, &l->up_exps, 0, x, D, NULL, F, F, xrows, true);
+    if (!same_conversion(&in, &in_up))
         return false;
-    matmul_convert(f, &jobs[0], false);
-    matmul_run_batch(f, jobs, 2 * K);
-    swiglu(f, f->g, f->u, (size_t)K * F);
-    /* the K rows of g converted for the down weights at once, row k read by expert k */
-    matmul_task rows = matmul_plan(f, &l->down_exps, 0, f->g, F, NULL, D, D, K, true);
-    matmul_convert(f, &rows, false);
-    for (int k = 0; k < K; k++) {
-        jobs[k] = matmul_plan(f, &l->down_exps, (int64_t)ex[k] * D, f->g + (size_t)k * F, F, f->ye + (size_t)k * D,
-                              D, D, 1, true);
-        jobs[k].xq = f->xq + (size_t)k * rows.act_row_bytes;
-        jobs[k].xqp = rows.panel ? f->xqp + (size_t)k * rows.panel_act_bytes : NULL;
+    matmul_convert(f, &in, false);
+    matmul_task jobs[MATMUL_BATCH_MAX];
+    for (int i = 0; i < ne; i++) {
+        const int r0 = T > 1 ? base[i] : 0, nt = base[i + 1] - base[i];
+        for (int j = 0; j < 2; j++) {
+            matmul_task *mt = &jobs[2 * i + j];
+            *mt = matmul_plan(f, j ? &l->up_exps : &l->gate_exps, (int64_t)ex[i] * F, x + (size_t)r0 * D, D,
+                              (j ? f->u : f->g) + (size_t)base[i] * F, F, F, nt, true);
+            mt->xq = f->xq + (size_t)r0 * in.act_row_bytes;
+            mt->xqp = in.panel ? f->xqp + (size_t)r0 * in.panel_act_bytes : NULL;
+        }
     }
-    matmul_run_batch(f, jobs, K);
-    memset(out, 0, (size_t)D * sizeof(float));
-    for (int k = 0; k < K; k++) {
-        const float *y = f->ye + (size_t)k * D;
+    matmul_run_batch(f, jobs, 2 * ne);
+    swiglu(f, f->g, f->u, (size_t)n * F);
+    /* the rows of g converted for the down weights at once */
+    matmul_task g_rows = matmul_plan(f, &l->down_exps, 0, f->g, F, NULL, D, D, n, true);
+    matmul_convert(f, &g_rows, false);
+    for (int i = 0; i < ne; i++) {
+        jobs[i] = matmul_plan(f, &l->down_exps, (int64_t)ex[i] * D, f->g + (size_t)base[i] * F, F,
+                              f->ye + (size_t)base[i] * D, D, D, base[i + 1] - base[i], true);
+        jobs[i].xq = f->xq + (size_t)base[i] * g_rows.act_row_bytes;
+        jobs[i].xqp = g_rows.panel ? f->xqp + (size_t)base[i] * g_rows.panel_act_bytes : NULL;
+    }
+    matmul_run_batch(f, jobs, ne);
+    memset(out, 0, (size_t)T * D * sizeof(float));
+    for (int r = 0; r < n; r++) {
+        float *o = out + (size_t)f->rows[r] * D;
+        const float *y = f->ye + (size_t)r * D;
         for (int i = 0; i < D; i++)
-            out[i] += ew[k] * y[i];
+            o[i] += f->rows_w[r] * y[i];
     }
     return true;
 }
 
 /* MoE FFN: each expert runs once over the tokens routed to it (its weights are read once
- * per batch); one token takes ffn_moe_one. */
+ * per batch); a few tokens take ffn_moe_few. */
 static void ffn_moe(ks_forward *f, const ks_layer *l, const float *h, float *out, int T) {
     const ks_hparams *hp = &f->m->hp;
     int E = hp->n_expert, K = hp->n_expert_used, D = hp->n_embd, F = hp->n_ff_exp;
     moe_route(f, l, h, T);
-    if (T == 1 && ffn_moe_one(f, l, h, out))
+    if (ffn_moe_few(f, l, h, out, T))
         return;
     memset(out, 0, (size_t)T * D * sizeof(float));
     for (int e = 0; e < E; e++) {

@@ -253,13 +253,13 @@ Test(forward, test_runner_rejects_empty_and_oversized_prompts) {
  * steps) gives each sequence the logits it gets decoding alone, bit for bit, for a Q8_0
  * model in rows (with S = 3 and 4 its matmuls take the 4-row kernels, packed where the set
  * has them) and in panels where the kernels repack it (one panel kernel for any S). */
-static void check_runner_decode_equals_alone(int n_seqs, bool rows) {
+static void check_runner_decode_equals_alone(const char *model, int n_seqs, bool rows) {
     enum { PROMPT = 12, STEPS = 5 };
     ks_model *m = NULL;
     ks_err err;
     ks_err_clear(&err);
     setenv("KS_PANELS", rows ? "0" : "1", 1);
-    cr_assert_eq(ks_model_load(&m, ks_test_fixture("models/mini-qwen3-q8_0.gguf"), &err), KS_OK, "%s", err.msg);
+    cr_assert_eq(ks_model_load(&m, ks_test_fixture(model), &err), KS_OK, "%s", err.msg);
     unsetenv("KS_PANELS");
     cr_assert(!rows || !m->layers[0].wq.panels, "KS_PANELS=0 left the weights in rows");
     if (!rows && !m->layers[0].wq.panels)
@@ -316,9 +316,13 @@ static void check_runner_decode_equals_alone(int n_seqs, bool rows) {
 }
 
 Test(forward, test_runner_batched_decode_equals_each_sequence_alone) {
-    for (int rows = 0; rows < 2; rows++)
-        for (int n_seqs = 2; n_seqs <= 4; n_seqs++)
-            check_runner_decode_equals_alone(n_seqs, rows);
+    /* the MoE model's decode steps run their experts as one batch of matmuls (ffn_moe_few),
+     * one sequence's as several's, over Q4_K and Q6_K weights */
+    static const char *const models[] = {"models/mini-qwen3-q8_0.gguf", "models/mini-qwen3moe-q4_k_m.gguf"};
+    for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++)
+        for (int rows = 0; rows < 2; rows++)
+            for (int n_seqs = 2; n_seqs <= 4; n_seqs++)
+                check_runner_decode_equals_alone(models[mi], n_seqs, rows);
 }
 
 Test(forward, test_model_load_names_unsupported_arch_and_bad_tensor) {
