@@ -470,9 +470,10 @@ static void matmul_panels(const matmul_task *mt, const uint8_t *w, long p0, long
 /* Rows [r0, r1) of the task's weight with the dot-product kernels (no GEMM). */
 static void matmul_rows(const matmul_task *mt, const uint8_t *w, long r0, long r1);
 
-/* A share of the task: weight rows [u0, u1) in units of matmul_unit_rows(). */
+/* The rows a share of a task is counted in: panels of 16, or single rows. */
 static long matmul_unit_rows(const matmul_task *mt) { return mt->panel ? KS_PANEL_ROWS : 1; }
 
+/* A share of a task without GEMM: units [u0, u1) of matmul_unit_rows() rows. */
 static void matmul_range(const matmul_task *mt, long u0, long u1) {
     const uint8_t *w = (const uint8_t *)mt->w->data + (size_t)mt->row0 * mt->w->row_bytes;
     if (mt->panel)
