@@ -95,9 +95,14 @@ static void fill_pool(bench *b) {
     const int nb = b->hp.head_dim / KS_QK8_0;
     if (b->kv.k_panels)
         for (int i = 0; i < 16; i++)
-            for (int h = 0; h < b->hp.n_head_kv; h++)
-                kv_q8_panel_put((kv_q8_panel *)(panels + (size_t)h * 16 * head_bytes), i,
-                                (const ks_block_q8_0 *)seed[i % 4] + (size_t)h * nb, nb);
+            for (int h = 0; h < b->hp.n_head_kv; h++) {
+                uint8_t *panel = panels + (size_t)h * 16 * head_bytes;
+                if (b->kv.kv_type == KS_TYPE_F16)
+                    kv_f16_panel_put((ks_fp16 *)panel, i, (const ks_fp16 *)seed[i % 4] + (size_t)h * b->hp.head_dim,
+                                     b->hp.head_dim);
+                else
+                    kv_q8_panel_put((kv_q8_panel *)panel, i, (const ks_block_q8_0 *)seed[i % 4] + (size_t)h * nb, nb);
+            }
     const size_t n_rows = b->pool_bytes / b->kv.row_bytes, B = (size_t)b->kv.block_tokens;
     for (size_t r = 0; r < n_rows; r++) {
         const bool k_panel = b->kv.k_panels && r % (2 * B) < B; /* a K row of a block's layer */

@@ -24,8 +24,9 @@
  * nothing is sized by the context. Where the pool holds Q8_0 keys in panels (kv_layout.h:
  * k_panels, where the table has attn_scores_q8p), they are scored against the item's
  * queries rounded to Q8_0 once per item, in int8 products, as llama.cpp scores its Q8_0
- * cache, 16 keys a vector; where the table has attn_accum_q8i, Q8_0 values are summed in
- * int16 products (see kernels.h for the rounding).
+ * cache, 16 keys a vector; F16 keys in panels (attn_scores_f16p) against the float
+ * queries, 16 keys a vector too; where the table has attn_accum_q8i, Q8_0 values are
+ * summed in int16 products (see kernels.h for the rounding).
  *
  * The scores of a query are the same sums in the same order whether it comes alone
  * (decode) or in a group (prefill), and so is everything after them: unless a context
@@ -179,8 +180,10 @@ struct ks_attention {
     size_t head_bytes;      /* one KV head's share of a K/V row */
     bool tiles;             /* F16 K/V and a tile kernel for them (attn_tile_f16) */
     bool q8p;               /* Q8_0 K in panels against Q8_0 queries (attn_scores_q8p) */
+    bool f16p;              /* F16 K in panels against float queries (attn_scores_f16p) */
     bool q8i;               /* Q8_0 V summed in integer products (attn_accum_q8i) */
-    ks_block_q8_0 *k_row;   /* q8p: a token's keys rounded, before they go to their panels */
+    void *k_row;            /* keys in panels: a token's keys rounded (Q8_0 blocks or
+                             * halves), before they go to their panels */
     size_t tile_q_bytes;    /* one KV head's prepared queries, the most rows an item has */
     thread_scratch *ts;
     /* the plan of the current batch; grows with the largest batch seen */
@@ -234,9 +237,15 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     if (hp->head_dim % ks_type_traits_of(kv->kv_type)->block_size != 0)
         return KS_ERRF(err, KS_ERR_UNSUPPORTED, "KV heads of %d elements are not whole %s blocks", hp->head_dim,
                        ks_type_name(kv->kv_type));
-    if (kv->k_panels && (!ks_kernels_get()->attn_scores_q8p || hp->head_dim > KS_ATTN_TILE_DIM))
+    const bool panels_q8 = kv->k_panels && kv->kv_type == KS_TYPE_Q8_0;
+    if (panels_q8 && (!ks_kernels_get()->attn_scores_q8p || hp->head_dim > KS_ATTN_TILE_DIM))
         return KS_ERRF(err, KS_ERR_UNSUPPORTED, "Q8_0 keys in panels, and no kernel of %s scores them",
                        ks_kernels_get()->isa);
+    if (kv->k_panels && kv->kv_type == KS_TYPE_F16 && !ks_kernels_get()->attn_scores_f16p)
+        return KS_ERRF(err, KS_ERR_UNSUPPORTED, "F16 keys in panels, and no kernel of %s scores them",
+                       ks_kernels_get()->isa);
+    if (kv->k_panels && kv->kv_type != KS_TYPE_Q8_0 && kv->kv_type != KS_TYPE_F16)
+        return KS_ERRF(err, KS_ERR_UNSUPPORTED, "keys in panels are Q8_0 or F16, not %s", ks_type_name(kv->kv_type));
     ks_attention *a = calloc(1, sizeof *a);
     if (!a)
         return KS_ERRF(err, KS_ERR_NOMEM, "out of memory for attention scratch");
@@ -247,12 +256,13 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     a->head_bytes = kv->row_bytes / (size_t)hp->n_head_kv;
     const ks_attn_tile_kernel *tk = &a->k->attn_tile_f16;
     const int gqa = hp->n_head / hp->n_head_kv;
-    a->tiles = tk->block && kv->kv_type == KS_TYPE_F16 && hp->head_dim % 32 == 0 &&
+    a->tiles = tk->block && kv->kv_type == KS_TYPE_F16 && !kv->k_panels && hp->head_dim % 32 == 0 &&
                hp->head_dim <= KS_ATTN_TILE_DIM && kv->block_tokens <= KS_ATTN_TILE_KEYS &&
                GROUP_TOKENS * gqa <= KS_ATTN_TILE_ROWS;
-    a->q8p = kv->k_panels;
+    a->q8p = panels_q8;
+    a->f16p = kv->k_panels && kv->kv_type == KS_TYPE_F16;
     a->q8i = a->k->attn_accum_q8i && kv->kv_type == KS_TYPE_Q8_0 && hp->head_dim <= KS_ATTN_TILE_DIM;
-    a->k_row = a->q8p ? malloc(kv->row_bytes) : NULL;
+    a->k_row = kv->k_panels ? malloc(kv->row_bytes) : NULL;
     a->group_tokens = a->tiles ? KS_MAX(GROUP_TOKENS, KS_MIN(TILE_GROUP_ROWS, KS_ATTN_TILE_ROWS) / gqa) : GROUP_TOKENS;
     a->max_rows = a->group_tokens * hp->n_head;
     const int rows_per_head = a->group_tokens * gqa;
@@ -279,7 +289,8 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
         t->corr = malloc(rows * sizeof(float));
         t->lim = malloc(rows * sizeof(int));
         t->q8 = a->q8p ? malloc(rows * (hd / 32) * sizeof(kv_q8_query)) : NULL;
-        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim && ((t->q8 && a->k_row) || !a->q8p);
+        ok = t->q && t->s && t->acc && t->m && t->l && t->corr && t->lim && (t->q8 || !a->q8p) &&
+             (a->k_row || !kv->k_panels);
     }
     /* the most partial rows plan_items() can cut */
     a->cap_part = 2 * (size_t)ITEMS_PER_THREAD * (size_t)nth * rows;
@@ -590,7 +601,7 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
 /* Where KV head kvh's keys of positions j .. (j a multiple of 16 with keys in panels)
  * start among a block's K rows k0: in the row, or their panels (kv_layout.h). */
 static inline const uint8_t *head_keys(const ks_attention *a, const uint8_t *k0, int kvh, int j) {
-    return k0 + (size_t)kvh * a->head_bytes * (a->q8p ? 16 : 1) + (size_t)j * a->kv.row_bytes;
+    return k0 + (size_t)kvh * a->head_bytes * (a->kv.k_panels ? 16 : 1) + (size_t)j * a->kv.row_bytes;
 }
 
 /* The unit whose rows are asked for while unit u (K of head u < n_kv, else V of head u -
@@ -599,7 +610,7 @@ static inline const uint8_t *head_keys(const ks_attention *a, const uint8_t *k0,
  * not read alike, and a kernel asks for rows as its own are laid out). */
 static inline int ahead_unit(const ks_attention *a, int u) {
     const int n_kv = a->hp.n_head_kv;
-    if (!a->q8p)
+    if (!a->kv.k_panels)
         return u + PREFETCH_AHEAD_UNITS;
     const int kind = u < n_kv ? 0 : n_kv, i = u - kind + PREFETCH_AHEAD_UNITS; /* i: among u's kind */
     return i / n_kv * 2 * n_kv + kind + i % n_kv;
@@ -686,6 +697,9 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
                 if (a->q8p) /* the head's panels of keys j .. j + 15 */
                     k->attn_scores_q8p((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
                                        head_keys(a, k0, kvh, j), kh.ld, nj, hd, scale, s + j, B, next);
+                else if (a->f16p)
+                    k->attn_scores_f16p(q, hd, rows_h, head_keys(a, k0, kvh, j), kh.ld, nj, hd, scale, s + j, B,
+                                        next);
                 else
                     k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
             }
@@ -872,8 +886,15 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
             memcpy(vd, vt, kv->row_bytes);
             break;
         case KS_TYPE_F16:
-            a->k->fp32_to_fp16_row(kt, (ks_fp16 *)kd, kv->row_elems);
             a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
+            if (!a->f16p) {
+                a->k->fp32_to_fp16_row(kt, (ks_fp16 *)kd, kv->row_elems);
+                break;
+            }
+            a->k->fp32_to_fp16_row(kt, a->k_row, kv->row_elems);
+            for (int h = 0; h < a->hp.n_head_kv; h++)
+                kv_f16_panel_put((ks_fp16 *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h, a->head_bytes), p % 16,
+                                 (const ks_fp16 *)a->k_row + (size_t)h * a->hp.head_dim, a->hp.head_dim);
             break;
         default: /* Q8_0 rounded as llama.cpp's CPU build stores its Q8_0 cache */
             a->k->quantize_act[KS_TYPE_Q8_0](vt, vd, kv->row_elems);
@@ -885,7 +906,7 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
             for (int h = 0; h < a->hp.n_head_kv; h++) {
                 const int nb = a->hp.head_dim / KS_QK8_0;
                 kv_q8_panel_put((kv_q8_panel *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h, a->head_bytes), p % 16,
-                                a->k_row + (size_t)h * nb, nb);
+                                (const ks_block_q8_0 *)a->k_row + (size_t)h * nb, nb);
             }
             break;
         }

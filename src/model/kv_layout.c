@@ -1,4 +1,4 @@
-/* kv_layout.c — validation of a paged KV layout, and where its Q8_0 keys go (see kv_layout.h). */
+/* kv_layout.c — validation of a paged KV layout, and where its Q8_0 or F16 keys go (see kv_layout.h). */
 #include "model/kv_layout.h"
 
 #include "tensor/kernels.h"
@@ -23,7 +23,10 @@ ks_status ks_kv_layout_init(ks_kv_layout *l, uint32_t kv_type, int block_tokens,
     l->row_elems = row;
     l->row_bytes = row_bytes;
     l->block_bytes = 2 * (size_t)n_layer * (size_t)block_tokens * row_bytes;
-    l->k_panels = kv_type == KS_TYPE_Q8_0 && block_tokens % 16 == 0 && head_dim % 32 == 0 && head_dim <= KS_ATTN_TILE_DIM &&
-                  ks_kernels_get()->attn_scores_q8p != NULL;
+    const ks_kernels *k = ks_kernels_get();
+    const bool q8p = kv_type == KS_TYPE_Q8_0 && head_dim % 32 == 0 && head_dim <= KS_ATTN_TILE_DIM && k->attn_scores_q8p;
+    /* a table with F16 tiles (prefill) reads its keys in rows */
+    const bool f16p = kv_type == KS_TYPE_F16 && k->attn_scores_f16p && !k->attn_tile_f16.block;
+    l->k_panels = block_tokens % 16 == 0 && (q8p || f16p);
     return KS_OK;
 }

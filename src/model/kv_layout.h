@@ -9,10 +9,11 @@
  *   a row = n_head_kv * head_dim elements of kv_type (F32, F16 or Q8_0): one token's
  *   keys (or values) for all KV heads of one layer, head after head.
  *
- * Q8_0 keys are held in panels (k_panels) where the kernel table scores them so
- * (kernels.h: attn_scores_q8p) and blocks are whole panels: the K rows of 16 positions
- * (slots 16i .. 16i + 15) are then one run of panels per KV head (tensor/attn_kv.h:
- * kv_q8_panel), head after head, in the same bytes. The layout's id (kv_type, flagged
+ * Q8_0 and F16 keys are held in panels (k_panels) where the kernel table scores them so
+ * (kernels.h: attn_scores_q8p, attn_scores_f16p; F16 not where the table has F16 tiles,
+ * which read keys in rows) and blocks are whole panels: the K rows of 16 positions (slots
+ * 16i .. 16i + 15) are then one run of panels per KV head (tensor/attn_kv.h: kv_q8_panel,
+ * kv_f16_panel_put), head after head, in the same bytes. The layout's id (kv_type, flagged
  * KS_KV_K_PANELS) is what the disk tier and the cache's block keys are told, so blocks
  * written in one layout are never read in the other.
  *
@@ -35,7 +36,7 @@ typedef struct ks_kv_layout {
     int64_t row_elems;     /* n_head_kv * head_dim */
     size_t row_bytes;      /* bytes of one row in kv_type */
     size_t block_bytes;    /* 2 * n_layer * block_tokens * row_bytes */
-    bool k_panels;         /* Q8_0 keys in panels of 16 positions (see above) */
+    bool k_panels;         /* Q8_0 or F16 keys in panels of 16 positions (see above) */
 } ks_kv_layout;
 
 /* ks_kv_layout_id(): kv_type | KS_KV_K_PANELS for keys in panels */

@@ -2,8 +2,8 @@
  * pool (kernels.h: attn_scores, attn_accum), and where their elements are.
  *
  * Owns: the element-to-byte arithmetic of F32, F16 and Q8_0 rows, the prefetch of a span
- * of a row, the addressing of a Q8_0 score tile's key blocks, and the layout of Q8_0 keys
- * in panels.
+ * of a row, the addressing of a Q8_0 score tile's key blocks, and the layouts of Q8_0 and F16
+ * keys in panels.
  *
  * A kind is a constant where the kernels are inlined, so each kind's walk compiles to its
  * own code. A Q8_0 row is whole blocks (n and the row stride ld multiples of 32): element
@@ -118,6 +118,28 @@ static inline void kv_q8_query_prep(const ks_block_q8_0 *row, int nb, kv_q8_quer
         out[b].c = -128 * sum;
         out[b].d = ks_fp16_to_fp32(row[b].d);
     }
+}
+
+/* ---- F16 keys in panels ----------------------------------------------------------------
+ *
+ * A KV pool may hold its F16 keys in panels too (model/kv_layout.h: k_panels) for
+ * attn_scores_f16p: element e of KV_PANEL_KEYS keys of one KV head side by side, key i at
+ * h[16 e + i], 32 bytes, one vector of 16 floats once widened, so one query element,
+ * broadcast, takes one FMA for all 16 keys and each score stays in its lane: no sums
+ * across lanes. A head of n elements is 16 n halves, the bytes of its 16 keys in rows;
+ * the 16 keys of all heads (head after head) take the bytes of 16 rows, so the panels of
+ * keys j .. j + 15 (j a multiple of 16) start where row j would, as Q8_0's do. */
+
+/* Key `key` (< 16) of a head's panel from a row of n halves. */
+static inline void kv_f16_panel_put(ks_fp16 *p, int key, const ks_fp16 *row, int64_t n) {
+    for (int64_t e = 0; e < n; e++)
+        p[e * KV_PANEL_KEYS + key] = row[e];
+}
+
+/* Key `key` (< 16) of a head's panel as a row of n halves. */
+static inline void kv_f16_panel_get(const ks_fp16 *p, int key, ks_fp16 *row, int64_t n) {
+    for (int64_t e = 0; e < n; e++)
+        row[e] = p[e * KV_PANEL_KEYS + key];
 }
 
 /* The kind of rows of a ks_type (F32, F16 or Q8_0). */

@@ -197,6 +197,16 @@ typedef struct ks_kernels {
      * NULL where a table has none (ref: the specification is the vec_dot's), and the pool
      * then holds keys in rows, scored against float queries (attn_scores). */
     ks_attn_scores_q8_fn attn_scores_q8p;
+    /* Scores of F16 keys in panels (attn_kv.h: kv_f16_panel_put), the layout a KV pool
+     * takes for its F16 keys where the table has this and no attn_tile_f16 (kv_layout.h),
+     * against float query rows: k is the panel of one KV head's keys 0-15, keys j .. j +
+     * 15 (j a multiple of 16) at k + j * ld_k halves (ld_k the pool's row stride in
+     * elements); any nq, nk and n >= 1 (the last panel's keys past nk not stored). Each
+     * score is exactly s[r * ld_s + j] = scale * (A0 + A1), A_c = fmaf(q[e], k[e], A_c)
+     * over the elements e = c (mod 2) in order from 0: one lane's two chains of FMAs, the
+     * same in any tile, so a query scores the same in a prefill tile and alone in decode;
+     * pf as attn_scores. NULL where a table has none (ref: the specification above). */
+    ks_attn_scores_fn attn_scores_f16p;
     void (*softmax_rows_f32)(float *s, int64_t ld_s, int nr, int64_t n, const int *lim, int64_t lo, float *m,
                              float *l, float *corr);
     ks_attn_accum_fn attn_accum[KS_TYPE_COUNT];

@@ -313,6 +313,70 @@ Test(kernels, test_kernels_attn_scores_q8p_within_float_error_of_the_q8_0_dot_an
         cr_skip_test("no table here has attn_scores_q8p");
 }
 
+/* attn_scores_f16p's specification: scale (A0 + A1), A_c the FMA chain over the
+ * elements e = c (mod 2) in order. */
+static float f16p_score(const float *q, const ks_fp16 *k, int64_t n, float scale) {
+    float a[2] = {0.0f, 0.0f};
+    for (int64_t e = 0; e < n; e++)
+        a[e % 2] = fmaf(q[e], ks_fp16_to_fp32(k[e]), a[e % 2]);
+    return scale * (a[0] + a[1]);
+}
+
+/* attn_scores_f16p: F16 keys in panels (attn_kv.h), as a pool holds them (16 keys'
+ * panels where 16 rows would be, rows of LD elements), against float queries of other
+ * magnitudes: every score its specification's bits, the same in any tile, and nothing
+ * stored for the last panel's keys past nk; odd lengths take chain 0's last step. */
+Test(kernels, test_kernels_attn_scores_f16p_is_its_specification_in_any_tile) {
+    enum { LD = 272, NK_PANELS = (ATT_K + 15) / 16 };
+    static float q[ATT_Q * LD], si[ATT_Q * (ATT_K + 32)];
+    static ks_fp16 k16[ATT_K * LD], kp[NK_PANELS * 16 * LD];
+    for (int r = 0; r < ATT_Q; r++)
+        for (int i = 0; i < LD; i++)
+            q[r * LD + i] = frand() * (r % 3 == 0 ? 40.0f : 1.0f);
+    for (int i = 0; i < ATT_K * LD; i++)
+        k16[i] = ks_fp32_to_fp16(frand() * (i % 32 < 2 ? 8.0f : 1.0f));
+    static const int ns[] = {1, 7, 64, 128, 129, 256};
+    static const int shapes[][2] = {{1, 1}, {1, 37}, {2, 16}, {2, 32}, {2, 33}, {3, 5}, {4, 17},
+                                    {8, 32}, {9, 33}, {16, 32}, {19, 37}};
+    const int ld_s = ATT_K + 32;
+    int tested = 0;
+    for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
+        const ks_kernels *kk = isa_or_skip(isas[j]);
+        if (!kk || !kk->attn_scores_f16p)
+            continue;
+        tested++;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            const int n = ns[ni];
+            for (size_t x = 0; x < sizeof kp / sizeof kp[0]; x++)
+                kp[x] = 0x7bff; /* keys past ATT_K: the largest half */
+            for (int c = 0; c < ATT_K; c++)
+                kv_f16_panel_put(kp + c / 16 * 16 * LD, c % 16, k16 + c * LD, n);
+            for (int c = 0; c < ATT_K; c++) { /* the panels give the rows back */
+                ks_fp16 back[LD];
+                kv_f16_panel_get(kp + c / 16 * 16 * LD, c % 16, back, n);
+                cr_assert_eq(memcmp(back, k16 + c * LD, (size_t)n * sizeof(ks_fp16)), 0, "panel key %d n=%d", c, n);
+            }
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                const int nq = shapes[sh][0], nk = shapes[sh][1];
+                memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
+                kk->attn_scores_f16p(q, LD, nq, kp, LD, nk, n, 0.125f, si, ld_s, kp); /* panels to ask for: a hint */
+                for (int r = 0; r < nq; r++) {
+                    for (int c = nk; c < ld_s; c++)
+                        cr_assert(isnan(si[r * ld_s + c]), "%s f16p n=%d %dx%d: [%d][%d] stored past nk", isas[j], n,
+                                  nq, nk, r, c);
+                    for (int c = 0; c < nk; c++) {
+                        const float want = f16p_score(q + r * LD, k16 + c * LD, n, 0.125f), v = si[r * ld_s + c];
+                        cr_assert_eq(memcmp(&v, &want, sizeof v), 0, "%s scores f16p n=%d %dx%d [%d][%d]: %a vs %a",
+                                     isas[j], n, nq, nk, r, c, (double)v, (double)want);
+                    }
+                }
+            }
+        }
+    }
+    if (!tested)
+        cr_skip_test("no table here has attn_scores_f16p");
+}
+
 /* attn_accum_q8i: Q8_0 value rows summed in integer products, each sum within the bound
  * its weights' rounding to int16 sets (half a step of the largest weight of the group of
  * 32 keys and block, times the codes) of the float kernel's on the rows' values; a row's

@@ -93,6 +93,16 @@ static void fill(fixture *fx, ks_attention *a, int s, int from, int to) {
 /* The stored K (or V) row of sequence s, position p, layer il, as floats. */
 static void stored_row(const fixture *fx, int s, int p, int il, bool v, float *out) {
     const int32_t blk = fx->tables[s][p / B];
+    if (!v && fx->kv.k_panels && fx->kv.kv_type == KS_TYPE_F16) { /* each head's keys from its panel */
+        const size_t head_bytes = fx->kv.row_bytes / N_HEAD_KV;
+        for (int h = 0; h < N_HEAD_KV; h++) {
+            ks_fp16 row[HEAD_DIM];
+            kv_f16_panel_get((const ks_fp16 *)ks_kv_k_head(&fx->kv, fx->pool, blk, il, p % B, h, head_bytes), p % 16,
+                             row, HEAD_DIM);
+            ks_type_traits_of(KS_TYPE_F16)->to_float(row, out + h * HEAD_DIM, HEAD_DIM);
+        }
+        return;
+    }
     if (!v && fx->kv.k_panels) { /* each head's keys from its panels */
         const size_t head_bytes = fx->kv.row_bytes / N_HEAD_KV;
         for (int h = 0; h < N_HEAD_KV; h++) {
@@ -182,7 +192,7 @@ static void reference(const fixture *fx, const ks_batch *b, int il, const float 
  * llama.cpp does; the reference then takes the same rounded values. */
 static const float *queries_as_scored(const fixture *fx, const float *q, int T, float *qs) {
     const ks_kernels *k = ks_kernels_get();
-    if (!fx->kv.k_panels)
+    if (!fx->kv.k_panels || fx->kv.kv_type != KS_TYPE_Q8_0)
         return q;
     uint8_t blocks[HEAD_DIM / 32 * 34];
     for (int r = 0; r < T * N_HEAD; r++) {
@@ -363,9 +373,14 @@ Test(attention, test_attention_shared_walks_follow_the_longest_common_prefixes) 
     free(fx.pool);
 }
 
+/* F16 keys go into panels where the table scores them so (AVX-512 without F16 tiles), and
+ * either way each token's K and V read back as its rows. */
 Test(attention, test_attention_store_kv_writes_each_token_at_its_block_slot) {
     fixture fx;
     fixture_init(&fx, KS_TYPE_F16);
+    const ks_kernels *kt = ks_kernels_get();
+    cr_assert_eq(fx.kv.k_panels, kt->attn_scores_f16p != NULL && !kt->attn_tile_f16.block,
+                 "F16 keys in panels where scored so");
     ks_attention *a;
     cr_assert_eq(ks_attention_create(&a, &fx.hp, &fx.kv, MAX_POS, 1, NULL), KS_OK);
     float k[3 * KV_DIM], v[3 * KV_DIM], row[KV_DIM];

@@ -70,5 +70,6 @@ void ks_attn_avx512_register(ks_kernels *k) {
     attn_register(k);
     ks_attn_scores_avx512_register(k); /* scores in an order of their own */
     ks_attn_q8p_avx512_register(k);    /* Q8_0 keys in panels against Q8_0 queries */
+    ks_attn_f16p_avx512_register(k);   /* F16 keys in panels against float queries */
     ks_attn_accum_q8i_avx512_register(k); /* Q8_0 values in int16 products */
 }

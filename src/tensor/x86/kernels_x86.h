@@ -45,6 +45,7 @@ void ks_attn_avx2_register(ks_kernels *k);
 void ks_attn_avx512_register(ks_kernels *k);
 void ks_attn_scores_avx512_register(ks_kernels *k);
 void ks_attn_q8p_avx512_register(ks_kernels *k);
+void ks_attn_f16p_avx512_register(ks_kernels *k);
 void ks_attn_accum_q8i_avx512_register(ks_kernels *k);
 void ks_attn_q8p_avx2_register(ks_kernels *k);
 /* Asks Linux for the AMX tile data state (once per process); false if refused. */
