@@ -85,7 +85,7 @@ const restartTurns = Number(opt("--restart-turns", "1"));
 const uncachedEvery = Number(opt("--uncached-every", "1"));
 const scenarios = new Set(opt("--scenarios", "1,2,3,4").split(",").map(Number));
 const keep = flag("--keep");
-const KV_BLOCK_TOKENS = 32; // the server's default block size
+const KV_BLOCK_TOKENS = 64; // the server's default block size
 
 const require = createRequire(path.join(sourceDir, "tests/package.json"));
 const { default: Anthropic } = await import(pathToFileURL(require.resolve("@anthropic-ai/sdk")).href);

@@ -93,7 +93,7 @@ ks_status ks_runner_create(ks_runner **out, const ks_model *m, const ks_runner_p
     if (kvp.ram_bytes == 0) {
         /* room for each sequence's context plus a block of slack */
         ks_kv_layout l;
-        ks_status s = ks_kv_layout_init(&l, kvp.kv_type, kvp.block_tokens > 0 ? kvp.block_tokens : 32,
+        ks_status s = ks_kv_layout_init(&l, kvp.kv_type, kvp.block_tokens > 0 ? kvp.block_tokens : KS_KV_DEFAULT_BLOCK_TOKENS,
                                         m->hp.n_layer, m->hp.n_head_kv, m->hp.head_dim, err);
         if (s) {
             ks_runner_destroy(r);

@@ -22,7 +22,6 @@
 #include <time.h>
 #include <xxhash.h>
 
-#define KS_KV_DEFAULT_BLOCK_TOKENS 32
 #define KS_KV_DEFAULT_DISK_BYTES (20ull << 30)   /* 20 GiB */
 #define KS_KV_MAX_DEFAULT_RAM_BYTES (16ull << 30) /* 16 GiB */
 #define KS_KV_MIN_RAM_BLOCKS 4                    /* a pool smaller than this cannot serve */

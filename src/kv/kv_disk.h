@@ -46,7 +46,7 @@ typedef struct ks_kv_disk_params {
     int queue_depth;
 } ks_kv_disk_params;
 
-/* A prefill burst of ~2K tokens (64 blocks of 32) can queue while the disk catches up;
+/* A prefill burst of ~4K tokens (64 blocks of 64) can queue while the disk catches up;
  * more would pin RAM blocks the cache could otherwise evict. */
 #define KS_KV_DISK_QUEUE_DEPTH_DEFAULT 64
 

@@ -343,13 +343,16 @@ static void chunk_blocks(const group *g, int c, int B, int *b0, int *b1) {
     *b1 = g->b0 + (int)(n_blocks * (c + 1) / g->n_chunks);
 }
 
-/* Fewest whole blocks of prefix that sequences must share for their decode tokens to walk
- * it together. A short prefix is cheap to read once per sequence: the others' reads of
+/* Fewest positions of whole blocks of prefix that sequences must share for their decode
+ * tokens to walk it together. A short prefix is cheap to read once per sequence: the others' reads of
  * what the first just read come from the last-level cache, while a shared walk has 8
  * query rows per KV head to multiply (Qwen3-0.6B, 4 sequences) and partial states to
  * merge (bench_attention -s 4 -d 640: 4 shared blocks of 32 11.7 -> 12.3 ms, 8 even, 12
  * 9.5 -> 8.7 but at -d 2048 38.5 -> 40, 16 8.1 -> 6.5 and at -d 2048 38.6 -> 36.4). */
-#define MIN_SHARED_BLOCKS 16
+#define MIN_SHARED_POSITIONS 512
+
+/* MIN_SHARED_POSITIONS in whole blocks of B positions. */
+static inline int min_shared_blocks(int B) { return (MIN_SHARED_POSITIONS + B - 1) / B; }
 
 /* Leading blocks two candidates' tables agree on, within both's max_blocks. */
 static int common_blocks(const prefix_cand *x, const prefix_cand *y) {
@@ -372,25 +375,25 @@ static bool cand_before(const prefix_cand *x, const prefix_cand *y) {
 
 /* Blocks a shared walk of candidates [lo, hi) (in table order, lcp[i] = common_blocks of i
  * and i + 1) saves: the least common prefix, read once instead of hi - lo times. */
-static long shared_saving(const int *lcp, int lo, int hi, int *at_min) {
+static long shared_saving(const int *lcp, int lo, int hi, int min_blocks, int *at_min) {
     int mn = INT32_MAX;
     for (int i = lo; i + 1 < hi; i++)
         if (lcp[i] < mn) {
             mn = lcp[i];
             *at_min = i;
         }
-    return hi - lo >= 2 && mn >= MIN_SHARED_BLOCKS ? (long)mn * (hi - lo - 1) : 0;
+    return hi - lo >= 2 && mn >= min_blocks ? (long)mn * (hi - lo - 1) : 0;
 }
 
 /* The most blocks candidates [lo, hi) can save: walked together, or split where their
  * common prefix is shortest (a conversation that shares only a few blocks with subagents
  * that share hundreds among themselves would otherwise cut theirs down to its few). */
-static long best_saving(const int *lcp, int lo, int hi) {
+static long best_saving(const int *lcp, int lo, int hi, int min_blocks) {
     int at = lo;
-    const long whole = shared_saving(lcp, lo, hi, &at);
+    const long whole = shared_saving(lcp, lo, hi, min_blocks, &at);
     if (hi - lo < 3)
         return whole;
-    return KS_MAX(whole, best_saving(lcp, lo, at + 1) + best_saving(lcp, at + 1, hi));
+    return KS_MAX(whole, best_saving(lcp, lo, at + 1, min_blocks) + best_saving(lcp, at + 1, hi, min_blocks));
 }
 
 /* Appends a shared group of candidates [lo, hi) over their common prefix of n_shared
@@ -424,8 +427,9 @@ static int add_shared(ks_attention *a, const prefix_cand *c, int lo, int hi, int
 static int form_shared(ks_attention *a, const prefix_cand *c, const int *lcp, int lo, int hi, int n_groups,
                        int *n_members) {
     int at = lo;
-    const long whole = shared_saving(lcp, lo, hi, &at);
-    if (hi - lo >= 3 && best_saving(lcp, lo, hi) > whole)
+    const int min_blocks = min_shared_blocks(a->kv.block_tokens);
+    const long whole = shared_saving(lcp, lo, hi, min_blocks, &at);
+    if (hi - lo >= 3 && best_saving(lcp, lo, hi, min_blocks) > whole)
         return form_shared(a, c, lcp, at + 1, hi, form_shared(a, c, lcp, lo, at + 1, n_groups, n_members),
                            n_members);
     if (whole == 0)
@@ -448,7 +452,7 @@ static int form_shared(ks_attention *a, const prefix_cand *c, const int *lcp, in
  * sequence. Each such token's own group then walks only the blocks past the prefix, and
  * its rows end as a merge of the two walks' partial states (as a context cut into
  * chunks does). A prefix is whole blocks every member's token comes after (full, and
- * seen whole by all), at least MIN_SHARED_BLOCKS; the tokens are put in their tables'
+ * seen whole by all), at least MIN_SHARED_POSITIONS; the tokens are put in their tables'
  * order and cut into runs that save the most blocks read. Appends the shared groups to
  * a->groups; returns the new count. */
 static int plan_shared(ks_attention *a, const ks_batch *b, int n_groups) {
@@ -465,7 +469,7 @@ static int plan_shared(ks_attention *a, const ks_batch *b, int n_groups) {
         const group *g = &a->groups[i];
         const ks_seq_view *sv = &b->seqs[b->seq[g->t0]];
         const int max_blocks = KS_MIN(b->pos[g->t0] / B, sv->n_blocks);
-        if (g->nt != 1 || max_blocks < MIN_SHARED_BLOCKS)
+        if (g->nt != 1 || max_blocks < min_shared_blocks(B))
             continue;
         prefix_cand x = {i, sv->block_table, max_blocks};
         int k = n++; /* insertion: a step's decode tokens are few */

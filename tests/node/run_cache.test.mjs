@@ -13,7 +13,7 @@ import path from "node:path";
 import { kvserveBin, fixturesDir } from "./paths.mjs";
 
 const VOCAB = path.join(fixturesDir, "tokenizer/vocab-qwen3.gguf");
-const B = 32; // the cache's default block size, tokens
+const B = 64; // the cache's default block size, tokens
 const N_GEN = 24;
 
 let dir, model, prompt;

@@ -107,7 +107,7 @@ test("non-streaming message: shape, any model name, usage", async () => {
 });
 
 test("same prompt twice: the second reads its prefix from cache", async () => {
-  const req = { model: "m", max_tokens: 4, system: system + "unique-1", messages: [{ role: "user", content: "Hi" }] };
+  const req = { model: "m", max_tokens: 4, system: "unique-1 " + system, messages: [{ role: "user", content: "Hi" }] };
   const a = await client.messages.create(req);
   const b = await client.messages.create(req);
   assert.ok(a.usage.cache_creation_input_tokens > 0, "first request fills the cache");

@@ -99,7 +99,7 @@ test("a KV budget below the context: the context is lowered to it, a longer prom
   "a sequence that fills it stops at max_tokens", { timeout: 2 * 60 * 1000 }, async () => {
   const dir = tempDir("kvserve-memory-");
   dirs.push(dir);
-  // the tiny shape: 2 layers x 2 KV heads of 64, 32 KiB a block of 32 tokens; 1 MiB holds 1024 tokens
+  // the tiny shape: 2 layers x 2 KV heads of 64, 64 KiB a block of 64 tokens; 1 MiB holds 1024 tokens
   const model = makeModel(dir, { preset: "tiny", extra: ["--type", "q8_0"] });
   const srv = await startServer(model, ["--kv-ram", "1M", "--kv-dir", path.join(dir, "kv")]);
   try {

@@ -23,7 +23,7 @@ const N = Number(process.env.KS_STRESS_REQUESTS ?? 1000);
 const PARALLEL = 4, MAX_QUEUE = 8;          // the server's bounds: 12 requests in at once
 const WORKERS = 6;                          // steady clients: within the bounds
 const BURSTS = 8, BURST_SIZE = 25;          // every burst overflows the bounds
-const KV_RAM_MB = 8;                        // 256 blocks of 32 tokens: a few long prompts fill it
+const KV_RAM_MB = 8;                        // 128 blocks of 64 tokens: a few long prompts fill it
 const RSS_SLACK = (base) => Math.max(48 << 20, base * 0.15); // bytes
 
 let dir, srv, anthropic, openai;
