@@ -24,6 +24,7 @@
 #include "bench_limits.h"
 #include "core/ks_core.h"
 #include "core/threadpool.h"
+#include "kv/kv_cache.h"
 #include "model/attention.h"
 #include "platform/pages.h"
 #include "tensor/attn_kv.h"
@@ -41,7 +42,7 @@ typedef struct shape {
 } shape;
 static const shape shapes[] = {{"qwen3-0.6b", 16, 8, 128, 28}, {"qwen3-30b-a3b", 32, 4, 128, 48}};
 #define MAX_ROW_ELEMS 1024 /* n_head_kv * head_dim of every shape above */
-#define BLOCK 32
+#define BLOCK KS_KV_DEFAULT_BLOCK_TOKENS /* the cache's blocks */
 #define MAX_RUNS 51
 
 static double now_s(void) {
