@@ -83,5 +83,6 @@ static inline attn_vec vldexp(attn_vec p, attn_vec n, attn_vec x) {
 
 void ks_attn_avx2_register(ks_kernels *k) {
     attn_register(k);
-    ks_attn_q8p_avx2_register(k); /* Q8_0 keys in panels against Q8_0 queries */
+    ks_attn_q8p_avx2_register(k);  /* Q8_0 keys in panels against Q8_0 queries */
+    ks_attn_f16p_avx2_register(k); /* F16 keys in panels against float queries */
 }

@@ -48,6 +48,7 @@ void ks_attn_q8p_avx512_register(ks_kernels *k);
 void ks_attn_f16p_avx512_register(ks_kernels *k);
 void ks_attn_accum_q8i_avx512_register(ks_kernels *k);
 void ks_attn_q8p_avx2_register(ks_kernels *k);
+void ks_attn_f16p_avx2_register(ks_kernels *k);
 /* Asks Linux for the AMX tile data state (once per process); false if refused. */
 bool ks_amx_request(void);
 void ks_gemm_amx_register(ks_kernels *k);
