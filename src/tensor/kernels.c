@@ -33,8 +33,7 @@ static void build_sets(void) {
         ks_elementwise_avx2_register(&avx2_set);
         have_avx2 = 1;
     }
-    if (have_avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni &&
-        f->avx512bf16) {
+    if (have_avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni) {
         avx512_set = avx2_set;
         avx512_set.isa = "avx512";
         /* a 4-row kernel must match its own table's vec_dot: none is inherited */
@@ -42,6 +41,8 @@ static void build_sets(void) {
         memset(avx512_set.vec_dot_2w, 0, sizeof avx512_set.vec_dot_2w);
         ks_kernels_register_avx512(&avx512_set);
         ks_elementwise_avx512_register(&avx512_set);
+        if (f->avx512bf16) /* else BF16 rows keep the AVX2 dot (Ice Lake, Cascade Lake) */
+            ks_vec_dot_avx512bf16_register(&avx512_set);
         have_avx512 = 1;
     }
     /* the AVX-512 table plus tile GEMMs for prefill, once Linux lets us use the tiles */

@@ -1,7 +1,7 @@
 /* kernels.h — the compute kernel table and its run-time selection.
  *
  * One table per ISA (ref = portable scalar C, always built; avx2 = AVX2+FMA+F16C;
- * avx512 = AVX-512 F/BW/VL/DQ + VNNI + BF16; amx = avx512 plus AMX-INT8 tile GEMMs for
+ * avx512 = AVX-512 F/BW/VL/DQ + VNNI (and BF16 rows with AVX-512 BF16 where present); amx = avx512 plus AMX-INT8 tile GEMMs for
  * prefill and, where the CPU has AMX-BF16, tile attention for prefill; neon).
  * ks_kernels_get() picks the best the CPU and OS support, once; KS_KERNELS=ref|avx2|avx512|amx|neon in the environment forces a
  * set (an unavailable one falls back to ref with a warning). An ISA table fills in only

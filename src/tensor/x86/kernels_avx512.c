@@ -1,4 +1,4 @@
-/* kernels_avx512.c — AVX-512 (F, BW, VL, DQ, VNNI, BF16) kernels. Compiled with those
+/* kernels_avx512.c — AVX-512 (F, BW, VL, DQ, VNNI) kernels. Compiled with those
  * flags; only reached when the CPU and OS support them (kernels.c). */
 #include "tensor/kernels.h"
 #include "tensor/x86/kernels_x86.h"

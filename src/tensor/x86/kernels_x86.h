@@ -3,7 +3,8 @@
  *
  *   vec_dot_avx2.c     AVX2 + FMA + F16C dot products, every weight type
  *   quants_avx2.c      AVX2 activation quantizers (Q8_0, Q8_1, Q8_K), ref's bytes
- *   vec_dot_avx512.c   AVX-512 (F, BW, VL, VNNI, BF16) dot products, every weight type
+ *   vec_dot_avx512.c   AVX-512 (F, BW, VL, DQ, VNNI) dot products, every weight type but BF16
+ *   vec_dot_bf16_avx512bf16.c  BF16 rows with AVX-512 BF16, only where the CPU has it
  *   dot4_q8_0_avx512.c Q8_0 against four activation rows packed for 512-bit VNNI
  *   dot4_k_avx512.c    Q4_K, Q5_K against four activation rows packed for 512-bit vectors
  *   panel_q8_0_avx512.c  Q8_0 weights repacked in 16-row panels: decode of 1-4 tokens
@@ -31,6 +32,7 @@
 void ks_vec_dot_avx2_register(ks_kernels *k);
 void ks_quants_avx2_register(ks_kernels *k);
 void ks_vec_dot_avx512_register(ks_kernels *k);
+void ks_vec_dot_avx512bf16_register(ks_kernels *k);
 void ks_dot4_q8_0_avx512_register(ks_kernels *k);
 void ks_dot4_k_avx512_register(ks_kernels *k);
 void ks_panel_q8_0_avx512_register(ks_kernels *k);

@@ -83,6 +83,16 @@ static inline __m512 ks_x86_hsum_ps128_rows4(__m512 m) {
     return _mm512_add_ps(m, _mm512_permute_ps(m, _MM_SHUFFLE(3, 3, 1, 1)));
 }
 
+/* Sum of the 16 lanes in the order of GCC's _mm512_reduce_add_ps, which llama.cpp's
+ * build used (spelled out: other compilers reduce in other orders): halves of 256, of
+ * 128, then (s0 + s2) + (s1 + s3). */
+static inline float ks_x86_hsum512(__m512 v) {
+    const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
+    const __m128 p = _mm_add_ps(q, _mm_shuffle_ps(q, q, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(p) + _mm_cvtss_f32(_mm_movehdup_ps(p));
+}
+
 /* Lanes 0, 4, 8 and 12 of v: the four sums of the two above. */
 static inline __m128 ks_x86_rows4_sums(__m512 v) {
     const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);

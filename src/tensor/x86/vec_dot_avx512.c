@@ -1,6 +1,6 @@
 /* vec_dot_avx512.c — AVX-512 dot products of one weight row with one activation row, for
- * every weight type kvserve computes with: F, BW, VL, DQ, VNNI (vpdpbusd, vpdpwssd) and
- * BF16 (vdpbf16ps). The contract is ks_vec_dot_fn's (kernels.h); the scalar kernels in
+ * every weight type kvserve computes with but BF16 (vec_dot_bf16_avx512bf16.c): F, BW, VL,
+ * DQ, VNNI (vpdpbusd, vpdpwssd). The contract is ks_vec_dot_fn's (kernels.h); the scalar kernels in
  * ref/vec_dot_ref.c are the specification.
  *
  * Owns: vec_dot_<weight>_<activation>_avx512, the 4-row (vec_dot_4_*) and two-weight-row
@@ -11,9 +11,6 @@
  * 512-bit vectors where they pay; the float steps follow llama.cpp's Zen 4 build
  * (simd_x86.h, "Float order"), so the results equal its bit for bit:
  *   - F32, F16: four accumulators of 16 lanes, row tails one element at a time;
- *   - BF16: vdpbf16ps multiplies pairs of bf16 exactly and adds them into float lanes.
- *     It reads bf16 subnormals as zero and flushes subnormal results, which only
- *     values below 2^-126 (1.2e-38) could notice: no trained weight or activation;
  *   - 32-element blocks: the AVX2 kernels (simd_x86.h) with vpdpbusd on 256-bit vectors
  *     (unsigned x signed bytes, four products into one int32, no saturation);
  *   - K-quants: the AVX2 kernels with vpdpwssd applying the sub-block scales.
@@ -29,16 +26,6 @@
 #include <stddef.h>
 
 /* ---- float types -------------------------------------------------------------------- */
-
-/* Sum of the 16 lanes in the order of GCC's _mm512_reduce_add_ps, which llama.cpp's
- * build used (spelled out: other compilers reduce in other orders): halves of 256, of
- * 128, then (s0 + s2) + (s1 + s3). */
-static inline float hsum512(__m512 v) {
-    const __m256 h = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
-    const __m128 q = _mm_add_ps(_mm256_extractf128_ps(h, 1), _mm256_castps256_ps128(h));
-    const __m128 p = _mm_add_ps(q, _mm_shuffle_ps(q, q, _MM_SHUFFLE(1, 0, 3, 2)));
-    return _mm_cvtss_f32(p) + _mm_cvtss_f32(_mm_movehdup_ps(p));
-}
 
 /* 16 elements of an F32 or F16 row from element i. */
 static inline __m512 load16(ks_type t, const void *p, int64_t i) {
@@ -66,7 +53,7 @@ static inline float dot_float(ks_type t, const void *w, const void *a, int64_t n
         for (int k = 0; k < 4; k++)
             acc[k] = _mm512_fmadd_ps(load16(t, w, i + 16 * k), load16(t, a, i + 16 * k), acc[k]);
     const float vec =
-        hsum512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
+        ks_x86_hsum512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
     if (t == KS_TYPE_F32) { /* the tail as llama.cpp's compiler vectorized it */
         const int64_t fused = n - (n - np) % 8;
         float sum = vec;
@@ -89,27 +76,6 @@ static float vec_dot_f32_f32_avx512(const void *w, const void *a, int64_t n) {
 
 static float vec_dot_f16_f16_avx512(const void *w, const void *a, int64_t n) {
     return dot_float(KS_TYPE_F16, w, a, n);
-}
-
-/* 32 bf16 from element i as vdpbf16ps's operand. */
-static inline __m512bh load32_bf16(const ks_bf16 *p, int64_t i) {
-    return (__m512bh)_mm512_loadu_si512(p + i);
-}
-
-/* Two accumulators over the first n - n % 64 elements, each summed across its lanes and
- * the two added in double; the tail one element at a time in double. */
-static float vec_dot_bf16_bf16_avx512(const void *w, const void *a, int64_t n) {
-    const ks_bf16 *x = w, *y = a;
-    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
-    const int64_t np = n - n % 64;
-    for (int64_t i = 0; i < np; i += 64) {
-        c0 = _mm512_dpbf16_ps(c0, load32_bf16(x, i), load32_bf16(y, i));
-        c1 = _mm512_dpbf16_ps(c1, load32_bf16(x, i + 32), load32_bf16(y, i + 32));
-    }
-    double sum = (double)hsum512(c0) + (double)hsum512(c1);
-    for (int64_t i = np; i < n; i++)
-        sum += (double)(ks_bf16_to_fp32(x[i]) * ks_bf16_to_fp32(y[i]));
-    return (float)sum;
 }
 
 /* ---- 32-element blocks -------------------------------------------------------------- *
@@ -248,7 +214,6 @@ KS_X86_LOWBIT_KERNELS(avx512, iq4_xs, q8_k, ks_x86_dot_iq4_xs, madd_acc_vnni)
 void ks_vec_dot_avx512_register(ks_kernels *k) {
     k->vec_dot[KS_TYPE_F32] = vec_dot_f32_f32_avx512;
     k->vec_dot[KS_TYPE_F16] = vec_dot_f16_f16_avx512;
-    k->vec_dot[KS_TYPE_BF16] = vec_dot_bf16_bf16_avx512;
     k->vec_dot[KS_TYPE_Q4_0] = vec_dot_q4_0_q8_0_avx512;
     k->vec_dot[KS_TYPE_Q4_1] = vec_dot_q4_1_q8_1_avx512;
     k->vec_dot[KS_TYPE_Q5_0] = vec_dot_q5_0_q8_0_avx512;
