@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 typedef struct ks_cpu_features {
+    bool intel;                             /* x86-64 vendor "GenuineIntel" */
     bool avx2, fma, f16c;                   /* x86-64 "AVX2 tier" */
     bool avx512f, avx512bw, avx512vl, avx512dq;
     bool avx512vnni, avx512bf16;            /* Zen 4, Sapphire Rapids and later */

@@ -455,14 +455,16 @@ static void matmul_panels(const matmul_task *mt, const uint8_t *w, long p0, long
         const void *panels[2] = {w + (size_t)pa * pb, pbk < p1 ? w + (size_t)pbk * pb : NULL};
         const void *next[2] = {i + 1 < per ? w + (size_t)(pa + 1) * pb : NULL,
                                pbk + 1 < p1 ? w + (size_t)(pbk + 1) * pb : NULL};
-        const void *none[2] = {NULL, NULL};
         for (int t = 0; t < mt->T; t += KS_VEC_DOT_ROWS) {
             float *y = mt->y + (size_t)t * mt->ldy;
             float *const ys[2] = {y + (size_t)pa * KS_PANEL_ROWS, y + (size_t)pbk * KS_PANEL_ROWS};
-            /* the first tokens' call asks for what comes next; the others find it asked for */
-            mt->panel->gemv(panels, t == 0 ? next : none, mt->xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes,
+            /* the first tokens' call asks for what comes next, if it has enough tokens to
+             * need to (ks_kernels.panel_ask_min_tokens); the others find it asked for */
+            const int nt = KS_MIN(KS_VEC_DOT_ROWS, mt->T - t);
+            const void *const *ask = t > 0 ? NULL : nt >= mt->f->k->panel_ask_min_tokens ? next : NULL;
+            mt->panel->gemv(panels, ask, mt->xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes,
                             mt->xqp + (size_t)t * mt->panel_act_bytes, mt->panel_act_bytes,
-                            KS_MIN(KS_VEC_DOT_ROWS, mt->T - t), mt->n_in, ys, (size_t)mt->ldy);
+                            nt, mt->n_in, ys, (size_t)mt->ldy);
         }
     }
 }

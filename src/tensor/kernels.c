@@ -43,6 +43,7 @@ static void build_sets(void) {
         ks_elementwise_avx512_register(&avx512_set);
         if (f->avx512bf16) /* else BF16 rows keep the AVX2 dot (Ice Lake, Cascade Lake) */
             ks_vec_dot_avx512bf16_register(&avx512_set);
+        avx512_set.panel_ask_min_tokens = f->intel ? 1 : 3;
         have_avx512 = 1;
     }
     /* the AVX-512 table plus tile GEMMs for prefill, once Linux lets us use the tiles */

@@ -38,7 +38,7 @@ static KS_ALWAYS_INLINE void gemv_iq4_xs(const void *const panels[2], const void
                                          const int np, int64_t n, float *const y[2], size_t ldy) {
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
-    const bool many = nt > 2;
+    const bool ask = next != NULL; /* kernels.h: the caller's choice */
     const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     /* ks_iq4_values + 128 in every 128-bit lane */
@@ -64,7 +64,7 @@ static KS_ALWAYS_INLINE void gemv_iq4_xs(const void *const panels[2], const void
                 sumi[t] = _mm512_setzero_si512();
             for (int sb = 0; sb < 8; sb++) {
                 const size_t at = (size_t)b * SB_BYTES + (size_t)sb * (SB_BYTES / 8) + ahead;
-                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / 8, many);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + SB_BYTES / 8, ask);
                 /* the 16 rows' ls - 32 of sub-block sb (ks_iq4_xs_scale) */
                 const __m512i ls = _mm512_sub_epi32(
                     _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(sl, 4 * sb), m4),

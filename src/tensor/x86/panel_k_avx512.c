@@ -132,7 +132,7 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
     const size_t sub_bytes = five ? Q5_SUB_BYTES : 4 * 64;
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * sb_bytes;
-    const bool many = nt > 2;
+    const bool ask = next != NULL; /* kernels.h: the caller's choice */
     const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), hi2 = _mm512_set1_epi8(0x30);
     const __m512i b16 = _mm512_set1_epi8(16); /* Q5_K: the fifth bit */
@@ -166,7 +166,7 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
                 /* an eighth of the super-block's bytes asked for per sub-block: spread out,
                  * the requests do not queue behind each other */
                 const size_t at = (size_t)b * sb_bytes + (size_t)sb * (sb_bytes / 8) + ahead;
-                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + sb_bytes / 8, many);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + sb_bytes / 8, ask);
                 const __m512i sc = _mm512_shuffle_epi8(sb < 4 ? sc_lo : sc_hi, pick[sb % 4]);
                 __m512i v[8];
                 const uint8_t *sub = blk + CODES_AT + (size_t)sb * sub_bytes;

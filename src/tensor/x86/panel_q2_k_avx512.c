@@ -42,7 +42,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                                      const int np, int64_t n, float *const y[2], size_t ldy) {
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
-    const bool many = nt > 2;
+    const bool ask = next != NULL; /* kernels.h: the caller's choice */
     const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low2 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi32(15);
     const float *da[KS_VEC_DOT_ROWS];
@@ -62,7 +62,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                 sumi[t] = _mm512_setzero_si512();
             for (int g = 0; g < GROUPS; g++) {
                 const size_t at = (size_t)b * SB_BYTES + (size_t)g * (SB_BYTES / GROUPS) + ahead;
-                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / GROUPS, many);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + SB_BYTES / GROUPS, ask);
                 const __m512i sc = _mm512_and_si512(group_bytes(blk, g), m4);
                 const __m512i low = _mm512_loadu_si512(blk + CODES_AT + (size_t)g * 64);
                 __m512i v[4];

@@ -47,7 +47,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                                      const int np, int64_t n, float *const y[2], size_t ldy) {
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
-    const bool many = nt > 2;
+    const bool ask = next != NULL; /* kernels.h: the caller's choice */
     const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
     const __m512i m4 = _mm512_set1_epi32(15), m2 = _mm512_set1_epi32(3), bias = _mm512_set1_epi32(32);
@@ -70,7 +70,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                 sumi[t] = _mm512_setzero_si512();
             for (int g = 0; g < GROUPS; g++) {
                 const size_t at = (size_t)b * SB_BYTES + (size_t)g * (SB_BYTES / GROUPS) + ahead;
-                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / GROUPS, many);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + SB_BYTES / GROUPS, ask);
                 /* the 16 rows' sc_g - 32 (ks_q3_k_scale): the low four bits from byte g % 8
                  * (low nibble for g < 8, high above), bits 4-5 from byte 8 + g % 4 */
                 const int lo_shift = 8 * (g % 4) + (g >= 8 ? 4 : 0), hi_shift = 8 * (g % 4) + 2 * (g / 4);

@@ -87,7 +87,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                                      const int np, int64_t n, float *const y[2], size_t ldy) {
     const int64_t nsb = n / KS_QK_K;
     const size_t pb = (size_t)nsb * SB_BYTES;
-    const bool many = nt > 2;
+    const bool ask = next != NULL; /* kernels.h: the caller's choice */
     const size_t ahead = KS_PANEL_AHEAD;
     const __m512i low4 = _mm512_set1_epi8(0x0f), bits45 = _mm512_set1_epi8(0x30);
     const float *da[KS_VEC_DOT_ROWS];
@@ -108,7 +108,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             for (int g = 0; g < GROUPS; g++) {
                 /* a sixteenth of the super-block's bytes asked for per group */
                 const size_t at = (size_t)b * SB_BYTES + (size_t)g * (SB_BYTES / GROUPS) + ahead;
-                ks_panel_ask_ahead(panels[j], next[j], pb, at, at + SB_BYTES / GROUPS, many);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + SB_BYTES / GROUPS, ask);
                 const uint8_t *grp = blk + GROUPS_AT + (size_t)g * GROUP_BYTES;
                 const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 16 * g)));
                 const __m512i l0 = _mm512_loadu_si512(grp), l1 = _mm512_loadu_si512(grp + 64);

@@ -68,7 +68,7 @@ static KS_ALWAYS_INLINE void gemv_blocks(const void *const panels[2], const void
     const __m512i low4 = _mm512_set1_epi8(0x0f);
     const __m512i table = _mm512_broadcast_i32x4(
         _mm_xor_si128(_mm_loadu_si128((const __m128i *)ks_iq4_values), _mm_set1_epi8((char)0x80)));
-    const bool many = nt > 2;
+    const bool ask = next != NULL; /* kernels.h: the caller's choice */
     const size_t ahead = KS_PANEL_AHEAD;
     const float *da[KS_VEC_DOT_ROWS];
     const int32_t *corr[KS_VEC_DOT_ROWS];
@@ -82,8 +82,8 @@ static KS_ALWAYS_INLINE void gemv_blocks(const void *const panels[2], const void
     for (int64_t b = 0; b < nb; b++) {
         for (int j = 0; j < np; j++) {
             const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * block_bytes;
-            ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * block_bytes + ahead,
-                               (size_t)(b + 1) * block_bytes + ahead, many);
+            ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, (size_t)b * block_bytes + ahead,
+                               (size_t)(b + 1) * block_bytes + ahead, ask);
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
             __m512i w[8];
             if (nl) {
