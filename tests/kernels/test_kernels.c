@@ -4,6 +4,9 @@
 #include "tensor/kernels.h"
 #include "tensor/quants.h"
 #include "test_support.h"
+#if defined(KS_HAVE_X86_KERNELS)
+#include "tensor/x86/kernels_x86.h"
+#endif
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -512,15 +515,45 @@ Test(kernels, test_kernels_softmax_rows_within_exp_error_of_ref_and_alone_as_in_
     }
 }
 
-Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_independent) {
-    static float p[ATT_Q * ATT_K], vx[ATT_K * ATT_LD], a0[ATT_Q * ATT_LD], ar[ATT_Q * ATT_LD],
-        ai[ATT_Q * ATT_LD], one[ATT_LD];
+/* The AVX-512 value sums come in two forms, the weights' broadcasts folded into the FMAs
+ * (attn_avx512.c) or shared by a row's FMAs (attn_bcast_avx512.c, Intel cores): kernels.c
+ * puts one of them in the table by the CPU's maker, so each must give the table's sums
+ * got (from a0) bit for bit wherever AVX-512 runs. */
+static void accum_broadcast_forms_equal(const ks_kernels *k, ks_type kt, const float *got, const float *a0, int nq,
+                                        const float *p, kv_rows v, int nk, int n) {
+#if defined(KS_HAVE_X86_KERNELS)
+    ks_kernels folded = *k, shared = *k;
+    ks_attn_avx512_register(&folded);
+    ks_attn_bcast_avx512_register(&shared);
+    cr_assert_neq((void *)folded.attn_accum[kt], (void *)shared.attn_accum[kt]);
+    const ks_kernels *forms[2] = {&folded, &shared};
+    static float a[ATT_Q * ATT_LD];
+    for (int f = 0; f < 2; f++) {
+        memcpy(a, a0, sizeof a);
+        forms[f]->attn_accum[kt](a, ATT_LD, nq, p, ATT_K, v.data, v.ld, nk, n, NULL);
+        cr_assert_eq(memcmp(a, got, sizeof a), 0, "avx512 accum %s n=%d %dx%d: the %s broadcasts differ",
+                     ks_type_name(kt), n, nq, nk, f ? "shared" : "folded");
+    }
+#else
+    (void)k, (void)kt, (void)got, (void)a0, (void)nq, (void)p, (void)v, (void)nk, (void)n;
+#endif
+}
+
+/* Inputs of the value sums: weights p (ATT_Q x ATT_K) in [0, 1), values vx (ATT_K x
+ * ATT_LD) in [-1, 1), accumulators a0 (ATT_Q x ATT_LD) in [-4, 4). */
+static void fill_accum_inputs(float *p, float *vx, float *a0) {
     for (int i = 0; i < ATT_Q * ATT_K; i++)
         p[i] = 0.5f * (frand() + 1.0f);
     for (int i = 0; i < ATT_K * ATT_LD; i++)
         vx[i] = frand();
     for (int i = 0; i < ATT_Q * ATT_LD; i++)
         a0[i] = frand() * 4.0f;
+}
+
+Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_independent) {
+    static float p[ATT_Q * ATT_K], vx[ATT_K * ATT_LD], a0[ATT_Q * ATT_LD], ar[ATT_Q * ATT_LD],
+        ai[ATT_Q * ATT_LD], one[ATT_LD];
+    fill_accum_inputs(p, vx, a0);
     static const int ns[] = {1, 5, 16, 31, 32, 64, 100, 128, 129, 256, 260};
     static const int shapes[][2] = {{1, 1}, {1, 32}, {2, 32}, {3, 5}, {4, 4}, {5, 17}, {16, 32}, {19, 37}};
     for (size_t ti = 0; ti < sizeof kv_types / sizeof kv_types[0]; ti++) {
@@ -537,6 +570,8 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_indepen
                         continue;
                     memcpy(ai, a0, sizeof ai);
                     k->attn_accum[kt](ai, ATT_LD, nq, p, ATT_K, v.data, v.ld, nk, n, v.data); /* rows to ask for: a hint */
+                    if (strcmp(isas[j], "avx512") == 0)
+                        accum_broadcast_forms_equal(k, kt, ai, a0, nq, p, v, nk, n);
                     if (kt == KS_TYPE_Q8_0) { /* the F32 kernel's sums of the rows' values, bit for bit */
                         static float af[ATT_Q * ATT_LD];
                         memcpy(af, a0, sizeof af);
@@ -571,4 +606,5 @@ Test(kernels, test_kernels_attn_accum_within_float_error_of_ref_and_tile_indepen
             }
     }
 }
+
 

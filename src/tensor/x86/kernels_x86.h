@@ -12,6 +12,8 @@
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   attn_scores_avx512.c  AVX-512's scores: two keys to an accumulator
+ *   attn_vec_avx512.h  the 16-float vector attn_avx512.c and attn_bcast_avx512.c use
+ *   attn_bcast_avx512.c  AVX-512's value sums with shared broadcasts (Intel cores)
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
  *   gemm_panel_amx.c   the same over Q8_0 panels
@@ -45,6 +47,7 @@ void ks_elementwise_avx2_register(ks_kernels *k);
 void ks_elementwise_avx512_register(ks_kernels *k);
 void ks_attn_avx2_register(ks_kernels *k);
 void ks_attn_avx512_register(ks_kernels *k);
+void ks_attn_bcast_avx512_register(ks_kernels *k);
 void ks_attn_scores_avx512_register(ks_kernels *k);
 void ks_attn_q8p_avx512_register(ks_kernels *k);
 void ks_attn_f16p_avx512_register(ks_kernels *k);
