@@ -27,7 +27,11 @@ static void detect_x86(ks_cpu_features *f) {
     unsigned int a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d))
         return;
-    f->intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* "Genu" "ineI" "ntel" */
+    memcpy(f->vendor, &b, 4);
+    memcpy(f->vendor + 4, &d, 4);
+    memcpy(f->vendor + 8, &c, 4);
+    f->vendor[12] = '\0';
+    f->intel = strcmp(f->vendor, "GenuineIntel") == 0;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return;
     bool osxsave = (c >> 27) & 1;
@@ -129,6 +133,7 @@ void ks_cpu_describe(const ks_cpu_features *f, char *buf, int buf_len) {
 #define PUT(...) do { if (n < buf_len) n += snprintf(buf + n, (size_t)(buf_len - n), __VA_ARGS__); } while (0)
 #if defined(__x86_64__)
     PUT("x86-64");
+    if (f->vendor[0]) PUT(" %s", f->vendor);
     if (f->avx2) PUT(" AVX2");
     if (f->fma) PUT(" FMA");
     if (f->f16c) PUT(" F16C");

@@ -8,7 +8,8 @@
 #include <stdbool.h>
 
 typedef struct ks_cpu_features {
-    bool intel;                             /* x86-64 vendor "GenuineIntel" */
+    char vendor[13];                        /* x86-64 CPUID vendor, e.g. "AuthenticAMD" */
+    bool intel;                             /* vendor "GenuineIntel" */
     bool avx2, fma, f16c;                   /* x86-64 "AVX2 tier" */
     bool avx512f, avx512bw, avx512vl, avx512dq;
     bool avx512vnni, avx512bf16;            /* Zen 4, Sapphire Rapids and later */
@@ -25,7 +26,7 @@ typedef struct ks_cpu_features {
 /* Detected once, cached; safe to call from any thread after the first call returned. */
 const ks_cpu_features *ks_cpu_detect(void);
 
-/* Short human summary, e.g. "x86-64 AVX2 FMA F16C AVX512(F,BW,VL,VNNI,BF16)". */
+/* Short human summary, e.g. "x86-64 AuthenticAMD AVX2 FMA F16C AVX512(F,BW,VL,VNNI,BF16)". */
 void ks_cpu_describe(const ks_cpu_features *f, char *buf, int buf_len);
 
 #endif
