@@ -44,8 +44,10 @@ static void build_sets(void) {
         if (f->avx512bf16) /* else BF16 rows keep the AVX2 dot (Ice Lake, Cascade Lake) */
             ks_vec_dot_avx512bf16_register(&avx512_set);
         avx512_set.panel_ask_min_tokens = f->intel ? 1 : 3;
-        if (f->intel) /* value sums whose broadcasts do not take FMA issue slots */
+        if (f->intel) { /* attention whose broadcasts do not take FMA issue slots */
             ks_attn_bcast_avx512_register(&avx512_set);
+            ks_attn_f16p_shared_avx512_register(&avx512_set);
+        }
         have_avx512 = 1;
     }
     /* the AVX-512 table plus tile GEMMs for prefill, once Linux lets us use the tiles */

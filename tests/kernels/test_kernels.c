@@ -342,12 +342,32 @@ Test(kernels, test_kernels_attn_scores_f16p_is_its_specification_in_any_tile) {
     static const int shapes[][2] = {{1, 1}, {1, 37}, {2, 16}, {2, 32}, {2, 33}, {3, 5}, {4, 17},
                                     {8, 32}, {9, 33}, {16, 32}, {19, 37}};
     const int ld_s = ATT_K + 32;
-    int tested = 0;
+    /* the tables, and on AVX-512 both its forms (broadcasts folded or shared, which
+     * kernels.c picks by the CPU's maker) whichever the table holds */
+    const char *names[8];
+    const ks_kernels *tables[8];
+    int nt = 0;
     for (size_t j = 0; j < sizeof isas / sizeof isas[0]; j++) {
         const ks_kernels *kk = isa_or_skip(isas[j]);
-        if (!kk || !kk->attn_scores_f16p)
-            continue;
-        tested++;
+        if (kk && kk->attn_scores_f16p) {
+            names[nt] = isas[j];
+            tables[nt++] = kk;
+        }
+    }
+#if defined(KS_HAVE_X86_KERNELS)
+    static ks_kernels folded, shared;
+    if (ks_kernels_for_isa("avx512")) {
+        folded = shared = *ks_kernels_for_isa("avx512");
+        ks_attn_f16p_avx512_register(&folded);
+        ks_attn_f16p_shared_avx512_register(&shared);
+        names[nt] = "avx512 folded";
+        tables[nt++] = &folded;
+        names[nt] = "avx512 shared";
+        tables[nt++] = &shared;
+    }
+#endif
+    for (int j = 0; j < nt; j++) {
+        const ks_kernels *kk = tables[j];
         for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
             const int n = ns[ni];
             for (size_t x = 0; x < sizeof kp / sizeof kp[0]; x++)
@@ -365,18 +385,18 @@ Test(kernels, test_kernels_attn_scores_f16p_is_its_specification_in_any_tile) {
                 kk->attn_scores_f16p(q, LD, nq, kp, LD, nk, n, 0.125f, si, ld_s, kp); /* panels to ask for: a hint */
                 for (int r = 0; r < nq; r++) {
                     for (int c = nk; c < ld_s; c++)
-                        cr_assert(isnan(si[r * ld_s + c]), "%s f16p n=%d %dx%d: [%d][%d] stored past nk", isas[j], n,
+                        cr_assert(isnan(si[r * ld_s + c]), "%s f16p n=%d %dx%d: [%d][%d] stored past nk", names[j], n,
                                   nq, nk, r, c);
                     for (int c = 0; c < nk; c++) {
                         const float want = f16p_score(q + r * LD, k16 + c * LD, n, 0.125f), v = si[r * ld_s + c];
                         cr_assert_eq(memcmp(&v, &want, sizeof v), 0, "%s scores f16p n=%d %dx%d [%d][%d]: %a vs %a",
-                                     isas[j], n, nq, nk, r, c, (double)v, (double)want);
+                                     names[j], n, nq, nk, r, c, (double)v, (double)want);
                     }
                 }
             }
         }
     }
-    if (!tested)
+    if (!nt)
         cr_skip_test("no table here has attn_scores_f16p");
 }
 

@@ -18,7 +18,15 @@
  *
  * Tiles: 8 or 4 query rows x one panel, 2 or 1 rows x two panels (where the keys go
  * on), the accumulators in registers; a key tail is a masked store of the lanes past it
- * (the panel's lanes past nk hold whatever the pool held: their chains are not read). */
+ * (the panel's lanes past nk hold whatever the pool held: their chains are not read).
+ *
+ * On Intel cores (kernels.c) an FMA with a folded broadcast issues about once a cycle,
+ * half the FMA ports' rate, so there a row's query element is broadcast once for two
+ * panels (attn_scores_f16p_shared: tiles of 4 rows x two panels, the same chains, the
+ * same bits). Ice Lake Xeon VM, one thread, 64 keys x 128 in L1: 8 rows ~35 -> ~40
+ * GMAC/s, 2 rows 27 -> 33-35; bench_attention --shape qwen3-30b-a3b -d 4096 -p 512, 2
+ * threads, alternated: 14.3-15.5 -> 12.2-14.3 s; decode, bound by its K/V stream there,
+ * on par. */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -26,6 +34,7 @@
 #include "tensor/fp16.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* c + w[0] b, w's broadcast the FMA's memory operand (as in attn_avx512.c) */
@@ -41,9 +50,11 @@ static inline __m512 panel_elem(const ks_fp16 *k, int64_t e) {
 
 /* Scores of nr rows qr[r] against the np panels (16 keys each, gs halves apart) from k,
  * n elements; the first nk_valid keys stored at s + r * ld_s; pf: the panels to ask the
- * cache for as the elements go by (NULL: none). nr, np constants where inlined. */
-static KS_ALWAYS_INLINE void tile(int nr, int np, const float *const *qr, const ks_fp16 *k, int64_t gs, int64_t n,
-                                  int nk_valid, float scale, float *s, int64_t ld_s, const ks_fp16 *pf) {
+ * cache for as the elements go by (NULL: none). A row's query element is broadcast into
+ * each FMA (folded) or once for the np panels' FMAs (shared: Intel cores, see the file
+ * comment). nr, np, shared constants where inlined. */
+static KS_ALWAYS_INLINE void tile(int nr, int np, bool shared, const float *const *qr, const ks_fp16 *k, int64_t gs,
+                                  int64_t n, int nk_valid, float scale, float *s, int64_t ld_s, const ks_fp16 *pf) {
     __m512 a0[8], a1[8];
 #pragma GCC unroll 8
     for (int a = 0; a < nr * np; a++) {
@@ -62,12 +73,16 @@ static KS_ALWAYS_INLINE void tile(int nr, int np, const float *const *qr, const 
             k1[p] = panel_elem(k + p * gs, e + 1);
         }
 #pragma GCC unroll 8
-        for (int r = 0; r < nr; r++)
+        for (int r = 0; r < nr; r++) {
+            const __m512 q0 = _mm512_set1_ps(qr[r][e]), q1 = _mm512_set1_ps(qr[r][e + 1]);
 #pragma GCC unroll 2
             for (int p = 0; p < np; p++) {
-                a0[r * np + p] = fma_bcast(qr[r] + e, k0[p], a0[r * np + p]);
-                a1[r * np + p] = fma_bcast(qr[r] + e + 1, k1[p], a1[r * np + p]);
+                a0[r * np + p] = shared ? _mm512_fmadd_ps(q0, k0[p], a0[r * np + p])
+                                        : fma_bcast(qr[r] + e, k0[p], a0[r * np + p]);
+                a1[r * np + p] = shared ? _mm512_fmadd_ps(q1, k1[p], a1[r * np + p])
+                                        : fma_bcast(qr[r] + e + 1, k1[p], a1[r * np + p]);
             }
+        }
     }
     if (e < n) /* an odd last element: chain 0's */
 #pragma GCC unroll 2
@@ -90,41 +105,57 @@ static KS_ALWAYS_INLINE void tile(int nr, int np, const float *const *qr, const 
 }
 
 /* nr rows (a constant where inlined) from qr against all nk keys: panels one or two at a
- * time, keys j .. at k + j * ld_k halves. */
-static KS_ALWAYS_INLINE void tile_rows(int nr, const float *const *qr, const ks_fp16 *k, int64_t ld_k, int nk,
-                                       int64_t n, float scale, float *s, int64_t ld_s, const ks_fp16 *pf) {
+ * time (two where a tile of nr rows has room for both: nr <= 2, or 4 with shared
+ * broadcasts), keys j .. at k + j * ld_k halves. */
+static KS_ALWAYS_INLINE void tile_rows(int nr, bool shared, const float *const *qr, const ks_fp16 *k, int64_t ld_k,
+                                       int nk, int64_t n, float scale, float *s, int64_t ld_s, const ks_fp16 *pf) {
     const int64_t gs = KV_PANEL_KEYS * ld_k;
+    const bool pairs = nr <= 2 || (shared && nr <= 4);
     for (int j = 0; j < nk;) {
         const ks_fp16 *pj = pf ? pf + j * ld_k : NULL;
-        if (nr <= 2 && nk - j > KV_PANEL_KEYS) {
-            tile(nr, 2, qr, k + j * ld_k, gs, n, KS_MIN(nk - j, 2 * KV_PANEL_KEYS), scale, s + j, ld_s, pj);
+        if (pairs && nk - j > KV_PANEL_KEYS) {
+            tile(nr, 2, shared, qr, k + j * ld_k, gs, n, KS_MIN(nk - j, 2 * KV_PANEL_KEYS), scale, s + j, ld_s, pj);
             j += 2 * KV_PANEL_KEYS;
         } else {
-            tile(nr, 1, qr, k + j * ld_k, gs, n, KS_MIN(nk - j, KV_PANEL_KEYS), scale, s + j, ld_s, pj);
+            tile(nr, 1, shared, qr, k + j * ld_k, gs, n, KS_MIN(nk - j, KV_PANEL_KEYS), scale, s + j, ld_s, pj);
             j += KV_PANEL_KEYS;
         }
     }
 }
 
-static void attn_scores_f16p(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk, int64_t n,
-                             float scale, float *s, int64_t ld_s, const void *pf) {
+/* All nq rows in tiles of at most max_rows (8 folded, 4 shared: a constant where inlined). */
+static KS_ALWAYS_INLINE void scores_f16p(int max_rows, bool shared, const float *q, int64_t ld_q, int nq,
+                                         const void *k, int64_t ld_k, int nk, int64_t n, float scale, float *s,
+                                         int64_t ld_s, const void *pf) {
     for (int r0 = 0, nr; r0 < nq; r0 += nr) {
         const int left = nq - r0;
-        nr = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        nr = left >= 8 && max_rows >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *qr[8];
         for (int r = 0; r < nr; r++)
             qr[r] = q + (r0 + r) * ld_q;
         float *sr = s + r0 * ld_s;
         const ks_fp16 *p = r0 == 0 ? pf : NULL; /* the first row tile's pass asks for pf */
         if (nr == 8)
-            tile_rows(8, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
+            tile_rows(8, shared, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
         else if (nr == 4)
-            tile_rows(4, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
+            tile_rows(4, shared, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
         else if (nr == 2)
-            tile_rows(2, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
+            tile_rows(2, shared, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
         else
-            tile_rows(1, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
+            tile_rows(1, shared, qr, k, ld_k, nk, n, scale, sr, ld_s, p);
     }
 }
 
+static void attn_scores_f16p(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk, int64_t n,
+                             float scale, float *s, int64_t ld_s, const void *pf) {
+    scores_f16p(8, false, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+}
+
+static void attn_scores_f16p_shared(const float *q, int64_t ld_q, int nq, const void *k, int64_t ld_k, int nk,
+                                    int64_t n, float scale, float *s, int64_t ld_s, const void *pf) {
+    scores_f16p(4, true, q, ld_q, nq, k, ld_k, nk, n, scale, s, ld_s, pf);
+}
+
 void ks_attn_f16p_avx512_register(ks_kernels *k) { k->attn_scores_f16p = attn_scores_f16p; }
+
+void ks_attn_f16p_shared_avx512_register(ks_kernels *k) { k->attn_scores_f16p = attn_scores_f16p_shared; }

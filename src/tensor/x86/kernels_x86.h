@@ -51,6 +51,7 @@ void ks_attn_bcast_avx512_register(ks_kernels *k);
 void ks_attn_scores_avx512_register(ks_kernels *k);
 void ks_attn_q8p_avx512_register(ks_kernels *k);
 void ks_attn_f16p_avx512_register(ks_kernels *k);
+void ks_attn_f16p_shared_avx512_register(ks_kernels *k);
 void ks_attn_accum_q8i_avx512_register(ks_kernels *k);
 void ks_attn_q8p_avx2_register(ks_kernels *k);
 void ks_attn_f16p_avx2_register(ks_kernels *k);
