@@ -244,6 +244,13 @@ static float q8_0_score(const ks_kernels *ref, const uint8_t *q, const uint8_t *
     return scale * ref->vec_dot[KS_TYPE_Q8_0](k, q, n);
 }
 
+/* A panel kernel's row r of scores si (ld_s apart, NaN before the call): nothing stored
+ * for the keys past nk (the last panel's lanes past it). */
+static void assert_nothing_past_nk(const char *what, const float *si, int ld_s, int r, int nq, int nk, int n) {
+    for (int c = nk; c < ld_s; c++)
+        cr_assert(isnan(si[r * ld_s + c]), "%s n=%d %dx%d: [%d][%d] stored past nk", what, n, nq, nk, r, c);
+}
+
 /* attn_scores_q8p: Q8_0 keys (an outlier channel per block) in panels (attn_kv.h), as a
  * pool holds them (16 keys' panels where 16 rows would be), against Q8_0 queries of other
  * magnitudes; each score within float rounding of scale times the reference Q8_0 dot product, the same bits alone as in its tile, and nothing
@@ -290,9 +297,7 @@ Test(kernels, test_kernels_attn_scores_q8p_within_float_error_of_the_q8_0_dot_an
                 memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
                 kk->attn_scores_q8p(qp, LD, nq, kp, LD, nk, n, 0.125f, si, ld_s, kp); /* panels to ask for: a hint */
                 for (int r = 0; r < nq; r++) {
-                    for (int c = nk; c < ld_s; c++)
-                        cr_assert(isnan(si[r * ld_s + c]), "%s q8p n=%d %dx%d: [%d][%d] stored past nk", isas[j], n,
-                                  nq, nk, r, c);
+                    assert_nothing_past_nk(isas[j], si, ld_s, r, nq, nk, n);
                     for (int c = 0; c < nk; c++) {
                         const uint8_t *qr = q8 + r * ROW_BYTES, *kr = k8 + c * ROW_BYTES;
                         double mag;
@@ -384,9 +389,7 @@ Test(kernels, test_kernels_attn_scores_f16p_is_its_specification_in_any_tile) {
                 memset(si, 0xff, sizeof si); /* NaN: a score the kernel failed to write */
                 kk->attn_scores_f16p(q, LD, nq, kp, LD, nk, n, 0.125f, si, ld_s, kp); /* panels to ask for: a hint */
                 for (int r = 0; r < nq; r++) {
-                    for (int c = nk; c < ld_s; c++)
-                        cr_assert(isnan(si[r * ld_s + c]), "%s f16p n=%d %dx%d: [%d][%d] stored past nk", names[j], n,
-                                  nq, nk, r, c);
+                    assert_nothing_past_nk(names[j], si, ld_s, r, nq, nk, n);
                     for (int c = 0; c < nk; c++) {
                         const float want = f16p_score(q + r * LD, k16 + c * LD, n, 0.125f), v = si[r * ld_s + c];
                         cr_assert_eq(memcmp(&v, &want, sizeof v), 0, "%s scores f16p n=%d %dx%d [%d][%d]: %a vs %a",

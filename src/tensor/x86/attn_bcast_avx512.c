@@ -12,8 +12,8 @@
  * a cycle, half the two FMA ports' rate, and one broadcast shared by a row's FMAs (two
  * vectors of 16 elements a row for a decode token's 8 rows) is the faster: 8 rows 35 ->
  * 59 GMAC/s, 2 rows 24.5 -> 34.7 (F16 values, 64 keys x 128, one thread, in L1);
- * bench_attention --shape qwen3-30b-a3b -d 16384 -p 0, 2 threads, alternated: 128-143 ->
- * 113-135 ms. */
+ * bench_attention --shape qwen3-30b-a3b -d 16384 -p 0, 2 threads, alternated: 121-149 ->
+ * 115-141 ms, bound there by the K/V stream. */
 #include "tensor/x86/kernels_x86.h"
 
 #include "tensor/x86/attn_vec_avx512.h"
