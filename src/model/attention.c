@@ -107,22 +107,6 @@
  * VM with 480 MiB of L3, one unit ahead had measured better than 2 to 8.) */
 #define PREFETCH_AHEAD_UNITS 2
 
-/* Rows of a head per kernel call while the same rows of a head ahead are asked for: the
- * kernels ask for them a line at a time as their own rows' elements go by (kernels.h:
- * the pf of attn_scores / attn_accum), as asked for all at once before each call they
- * fill the core's queue of misses and stall it with the arithmetic waiting behind them
- * (bench_attention -d 4096, 2 threads: Qwen3-0.6B 21.0 -> 21.9 GB/s, the 30B-A3B shape
- * 11.7 -> 13.4 with slices of 16; slices of 8 or 32 measured slower). */
-#define PREFETCH_SLICE_ROWS 16
-_Static_assert(PREFETCH_SLICE_ROWS % 16 == 0, "slices start on a panel of keys");
-
-/* Query rows of a KV head from which a call takes the whole block even while asking for
- * the next head's rows: 8 rows (the 30B-A3B shape's decode) spend long enough on each key
- * for one call per block to keep the next head's rows coming in time, and fewer calls
- * cost less (bench_attention --shape qwen3-30b-a3b -d 16384, 2 threads: 94.7-95.1 ->
- * 91.5-93.9 ms). */
-#define WHOLE_BLOCK_MIN_ROWS 8
-
 /* Query rows of a KV head from which an item uses the tile kernel where there is one
  * (a tile has 16 rows: fewer would leave most of it idle). */
 #define TILE_MIN_ROWS 16
@@ -580,11 +564,6 @@ typedef struct head_rows {
     ks_type type;
 } head_rows;
 
-/* Row j of a head's rows. */
-static inline const void *rows_at(head_rows h, int j) {
-    return kv_at(kv_kind(h.type), h.p, (int64_t)j * h.ld);
-}
-
 /* The rows of KV head kvh among the block rows that start at `row` (K or V of one
  * layer). */
 static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh) {
@@ -602,10 +581,10 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
     return KS_MIN(kv->block_tokens, g->n_pos - bi * kv->block_tokens);
 }
 
-/* Where KV head kvh's keys of positions j .. (j a multiple of 16 with keys in panels)
- * start among a block's K rows k0: in the row, or their panels (kv_layout.h). */
-static inline const uint8_t *head_keys(const ks_attention *a, const uint8_t *k0, int kvh, int j) {
-    return k0 + (size_t)kvh * a->head_bytes * (a->kv.k_panels ? 16 : 1) + (size_t)j * a->kv.row_bytes;
+/* Where KV head kvh's keys start among a block's K rows k0: in the first row, or its
+ * first panel (kv_layout.h). */
+static inline const uint8_t *head_keys(const ks_attention *a, const uint8_t *k0, int kvh) {
+    return k0 + (size_t)kvh * a->head_bytes * (a->kv.k_panels ? 16 : 1);
 }
 
 /* The unit whose rows are asked for while unit u (K of head u < n_kv, else V of head u -
@@ -620,15 +599,15 @@ static inline int ahead_unit(const ks_attention *a, int u) {
     return i / n_kv * 2 * n_kv + kind + i % n_kv;
 }
 
-/* Row j0 of unit u of block bi's walk, in the pool: K of head u (u < n_kv; keys in panels:
- * the panels of j0 .. j0 + 15), then V of head u - n_kv, then on into the next block of
- * the item's range; NULL past the range.
+/* Where unit u of block bi's walk starts in the pool: K of head u (u < n_kv; keys in
+ * panels: its first panel), then V of head u - n_kv, then on into the next block of the
+ * item's range; NULL past the range.
  * The unit after the one being computed is what the walk asks the cache for as it goes:
  * a head's share of a row is a few cache lines, a row apart (all KV heads' shares of a
  * position are one row), a stride the hardware prefetchers follow poorly, so that
  * without this a decode step waits on memory for most of each head's K and V. */
 static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at, const ks_seq_view *sv,
-                                      const group *g, int bi, int b1, int u, int j0) {
+                                      const group *g, int bi, int b1, int u) {
     const int n_kv = a->hp.n_head_kv;
     bi += u / (2 * n_kv);
     u %= 2 * n_kv;
@@ -637,8 +616,8 @@ static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at
     const uint8_t *k0, *v0;
     (void)block_rows(at, sv, g, bi, &k0, &v0);
     if (u < n_kv)
-        return head_keys(a, k0, u, j0);
-    return v0 + (size_t)(u - n_kv) * a->head_bytes + (size_t)j0 * a->kv.row_bytes;
+        return head_keys(a, k0, u);
+    return v0 + (size_t)(u - n_kv) * a->head_bytes;
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
@@ -684,8 +663,13 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             k->quantize_act[KS_TYPE_Q8_0](ts->q + (size_t)r * hd, row, hd);
             kv_q8_query_prep(row, hd / KS_QK8_0, (kv_q8_query *)((uint8_t *)ts->q8 + (size_t)r * q8_row_bytes));
         }
+    /* one call per KV head and block, the kernels asking for the unit ahead a line at a
+     * time as their own rows go by (kernels.h: the pf of attn_scores / attn_accum). Calls
+     * of 16 keys (measured better with keys in rows and blocks of 32) were the slower for a
+     * decode token's 2 rows of Qwen3-0.6B on an Ice Lake Xeon VM: bench_attention -p 0, 2
+     * threads, alternated, share of the bandwidth read around each rep: at 4096 71-74% ->
+     * 80-84%, at 16384 71-81% -> 82-83%; a Q8_0 cache and four sequences on par or better */
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
-    const int slice = prefetch && rows_h < WHOLE_BLOCK_MIN_ROWS ? PREFETCH_SLICE_ROWS : B;
     for (int bi = b0; bi < b1; bi++) {
         const uint8_t *k0, *v0;
         const int plo = bi * B, n = block_rows(at, sv, g, bi, &k0, &v0);
@@ -694,19 +678,14 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             const head_rows kh = rows_of_head(a, k0, kvh);
             const float *q = ts->q + (size_t)kvh * rows_h * hd;
             float *s = ts->s + (size_t)kvh * rows_h * B;
-            for (int j = 0; j < n; j += slice) {
-                const int nj = KS_MIN(slice, n - j);
-                const uint8_t *next =
-                    prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, kvh), j) : NULL;
-                if (a->q8p) /* the head's panels of keys j .. j + 15 */
-                    k->attn_scores_q8p((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
-                                       head_keys(a, k0, kvh, j), kh.ld, nj, hd, scale, s + j, B, next);
-                else if (a->f16p)
-                    k->attn_scores_f16p(q, hd, rows_h, head_keys(a, k0, kvh, j), kh.ld, nj, hd, scale, s + j, B,
-                                        next);
-                else
-                    k->attn_scores[kh.type](q, hd, rows_h, rows_at(kh, j), kh.ld, nj, hd, scale, s + j, B, next);
-            }
+            const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, kvh)) : NULL;
+            if (a->q8p) /* the head's panels of keys */
+                k->attn_scores_q8p((const uint8_t *)ts->q8 + ((size_t)kvh * rows_h) * q8_row_bytes, hd, rows_h,
+                                   head_keys(a, k0, kvh), kh.ld, n, hd, scale, s, B, next);
+            else if (a->f16p)
+                k->attn_scores_f16p(q, hd, rows_h, head_keys(a, k0, kvh), kh.ld, n, hd, scale, s, B, next);
+            else
+                k->attn_scores[kh.type](q, hd, rows_h, kh.p, kh.ld, n, hd, scale, s, B, next);
         }
         k->softmax_rows_f32(ts->s, B, rows, n, ts->lim, plo, ts->m, ts->l, ts->corr);
         for (int r = 0; r < rows; r++)
@@ -715,22 +694,16 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
                 for (int i = 0; i < hd; i++)
                     acc[i] *= ts->corr[r];
             }
-        /* weighted values: integer products take a block a call, so that a row's groups
-         * of keys are the same in decode and prefill */
-        const int vslice = a->q8i ? B : slice;
+        /* weighted values */
         for (int kvh = 0; kvh < n_kv; kvh++) {
             const head_rows vh = rows_of_head(a, v0, kvh);
             float *acc = ts->acc + (size_t)kvh * rows_h * hd;
             const float *p = ts->s + (size_t)kvh * rows_h * B;
-            for (int j = 0; j < n; j += vslice) {
-                const int nj = KS_MIN(vslice, n - j);
-                const uint8_t *next =
-                    prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, n_kv + kvh), j) : NULL;
-                if (a->q8i)
-                    k->attn_accum_q8i(acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
-                else
-                    k->attn_accum[vh.type](acc, hd, rows_h, p + j, B, rows_at(vh, j), vh.ld, nj, hd, next);
-            }
+            const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, n_kv + kvh)) : NULL;
+            if (a->q8i)
+                k->attn_accum_q8i(acc, hd, rows_h, p, B, vh.p, vh.ld, n, hd, next);
+            else
+                k->attn_accum[vh.type](acc, hd, rows_h, p, B, vh.p, vh.ld, n, hd, next);
         }
     }
 }
