@@ -77,6 +77,36 @@ static KS_ALWAYS_INLINE void round_weights(int nr, int nb, const float *p, int64
     }
 }
 
+/* The 32 codes of the Q8_0 block at x. */
+static inline __m256i block_codes(const char *x) {
+    return _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)x)->qs);
+}
+
+/* c + the pairwise int16 products of x and y summed into int32 lanes (vpdpwssd), written
+ * out so that the accumulator stays in its register: with the intrinsic GCC 12 copied
+ * each accumulator to another register and back around every product (twice the
+ * instructions). */
+static inline __m512i dpwssd(__m512i c, __m512i x, __m512i y) {
+    __asm__("vpdpwssd %[y], %[x], %[c]" : [c] "+v"(c) : [x] "v"(x), [y] "v"(y));
+    return c;
+}
+
+/* a[r] += the products of keys j and j + 1 (x and y: their codes of block b) with their
+ * rounded weights, for rows [0, nr). */
+static KS_ALWAYS_INLINE void key_pair(int nr, int b, __m512i a[TILE_ROWS][2], __m256i x, __m256i y, int j,
+                                      const weights *w) {
+    const __m512i lo = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(x, y)); /* elements 0-7, 16-23 */
+    const __m512i hi = _mm512_cvtepi8_epi16(_mm256_unpackhi_epi8(x, y)); /* 8-15, 24-31 */
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        int32_t q2;
+        memcpy(&q2, &w->q[r][b][j], sizeof q2);
+        const __m512i qb = _mm512_set1_epi32(q2);
+        a[r][0] = dpwssd(a[r][0], lo, qb);
+        a[r][1] = dpwssd(a[r][1], hi, qb);
+    }
+}
+
 /* acc rows [0, nr) (ld_acc apart), elements of block b, += the group's gn keys (rows
  * ldb bytes apart from v) under the rounded weights; pf: rows to ask the cache for. */
 static KS_ALWAYS_INLINE void tile(int nr, int b, float *acc, int64_t ld_acc, const char *v, int64_t ldb, int gn,
@@ -85,31 +115,21 @@ static KS_ALWAYS_INLINE void tile(int nr, int b, float *acc, int64_t ld_acc, con
     for (int r = 0; r < nr; r++)
         a[r][0] = a[r][1] = _mm512_setzero_si512();
     const int64_t off = b * (int64_t)sizeof(ks_block_q8_0);
-    /* two key pairs an iteration: with all 16 unrolled GCC spilled the accumulators to
-     * the stack (Ice Lake Xeon VM, one thread, 8 rows in L1, best of 15: 37.6 -> 45
-     * GMAC/s); integer sums, so the same bits however the loop runs */
-#pragma GCC unroll 2
-    for (int j = 0; j < GROUP; j += 2) {
-        if (j >= gn)
-            break;
+    /* whole pairs in a plain loop, then an odd last key: breaking out of a fully unrolled
+     * loop had GCC spill the accumulators to the stack. Integer sums: the same bits however
+     * the loop runs. */
+    int j = 0;
+    for (; j + 2 <= gn; j += 2) {
         if (pf) {
             kv_prefetch_lines(pf + j * ldb, off, off + (int64_t)sizeof(ks_block_q8_0));
-            if (j + 1 < gn)
-                kv_prefetch_lines(pf + (j + 1) * ldb, off, off + (int64_t)sizeof(ks_block_q8_0));
+            kv_prefetch_lines(pf + (j + 1) * ldb, off, off + (int64_t)sizeof(ks_block_q8_0));
         }
-        const __m256i x = _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)(v + j * ldb + off))->qs);
-        const __m256i y = j + 1 < gn ? _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)(v + (j + 1) * ldb + off))->qs)
-                                     : _mm256_setzero_si256();
-        const __m512i lo = _mm512_cvtepi8_epi16(_mm256_unpacklo_epi8(x, y)); /* elements 0-7, 16-23 */
-        const __m512i hi = _mm512_cvtepi8_epi16(_mm256_unpackhi_epi8(x, y)); /* 8-15, 24-31 */
-#pragma GCC unroll 8
-        for (int r = 0; r < nr; r++) {
-            int32_t q2;
-            memcpy(&q2, &w->q[r][b][j], sizeof q2);
-            const __m512i qb = _mm512_set1_epi32(q2);
-            a[r][0] = _mm512_dpwssd_epi32(a[r][0], lo, qb);
-            a[r][1] = _mm512_dpwssd_epi32(a[r][1], hi, qb);
-        }
+        key_pair(nr, b, a, block_codes(v + j * ldb + off), block_codes(v + (j + 1) * ldb + off), j, w);
+    }
+    if (j < gn) {
+        if (pf)
+            kv_prefetch_lines(pf + j * ldb, off, off + (int64_t)sizeof(ks_block_q8_0));
+        key_pair(nr, b, a, block_codes(v + j * ldb + off), _mm256_setzero_si256(), j, w);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < nr; r++) {
