@@ -5,6 +5,7 @@
  * function is called only when the CPU (and, for AMX, the OS) runs its instructions. */
 #include "bench_limits.h"
 #include "tensor/x86/amx.h"
+#include "tensor/x86/vnni_x86.h"
 
 #include <cpuid.h>
 #include <immintrin.h>
@@ -42,7 +43,7 @@ uint64_t ks_bench_limits_int8_avx512_vnni(int64_t iters, const uint8_t *a, const
         acc[c] = _mm512_setzero_si512();
     for (int64_t i = 0; i < iters; i++)
         for (int c = 0; c < VNNI_CHAINS; c++)
-            acc[c] = _mm512_dpbusd_epi32(acc[c], va, vb);
+            acc[c] = ks_dpbusd512(acc[c], va, vb); /* one instruction each (vnni_x86.h) */
     __m512i s = acc[0];
     for (int c = 1; c < VNNI_CHAINS; c++)
         s = _mm512_add_epi32(s, acc[c]);

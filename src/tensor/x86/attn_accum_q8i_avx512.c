@@ -26,6 +26,7 @@
  * and keys it does not see (weight 0) move nothing: a prefill group's rows sum as they do
  * alone in decode. */
 #include "tensor/x86/kernels_x86.h"
+#include "tensor/x86/vnni_x86.h"
 
 #include "core/ks_core.h"
 #include "tensor/attn_kv.h"
@@ -82,15 +83,6 @@ static inline __m256i block_codes(const char *x) {
     return _mm256_loadu_si256((const __m256i *)((const ks_block_q8_0 *)x)->qs);
 }
 
-/* c + the pairwise int16 products of x and y summed into int32 lanes (vpdpwssd), written
- * out so that the accumulator stays in its register: with the intrinsic GCC 12 copied
- * each accumulator to another register and back around every product (twice the
- * instructions). */
-static inline __m512i dpwssd(__m512i c, __m512i x, __m512i y) {
-    __asm__("vpdpwssd %[y], %[x], %[c]" : [c] "+v"(c) : [x] "v"(x), [y] "v"(y));
-    return c;
-}
-
 /* a[r] += the products of keys j and j + 1 (x and y: their codes of block b) with their
  * rounded weights, for rows [0, nr). */
 static KS_ALWAYS_INLINE void key_pair(int nr, int b, __m512i a[TILE_ROWS][2], __m256i x, __m256i y, int j,
@@ -102,8 +94,8 @@ static KS_ALWAYS_INLINE void key_pair(int nr, int b, __m512i a[TILE_ROWS][2], __
         int32_t q2;
         memcpy(&q2, &w->q[r][b][j], sizeof q2);
         const __m512i qb = _mm512_set1_epi32(q2);
-        a[r][0] = dpwssd(a[r][0], lo, qb);
-        a[r][1] = dpwssd(a[r][1], hi, qb);
+        a[r][0] = ks_dpwssd512(a[r][0], lo, qb);
+        a[r][1] = ks_dpwssd512(a[r][1], hi, qb);
     }
 }
 
