@@ -668,7 +668,10 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
      * of 16 keys (measured better with keys in rows and blocks of 32) were the slower for a
      * decode token's 2 rows of Qwen3-0.6B on an Ice Lake Xeon VM: bench_attention -p 0, 2
      * threads, alternated, share of the bandwidth read around each rep: at 4096 71-74% ->
-     * 80-84%, at 16384 71-81% -> 82-83%; a Q8_0 cache and four sequences on par or better */
+     * 80-84%, at 16384 71-81% -> 82-83%; a Q8_0 cache and four sequences on par or better.
+     * Whole blocks are also what the integer value sums need (attn_accum_q8i rounds weights
+     * per group of 32 keys from the call's first): a row's groups are then the same in
+     * decode and prefill. */
     const bool prefetch = rows_h <= PREFETCH_MAX_ROWS;
     for (int bi = b0; bi < b1; bi++) {
         const uint8_t *k0, *v0;
