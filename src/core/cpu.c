@@ -56,6 +56,7 @@ static void detect_x86(ks_cpu_features *f) {
         f->avx512bw = (b7 >> 30) & 1;
         f->avx512vl = (b7 >> 31) & 1;
         f->avx512vnni = (c7 >> 11) & 1;
+        f->avx512fp16 = (d7 >> 23) & 1;
         unsigned int a71, b71, c71, d71;
         __cpuid_count(7, 1, a71, b71, c71, d71);
         f->avx512bf16 = (a71 >> 5) & 1;
@@ -143,6 +144,7 @@ void ks_cpu_describe(const ks_cpu_features *f, char *buf, int buf_len) {
         if (f->avx512vl) PUT(",VL");
         if (f->avx512vnni) PUT(",VNNI");
         if (f->avx512bf16) PUT(",BF16");
+        if (f->avx512fp16) PUT(",FP16");
         if (f->amx_int8) PUT(",AMX-INT8");
         if (f->amx_bf16) PUT(",AMX-BF16");
         PUT(")");

@@ -13,6 +13,8 @@ typedef struct ks_cpu_features {
     bool avx2, fma, f16c;                   /* x86-64 "AVX2 tier" */
     bool avx512f, avx512bw, avx512vl, avx512dq;
     bool avx512vnni, avx512bf16;            /* Zen 4, Sapphire Rapids and later */
+    bool avx512fp16;                        /* half-precision arithmetic: Intel cores
+                                               from Golden Cove (Sapphire Rapids) on */
     bool avxvnni;                           /* VEX-encoded VNNI (Alder Lake) */
     bool amx_int8;                          /* AMX tiles + INT8, OS saves the tile state
                                                (Sapphire Rapids and later); a process

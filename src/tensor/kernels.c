@@ -44,7 +44,14 @@ static void build_sets(void) {
         if (f->avx512bf16) /* else BF16 rows keep the AVX2 dot (Ice Lake, Cascade Lake) */
             ks_vec_dot_avx512bf16_register(&avx512_set);
         avx512_set.panel_ask_min_tokens = f->intel ? 1 : 3;
-        if (f->intel) { /* attention whose broadcasts do not take FMA issue slots */
+        /* Intel cores before Golden Cove (Skylake-SP to Ice Lake; the FP16 arithmetic came
+         * with Sapphire Rapids) issue an FMA with a folded broadcast about once a cycle:
+         * there, attention whose broadcasts do not take FMA issue slots. A Sapphire Rapids
+         * VM issues folded ones at the two FMA ports' rate and runs the plain tiles the
+         * faster (bench_attention --shape qwen3-30b-a3b, alternated, medians: decode at 16K
+         * 1 thread 197 -> 172 ms, 2 threads 121.6 -> 113.2; prefill 512 at 4K 11.1 -> 9.9 s;
+         * the Qwen3-0.6B shape's decode at 16K 92.5 -> 85.9 ms) */
+        if (f->intel && !f->avx512fp16) {
             ks_attn_bcast_avx512_register(&avx512_set);
             ks_attn_f16p_shared_avx512_register(&avx512_set);
         }

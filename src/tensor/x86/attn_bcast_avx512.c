@@ -1,6 +1,7 @@
 /* attn_bcast_avx512.c — the AVX-512 value sums (attn_accum) with each row's weight
- * broadcast once and shared by the row's FMAs, for Intel cores (kernels.c puts them over
- * attn_avx512.c's there).
+ * broadcast once and shared by the row's FMAs, for Intel cores before Golden Cove
+ * (kernels.c puts them over attn_avx512.c's there; a Sapphire Rapids core issues folded
+ * broadcasts at the FMA ports' rate).
  *
  * Owns: ks_attn_bcast_avx512_register().
  *
