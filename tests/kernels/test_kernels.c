@@ -539,8 +539,9 @@ Test(kernels, test_kernels_softmax_rows_within_exp_error_of_ref_and_alone_as_in_
 }
 
 /* The AVX-512 value sums come in two forms, the weights' broadcasts folded into the FMAs
- * (attn_avx512.c) or shared by a row's FMAs (attn_bcast_avx512.c, Intel cores): kernels.c
- * puts one of them in the table by the CPU's maker, so each must give the table's sums
+ * (attn_avx512.c) or shared by a row's FMAs (attn_bcast_avx512.c, Intel cores before
+ * Golden Cove): kernels.c puts one of them in the table by the CPU's maker and generation,
+ * so each must give the table's sums
  * got (from a0) bit for bit wherever AVX-512 runs. */
 static void accum_broadcast_forms_equal(const ks_kernels *k, ks_type kt, const float *got, const float *a0, int nq,
                                         const float *p, kv_rows v, int nk, int n) {

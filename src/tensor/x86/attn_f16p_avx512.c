@@ -22,8 +22,8 @@
  *
  * On Intel cores before Golden Cove (kernels.c) an FMA with a folded broadcast issues
  * about once a cycle, half the FMA ports' rate, so there a row's query element is
- * broadcast once for two panels (attn_scores_f16p_shared: tiles of 4 rows x two panels, the same chains, the
- * same bits). Ice Lake Xeon VM, one thread, 64 keys x 128 in L1: 8 rows ~35 -> ~40
+ * broadcast once for two panels (attn_scores_f16p_shared: tiles of 4 rows x two panels,
+ * the same chains, the same bits). Ice Lake Xeon VM, one thread, 64 keys x 128 in L1: 8 rows ~35 -> ~40
  * GMAC/s, 2 rows 27 -> 33-35; bench_attention --shape qwen3-30b-a3b -d 4096 -p 512, 2
  * threads, alternated: 14.3-15.5 -> 12.2-14.3 s; decode, bound by its K/V stream there,
  * on par. */

@@ -13,7 +13,7 @@
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   attn_scores_avx512.c  AVX-512's scores: two keys to an accumulator
  *   attn_vec_avx512.h  the 16-float vector attn_avx512.c and attn_bcast_avx512.c use
- *   attn_bcast_avx512.c  AVX-512's value sums with shared broadcasts (Intel cores)
+ *   attn_bcast_avx512.c  AVX-512's value sums with shared broadcasts (Intel before Golden Cove)
  *   elementwise_*.c    RMSNorm and SwiGLU, AVX2 and AVX-512
  *   gemm_amx.c         AMX-INT8 tile GEMMs for prefill (the "amx" table: avx512 + these)
  *   gemm_panel_amx.c   the same over Q8_0 panels
