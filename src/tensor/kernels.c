@@ -31,6 +31,8 @@ static void build_sets(void) {
         avx2_set.isa = "avx2";
         ks_kernels_register_avx2(&avx2_set);
         ks_elementwise_avx2_register(&avx2_set);
+        ks_panel_q8_0_avx2_register(&avx2_set);
+        avx2_set.panel_ask_min_tokens = 1;
         have_avx2 = 1;
     }
     if (have_avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni) {
