@@ -32,6 +32,7 @@ static void build_sets(void) {
         ks_kernels_register_avx2(&avx2_set);
         ks_elementwise_avx2_register(&avx2_set);
         ks_panel_q8_0_avx2_register(&avx2_set);
+        ks_panel_k_avx2_register(&avx2_set);
         avx2_set.panel_ask_min_tokens = 1;
         have_avx2 = 1;
     }

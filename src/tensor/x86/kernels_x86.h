@@ -10,6 +10,7 @@
  *   panel_q8_0_avx512.c  Q8_0 weights repacked in 16-row panels: decode of 1-4 tokens
  *                      (panel_x86.h: the streams' requests ahead, the broadcasts)
  *   panel_q8_0_avx2.c  the same on AVX2, in int16 products
+ *   panel_k_avx2.c     Q4_K in panels on AVX2
  *   attn_avx2.c,       streaming-attention tiles (scores, softmax step, value
  *   attn_avx512.c      accumulation) and Q8_0 rows to floats, on 8 and on 16 lanes
  *   attn_scores_avx512.c  AVX-512's scores: two keys to an accumulator
@@ -39,6 +40,7 @@ void ks_vec_dot_avx512bf16_register(ks_kernels *k);
 void ks_dot4_q8_0_avx512_register(ks_kernels *k);
 void ks_dot4_k_avx512_register(ks_kernels *k);
 void ks_panel_q8_0_avx2_register(ks_kernels *k);
+void ks_panel_k_avx2_register(ks_kernels *k);
 void ks_panel_q8_0_avx512_register(ks_kernels *k);
 void ks_panel_k_avx512_register(ks_kernels *k);
 void ks_panel_q6_k_avx512_register(ks_kernels *k);

@@ -30,6 +30,7 @@
 #include "core/ks_core.h"
 #include "tensor/quants.h"
 #include "tensor/ref/kernels_ref.h"
+#include "tensor/x86/panel_ask_x86.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -37,9 +38,6 @@
 #define ROWS KS_PANEL_ROWS
 #define BLOCK_BYTES (ROWS * sizeof(ks_block_q8_0))
 #define CODES_AT (ROWS * sizeof(ks_fp16))
-/* How far ahead of its reads a panel stream asks for its bytes, where the caller asks (as
- * panel_x86.h's KS_PANEL_AHEAD for AVX-512) */
-#define AHEAD 4096
 
 /* pk: the reference's terms ([nb] float da, [nb] int32 -128 * the block's code sum), then
  * the n activation codes as int16, 8-byte aligned (pk is, and 8 nb bytes precede them) */
@@ -57,17 +55,6 @@ static void q8_0_pack_act(const void *row, int64_t n, void *pk) {
         for (int h = 0; h < 2; h++)
             _mm256_storeu_si256((__m256i *)(a16 + b * KS_QK8_0 + 16 * h),
                                 _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a[b].qs + 16 * h))));
-}
-
-/* Asks for bytes [lo, hi) of a stream that reads panel p (pb bytes), then next: each cache
- * line that starts in the range, so that consecutive ranges ask for every line once. */
-static KS_ALWAYS_INLINE void ask_ahead(const uint8_t *p, const uint8_t *next, size_t pb, size_t lo, size_t hi) {
-    for (size_t o = (lo + 63) & ~(size_t)63; o < hi; o += 64) {
-        const uint8_t *at = o < pb ? p + o : next ? next + (o - pb) : NULL;
-        if (!at)
-            return;
-        _mm_prefetch((const char *)at, _MM_HINT_T1);
-    }
 }
 
 /* c + p in int32 lanes, as one vpaddd into c: GCC reassociates a chain of intrinsic adds
@@ -101,7 +88,8 @@ static KS_ALWAYS_INLINE void gemv_halves(const uint8_t *const *panels, const voi
         __m256i s[2][2][KS_VEC_DOT_ROWS][2];
         for (int j = 0; j < np; j++) {
             if (ask && h0 == 0)
-                ask_ahead(panels[j], next[j], pb, (size_t)b * BLOCK_BYTES + AHEAD, (size_t)(b + 1) * BLOCK_BYTES + AHEAD);
+                ks_panel_ask_ahead(panels[j], next[j], pb, (size_t)b * BLOCK_BYTES + KS_PANEL_AHEAD,
+                                   (size_t)(b + 1) * BLOCK_BYTES + KS_PANEL_AHEAD, true);
             for (int h = 0; h < nh; h++)
                 for (int t = 0; t < nt; t++)
                     s[j][h][t][0] = s[j][h][t][1] = _mm256_setzero_si256();
@@ -177,11 +165,23 @@ static void q8_0_gemv(const void *const panels[2], const void *const next[2], co
     (void)a; /* the activations are read from pk, as int16 */
     (void)a_stride;
     const int two = panels[1] != NULL;
-    switch (nt) {
-    case 1: two ? gemv_q8_0(panels, next, pk, pk_stride, 1, 2, n, y, ldy) : gemv_q8_0(panels, next, pk, pk_stride, 1, 1, n, y, ldy); break;
-    case 2: two ? gemv_q8_0(panels, next, pk, pk_stride, 2, 2, n, y, ldy) : gemv_q8_0(panels, next, pk, pk_stride, 2, 1, n, y, ldy); break;
-    case 3: gemv_q8_0(panels, next, pk, pk_stride, 3, 1 + two, n, y, ldy); break;
-    default: gemv_q8_0(panels, next, pk, pk_stride, 4, 1 + two, n, y, ldy); break;
+    switch (nt) { /* nt and np constants in each call */
+    case 1:
+        two ? gemv_q8_0(panels, next, pk, pk_stride, 1, 2, n, y, ldy)
+            : gemv_q8_0(panels, next, pk, pk_stride, 1, 1, n, y, ldy);
+        break;
+    case 2:
+        two ? gemv_q8_0(panels, next, pk, pk_stride, 2, 2, n, y, ldy)
+            : gemv_q8_0(panels, next, pk, pk_stride, 2, 1, n, y, ldy);
+        break;
+    case 3:
+        two ? gemv_q8_0(panels, next, pk, pk_stride, 3, 2, n, y, ldy)
+            : gemv_q8_0(panels, next, pk, pk_stride, 3, 1, n, y, ldy);
+        break;
+    default:
+        two ? gemv_q8_0(panels, next, pk, pk_stride, 4, 2, n, y, ldy)
+            : gemv_q8_0(panels, next, pk, pk_stride, 4, 1, n, y, ldy);
+        break;
     }
 }
 
