@@ -510,23 +510,26 @@ static void matmul_worker(void *arg, int ith, int nth) {
 #define ROW_TILE_BYTES (64 * 1024)
 #define ROW_TILE_MIN_TOKENS 16
 
-/* Tokens [t, t1) of row r, four to a call (as matmul_rows does for a whole row). */
-static void matmul_row_tokens(const matmul_task *mt, const uint8_t *wr, long r, int t, int t1) {
+/* Tokens [t, t1) of row r (t a multiple of 4), four to a call where the table has a
+ * 4-row kernel (a last three over a spare row: xq and xq4 have them past any batch), the
+ * rest one at a time; the first call asks for the row pf as it goes (NULL: none). */
+static void matmul_row_tokens(const matmul_task *mt, const uint8_t *wr, long r, int t, int t1, const void *pf) {
     ks_vec_dot_fn dot = mt->f->k->vec_dot[mt->w->type];
     ks_vec_dot_4_fn dot4 = mt->f->k->vec_dot_4[mt->w->type];
     const size_t ab = mt->act_row_bytes;
     float out[KS_VEC_DOT_ROWS];
     if (mt->dot4p) {
         for (; t + DOT4_PACKED_MIN_TOKENS <= t1; t += KS_VEC_DOT_ROWS) {
-            mt->dot4p->run(wr, mt->f->xq4 + (size_t)(t / KS_VEC_DOT_ROWS) * mt->packed_bytes, mt->n_in, out, NULL);
+            mt->dot4p->run(wr, mt->f->xq4 + (size_t)(t / KS_VEC_DOT_ROWS) * mt->packed_bytes, mt->n_in, out, pf);
+            pf = NULL;
             for (int j = 0; j < KS_VEC_DOT_ROWS && t + j < t1; j++)
                 mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
         }
         t = KS_MIN(t, t1);
-    } else {
+    } else if (dot4) {
         for (; t + DOT4_MIN_TOKENS <= t1; t += KS_VEC_DOT_ROWS) {
-            /* three left: one pass over a spare row (xq has them past any batch) */
-            dot4(wr, mt->xq + (size_t)t * ab, ab, mt->n_in, out, NULL);
+            dot4(wr, mt->xq + (size_t)t * ab, ab, mt->n_in, out, pf);
+            pf = NULL;
             for (int j = 0; j < KS_VEC_DOT_ROWS && t + j < t1; j++)
                 mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
         }
@@ -545,7 +548,7 @@ static void matmul_rows_tiled(const matmul_task *mt, const uint8_t *w, long r0, 
             /* groups of four tokens, the last taking those left over */
             t1 = mt->T - t < 2 * KS_VEC_DOT_ROWS ? mt->T : t + KS_VEC_DOT_ROWS;
             for (long r = ra; r < re; r++)
-                matmul_row_tokens(mt, w + (size_t)r * rb, r, t, t1);
+                matmul_row_tokens(mt, w + (size_t)r * rb, r, t, t1, NULL);
         }
     }
 }
@@ -581,32 +584,11 @@ static void matmul_rows(const matmul_task *mt, const uint8_t *w, long r0, long r
         const long vn = i + ROW_STREAMS * rows_ahead(rb);
         const long rn = vn < visits ? stream_row(r0, per, vn) : r1;
         const void *pf = rn < r1 ? w + (size_t)rn * rb : NULL;
-        int t = 0;
-        if (mt->dot4p) {
-            /* four tokens per pass over the row, packed once for this kernel */
-            float out[KS_VEC_DOT_ROWS];
-            for (int g = 0; t + DOT4_PACKED_MIN_TOKENS <= mt->T; t += KS_VEC_DOT_ROWS, g++) {
-                mt->dot4p->run(wr, mt->f->xq4 + (size_t)g * mt->packed_bytes, mt->n_in, out, g == 0 ? pf : NULL);
-                for (int j = 0; j < KS_VEC_DOT_ROWS && t + j < mt->T; j++)
-                    mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
-            }
-            t = KS_MIN(t, mt->T);
-        } else if (dot4 && mt->T >= DOT4_MIN_TOKENS) {
-            /* four tokens per pass over the row: the row is decoded once for all four */
-            float out[KS_VEC_DOT_ROWS];
-            for (; t + KS_VEC_DOT_ROWS <= mt->T; t += KS_VEC_DOT_ROWS) {
-                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out, t == 0 ? pf : NULL);
-                for (int j = 0; j < KS_VEC_DOT_ROWS; j++)
-                    mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
-            }
-            /* three left (decoding sequences): one pass over a spare row (xq has them
-             * past any batch) */
-            if (mt->T - t >= DOT4_MIN_TOKENS) {
-                dot4(wr, xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes, mt->n_in, out, t == 0 ? pf : NULL);
-                for (int j = 0; t + j < mt->T; j++)
-                    mt->y[(size_t)(t + j) * mt->ldy + r] = out[j];
-                t = mt->T;
-            }
+        if (mt->dot4p || (dot4 && mt->T >= DOT4_MIN_TOKENS)) {
+            /* four tokens per pass over the row: the row is decoded once for all four
+             * (packed once for the kernel where the table has a packed one) */
+            matmul_row_tokens(mt, wr, r, 0, mt->T, pf);
+            continue;
         } else {
             /* one token at a time (a table without two-row kernels): a row visited soon is
              * asked for while this one is computed, the next visit's, or for rows under 1
@@ -617,7 +599,7 @@ static void matmul_rows(const matmul_task *mt, const uint8_t *w, long r0, long r
                 for (size_t o = 0; o < rb; o += 64)
                     __builtin_prefetch(w + (size_t)rv * rb + o, 0, 3);
         }
-        for (; t < mt->T; t++)
+        for (int t = 0; t < mt->T; t++)
             mt->y[(size_t)t * mt->ldy + r] = dot(wr, xq + (size_t)t * mt->act_row_bytes, mt->n_in);
     }
 }
