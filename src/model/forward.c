@@ -458,10 +458,9 @@ static void matmul_panels(const matmul_task *mt, const uint8_t *w, long p0, long
         for (int t = 0; t < mt->T; t += KS_VEC_DOT_ROWS) {
             float *y = mt->y + (size_t)t * mt->ldy;
             float *const ys[2] = {y + (size_t)pa * KS_PANEL_ROWS, y + (size_t)pbk * KS_PANEL_ROWS};
-            /* the first tokens' call asks for what comes next, if it has enough tokens to
-             * need to (ks_kernels.panel_ask_min_tokens); the others find it asked for */
+            /* the first tokens' call asks for what comes next; the others find it asked for */
             const int nt = KS_MIN(KS_VEC_DOT_ROWS, mt->T - t);
-            const void *const *ask = t > 0 ? NULL : nt >= mt->f->k->panel_ask_min_tokens ? next : NULL;
+            const void *const *ask = t > 0 ? NULL : next;
             mt->panel->gemv(panels, ask, mt->xq + (size_t)t * mt->act_row_bytes, mt->act_row_bytes,
                             mt->xqp + (size_t)t * mt->panel_act_bytes, mt->panel_act_bytes,
                             nt, mt->n_in, ys, (size_t)mt->ldy);

@@ -33,7 +33,6 @@ static void build_sets(void) {
         ks_elementwise_avx2_register(&avx2_set);
         ks_panel_q8_0_avx2_register(&avx2_set);
         ks_panel_k_avx2_register(&avx2_set);
-        avx2_set.panel_ask_min_tokens = 1;
         have_avx2 = 1;
     }
     if (have_avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni) {
@@ -46,7 +45,6 @@ static void build_sets(void) {
         ks_elementwise_avx512_register(&avx512_set);
         if (f->avx512bf16) /* else BF16 rows keep the AVX2 dot (Ice Lake, Cascade Lake) */
             ks_vec_dot_avx512bf16_register(&avx512_set);
-        avx512_set.panel_ask_min_tokens = f->intel ? 1 : 3;
         /* Intel cores before Golden Cove (Skylake-SP to Ice Lake; the FP16 arithmetic came
          * with Sapphire Rapids) issue an FMA with a folded broadcast about once a cycle:
          * there, attention whose broadcasts do not take FMA issue slots. A Sapphire Rapids

@@ -113,8 +113,7 @@ typedef struct ks_panel_kernels {
      * its pack_act bytes at pk + t * pk_stride. Two panels are walked side by side, as
      * two streams of the matrix. next NULL: the kernel asks the cache for nothing; else
      * it asks for each stream's bytes ahead of use (a hint), into next[j] (NULL: none),
-     * what stream j reads after panels[j] (the caller's choice:
-     * ks_kernels.panel_ask_min_tokens). */
+     * what stream j reads after panels[j]. */
     void (*gemv)(const void *const panels[2], const void *const next[2], const void *a, size_t a_stride,
                  const void *pk, size_t pk_stride, int nt, int64_t n, float *const y[2], size_t ldy);
     /* prefill over panels (tiles where the table has them; run NULL: none): w is the
@@ -245,13 +244,6 @@ typedef struct ks_kernels {
     /* indexed by weight type: the panel layout's kernels (see ks_panel_kernels); gemv
      * NULL where the table has none, and then weights of that type stay rows */
     ks_panel_kernels panel[KS_TYPE_COUNT];
-    /* Fewest tokens of a panel GEMV call for which its caller has it ask the cache for
-     * the streams' bytes ahead (next non-NULL): 3 where the hardware prefetchers keep up
-     * with one or two tokens' reads (AMD Zen 4), 1 on Intel cores, where one core's
-     * stream prefetchers leave it far below its share of the bandwidth (an Ice Lake Xeon
-     * VM, the 30B-A3B shape's 4 layers Q4_K_M, 2 threads, alternated: tg64 37-43 -> 47-51
-     * t/s, 64-73% -> 83-92% of the bandwidth read around each rep) */
-    int panel_ask_min_tokens;
 } ks_kernels;
 
 /* The selected set (first call selects; thread-safe afterwards). */

@@ -12,20 +12,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* How far ahead of its reads a stream asks for its bytes, into L2, where the caller asks
- * for it (kernels.h: ks_kernels.panel_ask_min_tokens): with three or four tokens a call's
- * arithmetic leaves the hardware prefetchers behind (decode of Qwen3-0.6B Q8_0, 2
- * threads, 4 tokens, against the row kernels in alternated runs: T1 4096 B +17%, T0 2048
- * B +8%).
- *
- * With one or two tokens a panel is read faster than memory serves it, and on Zen 4 the
- * stream prefetchers keep up with two sequential streams a thread by themselves: asking
- * as well only costs instructions. Two threads over a 255 MB Q6_K matrix (the 30B-A3B
- * shape's output) or matrices of 768 rows (its experts), against a plain read of the same
- * bytes in alternated runs on the Zen 4 VM: Q8_0 0.88 -> 1.01 of the read (small
- * matrices 0.81 -> 0.99), Q4_K 0.94 -> 1.00, Q6_K small 0.91 -> 0.95 (asking 1 KiB ahead
- * into L1 -> not asking); one thread hot in L2, Q4_K 41 -> 63 GB/s; the 30B-A3B shape's
- * Q4_K_M decode 84-90% -> 88-96% of the bandwidth read around each rep. */
+/* How far ahead of its reads a stream asks for its bytes, into L2, whenever the caller
+ * gives the next panels (the first tokens' call of each panel pair does): with three or
+ * four tokens a call's arithmetic leaves the hardware prefetchers behind (decode of
+ * Qwen3-0.6B Q8_0, 2 threads, 4 tokens, against the row kernels in alternated runs: T1
+ * 4096 B +17%, T0 2048 B +8%), and one token's decode needs the requests too: on Intel
+ * cores one core's stream prefetchers leave it far below its share of the bandwidth (an
+ * Ice Lake Xeon VM, the 30B-A3B shape's 4 layers Q4_K_M, 2 threads: tg64 37-43 -> 47-51
+ * t/s), and on a Zen 4 VM a single token's decode, 2 threads, medians of alternated runs
+ * (kvserve bench -p 0 -n 64 -r 5): Qwen3-0.6B Q4_K_M 54.1 -> 61.9 t/s, Q8_0 40.7 -> 47.5,
+ * the 30B-A3B shape's 4 layers Q4_K_M 63.0 -> 78.1, Q8_0 50.0 -> 53.7; 2 KiB ahead fell
+ * back to 54, 8 KiB was as good as 4 (an earlier build asked 1 KiB ahead into L1, and
+ * there left one or two tokens to the hardware). */
 #define KS_PANEL_AHEAD 4096
 
 /* Asks for bytes [lo, hi) of a stream that reads panel p (pb bytes), then next, where

@@ -25,8 +25,8 @@
  * tokens for four; Qwen3-0.6B Q5_K_M decode 77.3 -> 94.3 t/s (one thread 40.3 -> 54.5),
  * pp512 212 -> 372. The "amx" set keeps Q5_K in panels (its tiles have none for it).
  *
- * With three or four tokens a super-block's bytes are asked for an eighth per sub-block
- * (ks_panel_ask_ahead; one or two tokens leave it to the hardware): asked for all at its
+ * A super-block's bytes are asked for an eighth per sub-block (ks_panel_ask_ahead,
+ * panel_ask_x86.h, where the caller gives the next panels): asked for all at its
  * start (36 lines a stream), the requests queued behind each other; spread, they do not.
  *
  * Registered for the AVX-512 set only. Without tiles, prefill goes through this kernel
