@@ -564,10 +564,16 @@ typedef struct head_rows {
     ks_type type;
 } head_rows;
 
-/* The rows of KV head kvh among the block rows that start at `row` (K or V of one
- * layer). */
+/* The rows of KV head kvh among the block's K rows that start at `row` (keys in rows). */
 static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh) {
     return (head_rows){row + (size_t)kvh * a->head_bytes, a->kv.row_elems, (ks_type)a->kv.kv_type};
+}
+
+/* The values of KV head kvh among a block's V rows v0 (kv_layout.h: in rows, or head by
+ * head). */
+static head_rows values_of_head(const ks_attention *a, const uint8_t *v0, int kvh) {
+    const size_t run = a->kv.v_heads ? (size_t)a->kv.block_tokens * a->head_bytes : a->head_bytes;
+    return (head_rows){v0 + (size_t)kvh * run, ks_kv_v_ld(&a->kv), (ks_type)a->kv.kv_type};
 }
 
 /* Block bi of group g's sequence: how many of its positions the group reads, and where
@@ -577,7 +583,7 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
     const ks_kv_layout *kv = &at->a->kv;
     const int32_t blk = sv->block_table[bi];
     *k0 = ks_kv_k_row(kv, at->kv_pool, blk, at->il, 0);
-    *v0 = ks_kv_v_row(kv, at->kv_pool, blk, at->il, 0);
+    *v0 = ks_kv_v_head(kv, at->kv_pool, blk, at->il, 0, 0);
     return KS_MIN(kv->block_tokens, g->n_pos - bi * kv->block_tokens);
 }
 
@@ -617,12 +623,13 @@ static inline const uint8_t *unit_row(const ks_attention *a, const attn_task *at
     (void)block_rows(at, sv, g, bi, &k0, &v0);
     if (u < n_kv)
         return head_keys(a, k0, u);
-    return v0 + (size_t)(u - n_kv) * a->head_bytes;
+    return values_of_head(a, v0, u - n_kv).p;
 }
 
 /* Blocks [b0, b1) of group g's item with the tile kernel (attn_tile_f16): its queries,
  * gathered by KV head in ts->q, prepared once; then per block and KV head one call that
- * scores, steps the softmax and accumulates the values. */
+ * scores, steps the softmax and accumulates the values. Its pool holds K and V in rows
+ * (no k_panels, so no v_heads): one stride serves both. */
 static void walk_blocks_tiles(attn_task *at, thread_scratch *ts, const group *g, int b0, int b1) {
     const ks_attention *a = at->a;
     const ks_attn_tile_kernel *tk = &a->k->attn_tile_f16;
@@ -699,7 +706,7 @@ static void walk_blocks(attn_task *at, thread_scratch *ts, const group *g, int b
             }
         /* weighted values */
         for (int kvh = 0; kvh < n_kv; kvh++) {
-            const head_rows vh = rows_of_head(a, v0, kvh);
+            const head_rows vh = values_of_head(a, v0, kvh);
             float *acc = ts->acc + (size_t)kvh * rows_h * hd;
             const float *p = ts->s + (size_t)kvh * rows_h * B;
             const uint8_t *next = prefetch ? unit_row(a, at, sv, g, bi, b1, ahead_unit(a, n_kv + kvh)) : NULL;
@@ -859,14 +866,24 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
         int p = b->pos[t];
         int32_t blk = sv->block_table[p / B];
         const float *kt = k + (size_t)t * kv->row_elems, *vt = v + (size_t)t * kv->row_elems;
-        uint8_t *kd = ks_kv_k_row(kv, kv_pool, blk, il, p % B), *vd = ks_kv_v_row(kv, kv_pool, blk, il, p % B);
+        uint8_t *kd = ks_kv_k_row(kv, kv_pool, blk, il, p % B), *vd = ks_kv_v_head(kv, kv_pool, blk, il, p % B, 0);
+        if (kv->v_heads) /* each head's values to its run; Q8_0 blocks lie within a head */
+            for (int h = 0; h < a->hp.n_head_kv; h++) {
+                uint8_t *vh = ks_kv_v_head(kv, kv_pool, blk, il, p % B, h);
+                const float *src = vt + (size_t)h * a->hp.head_dim;
+                if (kv->kv_type == KS_TYPE_F16)
+                    a->k->fp32_to_fp16_row(src, (ks_fp16 *)vh, a->hp.head_dim);
+                else
+                    a->k->quantize_act[KS_TYPE_Q8_0](src, vh, a->hp.head_dim);
+            }
         switch (kv->kv_type) {
         case KS_TYPE_F32:
             memcpy(kd, kt, kv->row_bytes);
             memcpy(vd, vt, kv->row_bytes);
             break;
         case KS_TYPE_F16:
-            a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
+            if (!kv->v_heads)
+                a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
             if (!a->f16p) {
                 a->k->fp32_to_fp16_row(kt, (ks_fp16 *)kd, kv->row_elems);
                 break;
@@ -877,7 +894,8 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
                                  (const ks_fp16 *)a->k_row + (size_t)h * a->hp.head_dim, a->hp.head_dim);
             break;
         default: /* Q8_0 rounded as llama.cpp's CPU build stores its Q8_0 cache */
-            a->k->quantize_act[KS_TYPE_Q8_0](vt, vd, kv->row_elems);
+            if (!kv->v_heads)
+                a->k->quantize_act[KS_TYPE_Q8_0](vt, vd, kv->row_elems);
             if (!a->q8p) {
                 a->k->quantize_act[KS_TYPE_Q8_0](kt, kd, kv->row_elems);
                 break;

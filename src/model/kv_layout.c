@@ -28,5 +28,8 @@ ks_status ks_kv_layout_init(ks_kv_layout *l, uint32_t kv_type, int block_tokens,
     /* a table with F16 tiles (prefill) reads its keys in rows */
     const bool f16p = kv_type == KS_TYPE_F16 && k->attn_scores_f16p && !k->attn_tile_f16.block;
     l->k_panels = block_tokens % 16 == 0 && (q8p || f16p);
+    l->v_heads = l->k_panels;
+    l->head_dim = head_dim;
+    l->head_bytes = row_bytes / (size_t)n_head_kv;
     return KS_OK;
 }

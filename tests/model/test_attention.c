@@ -113,15 +113,18 @@ static void stored_row(const fixture *fx, int s, int p, int il, bool v, float *o
         }
         return;
     }
-    const uint8_t *row = v ? ks_kv_v_row(&fx->kv, fx->pool, blk, il, p % B)
-                           : ks_kv_k_row(&fx->kv, fx->pool, blk, il, p % B);
-    ks_type_traits_of(fx->kv.kv_type)->to_float(row, out, KV_DIM);
+    if (v) { /* each head's values where the layout keeps them (in the row, or its head's run) */
+        for (int h = 0; h < N_HEAD_KV; h++)
+            ks_type_traits_of(fx->kv.kv_type)->to_float(ks_kv_v_head(&fx->kv, fx->pool, blk, il, p % B, h),
+                                                         out + h * HEAD_DIM, HEAD_DIM);
+        return;
+    }
+    ks_type_traits_of(fx->kv.kv_type)->to_float(ks_kv_k_row(&fx->kv, fx->pool, blk, il, p % B), out, KV_DIM);
 }
 
 /* The Q8_0 value block b of sequence s, position p, layer il, KV head kvh. */
 static const ks_block_q8_0 *stored_v_block(const fixture *fx, int s, int p, int il, int kvh, int b) {
-    const uint8_t *row = ks_kv_v_row(&fx->kv, fx->pool, fx->tables[s][p / B], il, p % B);
-    return (const ks_block_q8_0 *)row + kvh * (HEAD_DIM / 32) + b;
+    return (const ks_block_q8_0 *)ks_kv_v_head(&fx->kv, fx->pool, fx->tables[s][p / B], il, p % B, kvh) + b;
 }
 
 /* For tables that sum Q8_0 values in integer products (attn_accum_q8i): how far element
