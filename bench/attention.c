@@ -92,7 +92,7 @@ static void fill_pool(bench *b) {
     }
     /* keys in panels: 16 positions' K rows as the pool holds them (kv_layout.h) */
     static uint8_t panels[16 * MAX_ROW_ELEMS * 4];
-    const size_t head_bytes = b->kv.row_bytes / (size_t)b->hp.n_head_kv;
+    const size_t head_bytes = b->kv.head_bytes;
     const int nb = b->hp.head_dim / KS_QK8_0;
     if (b->kv.k_panels)
         for (int i = 0; i < 16; i++)

@@ -161,7 +161,6 @@ struct ks_attention {
     int nth;
     int group_tokens;       /* most tokens in a group: GROUP_TOKENS, more with tiles */
     int max_rows;           /* group_tokens * n_head */
-    size_t head_bytes;      /* one KV head's share of a K/V row */
     bool tiles;             /* F16 K/V and a tile kernel for them (attn_tile_f16) */
     bool q8p;               /* Q8_0 K in panels against Q8_0 queries (attn_scores_q8p) */
     bool f16p;              /* F16 K in panels against float queries (attn_scores_f16p) */
@@ -237,7 +236,6 @@ ks_status ks_attention_create(ks_attention **out, const ks_hparams *hp, const ks
     a->kv = *kv;
     a->k = ks_kernels_get();
     a->nth = nth;
-    a->head_bytes = kv->row_bytes / (size_t)hp->n_head_kv;
     const ks_attn_tile_kernel *tk = &a->k->attn_tile_f16;
     const int gqa = hp->n_head / hp->n_head_kv;
     a->tiles = tk->block && kv->kv_type == KS_TYPE_F16 && !kv->k_panels && hp->head_dim % 32 == 0 &&
@@ -566,13 +564,13 @@ typedef struct head_rows {
 
 /* The rows of KV head kvh among the block's K rows that start at `row` (keys in rows). */
 static head_rows rows_of_head(const ks_attention *a, const uint8_t *row, int kvh) {
-    return (head_rows){row + (size_t)kvh * a->head_bytes, a->kv.row_elems, (ks_type)a->kv.kv_type};
+    return (head_rows){row + (size_t)kvh * a->kv.head_bytes, a->kv.row_elems, (ks_type)a->kv.kv_type};
 }
 
 /* The values of KV head kvh among a block's V rows v0 (kv_layout.h: in rows, or head by
  * head). */
 static head_rows values_of_head(const ks_attention *a, const uint8_t *v0, int kvh) {
-    const size_t run = a->kv.v_heads ? (size_t)a->kv.block_tokens * a->head_bytes : a->head_bytes;
+    const size_t run = a->kv.v_heads ? (size_t)a->kv.block_tokens * a->kv.head_bytes : a->kv.head_bytes;
     return (head_rows){v0 + (size_t)kvh * run, ks_kv_v_ld(&a->kv), (ks_type)a->kv.kv_type};
 }
 
@@ -590,7 +588,7 @@ static inline int block_rows(const attn_task *at, const ks_seq_view *sv, const g
 /* Where KV head kvh's keys start among a block's K rows k0: in the first row, or its
  * first panel (kv_layout.h). */
 static inline const uint8_t *head_keys(const ks_attention *a, const uint8_t *k0, int kvh) {
-    return k0 + (size_t)kvh * a->head_bytes * (a->kv.k_panels ? 16 : 1);
+    return k0 + (size_t)kvh * a->kv.head_bytes * (a->kv.k_panels ? 16 : 1);
 }
 
 /* The unit whose rows are asked for while unit u (K of head u < n_kv, else V of head u -
@@ -646,8 +644,8 @@ static void walk_blocks_tiles(attn_task *at, thread_scratch *ts, const group *g,
         const int plo = bi * B, n = block_rows(at, sv, g, bi, &k0, &v0);
         for (int kvh = 0; kvh < n_kv; kvh++) {
             const size_t r0 = (size_t)kvh * rows_h;
-            tk->block(qp + (size_t)kvh * a->tile_q_bytes, rows_h, hd, (const ks_fp16 *)(k0 + kvh * a->head_bytes),
-                      (const ks_fp16 *)(v0 + kvh * a->head_bytes), kv->row_elems, n, ts->lim + r0, plo, ts->m + r0,
+            tk->block(qp + (size_t)kvh * a->tile_q_bytes, rows_h, hd, (const ks_fp16 *)(k0 + kvh * a->kv.head_bytes),
+                      (const ks_fp16 *)(v0 + kvh * a->kv.head_bytes), kv->row_elems, n, ts->lim + r0, plo, ts->m + r0,
                       ts->l + r0, ts->acc + r0 * hd, hd, ts->tile_work);
         }
     }
@@ -857,6 +855,26 @@ int ks_attention_shared_walks(const ks_attention *a, int *blocks) {
 
 /* ---- the K/V writes ------------------------------------------------------------------- */
 
+/* One position's values (row_elems floats at vt) into slot `slot` of a block: the row at
+ * once, or head by head into the heads' runs (v_heads). Q8_0 is rounded as llama.cpp's
+ * CPU build stores its Q8_0 cache; its blocks of 32 lie within a head, so a row rounds to
+ * the same bits either way. */
+static void store_values(const ks_attention *a, uint8_t *kv_pool, int32_t blk, int il, int slot, const float *vt) {
+    const ks_kv_layout *kv = &a->kv;
+    const int parts = kv->v_heads ? a->hp.n_head_kv : 1;
+    const int64_t n = kv->row_elems / parts;
+    for (int h = 0; h < parts; h++) {
+        uint8_t *d = ks_kv_v_head(kv, kv_pool, blk, il, slot, h);
+        const float *src = vt + (size_t)h * (size_t)n;
+        if (kv->kv_type == KS_TYPE_F32)
+            memcpy(d, src, (size_t)n * sizeof(float));
+        else if (kv->kv_type == KS_TYPE_F16)
+            a->k->fp32_to_fp16_row(src, (ks_fp16 *)d, n);
+        else
+            a->k->quantize_act[KS_TYPE_Q8_0](src, d, n);
+    }
+}
+
 void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b, int il,
                            const float *k, const float *v) {
     const ks_kv_layout *kv = &a->kv;
@@ -865,37 +883,24 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
         const ks_seq_view *sv = &b->seqs[b->seq[t]];
         int p = b->pos[t];
         int32_t blk = sv->block_table[p / B];
-        const float *kt = k + (size_t)t * kv->row_elems, *vt = v + (size_t)t * kv->row_elems;
-        uint8_t *kd = ks_kv_k_row(kv, kv_pool, blk, il, p % B), *vd = ks_kv_v_head(kv, kv_pool, blk, il, p % B, 0);
-        if (kv->v_heads) /* each head's values to its run; Q8_0 blocks lie within a head */
-            for (int h = 0; h < a->hp.n_head_kv; h++) {
-                uint8_t *vh = ks_kv_v_head(kv, kv_pool, blk, il, p % B, h);
-                const float *src = vt + (size_t)h * a->hp.head_dim;
-                if (kv->kv_type == KS_TYPE_F16)
-                    a->k->fp32_to_fp16_row(src, (ks_fp16 *)vh, a->hp.head_dim);
-                else
-                    a->k->quantize_act[KS_TYPE_Q8_0](src, vh, a->hp.head_dim);
-            }
+        const float *kt = k + (size_t)t * kv->row_elems;
+        uint8_t *kd = ks_kv_k_row(kv, kv_pool, blk, il, p % B);
+        store_values(a, kv_pool, blk, il, p % B, v + (size_t)t * kv->row_elems);
         switch (kv->kv_type) {
         case KS_TYPE_F32:
             memcpy(kd, kt, kv->row_bytes);
-            memcpy(vd, vt, kv->row_bytes);
             break;
         case KS_TYPE_F16:
-            if (!kv->v_heads)
-                a->k->fp32_to_fp16_row(vt, (ks_fp16 *)vd, kv->row_elems);
             if (!a->f16p) {
                 a->k->fp32_to_fp16_row(kt, (ks_fp16 *)kd, kv->row_elems);
                 break;
             }
             a->k->fp32_to_fp16_row(kt, a->k_row, kv->row_elems);
             for (int h = 0; h < a->hp.n_head_kv; h++)
-                kv_f16_panel_put((ks_fp16 *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h, a->head_bytes), p % 16,
+                kv_f16_panel_put((ks_fp16 *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h), p % 16,
                                  (const ks_fp16 *)a->k_row + (size_t)h * a->hp.head_dim, a->hp.head_dim);
             break;
         default: /* Q8_0 rounded as llama.cpp's CPU build stores its Q8_0 cache */
-            if (!kv->v_heads)
-                a->k->quantize_act[KS_TYPE_Q8_0](vt, vd, kv->row_elems);
             if (!a->q8p) {
                 a->k->quantize_act[KS_TYPE_Q8_0](kt, kd, kv->row_elems);
                 break;
@@ -903,7 +908,7 @@ void ks_attention_store_kv(ks_attention *a, uint8_t *kv_pool, const ks_batch *b,
             a->k->quantize_act[KS_TYPE_Q8_0](kt, a->k_row, kv->row_elems);
             for (int h = 0; h < a->hp.n_head_kv; h++) {
                 const int nb = a->hp.head_dim / KS_QK8_0;
-                kv_q8_panel_put((kv_q8_panel *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h, a->head_bytes), p % 16,
+                kv_q8_panel_put((kv_q8_panel *)ks_kv_k_head(kv, kv_pool, blk, il, p % B, h), p % 16,
                                 (const ks_block_q8_0 *)a->k_row + (size_t)h * nb, nb);
             }
             break;

@@ -73,11 +73,10 @@ static inline uint8_t *ks_kv_k_row(const ks_kv_layout *l, uint8_t *pool, int32_t
 
 /* Where KV head h's keys of slot `slot` start among a block's K rows of layer il: in the
  * row (head_bytes apart), or its 16-slot group's panels (16 * head_bytes apart). */
-static inline uint8_t *ks_kv_k_head(const ks_kv_layout *l, uint8_t *pool, int32_t block, int il, int slot, int h,
-                                    size_t head_bytes) {
+static inline uint8_t *ks_kv_k_head(const ks_kv_layout *l, uint8_t *pool, int32_t block, int il, int slot, int h) {
     if (l->k_panels)
-        return ks_kv_k_row(l, pool, block, il, slot & ~15) + (size_t)h * 16 * head_bytes;
-    return ks_kv_k_row(l, pool, block, il, slot) + (size_t)h * head_bytes;
+        return ks_kv_k_row(l, pool, block, il, slot & ~15) + (size_t)h * 16 * l->head_bytes;
+    return ks_kv_k_row(l, pool, block, il, slot) + (size_t)h * l->head_bytes;
 }
 
 /* Where KV head h's values of slot `slot` start among a block's V rows of layer il: in

@@ -94,20 +94,18 @@ static void fill(fixture *fx, ks_attention *a, int s, int from, int to) {
 static void stored_row(const fixture *fx, int s, int p, int il, bool v, float *out) {
     const int32_t blk = fx->tables[s][p / B];
     if (!v && fx->kv.k_panels && fx->kv.kv_type == KS_TYPE_F16) { /* each head's keys from its panel */
-        const size_t head_bytes = fx->kv.row_bytes / N_HEAD_KV;
         for (int h = 0; h < N_HEAD_KV; h++) {
             ks_fp16 row[HEAD_DIM];
-            kv_f16_panel_get((const ks_fp16 *)ks_kv_k_head(&fx->kv, fx->pool, blk, il, p % B, h, head_bytes), p % 16,
+            kv_f16_panel_get((const ks_fp16 *)ks_kv_k_head(&fx->kv, fx->pool, blk, il, p % B, h), p % 16,
                              row, HEAD_DIM);
             ks_type_traits_of(KS_TYPE_F16)->to_float(row, out + h * HEAD_DIM, HEAD_DIM);
         }
         return;
     }
     if (!v && fx->kv.k_panels) { /* each head's keys from its panels */
-        const size_t head_bytes = fx->kv.row_bytes / N_HEAD_KV;
         for (int h = 0; h < N_HEAD_KV; h++) {
             ks_block_q8_0 row[HEAD_DIM / 32];
-            kv_q8_panel_get((const kv_q8_panel *)ks_kv_k_head(&fx->kv, fx->pool, blk, il, p % B, h, head_bytes), p % 16,
+            kv_q8_panel_get((const kv_q8_panel *)ks_kv_k_head(&fx->kv, fx->pool, blk, il, p % B, h), p % 16,
                             row, HEAD_DIM / 32);
             ks_type_traits_of(KS_TYPE_Q8_0)->to_float(row, out + h * HEAD_DIM, HEAD_DIM);
         }
