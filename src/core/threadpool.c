@@ -48,10 +48,6 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* Destructive interference size: 64-byte lines, fetched in adjacent pairs by Intel's
- * spatial prefetcher; 128-byte lines on Apple cores. */
-#define KS_CACHE_LINE_BYTES 128
-
 /* A worker polls this long for the next op before sleeping: longer than the gap between
  * consecutive ops of a forward pass (the submitter's serial work: norms, activation
  * quantization, a few µs) and than the gap between decode steps (sampling, scheduling),

@@ -1,11 +1,12 @@
 /* test_threadpool.c — every share of every op runs exactly once, on its own worker or (a
  * late worker's) on the caller, ops are ordered, and the range split covers [0, n)
  * without overlap, whichever phase of its wait (polling, yielding, asleep) a thread is
- * in when the next op or the last share arrives. */
+ * in when the next op or the last share arrives; spans hand each step to one thread. */
 #include "core/threadpool.h"
 
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -149,4 +150,65 @@ Test(threadpool, test_threadpool_split_range_partitions) {
             cr_assert_eq(prev, n);
         }
     }
+}
+
+/* Spans: each thread takes its own share's steps from the front, then the others' from
+ * the back; one share's owner is slow to start. */
+#define SPAN_STEPS 200
+typedef struct span_op {
+    ks_span spans[3];
+    atomic_int taken[3][SPAN_STEPS]; /* times each step was taken */
+    atomic_int by_other;             /* steps taken by a thread not their share's */
+    int slow;                        /* the share whose owner starts late */
+} span_op;
+
+static void span_worker(void *ctx, int ith, int nth) {
+    span_op *op = ctx;
+    if (ith == op->slow)
+        sleep_us(2000);
+    for (int o = 0; o < nth; o++) {
+        const int s = (ith + o) % nth;
+        uint32_t step, last = 0;
+        bool first = true;
+        while (ks_span_take(&op->spans[s], o > 0, &step)) {
+            cr_assert_lt(step, SPAN_STEPS);
+            /* an owner's steps come in order, a taker's from the back in reverse */
+            cr_assert(first || (o == 0 ? step > last : step < last), "share %d: step %u after %u", s, step, last);
+            first = false;
+            last = step;
+            atomic_fetch_add(&op->taken[s][step], 1);
+            if (o > 0)
+                atomic_fetch_add(&op->by_other, 1);
+            sleep_us(5);
+        }
+    }
+}
+
+Test(threadpool, test_span_steps_taken_once_and_taken_over_from_a_slow_share) {
+    ks_threadpool *p = ks_threadpool_create(3);
+    for (int slow = 0; slow < 3; slow++) {
+        span_op *op = calloc(1, sizeof *op);
+        op->slow = slow;
+        for (int s = 0; s < 3; s++)
+            ks_span_reset(&op->spans[s], SPAN_STEPS);
+        ks_threadpool_run(p, span_worker, op);
+        for (int s = 0; s < 3; s++)
+            for (int i = 0; i < SPAN_STEPS; i++)
+                cr_assert_eq(atomic_load(&op->taken[s][i]), 1, "slow %d: share %d step %d", slow, s, i);
+        cr_assert_gt(atomic_load(&op->by_other), 0, "slow %d: no step was taken over", slow);
+        free(op);
+    }
+    ks_threadpool_destroy(p);
+}
+
+Test(threadpool, test_span_of_no_steps_gives_none) {
+    ks_span s;
+    uint32_t step;
+    ks_span_reset(&s, 0);
+    cr_assert(!ks_span_take(&s, false, &step));
+    cr_assert(!ks_span_take(&s, true, &step));
+    ks_span_reset(&s, 2);
+    cr_assert(ks_span_take(&s, true, &step) && step == 1);
+    cr_assert(ks_span_take(&s, false, &step) && step == 0);
+    cr_assert(!ks_span_take(&s, false, &step));
 }
