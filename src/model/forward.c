@@ -685,8 +685,8 @@ static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float 
  * reads seldom end together (one gets less of the memory for a while, or the submitter
  * starts first), and the thread that ended first waited; the owner's two streams and its
  * asking ahead are as before (decode, 2 threads, each token's time against the next's with
- * the even split, over 384 pairs: the 30B-A3B shape's Q8_0 +2.0-2.4%, Q4_K_M +0.8-1.5%,
- * Qwen3-0.6B Q8_0 +0.4-1.9%, Q4_K_M on par). */
+ * the even split, 384 pairs a run, several runs: the 30B-A3B shape's Q8_0 +1.9-2.4%, Q4_K_M
+ * +0.8-3.9%, Qwen3-0.6B Q8_0 +0.4-2.7%, Q4_K_M on par). */
 #define MATMUL_BATCH_MAX 64
 #define SHARE_STEPS 64
 
