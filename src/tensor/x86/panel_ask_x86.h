@@ -26,25 +26,38 @@
  * there left one or two tokens to the hardware). */
 #define KS_PANEL_AHEAD 4096
 
+/* Whether a line is asked for: every line, or (pairs) the first of each aligned 128-byte
+ * pair only, whose partner the L2's adjacent-line prefetcher brings with it. */
+static KS_ALWAYS_INLINE bool ks_panel_ask_line(uintptr_t at, bool pairs) { return !pairs || !(at & 64); }
+
 /* Asks for bytes [lo, hi) of a stream that reads panel p (pb bytes), then next, where
- * the caller asks for it (ask): each cache line that starts in the range, so that calls
- * over consecutive ranges ask for every line once. */
-static KS_ALWAYS_INLINE void ks_panel_ask_ahead(const uint8_t *p, const uint8_t *next, size_t pb, size_t lo, size_t hi,
-                                       bool ask) {
+ * the caller asks for it (ask): each cache line that starts in the range (pairs: the
+ * first of each pair among them), so that calls over consecutive ranges ask for every
+ * line (pair) once. */
+static KS_ALWAYS_INLINE void ks_panel_ask_lines(const uint8_t *p, const uint8_t *next, size_t pb, size_t lo, size_t hi,
+                                                bool ask, bool pairs) {
     if (!ask)
         return;
     if (hi <= pb) {
         const uintptr_t end = (uintptr_t)(p + hi);
         for (uintptr_t at = ((uintptr_t)(p + lo) + 63) & ~(uintptr_t)63; at < end; at += 64)
-            _mm_prefetch((const char *)at, _MM_HINT_T1);
+            if (ks_panel_ask_line(at, pairs))
+                _mm_prefetch((const char *)at, _MM_HINT_T1);
         return;
     }
     for (size_t o = lo; o < hi; o += 64) {
         const uint8_t *at = o < pb ? p + o : next ? next + (o - pb) : NULL;
         if (!at)
             return;
-        _mm_prefetch((const char *)at, _MM_HINT_T1);
+        if (ks_panel_ask_line((uintptr_t)at, pairs))
+            _mm_prefetch((const char *)at, _MM_HINT_T1);
     }
+}
+
+/* Every line of [lo, hi) (see ks_panel_ask_lines). */
+static KS_ALWAYS_INLINE void ks_panel_ask_ahead(const uint8_t *p, const uint8_t *next, size_t pb, size_t lo, size_t hi,
+                                                bool ask) {
+    ks_panel_ask_lines(p, next, pb, lo, hi, ask, false);
 }
 
 #endif

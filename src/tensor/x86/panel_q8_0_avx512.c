@@ -21,7 +21,15 @@
  * A call walks two panels block by block side by side, the caller's two streams of a
  * matrix, each asking for its own bytes ahead with many tokens (ks_panel_ask_ahead): one sequential stream read at
  * a time keeps too few of memory's requests in flight (decode, 2 threads, Qwen3-0.6B
- * Q8_0 four tokens: 129 t/s with one panel a call and its next asked for, 146 with two). */
+ * Q8_0 four tokens: 129 t/s with one panel a call and its next asked for, 146 with two).
+ * Q8_0 asks for the first line of each 128-byte pair only (ks_panel_ask_lines), half the
+ * requests for the same bytes, the L2 bringing each partner line: decode on the Zen 4 VM,
+ * each token's time against the next's asking for every line (kvserve bench -p 0 -n 256
+ * -r 3, 384 pairs a run), Qwen3-0.6B Q8_0 on one thread +14-27%, on two +4-6%; the
+ * 30B-A3B shape's Q8_0 +24-27% and +4-12%. Asking for the second line of each pair instead:
+ * Qwen3-0.6B Q8_0 -3 to -5% on two threads, Q4_K_M -13 to -17%. Pairs in the Q4_K and
+ * Q6_K GEMVs: Qwen3-0.6B Q4_K_M on two threads 0 to -10% over five runs, so those keep
+ * every line, as IQ4_NL's blocks here do (not measured). */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
@@ -82,8 +90,8 @@ static KS_ALWAYS_INLINE void gemv_blocks(const void *const panels[2], const void
     for (int64_t b = 0; b < nb; b++) {
         for (int j = 0; j < np; j++) {
             const uint8_t *blk = (const uint8_t *)panels[j] + (size_t)b * block_bytes;
-            ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, (size_t)b * block_bytes + ahead,
-                               (size_t)(b + 1) * block_bytes + ahead, ask);
+            ks_panel_ask_lines(panels[j], ask ? next[j] : NULL, pb, (size_t)b * block_bytes + ahead,
+                               (size_t)(b + 1) * block_bytes + ahead, ask, !nl);
             const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
             __m512i w[8];
             if (nl) {
