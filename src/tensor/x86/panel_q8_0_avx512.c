@@ -27,9 +27,8 @@
  * each token's time against the next's asking for every line (kvserve bench -p 0 -n 256
  * -r 3, 384 pairs a run), Qwen3-0.6B Q8_0 on one thread +14-27%, on two +4-6%; the
  * 30B-A3B shape's Q8_0 +24-27% and +4-12%. Asking for the second line of each pair instead:
- * Qwen3-0.6B Q8_0 -3 to -5% on two threads, Q4_K_M -13 to -17%. Pairs in the Q4_K and
- * Q6_K GEMVs: Qwen3-0.6B Q4_K_M on two threads 0 to -10% over five runs, so those keep
- * every line, as IQ4_NL's blocks here do (not measured). */
+ * Qwen3-0.6B Q8_0 -3 to -5% on two threads, Q4_K_M -13 to -17%. IQ4_NL's blocks here
+ * keep every line (not measured). */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
