@@ -65,7 +65,7 @@ struct ks_forward {
     uint8_t *xqp;      /* (T) each row of xq's pack_act bytes for a panel GEMV */
     void *gemm_act;    /* activations in a GEMM kernel's layout (NULL: no GEMM kernels) */
     void **gemm_scratch; /* (nth) per-thread GEMM scratch */
-    ks_span *spans;      /* (nth) the threads' shares of a GEMV dispatch, in steps */
+    struct share_plan *shares; /* (nth) the threads' shares of a GEMV dispatch */
     float *rope_cs;      /* (nth, head_dim) per-thread cos | sin of one position's angles */
     struct {             /* what xq / gemm_act hold now */
         const float *x;
@@ -79,6 +79,8 @@ struct ks_forward {
     ks_attention *attn_op;
     float rope_theta_scale; /* base^(-2/head_dim) */
 };
+
+static size_t share_plan_bytes(void);
 
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
@@ -108,7 +110,7 @@ void ks_forward_destroy(ks_forward *f) {
         for (int i = 0; i < f->nth; i++)
             free(f->gemm_scratch[i]);
     free(f->gemm_scratch);
-    free(f->spans);
+    free(f->shares);
     ks_attention_destroy(f->attn_op);
     free(f);
 }
@@ -161,8 +163,8 @@ ks_status ks_forward_create(ks_forward **out, const ks_model *m, const ks_kv_lay
     f->rows = malloc(Tm * sizeof *f->rows);
     f->out_rows = malloc(T * sizeof *f->out_rows);
     f->rope_cs = falloc((size_t)f->nth * hp->head_dim, &ok);
-    f->spans = aligned_alloc(KS_CACHE_LINE_BYTES, (size_t)f->nth * sizeof *f->spans);
-    ok = ok && f->sel && f->rows && f->out_rows && f->spans;
+    f->shares = aligned_alloc(KS_CACHE_LINE_BYTES, (size_t)f->nth * share_plan_bytes());
+    ok = ok && f->sel && f->rows && f->out_rows && f->shares;
     /* the widest row a thread dequantizes: a weight row (n_embd, q_dim or ff elements) */
     size_t max_row = KS_MAX(KS_MAX((size_t)hp->n_embd, q_dim), KS_MAX(ff, kv_dim));
     /* converted activations take at most 4 bytes an element (F32); KS_VEC_DOT_ROWS - 1
@@ -690,47 +692,48 @@ static void matmul(ks_forward *f, const ks_weight *w, int64_t row0, const float 
 #define MATMUL_BATCH_MAX 64
 #define SHARE_STEPS 64
 
-typedef struct matmul_batch {
-    const matmul_task *jobs;
-    int n;
-    ks_span *spans; /* (nth) */
-} matmul_batch;
-
 /* A job's units [u0, u1) in a share, `visits` of them. */
 typedef struct share_part {
     const matmul_task *mt;
     long u0, u1, visits;
 } share_part;
 
-/* Share ith's parts: of each job, the units whose first byte lies in the share (the jobs'
- * bytes counted one after the other); returns their count, their visits in *visits. */
-static int share_parts(const matmul_batch *mb, int ith, int nth, share_part *part, long *visits) {
-    size_t total = 0;
-    for (int j = 0; j < mb->n; j++)
-        total += (size_t)mb->jobs[j].n_out * mb->jobs[j].w->row_bytes;
+/* One thread's share of a dispatch, planned by the submitter: its parts (n, job after
+ * job), walked in steps of `per` visits taken from the span. The span, which the threads
+ * write, has its own line; the rest is read only. */
+typedef struct share_plan {
+    ks_span span;
+    int n;
+    long visits, per;
+    share_part part[MATMUL_BATCH_MAX];
+} share_plan;
+
+static size_t share_plan_bytes(void) { return sizeof(share_plan); }
+
+/* Plans share ith: of each job, the units whose first byte lies in the share (the jobs'
+ * total bytes counted one after the other). */
+static void plan_share(const matmul_task *jobs, int n_jobs, size_t total, int ith, int nth, share_plan *sp) {
     /* at most a few GiB of weights times a few threads: no overflow */
     const size_t b0 = total * (size_t)ith / (size_t)nth, b1 = total * (size_t)(ith + 1) / (size_t)nth;
     size_t start = 0; /* of the job's bytes in the whole */
-    int n = 0;
-    *visits = 0;
-    for (int j = 0; j < mb->n && start < b1; j++) {
-        const matmul_task *mt = &mb->jobs[j];
+    sp->n = 0;
+    sp->visits = 0;
+    for (int j = 0; j < n_jobs && start < b1; j++) {
+        const matmul_task *mt = &jobs[j];
         const size_t ub = (size_t)matmul_unit_rows(mt) * mt->w->row_bytes;
         const long units = mt->n_out / matmul_unit_rows(mt);
         const long u0 = b0 <= start ? 0 : (long)KS_MIN((size_t)units, (b0 - start + ub - 1) / ub);
         const long u1 = (long)KS_MIN((size_t)units, (b1 - start + ub - 1) / ub);
         if (u0 < u1) {
-            part[n] = (share_part){mt, u0, u1, mt->panel ? panel_visits(u0, u1) : 1};
-            *visits += part[n++].visits;
+            sp->part[sp->n] = (share_part){mt, u0, u1, mt->panel ? panel_visits(u0, u1) : 1};
+            sp->visits += sp->part[sp->n++].visits;
         }
         start += (size_t)units * ub;
     }
-    return n;
+    /* up to SHARE_STEPS steps, the last maybe shorter */
+    sp->per = KS_MAX(1, (sp->visits + SHARE_STEPS - 1) / SHARE_STEPS);
+    ks_span_reset(&sp->span, (uint32_t)((sp->visits + sp->per - 1) / sp->per));
 }
-
-/* A share of v visits in steps of visits_per_step(v) (the last may be shorter). */
-static long visits_per_step(long v) { return (v + SHARE_STEPS - 1) / SHARE_STEPS; }
-static uint32_t share_steps(long v) { return v ? (uint32_t)((v + visits_per_step(v) - 1) / visits_per_step(v)) : 0; }
 
 /* Visits [i0, i1) of a share's parts. */
 static void run_visits(const share_part *part, int n, long i0, long i1) {
@@ -749,29 +752,23 @@ static void run_visits(const share_part *part, int n, long i0, long i1) {
 }
 
 static void matmul_batch_worker(void *arg, int ith, int nth) {
-    const matmul_batch *mb = arg;
+    share_plan *shares = arg;
     /* its own share from the front, then the others' from the back */
     for (int o = 0; o < nth; o++) {
-        const int s = (ith + o) % nth;
-        share_part part[MATMUL_BATCH_MAX];
-        long visits;
-        const int n = share_parts(mb, s, nth, part, &visits);
-        const long per = visits_per_step(visits);
+        share_plan *sp = &shares[(ith + o) % nth];
         uint32_t step;
-        while (ks_span_take(&mb->spans[s], o > 0, &step))
-            run_visits(part, n, (long)step * per, KS_MIN(visits, (long)(step + 1) * per));
+        while (ks_span_take(&sp->span, o > 0, &step))
+            run_visits(sp->part, sp->n, (long)step * sp->per, KS_MIN(sp->visits, (long)(step + 1) * sp->per));
     }
 }
 
 static void matmul_run_batch(ks_forward *f, const matmul_task *jobs, int n) {
-    matmul_batch mb = {.jobs = jobs, .n = n, .spans = f->spans};
-    for (int s = 0; s < f->nth; s++) {
-        share_part part[MATMUL_BATCH_MAX];
-        long visits;
-        share_parts(&mb, s, f->nth, part, &visits);
-        ks_span_reset(&f->spans[s], share_steps(visits));
-    }
-    ks_threadpool_run(f->tp, matmul_batch_worker, &mb);
+    size_t total = 0;
+    for (int j = 0; j < n; j++)
+        total += (size_t)jobs[j].n_out * jobs[j].w->row_bytes;
+    for (int s = 0; s < f->nth; s++)
+        plan_share(jobs, n, total, s, f->nth, &f->shares[s]);
+    ks_threadpool_run(f->tp, matmul_batch_worker, f->shares);
 }
 
 /* y_j = x . W_j^T for the n weights of one input x (T rows): q, k and v; gate and up.

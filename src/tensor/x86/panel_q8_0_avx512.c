@@ -19,7 +19,7 @@
  * (kernels.h), the reference's bit for bit, for any number of tokens per call.
  *
  * A call walks two panels block by block side by side, the caller's two streams of a
- * matrix, each asking for its own bytes ahead with many tokens (ks_panel_ask_ahead): one sequential stream read at
+ * matrix, each asking for its own bytes ahead with many tokens (ks_panel_ask_lines): one sequential stream read at
  * a time keeps too few of memory's requests in flight (decode, 2 threads, Qwen3-0.6B
  * Q8_0 four tokens: 129 t/s with one panel a call and its next asked for, 146 with two).
  * Q8_0 asks for the first line of each 128-byte pair only (ks_panel_ask_lines), half the
