@@ -25,15 +25,20 @@
  * tokens for four; Qwen3-0.6B Q5_K_M decode 77.3 -> 94.3 t/s (one thread 40.3 -> 54.5),
  * pp512 212 -> 372. The "amx" set keeps Q5_K in panels (its tiles have none for it).
  *
- * A super-block's bytes are asked for an eighth per sub-block (ks_panel_ask_lines,
+ * A super-block's bytes are asked for an eighth per sub-block (ks_panel_ask_ahead,
  * panel_ask_x86.h, where the caller gives the next panels): asked for all at its
  * start (36 lines a stream), the requests queued behind each other; spread, they do not.
- * Only the first line of each 128-byte pair is asked for, as in the Q8_0 GEMV
- * (panel_q8_0_avx512.c): the L2 brings the partner. Decode of Q4_K_M files on the Zen 4
- * VM, each token against the next asking for every line (this and the Q6_K GEMV), median
- * pair ratio of a run: Qwen3-0.6B on two threads -10 to +15% over thirteen runs (median
- * +1.3%; the five runs of one half hour all at or below par, the eight of the next at or
- * above), the 30B-A3B shape +2 to +21% (four runs); one thread, three runs: -14%, +11-25%.
+ * Every line is asked for. Asking for the first line of each 128-byte pair only, as the
+ * Q8_0 GEMV does (panel_q8_0_avx512.c), was measured on the Zen 4 VM on two days, each
+ * token of a decode run against the next (this and the Q6_K GEMV, Q4_K_M files, two
+ * threads, kvserve bench -p 0 -n 256 -r 3): where the core was free and decode near the
+ * memory roof, pairs won by 5-7%; where decode sat at half the roof, the core's arithmetic
+ * short (the hot kernel's rate halved in the same minutes), every line won by 8-42%. On
+ * the second day every line was ahead over all runs (geometric means): Qwen3-0.6B +13.8%
+ * (seven runs; on the first, pairs ahead by a median 1.3% over thirteen), the 30B-A3B
+ * shape +6.3% (six; on the first, pairs +2 to +21% over four). Q8_0, with far less
+ * arithmetic a byte, keeps pairs; the Q2_K, Q3_K and IQ4_XS GEMVs, measured the same way
+ * on the second day, ask for every line too (every line +12.5%, +8.1% and +10%).
  *
  * Registered for the AVX-512 set only. Without tiles, prefill goes through this kernel
  * four tokens at a time instead of the 4-row kernel (KS_KERNELS=avx512 on the development
@@ -172,7 +177,7 @@ static KS_ALWAYS_INLINE void gemv_k(const void *const panels[2], const void *con
                 /* an eighth of the super-block's bytes asked for per sub-block: spread out,
                  * the requests do not queue behind each other */
                 const size_t at = (size_t)b * sb_bytes + (size_t)sb * (sb_bytes / 8) + ahead;
-                ks_panel_ask_lines(panels[j], ask ? next[j] : NULL, pb, at, at + sb_bytes / 8, ask, true);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + sb_bytes / 8, ask);
                 const __m512i sc = _mm512_shuffle_epi8(sb < 4 ? sc_lo : sc_hi, pick[sb % 4]);
                 __m512i v[8];
                 const uint8_t *sub = blk + CODES_AT + (size_t)sb * sub_bytes;

@@ -15,10 +15,8 @@
  * its shuffles, scale multiplies and horizontal sums per row. Every step is the
  * reference's for each lane, so results match it bit for bit for any number of tokens a
  * call. Two panels are walked side by side as two streams, each asking for its bytes
- * ahead a group at a time, the first line of each 128-byte pair (ks_panel_ask_lines), as
- * the Q4_K GEMV does (panel_k_avx512.c); alone (Q4_K asking for every line) that gave the
- * 30B-A3B shape's Q4_K_M, whose output matrix is Q6_K, +3.4% on two threads, and
- * Qwen3-0.6B Q4_K_M +4-8%.
+ * ahead a group at a time, every line, as the Q4_K GEMV does (panel_k_avx512.c, which
+ * gives the measurements against asking for pairs of lines).
  *
  * On the Zen 4 VM, one thread (bench_kernels, 2048 columns, hot in L2): one token 53 GB/s
  * against the row kernel's 29, four 115 GB/s x tokens against the packed 4-row kernel's
@@ -110,7 +108,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
             for (int g = 0; g < GROUPS; g++) {
                 /* a sixteenth of the super-block's bytes asked for per group */
                 const size_t at = (size_t)b * SB_BYTES + (size_t)g * (SB_BYTES / GROUPS) + ahead;
-                ks_panel_ask_lines(panels[j], ask ? next[j] : NULL, pb, at, at + SB_BYTES / GROUPS, ask, true);
+                ks_panel_ask_ahead(panels[j], ask ? next[j] : NULL, pb, at, at + SB_BYTES / GROUPS, ask);
                 const uint8_t *grp = blk + GROUPS_AT + (size_t)g * GROUP_BYTES;
                 const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 16 * g)));
                 const __m512i l0 = _mm512_loadu_si512(grp), l1 = _mm512_loadu_si512(grp + 64);

@@ -19,16 +19,20 @@
  * (kernels.h), the reference's bit for bit, for any number of tokens per call.
  *
  * A call walks two panels block by block side by side, the caller's two streams of a
- * matrix, each asking for its own bytes ahead with many tokens (ks_panel_ask_lines): one sequential stream read at
- * a time keeps too few of memory's requests in flight (decode, 2 threads, Qwen3-0.6B
- * Q8_0 four tokens: 129 t/s with one panel a call and its next asked for, 146 with two).
+ * matrix, each asking for its own bytes ahead with many tokens (ks_panel_ask_lines): one
+ * sequential stream read at a time keeps too few of memory's requests in flight (decode,
+ * 2 threads, Qwen3-0.6B Q8_0 four tokens: 129 t/s with one panel a call and its next
+ * asked for, 146 with two).
  * Q8_0 asks for the first line of each 128-byte pair only (ks_panel_ask_lines), half the
  * requests for the same bytes, the L2 bringing each partner line: decode on the Zen 4 VM,
  * each token's time against the next's asking for every line (kvserve bench -p 0 -n 256
  * -r 3, 384 pairs a run), Qwen3-0.6B Q8_0 on one thread +14-27%, on two +4-6%; the
  * 30B-A3B shape's Q8_0 +24-27% and +4-12%. Asking for the second line of each pair instead:
- * Qwen3-0.6B Q8_0 -3 to -5% on two threads, Q4_K_M -13 to -17%. IQ4_NL's blocks here
- * keep every line (not measured). */
+ * Qwen3-0.6B Q8_0 -3 to -5% on two threads, Q4_K_M -13 to -17%. Measured again on
+ * another day, when the core's arithmetic was short at times (see panel_k_avx512.c),
+ * pairs stayed ahead for Q8_0 (geometric means: Qwen3-0.6B +1.4% over six runs, the 30B-A3B
+ * shape +5.6% over five), and IQ4_NL's blocks, with a table lookup a code, keep every line
+ * (every line +4.6% over five runs). */
 #include "tensor/x86/kernels_x86.h"
 
 #include "core/ks_core.h"
