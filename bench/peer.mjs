@@ -33,9 +33,10 @@
 // The table shows medians over reps (all --rounds rounds pooled: with --rounds K the two
 // sides alternate K times, so a change of machine load hits both), the ratio kvserve /
 // llama.cpp (> 1: kvserve faster), and each side's share of the machine's roof as
-// `kvserve bench` measured it: read bandwidth for tg (bytes a token reads: weights it
-// touches plus the K/V it attends over), the int8 dot-product peak of kvserve's kernels
-// for pp: AMX tiles where kvserve's "amx" kernel set runs prefill (llama.cpp uses them
+// `kvserve bench` measured it, before and after its run of that model (the better of the
+// two; the peer runs the model right after it): read bandwidth for tg (bytes a token
+// reads: weights it touches plus the K/V it attends over), the int8 dot-product peak of
+// kvserve's kernels for pp: AMX tiles where kvserve's "amx" kernel set runs prefill (llama.cpp uses them
 // too there), else VNNI (llama.cpp may pass 100% of that where it uses AMX). "kvserve rep
 // roof" is kvserve's rate over the roof read right before and after each of its reps
 // (kvserve bench's "of rep roof"; the peer's reps have no such readings).
@@ -245,7 +246,7 @@ async function peerBench(file, nVocab) {
 const fmtRate = (x) => (x >= 100 ? x.toFixed(1) : x.toFixed(2));
 const pct = (x) => (x === undefined || !Number.isFinite(x) ? "" : `${(100 * x).toFixed(1)}%`);
 
-function printTable(results, machine) {
+function printTable(results) {
   const cols = [["model", 30, false], ["test", 15, false], ["kvserve t/s", 11, true], ["llama.cpp t/s", 13, true],
     ["ratio", 6, true], ["kvserve roof", 12, true], ["llama.cpp roof", 14, true], ["kvserve rep roof", 16, true]];
   const line = (cells) => "| " + cells.map((c, i) => cols[i][2] ? String(c).padStart(cols[i][1])
@@ -254,6 +255,7 @@ function printTable(results, machine) {
   console.log("|" + cols.map(([, w, right]) => right ? "-".repeat(w + 1) + ":" : "-".repeat(w + 2)).join("|") + "|");
   for (const r of results)
     for (const row of r.rows) {
+      const machine = r.machine;
       const roof = row.kind === "pp" ? (machine.pp_roof_macs_per_s ?? machine.int8_macs_per_s) : machine.read_bytes_per_s;
       const share = (ts) => roof ? ts * row.perToken / roof : undefined;
       console.log(line([r.name, row.test, fmtRate(row.ours), fmtRate(row.peer), (row.ours / row.peer).toFixed(2),
@@ -270,7 +272,7 @@ async function main() {
     const ours = [], peer = [];
     let kv = null, peerRun = null;
     for (let round = 0; round < rounds; round++) {
-      const k = kvserveBench(m.file, machine === null);
+      const k = kvserveBench(m.file, true);
       machine ??= k.machine;
       settings ??= k.settings;
       kv ??= k;
@@ -290,7 +292,7 @@ async function main() {
         ours: median(mine), peer: median(theirs), peerWall: median(theirsWall),
         peerOwnTimings: peer.every((rs) => rs[i].own), kvserveTs: mine, peerTs: theirs, peerWallTs: theirsWall };
     });
-    results.push({ name: m.name, file: m.file, model: kv.model, peer: peerRun.info, rows });
+    results.push({ name: m.name, file: m.file, model: kv.model, machine: kv.machine, peer: peerRun.info, rows });
   }
 
   const p0 = results[0].peer;
@@ -302,6 +304,15 @@ async function main() {
   console.log(`llama.cpp: flash attention ${p0.flashAttention}; n_batch = n_ubatch = ${p0.nBatch}; KV ${kvType}; mmap; ` +
     `weights repacked: ${p0.amxRepacked} tensors for AMX, ${p0.cpuRepacked} by the CPU repack; ` +
     `times from llama_perf_context (sampling and node excluded)`);
+  const range = (f) => {
+    const xs = results.map((r) => f(r.machine)).filter((x) => x);
+    const lo = gbs(Math.min(...xs)), hi = gbs(Math.max(...xs));
+    return lo === hi ? lo : `${lo}-${hi}`;
+  };
+  if (results.length > 1 && machine.read_bytes_per_s)
+    console.log(`roofs by model (each its own kvserve run's, the better of before and after it): read bandwidth ` +
+      `${range((x) => x.read_bytes_per_s)} GB/s, pp roof ${range((x) => x.pp_roof_macs_per_s ?? x.int8_macs_per_s)} ` +
+      `GMAC/s; the first model's:`);
   if (machine.read_bytes_per_s)
     console.log(`roofs (kvserve bench, ${T} threads): read bandwidth ${gbs(machine.read_bytes_per_s)} GB/s ` +
       `(1 thread ${gbs(machine.read_bytes_per_s_1t)}) for tg; int8 peak ${machine.int8_isa} ` +
@@ -309,7 +320,7 @@ async function main() {
       (machine.amx_isa ? `, ${machine.amx_isa} peak ${gbs(machine.amx_macs_per_s)} GMAC/s` : "") +
       `; pp roof (both sides): ${gbs(machine.pp_roof_macs_per_s ?? machine.int8_macs_per_s)} GMAC/s`);
   console.log("");
-  printTable(results, machine);
+  printTable(results);
   const worst = Math.max(...results.flatMap((r) => r.rows.map((row) => row.peer / row.peerWall - 1)));
   console.log("");
   console.log(`llama.cpp seen from node (wall time, JS and sampling included) is at most ` +
