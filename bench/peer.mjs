@@ -36,8 +36,8 @@
 // `kvserve bench` measured it, before and after its run of that model (the better of the
 // two; the peer runs the model right after it): read bandwidth for tg (bytes a token
 // reads: weights it touches plus the K/V it attends over), the int8 dot-product peak of
-// kvserve's kernels for pp: AMX tiles where kvserve's "amx" kernel set runs prefill (llama.cpp uses them
-// too there), else VNNI (llama.cpp may pass 100% of that where it uses AMX). "kvserve rep
+// kvserve's kernels for pp: AMX tiles where kvserve's "amx" kernel set runs prefill
+// (llama.cpp uses them too there), else VNNI (llama.cpp may pass 100% of that where it uses AMX). "kvserve rep
 // roof" is kvserve's rate over the roof read right before and after each of its reps
 // (kvserve bench's "of rep roof"; the peer's reps have no such readings).
 import { spawnSync, execFileSync } from "node:child_process";

@@ -13,11 +13,11 @@
  * exact sub-block sums in the lanes; one vpmulld by the rows' scales adds them into the
  * super-block's int32 sum; four vpdpwssd of the rows' min pairs with the token's
  * sub-block sums give the min term; then two conversions and two FMAs serve all 16 rows.
- * The row-major 4-row kernel (dot4_k_avx512.c) spends a maddubs
- * and a vpdpwssd per 32 codes of each row and token plus its scale shuffles and float
- * steps per row. Every step is the reference's (panel_ref.c) for each lane, so results
- * match it bit for bit for any number of tokens per call. Two panels are walked side by
- * side as two streams, as the Q8_0 GEMV does (panel_q8_0_avx512.c).
+ * The row-major 4-row kernel (dot4_k_avx512.c) spends a maddubs and a vpdpwssd per 32
+ * codes of each row and token plus its scale shuffles and float steps per row. Every
+ * step is the reference's (panel_ref.c) for each lane, so results match it bit for bit
+ * for any number of tokens per call. Two panels are walked side by side as two streams,
+ * as the Q8_0 GEMV does (panel_q8_0_avx512.c).
  *
  * Q5_K is the same with a fifth bit a code: each sub-block's chunks are followed by eight
  * 64-bit words, one a code vector, whose bits are the 64 bytes' fifth bits, so one masked

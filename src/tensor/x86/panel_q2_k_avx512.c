@@ -9,12 +9,13 @@
  * four vectors of four codes a row (a shift and an and each); per token, four vpdpbusd
  * with four activation bytes broadcast leave the 16 rows' exact sums in the lanes, and one
  * vpdpwssd by the rows' 4-bit scales (widened from one 16-byte load) adds them into the
- * super-block's int32 sum: the sums fit in int16 (ks_panel_group16_short). Against a
+ * super-block's int32 sum: the sums fit in int16 (ks_panel_group16). Against a
  * vpmulld and an add, alternated on the Zen 4 VM (bench_kernels --type q2_k, one thread,
  * hot in L2; the runs where the machine was fast): one token 19.8-20.9 -> 21.7-21.8 GB/s,
  * four 33.5 -> 36.1-36.2; decode of a Qwen3-0.6B Q2_K file token against token (kvserve
- * bench -p 0 -n 256 -r 3, two threads): +5.9% and +5.3%. The mins term takes the rows' mins in int16 pairs of groups
- * against the token's Q8_K sums in pairs: eight vpdpwssd a super-block. Then two
+ * bench -p 0 -n 256 -r 3, two threads): +5.9% and +5.3%. The mins term takes the rows'
+ * mins in int16 pairs of groups against the token's Q8_K sums in pairs: eight vpdpwssd a
+ * super-block. Then two
  * conversions and two FMAs serve all 16 rows. Every step is the reference's for each
  * lane, so results match it bit for bit for any number of tokens a call. The walk is the
  * Q6_K GEMV's (panel_q6_k_avx512.c).
@@ -72,7 +73,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                 __m512i v[4];
                 for (int k = 0; k < 4; k++)
                     v[k] = _mm512_and_si512(_mm512_srli_epi16(low, 2 * k), low2);
-                ks_panel_group16_short(a, a_stride, b, g, v, sc, NULL, (size_t)(b * GROUPS + g), nt, sumi);
+                ks_panel_group16(a, a_stride, b, g, v, sc, NULL, (size_t)(b * GROUPS + g), nt, sumi, true);
             }
             /* the rows' mins of groups 2i and 2i + 1 as an int16 pair per lane */
             __m512i mp[8];

@@ -11,7 +11,7 @@
  * per token, four vpdpbusd with four activation bytes broadcast, from the token's -4 *
  * (the group's activation sum), leave the 16 rows' exact sums of (q - 4) a in the lanes.
  * Those fit in int16 (16 x 4 x 128 at most), so one vpdpwssd by the rows' scales adds
- * them into the super-block's int32 sum (ks_panel_group16_short): the scales are decoded
+ * them into the super-block's int32 sum (ks_panel_group16): the scales are decoded
  * once a super-block, all 16 groups of the 16 rows as bytes from their three scale words
  * (decode_scales), and one vpshufb a group puts each row's into the high byte of its
  * dword's low int16, 256 x the scale, leaving the high int16 0 for the sum's sign; the
@@ -113,8 +113,8 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                     v[k] = _mm512_and_si512(_mm512_srli_epi16(low, 2 * k), low2);
                     v[k] = _mm512_mask_add_epi8(v[k], mask_at(grp + 64 + 8 * k), v[k], four);
                 }
-                ks_panel_group16_short(a, a_stride, b, g, v, _mm512_shuffle_epi8(s8[g / 4], pick[g % 4]), corr,
-                                       (size_t)(b * GROUPS + g), nt, sumi);
+                ks_panel_group16(a, a_stride, b, g, v, _mm512_shuffle_epi8(s8[g / 4], pick[g % 4]), corr,
+                                 (size_t)(b * GROUPS + g), nt, sumi, true);
             }
             /* the sums are 256 x the reference's; with d / 256 (exact, as is every scaling
              * by a power of two here) each product is the reference's, bit for bit */

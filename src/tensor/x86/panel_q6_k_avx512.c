@@ -122,7 +122,7 @@ static KS_ALWAYS_INLINE void gemv_nt(const void *const panels[2], const void *co
                     _mm512_ternarylogic_epi32(l1, _mm512_and_si512(h, bits45), low4, AND_OR),
                     _mm512_ternarylogic_epi32(_mm512_srli_epi16(l1, 4),
                                               _mm512_and_si512(_mm512_srli_epi16(h, 2), bits45), low4, AND_OR)};
-                ks_panel_group16(a, a_stride, b, g, v, sc, corr, (size_t)(b * GROUPS + g), nt, sumi);
+                ks_panel_group16(a, a_stride, b, g, v, sc, corr, (size_t)(b * GROUPS + g), nt, sumi, false);
             }
             ks_panel_close_superblock(acc[j], _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + D_AT))), da, b,
                                       sumi, nt);

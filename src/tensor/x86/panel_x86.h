@@ -48,32 +48,21 @@ static KS_ALWAYS_INLINE __m512i ks_panel_dot16(const __m512i v[4], const uint8_t
 
 /* One group of 16 codes against the call's nt tokens: sumi[t] += sc * (the group's 16
  * rows' sums from corr[t][i], or 0 where corr is NULL), the token's activation bytes at
- * a + t * a_stride, super-block b, codes 16 g .. 16 g + 15. */
+ * a + t * a_stride, super-block b, codes 16 g .. 16 g + 15. short_sums: the layout's group
+ * sums fit in int16 (Q3_K's and Q2_K's: at most 16 x 4 x 128 in magnitude) and sc holds
+ * each row's scale in its dword's low int16, 0 in its high one, so the product and the
+ * add are one vpdpwssd (the sum's high int16, its sign, meets the 0); else a vpmulld and
+ * an add (short_sums a constant where inlined). */
 static KS_ALWAYS_INLINE void ks_panel_group16(const uint8_t *a, size_t a_stride, int64_t b, int g, const __m512i v[4],
                                               __m512i sc, const int32_t *const *corr, size_t i, int nt,
-                                              __m512i *sumi) {
+                                              __m512i *sumi, const bool short_sums) {
 #pragma GCC unroll 4
     for (int t = 0; t < nt; t++) {
         const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) + offsetof(ks_block_q8_k, qs) +
                            (size_t)g * 16;
         const __m512i s = ks_panel_dot16(v, q, corr ? _mm512_set1_epi32(corr[t][i]) : _mm512_setzero_si512());
-        sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
-    }
-}
-
-/* ks_panel_group16 for the layouts whose group sums fit in int16 (Q3_K's and Q2_K's: at
- * most 16 x 4 x 128 in magnitude), sc holding each row's scale in its dword's low int16
- * and 0 in its high one: the scale's product and the add are one vpdpwssd, the sum's high
- * int16 (its sign) meeting the 0. */
-static KS_ALWAYS_INLINE void ks_panel_group16_short(const uint8_t *a, size_t a_stride, int64_t b, int g,
-                                                    const __m512i v[4], __m512i sc, const int32_t *const *corr,
-                                                    size_t i, int nt, __m512i *sumi) {
-#pragma GCC unroll 4
-    for (int t = 0; t < nt; t++) {
-        const uint8_t *q = a + (size_t)t * a_stride + (size_t)b * sizeof(ks_block_q8_k) + offsetof(ks_block_q8_k, qs) +
-                           (size_t)g * 16;
-        const __m512i s = ks_panel_dot16(v, q, corr ? _mm512_set1_epi32(corr[t][i]) : _mm512_setzero_si512());
-        sumi[t] = _mm512_dpwssd_epi32(sumi[t], s, sc);
+        sumi[t] = short_sums ? _mm512_dpwssd_epi32(sumi[t], s, sc)
+                             : _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(sc, s));
     }
 }
 
